@@ -1,0 +1,95 @@
+"""Request middleware for Django (import only from Django projects).
+
+Add ``"agent.sdk.django.RequestLoggingMiddleware"`` near the top of MIDDLEWARE. Options come
+from the ``FLEETWATCH_SDK`` setting, a dict with any of: ``service``, ``slow_threshold_ms``,
+``flush_interval``, ``socket_path`` (the agent's endpoint; None disables metric shipping),
+``logger``, ``log_requests``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from agent.sdk.client import AgentClient
+from agent.sdk.observer import RequestObserver
+
+UNMATCHED_ROUTE = "__unmatched__"
+_OPTIONS = {"service", "slow_threshold_ms", "flush_interval", "logger", "log_requests"}
+
+
+def observer_from_settings() -> RequestObserver:
+    """Build a RequestObserver from settings.FLEETWATCH_SDK, naming any unknown option."""
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
+
+    options: dict[str, Any] = dict(getattr(settings, "FLEETWATCH_SDK", {}) or {})
+    unknown = set(options) - _OPTIONS - {"socket_path", "ship_metrics"}
+    if unknown:
+        raise ImproperlyConfigured(f"FLEETWATCH_SDK has unknown option(s) {sorted(unknown)}")
+    client = None
+    if options.pop("ship_metrics", True) and "socket_path" in options:
+        client = AgentClient(options.pop("socket_path"))
+    options.pop("socket_path", None)
+    try:
+        return RequestObserver(client=client, **options)
+    except (TypeError, ValueError) as exc:
+        raise ImproperlyConfigured(f"FLEETWATCH_SDK: {exc}") from None
+
+
+class RequestLoggingMiddleware:
+    """Django middleware: ids in log context and response headers, request log, per-route metrics."""
+
+    sync_capable = True
+    async_capable = False
+
+    def __init__(self, get_response: Callable[[Any], Any], observer: RequestObserver | None = None) -> None:
+        self.get_response = get_response
+        self.observer = observer or observer_from_settings()
+
+    def __call__(self, request: Any) -> Any:
+        headers = request.headers
+        state = self.observer.begin(headers.get("X-Request-ID"), headers.get("traceparent"))
+        try:
+            response = self.get_response(request)
+        except BaseException as exc:
+            self._finish(request, state, 500, 0, exc)
+            raise
+        for name, value in state.response_headers():
+            response[name] = value
+        size = _response_size(response)
+        self._finish(request, state, response.status_code, size, None)
+        return response
+
+    def _finish(self, request: Any, state: Any, status: int, size: int, exc: BaseException | None) -> None:
+        match = getattr(request, "resolver_match", None)
+        if match is not None and match.route:
+            route = "/" + match.route.lstrip("^").rstrip("$")
+        else:  # no URL pattern matched: one route, so scanners probing paths add no series
+            route = UNMATCHED_ROUTE
+        try:
+            request_bytes = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            request_bytes = 0
+        self.observer.finish(
+            state,
+            method=request.method,
+            path=request.path,
+            route=route,
+            status=status,
+            request_bytes=request_bytes,
+            response_bytes=size,
+            query=request.META.get("QUERY_STRING", ""),
+            exc=exc,
+        )
+
+
+def _response_size(response: Any) -> int:
+    """Return the body size: Content-Length when set, else the content (0 for an unsized stream)."""
+    length = response.get("Content-Length") if hasattr(response, "get") else None
+    if length is not None:
+        try:
+            return int(length)
+        except ValueError:
+            pass
+    return 0 if getattr(response, "streaming", False) else len(response.content)

@@ -1,0 +1,163 @@
+"""RequestObserver: what every request middleware (WSGI, ASGI, Django) does around a request.
+
+Before: take X-Request-ID / traceparent (or create them) and put request id, trace id and span
+id in the log context. After: count the request in ApiMetrics, log it, warn when it was slow.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from agent.sdk import context
+from agent.sdk.client import AgentClient
+from agent.sdk.ids import TraceIds, trace_ids
+from agent.sdk.metrics import DEFAULT_FLUSH_INTERVAL, ApiMetrics, MetricsFlusher, metrics_for
+from shared.jsonlog import CONTEXT_ATTR, FIELDS_ATTR
+from shared.redaction import Redactor, default_redactor
+
+DEFAULT_SLOW_MS = 1000.0
+DEFAULT_LOGGER = "fleetwatch.requests"
+REQUEST_ID_HEADER = "X-Request-ID"
+TRACEPARENT_HEADER = "traceparent"
+_DIGIT = re.compile(r"\d")
+# Path segments that are ids, so "/users/42" and "/users/43" count as one route "/users/{id}".
+_ID_SEGMENT = re.compile(
+    r"^(?:\d+|[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}|[0-9a-fA-F]{16,})$"
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def route_template(path: str) -> str:
+    """Return a path with id-like segments replaced by {id}."""
+    if _DIGIT.search(path) is None:
+        return path
+    return "/".join("{id}" if _ID_SEGMENT.match(seg) else seg for seg in path.split("/"))
+
+
+class RequestState:
+    """One request in flight."""
+
+    __slots__ = ("ids", "previous_context", "start")
+
+    def __init__(self, ids: TraceIds, previous_context: Mapping[str, Any], start: float) -> None:
+        self.ids = ids
+        self.previous_context = previous_context
+        self.start = start
+
+    def response_headers(self) -> list[tuple[str, str]]:
+        return [(REQUEST_ID_HEADER, self.ids.request_id), (TRACEPARENT_HEADER, self.ids.traceparent())]
+
+
+class RequestObserver:
+    """Shared request bookkeeping; one per application (thread-safe)."""
+
+    def __init__(
+        self,
+        service: str = "app",
+        *,
+        slow_threshold_ms: float = DEFAULT_SLOW_MS,
+        metrics: ApiMetrics | None = None,
+        client: AgentClient | None = None,
+        flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+        logger: logging.Logger | str = DEFAULT_LOGGER,
+        log_requests: bool = True,
+        redactor: Redactor | None = None,
+    ) -> None:
+        if slow_threshold_ms < 0:
+            raise ValueError(f"slow_threshold_ms must be >= 0, got {slow_threshold_ms}")
+        if flush_interval <= 0:
+            raise ValueError(f"flush_interval must be > 0 seconds, got {flush_interval}")
+        self.service = service
+        self.slow_threshold_s = slow_threshold_ms / 1000.0
+        self.metrics = metrics or metrics_for(service)
+        self.client = client
+        self.flusher = MetricsFlusher(self.metrics, client, flush_interval) if client is not None else None
+        self.logger = logger if isinstance(logger, logging.Logger) else logging.getLogger(logger)
+        self.log_requests = log_requests
+        self.redactor = redactor or default_redactor()
+        self._flusher_started = False
+        self.errors = 0
+
+    def begin(self, request_id: str | None, traceparent: str | None) -> RequestState:
+        """Start a request: ids in the log context; returns the state to hand to ``finish``."""
+        if not self._flusher_started and self.flusher is not None:
+            self._flusher_started = True
+            self.flusher.start()
+        ids = trace_ids(request_id, traceparent)
+        previous = context.get_context()
+        context.replace_context({**previous, **ids.as_context()} if previous else ids.as_context())
+        return RequestState(ids, previous, time.perf_counter())
+
+    def finish(
+        self,
+        state: RequestState,
+        *,
+        method: str,
+        path: str,
+        route: str | None,
+        status: int,
+        request_bytes: int,
+        response_bytes: int,
+        query: str = "",
+        exc: BaseException | None = None,
+    ) -> None:
+        """Count and log a finished request, then restore the log context."""
+        duration = time.perf_counter() - state.start
+        try:
+            route = route or route_template(path)
+            self.metrics.observe(route, method, status, duration, request_bytes, response_bytes)
+            if self.log_requests:
+                self._log(
+                    state, method, path, route, status, duration, request_bytes, response_bytes, query, exc
+                )
+        except Exception:  # bookkeeping must never fail the request; the count shows it happened
+            self.errors += 1
+        finally:
+            context.restore_context(state.previous_context)
+
+    def _log(
+        self,
+        state: RequestState,
+        method: str,
+        path: str,
+        route: str,
+        status: int,
+        duration: float,
+        request_bytes: int,
+        response_bytes: int,
+        query: str,
+        exc: BaseException | None,
+    ) -> None:
+        slow = duration > self.slow_threshold_s
+        level = logging.ERROR if status >= 500 else logging.INFO
+        if not (self.logger.isEnabledFor(level) or (slow and self.logger.isEnabledFor(logging.WARNING))):
+            return
+        fields: dict[str, Any] = {
+            "method": method,
+            "path": path,
+            "route": route,
+            "status_code": status,
+            "duration_ms": round(duration * 1000.0, 3),
+            "request_size": request_bytes,
+            "response_size": response_bytes,
+        }
+        if query:
+            fields["query"] = self.redactor.redact_query(query)
+        extra = {FIELDS_ATTR: fields, CONTEXT_ATTR: context.get_context()}
+        exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
+        self.logger.log(level, "Request completed", exc_info=exc_info, extra=extra)
+        if slow:
+            slow_fields = {**fields, "slow_threshold_ms": self.slow_threshold_s * 1000.0}
+            self.logger.warning(
+                "Slow request", extra={FIELDS_ATTR: slow_fields, CONTEXT_ATTR: extra[CONTEXT_ATTR]}
+            )
+
+    def close(self) -> None:
+        """Stop the metrics thread after a last flush."""
+        if self.flusher is not None and self._flusher_started:
+            self.flusher.stop(final_flush=True)

@@ -1,0 +1,33 @@
+"""Messages an application sends to the agent's local endpoint (one msgpack map per datagram).
+
+{"t": "log", "r": {logs-batch record: ts, level, message, ...}}
+{"t": "metrics", "series": [{"name", "type", "labels", "points"}, ...]}
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import msgpack
+
+LOG = "log"
+METRICS = "metrics"
+SOCKET_ENV = "FLEETWATCH_AGENT_SOCKET"
+DEFAULT_SOCKET_PATH = "/run/fleetwatch/agent.sock"
+# Linux refuses Unix datagrams above the socket buffer size (about 200 KiB by default); keep
+# every message well under it so one large record never hits EMSGSIZE.
+MAX_MESSAGE_BYTES = 60 * 1024
+
+
+def default_socket_path() -> str:
+    """Return the endpoint path from FLEETWATCH_AGENT_SOCKET, or the default."""
+    return os.environ.get(SOCKET_ENV) or DEFAULT_SOCKET_PATH
+
+
+def pack(message: dict[str, Any]) -> bytes:
+    return msgpack.packb(message, use_bin_type=True, default=str)
+
+
+def unpack(data: bytes) -> Any:
+    return msgpack.unpackb(data, raw=False, strict_map_key=True)

@@ -1,0 +1,1 @@
+"""RQ workers: ingest, rollups, retention, alert evaluation and notifications."""

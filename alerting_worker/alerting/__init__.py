@@ -1,0 +1,1 @@
+"""Alerting: rule evaluation, lifecycle, dispatch (grouping, silences, limits), outbox delivery."""

@@ -1,0 +1,356 @@
+"""Evaluate enabled rules and move their alerts through the lifecycle, each transition exactly once.
+
+State lives in Postgres: a pending timer is the alert's ``started_at``, so a restart loses
+nothing. Several evaluators may run at once: opening an episode relies on the partial
+unique index (one open episode per rule and label set), and every transition is a
+conditional ``UPDATE ... WHERE state = <old>`` whose event is written only by the winner.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import string
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from collector_server.alerts import log_query
+from collector_server.alerts import query as q
+from collector_server.alerts.models import COMPARISONS, Alert, AlertEvent, AlertRule, severity_rank
+
+log = logging.getLogger(__name__)
+
+FLAP_WINDOW = timedelta(minutes=15)
+FLAP_THRESHOLD = 6  # state changes within the window that make an alert flapping
+
+
+@dataclass
+class EvalStats:
+    rules: int = 0
+    groups: int = 0
+    transitions: list[tuple[str, str, str]] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    distinct_queries: int = 0
+
+
+class _SafeDict(dict):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def render(template: str, labels: dict[str, Any], value: float | None) -> str:
+    """Fill ``{label}`` and ``{value:.1f}`` placeholders; a bad placeholder leaves the text as written."""
+    try:
+        return string.Formatter().vformat(template, (), _SafeDict(labels, value=value))
+    except (ValueError, TypeError, KeyError, IndexError):
+        return template.replace("{value:.1f}", "no data" if value is None else str(value))
+
+
+def rule_metrics(rule: AlertRule) -> set[str]:
+    """Return the metric names a rule's query reads (empty for queries not on metrics)."""
+    query = rule.query if isinstance(rule.query, dict) else {}
+    parts = [query, query.get("numerator"), query.get("denominator")]
+    return {p["metric"] for p in parts if isinstance(p, dict) and isinstance(p.get("metric"), str)}
+
+
+def evaluate_all(now: datetime | None = None, metrics: set[str] | None = None) -> EvalStats:
+    """Evaluate every enabled rule at ``now``; one failing rule does not stop the others.
+
+    Rules with the same query share one evaluation per cycle, and the open alerts are read
+    in one query; both are only a snapshot, every transition is still conditional.
+    With ``metrics``, only the rules reading one of those metric names are evaluated (the
+    fast path after ingest wrote them).
+    """
+    now = now or timezone.now()
+    stats = EvalStats()
+    open_by_rule: dict[int, dict[str, Alert]] = defaultdict(dict)
+    for alert in Alert.objects.filter(rule__isnull=False, state__in=Alert.ACTIVE_STATES):
+        open_by_rule[alert.rule_id][alert.labels_key] = alert
+    rules = list(AlertRule.objects.filter(enabled=True))
+    if metrics is not None:
+        rules = [r for r in rules if rule_metrics(r) & metrics]
+    cache = _prefetch_batched(rules, now, stats)
+    for rule in rules:
+        stats.rules += 1
+        if rule.name in stats.errors:
+            continue
+        try:
+            result = _cached_query(rule, now, cache)
+            evaluate_rule(rule, now, stats, result=result, open_alerts=open_by_rule.get(rule.pk, {}))
+        except Exception as exc:  # record and go on with the next rule
+            log.exception("alerting: rule %s failed to evaluate", rule.name)
+            stats.errors[rule.name] = str(exc)
+    stats.distinct_queries = len(cache)
+    if metrics is None:
+        close_orphans(now, stats)
+    return stats
+
+
+def close_orphans(now: datetime, stats: EvalStats) -> None:
+    """End the open alerts of rules that were disabled or deleted (nothing would ever resolve them)."""
+    orphans = Alert.objects.filter(state__in=Alert.ACTIVE_STATES, manual=False).filter(
+        Q(rule__isnull=True) | Q(rule__enabled=False)
+    )
+    for alert in orphans:
+        to_state = Alert.RESOLVED if alert.state == Alert.FIRING else Alert.INACTIVE
+        extra = {"resolved_at": now} if to_state == Alert.RESOLVED else {}
+        _transition(alert, to_state, alert.value, now, stats, **extra)
+
+
+def _cache_key(rule: AlertRule, query: dict[str, Any]) -> str:
+    return json.dumps([rule.query_type, query, rule.nodata_timeout_seconds], sort_keys=True)
+
+
+def _prefetch_batched(rules: list[AlertRule], now: datetime, stats: EvalStats) -> dict[str, q.QueryResult]:
+    """Evaluate the metric rules that share a selection together, one scan per selection."""
+    selections: dict[str, list[tuple[AlertRule, dict[str, Any]]]] = defaultdict(list)
+    log_rules: list[tuple[AlertRule, dict[str, Any]]] = []
+    for rule in rules:
+        try:
+            query = q.get(rule.query_type).validate(rule.query)
+        except ValueError as exc:
+            stats.errors[rule.name] = str(exc)
+            continue
+        if rule.query_type == log_query.LogCountQuery.name:
+            log_rules.append((rule, query))
+        elif q.batchable(rule.query_type, query):
+            base = {k: query[k] for k in ("metric", "matchers", "group_by")}
+            selections[json.dumps([base, rule.nodata_timeout_seconds], sort_keys=True)].append((rule, query))
+    cache: dict[str, q.QueryResult] = {}
+    _prefetch_logs(log_rules, now, cache)
+    for members in selections.values():
+        first_rule, first = members[0]
+        base = {k: first[k] for k in ("metric", "matchers", "group_by")}
+        specs = sorted({(query["aggregation"], query["window"]) for _, query in members})
+        results = q.evaluate_metric_batch(base, specs, now, first_rule.nodata_timeout_seconds)
+        for rule, query in members:
+            cache[_cache_key(rule, query)] = results[(query["aggregation"], query["window"])]
+    return cache
+
+
+def _prefetch_logs(
+    members: list[tuple[AlertRule, dict[str, Any]]], now: datetime, cache: dict[str, q.QueryResult]
+) -> None:
+    """Count the records of every log_count rule in one statement; if it fails, each rule runs alone."""
+    distinct = {_cache_key(rule, query): (query, rule.nodata_timeout_seconds) for rule, query in members}
+    if len(distinct) < 2:
+        return
+    queries, lookbacks = zip(*distinct.values(), strict=True)
+    try:
+        results = log_query.evaluate_log_batch(list(queries), now, list(lookbacks))
+    except Exception:  # one rule's failure must not hide the others: they are retried one by one
+        log.exception("alerting: the shared count of %d log rules failed", len(distinct))
+        return
+    cache.update(zip(distinct, results, strict=True))
+
+
+def _cached_query(rule: AlertRule, now: datetime, cache: dict[str, q.QueryResult]) -> q.QueryResult:
+    query_type = q.get(rule.query_type)
+    query = query_type.validate(rule.query)
+    key = _cache_key(rule, query)
+    if key not in cache:
+        cache[key] = query_type.evaluate(query, now, rule.nodata_timeout_seconds)
+    return cache[key]
+
+
+def evaluate_rule(
+    rule: AlertRule,
+    now: datetime,
+    stats: EvalStats | None = None,
+    result: q.QueryResult | None = None,
+    open_alerts: dict[str, Alert] | None = None,
+) -> EvalStats:
+    """Evaluate one rule and apply the transitions it implies."""
+    stats = stats or EvalStats()
+    if result is None:
+        result = _cached_query(rule, now, {})
+    if open_alerts is None:
+        open_alerts = {
+            a.labels_key: a for a in Alert.objects.filter(rule=rule, state__in=Alert.ACTIVE_STATES)
+        }
+    compare, threshold = COMPARISONS[rule.comparison], rule.threshold
+    for key, group in result.groups.items():
+        stats.groups += 1
+        alert = open_alerts.get(key)
+        if alert is None and group.value is not None and not compare(group.value, threshold):
+            continue  # the common case: healthy and nothing open
+        _evaluate_group(rule, key, group, alert, now, stats)
+    for key, alert in open_alerts.items():
+        if key not in result.groups:  # the series are gone: no data, or the query's value for "none" (0)
+            absent = None if result.absent_value is None else q.GroupValue(alert.labels, result.absent_value)
+            _evaluate_group(rule, key, absent, alert, now, stats)
+    return stats
+
+
+def _evaluate_group(
+    rule: AlertRule,
+    key: str,
+    group: q.GroupValue | None,
+    alert: Alert | None,
+    now: datetime,
+    stats: EvalStats,
+) -> None:
+    labels = group.labels if group else (alert.labels if alert else {})
+    value = group.value if group else None
+    breach = _breach(rule, alert, group, now)
+    if breach is not None:
+        _apply(rule, alert, key, labels, value, breach, now, stats)
+
+
+def _breach(rule: AlertRule, alert: Alert | None, group: q.GroupValue | None, now: datetime) -> bool | None:
+    """Return whether the group breaches; None means no change (no data, policy keep or not timed out)."""
+    if group is not None and group.value is not None:
+        return rule.breaches(group.value, firing=alert is not None and alert.state == Alert.FIRING)
+    last = group.last_ts if group else None
+    if last is not None and now - last < timedelta(seconds=rule.nodata_timeout_seconds):
+        return None
+    if rule.nodata_policy == AlertRule.NODATA_ALERT:
+        return True
+    if rule.nodata_policy == AlertRule.NODATA_OK:
+        return False
+    return None
+
+
+def _apply(
+    rule: AlertRule,
+    alert: Alert | None,
+    key: str,
+    labels: dict[str, str],
+    value: float | None,
+    breach: bool,
+    now: datetime,
+    stats: EvalStats,
+) -> None:
+    if alert is None:
+        if breach:
+            _open(rule, key, labels, value, now, stats)
+        return
+    if alert.state == Alert.PENDING:
+        if not breach:
+            _transition(alert, Alert.INACTIVE, value, now, stats)
+        elif now - alert.started_at >= timedelta(seconds=rule.for_seconds):
+            _transition(alert, Alert.FIRING, value, now, stats, fired_at=now, last_breach_at=now)
+        else:
+            Alert.objects.filter(pk=alert.pk, state=Alert.PENDING).update(value=value, last_breach_at=now)
+        return
+    if breach:
+        _still_firing(rule, alert, value, now, stats)
+        return
+    kept = alert.last_breach_at and now - alert.last_breach_at < timedelta(
+        seconds=rule.keep_firing_for_seconds
+    )
+    if kept:
+        Alert.objects.filter(pk=alert.pk, state=Alert.FIRING).update(value=value, updated_at=now)
+    else:
+        _transition(alert, Alert.RESOLVED, value, now, stats, resolved_at=now)
+
+
+def _still_firing(
+    rule: AlertRule, alert: Alert, value: float | None, now: datetime, stats: EvalStats
+) -> None:
+    """Refresh a firing alert; a higher severity is a recorded change that clears the acknowledgement."""
+    if severity_rank(rule.severity) > severity_rank(alert.severity):
+        with transaction.atomic():
+            changed = Alert.objects.filter(pk=alert.pk, state=Alert.FIRING, severity=alert.severity).update(
+                severity=rule.severity,
+                labels={**alert.labels, "severity": rule.severity},
+                acknowledged_by="",
+                acknowledged_at=None,
+                ack_comment="",
+                value=value,
+                last_breach_at=now,
+                updated_at=now,
+            )
+            if changed:
+                _event(
+                    alert, Alert.FIRING, Alert.FIRING, value, now, note=f"severity raised to {rule.severity}"
+                )
+                stats.transitions.append((alert.fingerprint, "severity", rule.severity))
+        return
+    Alert.objects.filter(pk=alert.pk, state=Alert.FIRING).update(value=value, last_breach_at=now)
+
+
+def alert_labels(rule: AlertRule, group_labels: dict[str, str], value: float | None) -> dict[str, str]:
+    extra = {k: render(v, group_labels, value) for k, v in (rule.labels or {}).items()}
+    return {**extra, **group_labels, "alertname": rule.name, "severity": rule.severity}
+
+
+def _open(
+    rule: AlertRule, key: str, labels: dict[str, str], value: float | None, now: datetime, stats: EvalStats
+) -> None:
+    """Open an episode; if another evaluator opened it first, the unique index says so and we step back."""
+    state = Alert.FIRING if rule.for_seconds == 0 else Alert.PENDING
+    full = alert_labels(rule, labels, value)
+    annotations = {k: render(v, full, value) for k, v in (rule.annotations or {}).items()}
+    try:
+        with transaction.atomic():
+            alert = Alert.objects.create(
+                rule=rule,
+                name=rule.name,
+                labels=full,
+                labels_key=key,
+                severity=rule.severity,
+                state=state,
+                value=value,
+                summary=annotations.get("summary", rule.name),
+                description=annotations.get("description", rule.description),
+                annotations=annotations,
+                started_at=now,
+                fired_at=now if state == Alert.FIRING else None,
+                last_breach_at=now,
+                updated_at=now,
+                flapping=is_flapping(rule.pk, key, now),
+            )
+            _event(alert, Alert.INACTIVE, state, value, now)
+    except IntegrityError:
+        return
+    stats.transitions.append((alert.fingerprint, Alert.INACTIVE, state))
+
+
+def _transition(
+    alert: Alert, to_state: str, value: float | None, now: datetime, stats: EvalStats, **fields: Any
+) -> bool:
+    """Move ``alert`` from its current state to ``to_state`` if nobody else did; record it once."""
+    with transaction.atomic():
+        changed = Alert.objects.filter(pk=alert.pk, state=alert.state).update(
+            state=to_state, value=value, updated_at=now, **fields
+        )
+        if changed != 1:
+            return False
+        _event(alert, alert.state, to_state, value, now)
+    stats.transitions.append((alert.fingerprint, alert.state, to_state))
+    return True
+
+
+def _event(
+    alert: Alert, from_state: str, to_state: str, value: float | None, now: datetime, **extra: Any
+) -> None:
+    AlertEvent.objects.create(
+        alert=alert,
+        rule_id=alert.rule_id,
+        labels_key=alert.labels_key,
+        from_state=from_state,
+        to_state=to_state,
+        value=value,
+        at=now,
+        **extra,
+    )
+
+
+def is_flapping(rule_id: int | None, labels_key: str, now: datetime) -> bool:
+    """Return True when the rule and label set changed state more than the threshold within the window."""
+    if rule_id is None:
+        return False
+    changes = AlertEvent.objects.filter(
+        rule_id=rule_id,
+        labels_key=labels_key,
+        at__gt=now - FLAP_WINDOW,
+        to_state__in=[Alert.FIRING, Alert.RESOLVED],
+    ).count()
+    return changes >= FLAP_THRESHOLD

@@ -1,0 +1,287 @@
+"""One class per notification channel kind on a shared base.
+
+Each transport validates its channel's config, names its secret fields (write-only
+in the API) and sends an Alertmanager-shaped payload, raising ``TransportError``
+with ``permanent=True`` when retrying cannot help (bad credentials, 4xx).
+"""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import ssl
+import urllib.error
+import urllib.request
+from email.message import EmailMessage
+from email.utils import make_msgid
+from typing import Any
+from urllib.parse import urlparse
+
+HTTP_TIMEOUT = 10.0
+SMTP_TIMEOUT = 15.0
+PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
+PD_SEVERITY = {"critical": "critical", "high": "error", "medium": "warning", "low": "info", "info": "info"}
+
+
+class TransportError(Exception):
+    """A delivery failed; ``permanent`` means retrying will not help."""
+
+    def __init__(self, message: str, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+
+
+class Transport:
+    """Base: subclasses set ``kind``, ``secret_fields`` and implement ``validate_config`` and ``send``."""
+
+    kind = ""
+    secret_fields: tuple[str, ...] = ()
+
+    def validate_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def send(self, config: dict[str, Any], payload: dict[str, Any], idempotency_key: str) -> str:
+        """Deliver; return a short description of the response."""
+        raise NotImplementedError
+
+
+def _require_url(config: dict[str, Any], key: str) -> str:
+    url = config.get(key)
+    if not isinstance(url, str) or urlparse(url).scheme not in ("http", "https") or not urlparse(url).netloc:
+        raise ValueError(f"{key} must be an http(s) URL")
+    return url
+
+
+class HttpTransport(Transport):
+    """POST JSON with a timeout; 5xx, 429 and network errors are transient, other 4xx permanent."""
+
+    def post(self, url: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> str:
+        data = json.dumps(body).encode()
+        request = urllib.request.Request(url, data=data, method="POST")
+        request.add_header("Content-Type", "application/json")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
+        try:
+            with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:
+                return f"{response.status} {response.read(200).decode(errors='replace')}"
+        except urllib.error.HTTPError as exc:
+            text = exc.read(200).decode(errors="replace")
+            permanent = 400 <= exc.code < 500 and exc.code not in (408, 429)
+            raise TransportError(f"HTTP {exc.code}: {text}", permanent=permanent) from None
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise TransportError(f"connection failed: {reason}") from None
+
+
+class WebhookTransport(HttpTransport):
+    """Generic webhook: the Alertmanager webhook payload (version 4), so its receivers work unchanged."""
+
+    kind = "webhook"
+    secret_fields = ("url", "headers")
+
+    def validate_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        headers = config.get("headers", {})
+        if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+            raise ValueError("headers must be an object of strings")
+        return {"url": _require_url(config, "url"), "headers": headers}
+
+    def send(self, config: dict[str, Any], payload: dict[str, Any], idempotency_key: str) -> str:
+        headers = {**config.get("headers", {}), "Idempotency-Key": idempotency_key}
+        return self.post(config["url"], payload, headers)
+
+
+class SlackTransport(HttpTransport):
+    """Slack incoming webhook: a text summary plus one attachment per alert."""
+
+    kind = "slack"
+    secret_fields = ("webhook_url",)
+    COLORS = {"firing": "#d63232", "resolved": "#36a64f"}
+
+    def validate_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        channel = config.get("channel", "")
+        if not isinstance(channel, str):
+            raise ValueError("channel must be a string")
+        return {"webhook_url": _require_url(config, "webhook_url"), "channel": channel}
+
+    def send(self, config: dict[str, Any], payload: dict[str, Any], idempotency_key: str) -> str:
+        body: dict[str, Any] = {"text": title(payload), "attachments": []}
+        for alert in payload["alerts"]:
+            attachment = {
+                "color": self.COLORS.get(alert["status"], "#cccccc"),
+                "title": f"[{alert['status'].upper()}] {alert['labels'].get('alertname', '')}",
+                "text": alert["annotations"].get("summary", ""),
+                "fields": [
+                    {"title": k, "value": v, "short": True} for k, v in sorted(alert["labels"].items())
+                ],
+            }
+            logs_url = alert["annotations"].get("logs_url")
+            if logs_url:  # log_count alerts link to the records of their window
+                attachment["title_link"] = logs_url
+                attachment["text"] += f"\n<{logs_url}|Log records>"
+            body["attachments"].append(attachment)
+        if config.get("channel"):
+            body["channel"] = config["channel"]
+        return self.post(config["webhook_url"], body)
+
+
+class PagerDutyTransport(HttpTransport):
+    """PagerDuty Events API v2: one trigger/resolve event per alert, deduplicated by its fingerprint."""
+
+    kind = "pagerduty"
+    secret_fields = ("routing_key",)
+
+    def validate_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        key = config.get("routing_key")
+        if not isinstance(key, str) or len(key) < 8:
+            raise ValueError("routing_key (the integration key) is required")
+        url = config.get("url") or PAGERDUTY_URL
+        return {"routing_key": key, "url": _require_url({"url": url}, "url")}
+
+    def send(self, config: dict[str, Any], payload: dict[str, Any], idempotency_key: str) -> str:
+        responses = []
+        for alert in payload["alerts"]:
+            event = {
+                "routing_key": config["routing_key"],
+                "event_action": "resolve" if alert["status"] == "resolved" else "trigger",
+                "dedup_key": alert["fingerprint"],
+                "payload": {
+                    "summary": alert["annotations"].get("summary")
+                    or alert["labels"].get("alertname", "alert"),
+                    "source": alert["labels"].get("host") or "fleetwatch",
+                    "severity": PD_SEVERITY.get(alert["labels"].get("severity", ""), "warning"),
+                    "custom_details": {"labels": alert["labels"], "annotations": alert["annotations"]},
+                },
+            }
+            if alert["annotations"].get("logs_url"):
+                event["links"] = [{"href": alert["annotations"]["logs_url"], "text": "Log records"}]
+            responses.append(self.post(config.get("url") or PAGERDUTY_URL, event))
+        return "; ".join(responses)
+
+
+class EmailTransport(Transport):
+    """SMTP with STARTTLS or implicit TLS and optional auth; the Message-ID comes from the idempotency key."""
+
+    kind = "email"
+    secret_fields = ("password",)
+    SECURITY = ("starttls", "ssl", "none")
+
+    def validate_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        host = config.get("host")
+        if not isinstance(host, str) or not host:
+            raise ValueError("host (the SMTP server) is required")
+        port = config.get("port", 587)
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise ValueError("port must be an integer 1 … 65535")
+        security = config.get("security", "starttls")
+        if security not in self.SECURITY:
+            raise ValueError(f"security must be one of {', '.join(self.SECURITY)}")
+        to = config.get("to")
+        if isinstance(to, str):
+            to = [x.strip() for x in to.split(",") if x.strip()]
+        if not to or not all(isinstance(x, str) and "@" in x for x in to):
+            raise ValueError("to must list at least one email address")
+        sender = config.get("from")
+        if not isinstance(sender, str) or "@" not in sender:
+            raise ValueError("from must be an email address")
+        return {
+            "host": host,
+            "port": port,
+            "security": security,
+            "username": str(config.get("username", "")),
+            "password": str(config.get("password", "")),
+            "from": sender,
+            "to": to,
+            "insecure_skip_verify": bool(config.get("insecure_skip_verify", False)),
+        }
+
+    def send(self, config: dict[str, Any], payload: dict[str, Any], idempotency_key: str) -> str:
+        message = EmailMessage()
+        message["Subject"] = title(payload)
+        message["From"] = config["from"]
+        message["To"] = ", ".join(config["to"])
+        message["Message-ID"] = make_msgid(idstring=idempotency_key.replace(":", "."), domain="fleetwatch")
+        message.set_content(email_body(payload))
+        try:
+            with self._connect(config) as smtp:
+                if config["username"]:
+                    smtp.login(config["username"], config["password"])
+                refused = smtp.send_message(message)
+        except smtplib.SMTPAuthenticationError as exc:
+            raise TransportError(f"SMTP authentication failed: {exc.smtp_code}", permanent=True) from None
+        except smtplib.SMTPResponseException as exc:
+            raise TransportError(
+                f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", permanent=exc.smtp_code >= 500
+            ) from None
+        except smtplib.SMTPRecipientsRefused as exc:
+            raise TransportError(f"all recipients refused: {list(exc.recipients)}", permanent=True) from None
+        except ssl.SSLCertVerificationError as exc:
+            raise TransportError(
+                f"TLS certificate of {config['host']} not trusted: {exc.verify_message} (trust its CA "
+                "through SSL_CERT_FILE, or set insecure_skip_verify for a self-signed relay)",
+                permanent=True,
+            ) from None
+        except (smtplib.SMTPException, OSError) as exc:
+            raise TransportError(f"SMTP connection failed: {exc}") from None
+        return f"250 accepted ({len(config['to']) - len(refused)} recipients)"
+
+    def _connect(self, config: dict[str, Any]) -> smtplib.SMTP:
+        """Open the connection; certificates are verified against the system CAs (or SSL_CERT_FILE)."""
+        context = ssl.create_default_context()
+        if config.get("insecure_skip_verify"):
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if config["security"] == "ssl":
+            return smtplib.SMTP_SSL(config["host"], config["port"], timeout=SMTP_TIMEOUT, context=context)
+        smtp = smtplib.SMTP(config["host"], config["port"], timeout=SMTP_TIMEOUT)
+        if config["security"] == "starttls":
+            try:
+                smtp.starttls(context=context)
+            except BaseException:
+                smtp.close()  # the caller's `with` never gets this connection
+                raise
+        return smtp
+
+
+def title(payload: dict[str, Any]) -> str:
+    """Return a one-line subject such as '[FIRING:2] High CPU (high)'."""
+    firing = [a for a in payload["alerts"] if a["status"] == "firing"]
+    status = payload["status"].upper()
+    count = f":{len(firing)}" if firing else ""
+    labels = payload.get("groupLabels") or {}
+    name = labels.get("alertname") or payload.get("commonLabels", {}).get("alertname") or "alerts"
+    return f"[{status}{count}] {name}" + (
+        f" {labels_text(labels, skip='alertname')}" if len(labels) > 1 else ""
+    )
+
+
+def labels_text(labels: dict[str, str], skip: str = "") -> str:
+    return "(" + " ".join(f"{k}={v}" for k, v in sorted(labels.items()) if k != skip) + ")"
+
+
+def email_body(payload: dict[str, Any]) -> str:
+    lines = [title(payload), ""]
+    for alert in payload["alerts"]:
+        lines.append(f"[{alert['status'].upper()}] {alert['annotations'].get('summary', '')}")
+        lines.append(f"  labels: {labels_text(alert['labels'])}")
+        if alert["annotations"].get("description"):
+            lines.append(f"  {alert['annotations']['description']}")
+        if alert["annotations"].get("logs_url"):
+            lines.append(f"  log records: {alert['annotations']['logs_url']}")
+        lines.append(
+            f"  since {alert['startsAt']}" + (f", ended {alert['endsAt']}" if alert["endsAt"] else "")
+        )
+        lines.append("")
+    return "\n".join(lines)
+
+
+REGISTRY: dict[str, Transport] = {
+    t.kind: t for t in (EmailTransport(), SlackTransport(), WebhookTransport(), PagerDutyTransport())
+}
+
+
+def get(kind: str) -> Transport:
+    try:
+        return REGISTRY[kind]
+    except KeyError:
+        raise ValueError(f"unknown channel kind {kind!r} (use one of {', '.join(REGISTRY)})") from None

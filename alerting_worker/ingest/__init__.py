@@ -1,0 +1,1 @@
+"""Drain the Redis streams into Postgres: at-least-once delivery, exactly-once effect."""

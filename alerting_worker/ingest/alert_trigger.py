@@ -1,0 +1,56 @@
+"""Evaluate the rules on freshly ingested metrics without waiting for the next periodic cycle.
+
+After each committed chunk the ingest job records the metric names it stored and, unless
+an evaluation is already queued, enqueues one on the alerts queue. At most one
+evaluation waits at a time; names arriving while one runs are picked up by the next.
+"""
+
+from __future__ import annotations
+
+from redis import Redis
+
+from alerting_worker.queues import ALERTS, get_queue
+from collector_server.redis_conn import get_redis
+from shared import streams
+
+QUEUED_TTL_SECONDS = 30  # if the queued job is lost, the flag expires and ingest enqueues again
+
+
+def _keys() -> tuple[str, str]:
+    prefix = streams.prefix()
+    return f"{prefix}:alerts:ingested-metrics", f"{prefix}:alerts:evaluation-queued"
+
+
+def notify(client: Redis, names: set[str]) -> bool:
+    """Record `names` as freshly ingested; enqueue an evaluation unless one is queued. Return True if enqueued."""
+    if not names:
+        return False
+    pending, queued = _keys()
+    pipe = client.pipeline(transaction=True)
+    pipe.sadd(pending, *sorted(names))
+    pipe.set(queued, 1, nx=True, ex=QUEUED_TTL_SECONDS)
+    _, first = pipe.execute()
+    if first:
+        get_queue(ALERTS).enqueue(evaluate_ingested, description="evaluate rules on ingested metrics")
+    return bool(first)
+
+
+def take(client: Redis) -> list[str]:
+    """Return and forget the metric names waiting for evaluation."""
+    pending, queued = _keys()
+    pipe = client.pipeline(transaction=True)
+    pipe.delete(queued)
+    pipe.smembers(pending)
+    pipe.delete(pending)
+    _, members, _ = pipe.execute()
+    return sorted(m.decode() for m in members)
+
+
+def evaluate_ingested() -> dict[str, int]:
+    """RQ job: evaluate the rules that read the metrics ingested since the last run."""
+    from alerting_worker.alerting.jobs import evaluate_metrics
+
+    names = take(get_redis())
+    if not names:
+        return {"rules": 0, "transitions": 0, "notifications": 0}
+    return evaluate_metrics(names)

@@ -1,0 +1,87 @@
+"""RQ jobs that drain the streams. The scheduler enqueues one every second per stream."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections
+from rq import get_current_job
+
+from alerting_worker.ingest.consumer import DrainResult, StreamConsumer, default_consumer_name
+from alerting_worker.ingest.metrics_handler import MetricsHandler
+from alerting_worker.queues import INGEST, get_queue
+from collector_server.redis_conn import get_redis
+from shared import streams
+
+log = logging.getLogger(__name__)
+MAX_QUEUED_DRAINS = 2
+
+
+def handler_for(kind: str) -> Any:
+    if kind == streams.METRICS:
+        return MetricsHandler()
+    if kind == streams.LOGS:
+        from alerting_worker.ingest.logs_handler import LOGS_HANDLER
+
+        return LOGS_HANDLER
+    raise ValueError(f"no ingest handler for stream kind {kind!r}")
+
+
+def consumer_name() -> str:
+    job = get_current_job()
+    worker = getattr(job, "worker_name", None) if job else None
+    return worker or default_consumer_name()
+
+
+def drain(
+    kind: str = streams.METRICS, max_seconds: float | None = None, stop_when_empty: bool = True
+) -> dict[str, int]:
+    """Drain the `kind` stream into Postgres for up to `max_seconds` (or until it is empty)."""
+    if _enough_queued(kind):
+        return {"skipped": 1}
+    close_old_connections()
+    consumer = StreamConsumer(
+        get_redis(),
+        kind,
+        handler_for(kind),
+        consumer=consumer_name(),
+        chunk=settings.INGEST_CHUNK,
+        block_ms=settings.INGEST_BLOCK_MS,
+        claim_idle_ms=settings.INGEST_CLAIM_IDLE_MS,
+    )
+    result = consumer.drain(
+        max_seconds=max_seconds or settings.INGEST_JOB_SECONDS, stop_when_empty=stop_when_empty
+    )
+    close_old_connections()
+    return summary(result)
+
+
+def drain_metrics() -> dict[str, int]:
+    return drain(streams.METRICS)
+
+
+def drain_logs() -> dict[str, int]:
+    return drain(streams.LOGS)
+
+
+def summary(result: DrainResult) -> dict[str, int]:
+    return {
+        "entries": result.entries,
+        "batches": result.batches,
+        "rows": result.rows,
+        "duplicates": result.duplicates,
+        "dead_lettered": result.dead_lettered,
+        "reclaimed": result.reclaimed,
+    }
+
+
+def _enough_queued(kind: str) -> bool:
+    """Skip when other drain jobs for this stream already wait: the scheduler enqueues every second."""
+    job = get_current_job()
+    if job is None:
+        return False
+    queue = get_queue(INGEST)
+    waiting = [j for j in queue.get_jobs(length=20) if j and j.func_name == job.func_name]
+    return len(waiting) >= MAX_QUEUED_DRAINS

@@ -1,0 +1,248 @@
+"""Write metrics batches: upsert hosts, resolve series ids, binary-COPY the samples.
+
+Binary COPY rows are packed with one struct call each, which is what lets one
+worker process approach Postgres' own COPY ceiling.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from psycopg import Cursor
+
+from alerting_worker.ingest import alert_trigger, rollup_marks
+from collector_server.monitoring import partitions
+from collector_server.redis_conn import get_redis
+from shared.labels import labels_key
+from shared.wire import Batch
+
+PG_EPOCH = 946_684_800  # 2000-01-01 in Unix seconds: binary timestamptz counts from there
+FUTURE_TOLERANCE = timedelta(days=1)
+_ROW = struct.Struct(">hiqiqid")
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
+_COPY_TRAILER = b"\xff\xff"
+COPY_SQL = "COPY monitoring_sample (series_id, ts, value) FROM STDIN (FORMAT BINARY)"
+
+SeriesKey = tuple[str, str]
+
+
+class SeriesCache:
+    """Series ids known to be committed, per worker process.
+
+    `series` maps the canonical key; `fast` maps what a batch literally carries
+    (host, name, label items in the agent's order) so the hot path skips sorting.
+    """
+
+    LIMIT = 2_000_000
+
+    def __init__(self) -> None:
+        self.series: dict[SeriesKey, int] = {}
+        self.fast: dict[tuple, int] = {}
+
+    def clear(self) -> None:
+        self.series.clear()
+        self.fast.clear()
+
+    def add(self, found: dict[SeriesKey, int], fast: dict[tuple, int]) -> None:
+        if len(self.fast) > self.LIMIT:
+            self.clear()
+        self.series.update(found)
+        self.fast.update(fast)
+
+
+CACHE = SeriesCache()
+
+
+class MetricsHandler:
+    """The ingest handler for kind "metrics" (see docs/contracts.md)."""
+
+    def __init__(self, cache: SeriesCache = CACHE) -> None:
+        self.cache = cache
+
+    def prepare(self, batches: list[Batch]) -> None:
+        """Create the day partitions these batches need, outside the ingest transaction.
+
+        For a chunk, the days of each batch's send time and of its first and last series'
+        edge points (an agent stamps a cycle with one time). For a single batch every series
+        is looked at: a chunk whose COPY finds no partition for some row fails as a data
+        error, and the consumer retries its batches one at a time, each prepared exactly.
+        """
+        now_day = int(time.time() // 86400)
+        oldest = now_day - settings.RAW_RETENTION_DAYS
+        days = set()
+        exact = len(batches) == 1
+        for batch in batches:
+            days.add(int(batch.sent_at // 86400))
+            edges = batch.series if exact else batch.series[:1] + batch.series[-1:]
+            for series in edges:
+                points = series.points
+                if points:
+                    days.update(
+                        int(point[0] // 86400) for point in (points if exact else (points[0], points[-1]))
+                    )
+        days = {day for day in days if oldest <= day <= now_day + 1}  # the rest is refused in pack_rows
+        if len(days) > 1:
+            days = set(range(min(days), max(days) + 1))
+        for day in sorted(days):
+            partitions.ensure_partition(partitions.SAMPLES, datetime.fromtimestamp(day * 86400, UTC).date())
+
+    def __call__(self, cursor: Cursor, batches: list[Batch]) -> tuple[int, Counter[str]]:
+        counts: Counter[str] = Counter()
+        if not batches:
+            return 0, counts
+        host_ids = upsert_hosts(cursor, batches)
+        fast = self.cache.fast
+        wanted: dict[SeriesKey, tuple[str, dict[str, str], int]] = {}
+        plan: list[tuple[int | SeriesKey, list[list[float]]]] = []
+        slow: dict[tuple, SeriesKey] = {}
+        for batch in batches:
+            host, host_id = batch.host, host_ids[batch.agent_id]
+            for series in batch.series:
+                literal = (host, series.name, *series.labels.items())
+                sid = fast.get(literal)
+                if sid is not None:
+                    plan.append((sid, series.points))
+                    continue
+                labels = dict(series.labels)
+                labels["host"] = host
+                key = (series.name, labels_key(labels))
+                slow[literal] = key
+                if key not in self.cache.series:
+                    wanted[key] = (series.type, labels, host_id)
+                plan.append((key, series.points))
+        ids = self.resolve(cursor, set(slow.values()), wanted) if slow else {}
+        if slow:
+            learned = {literal: ids[key] for literal, key in slow.items()}
+            transaction.on_commit(lambda: self.cache.add({}, learned), robust=True)
+        data, rows, oldest = pack_rows(plan, ids, counts)
+        if rows:
+            with cursor.copy(COPY_SQL) as copy:
+                copy.write(data)
+        counts["samples_ingested"] += rows
+        if rows:
+            names = {series.name for batch in batches for series in batch.series}
+            # After the commit, and never able to turn a stored chunk into a failed one.
+            transaction.on_commit(lambda: alert_trigger.notify(get_redis(), names), robust=True)
+            if oldest < time.time() - rollup_marks.LATE_AFTER_SECONDS:
+                transaction.on_commit(lambda: rollup_marks.mark_late(get_redis(), oldest), robust=True)
+        return rows, counts
+
+    def resolve(
+        self, cursor: Cursor, needed: set[SeriesKey], wanted: dict[SeriesKey, tuple[str, dict[str, str], int]]
+    ) -> dict[SeriesKey, int]:
+        """Return the ids of the `needed` series keys, creating the `wanted` ones the cache lacks."""
+        known = self.cache.series
+        ids = {key: known[key] for key in needed if key in known}
+        if not wanted:
+            return ids
+        keys = sorted(wanted)  # one order for every worker: no deadlocks between inserts
+        cursor.execute(
+            "INSERT INTO monitoring_series (name, kind, labels, labels_key, host_id, created_at) "
+            "SELECT n, k, l::jsonb, lk, h, now() FROM unnest(%s::text[], %s::text[], %s::text[], "
+            "%s::text[], %s::bigint[]) AS t(n, k, l, lk, h) "
+            "ON CONFLICT (name, labels_key) DO NOTHING RETURNING id, name, labels_key",
+            [
+                [k[0] for k in keys],
+                [wanted[k][0] for k in keys],
+                [json.dumps(wanted[k][1], sort_keys=True) for k in keys],
+                [k[1] for k in keys],
+                [wanted[k][2] for k in keys],
+            ],
+        )
+        created = {(name, lk): sid for sid, name, lk in cursor.fetchall()}
+        missing = [k for k in keys if k not in created]
+        existing: dict[SeriesKey, int] = {}
+        if missing:
+            cursor.execute(
+                "SELECT s.id, s.name, s.labels_key FROM monitoring_series s "
+                "JOIN unnest(%s::text[], %s::text[]) AS t(n, lk) ON s.name = t.n AND s.labels_key = t.lk",
+                [[k[0] for k in missing], [k[1] for k in missing]],
+            )
+            existing = {(name, lk): sid for sid, name, lk in cursor.fetchall()}
+        self.cache.series.update(existing)
+        # Series created in this transaction exist for others only once it commits.
+        transaction.on_commit(lambda: self.cache.add(created, {}), robust=True)
+        ids.update(existing)
+        ids.update(created)
+        return ids
+
+
+def pack_rows(
+    plan: list[tuple[int | SeriesKey, list[list[float]]]], ids: dict[SeriesKey, int], counts: Counter[str]
+) -> tuple[bytes, int, float]:
+    """Return the binary COPY payload, its row count and its oldest timestamp; count the points refused."""
+    now = time.time()
+    oldest = now - settings.RAW_RETENTION_DAYS * 86400
+    newest = now + FUTURE_TOLERANCE.total_seconds()
+    pack = _ROW.pack
+    chunks = [_COPY_HEADER]
+    rows = 0
+    lowest = now
+    for key, points in plan:
+        sid = key if type(key) is int else ids[key]
+        if points and points[0][0] < lowest:
+            lowest = max(points[0][0], oldest)
+        for ts, value in points:
+            if ts < oldest:
+                counts["samples_rejected_too_old"] += 1
+            elif ts > newest:
+                counts["samples_rejected_future"] += 1
+            elif not math.isfinite(value):
+                counts["samples_rejected_invalid"] += 1
+            else:
+                chunks.append(pack(3, 8, sid, 8, int((ts - PG_EPOCH) * 1_000_000), 8, float(value)))
+                rows += 1
+    chunks.append(_COPY_TRAILER)
+    return b"".join(chunks), rows, lowest
+
+
+def host_agent_id(agent_id: str) -> str:
+    """The host's agent id: a '/component' suffix (e.g. '<id>/apps') marks another sequence of the same agent."""
+    return agent_id.partition("/")[0]
+
+
+def upsert_hosts(cursor: Cursor, batches: list[Batch]) -> dict[str, int]:
+    """Create or refresh the host of every agent in the chunk; return batch agent id -> host id.
+
+    The agent's own batches set the host's name, labels and version; batches of its
+    components (an id with a '/suffix') only refresh last_seen.
+    """
+    now = time.time()
+    latest: dict[str, Batch] = {}
+    for batch in batches:
+        key = host_agent_id(batch.agent_id)
+        current = latest.get(key)
+        own = batch.agent_id == key
+        # Prefer the agent's own batches, then the newest.
+        if current is None or (own, batch.sent_at) >= (current.agent_id == key, current.sent_at):
+            latest[key] = batch
+    agents = sorted(latest)
+    cursor.execute(
+        "INSERT INTO monitoring_host (agent_id, hostname, labels, agent_version, first_seen, last_seen) "
+        "SELECT a, h, l::jsonb, v, now(), to_timestamp(t) FROM unnest(%s::text[], %s::text[], %s::text[], "
+        "%s::text[], %s::float8[]) AS x(a, h, l, v, t) "
+        "ON CONFLICT (agent_id) DO UPDATE SET "
+        "hostname = EXCLUDED.hostname, "
+        "labels = CASE WHEN EXCLUDED.agent_version = '' THEN monitoring_host.labels ELSE EXCLUDED.labels END, "
+        "agent_version = CASE WHEN EXCLUDED.agent_version = '' THEN monitoring_host.agent_version "
+        "ELSE EXCLUDED.agent_version END, "
+        "last_seen = GREATEST(monitoring_host.last_seen, EXCLUDED.last_seen) RETURNING id, agent_id",
+        [
+            agents,
+            [latest[a].host for a in agents],
+            [json.dumps(latest[a].host_labels, sort_keys=True) for a in agents],
+            # A component's batch carries no version of the agent: '' keeps the stored one.
+            [latest[a].agent_version if latest[a].agent_id == a else "" for a in agents],
+            # A replayed spool must not make a host look alive: last_seen is when it sent, capped at now.
+            [min(latest[a].sent_at, now) for a in agents],
+        ],
+    )
+    by_host = {agent_id: host_id for host_id, agent_id in cursor.fetchall()}
+    return {batch.agent_id: by_host[host_agent_id(batch.agent_id)] for batch in batches}

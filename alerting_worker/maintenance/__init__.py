@@ -1,0 +1,1 @@
+"""Periodic upkeep: rollups, partitions, retention, stream trimming."""

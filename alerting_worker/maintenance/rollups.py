@@ -1,0 +1,173 @@
+"""Roll raw samples up into 1-minute buckets, and 1-minute buckets into 1-hour buckets.
+
+Each run recomputes a window that overlaps the previous one (late samples are folded
+in) and upserts, so running twice, or on two workers at once, gives the same rows.
+Counter increases are reset-aware: a sample lower than the one before it means the
+counter restarted, and its whole value counts as increase.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from django.db import connection, transaction
+
+from alerting_worker.ingest import rollup_marks
+from collector_server.monitoring import partitions
+from collector_server.monitoring.models import RollupState
+from collector_server.redis_conn import get_redis
+
+LATE_TOLERANCE = timedelta(minutes=5)
+MAX_SPAN = timedelta(hours=6)
+MINUTE = timedelta(minutes=1)
+HOUR = timedelta(hours=1)
+COUNTER_LOOKBACK = timedelta(minutes=10)
+FIRST_RUN_SPAN = timedelta(hours=2)
+ROLLUP_LOCK = 0x5E11_0001
+
+ROLLUP_1M_SQL = """
+INSERT INTO monitoring_rollup_1m (series_id, bucket, min, max, sum, count, last, increase)
+SELECT x.series_id, date_trunc('minute', x.ts) AS bucket, min(x.value), max(x.value), sum(x.value),
+       count(*), (array_agg(x.value ORDER BY x.ts DESC))[1],
+       CASE WHEN s.kind = 'counter' THEN
+            sum(CASE WHEN x.delta IS NULL THEN 0 WHEN x.delta < 0 THEN x.value ELSE x.delta END)
+       END
+FROM (
+    SELECT series_id, ts, value, value - lag(value) OVER (PARTITION BY series_id ORDER BY ts) AS delta
+    FROM monitoring_sample WHERE ts >= %(lookback)s AND ts < %(end)s
+) x
+JOIN monitoring_series s ON s.id = x.series_id
+WHERE x.ts >= %(start)s
+GROUP BY x.series_id, bucket, s.kind
+ON CONFLICT (series_id, bucket) DO UPDATE SET
+    min = EXCLUDED.min, max = EXCLUDED.max, sum = EXCLUDED.sum, count = EXCLUDED.count,
+    last = EXCLUDED.last, increase = EXCLUDED.increase
+"""
+
+ROLLUP_1H_SQL = """
+INSERT INTO monitoring_rollup_1h (series_id, bucket, min, max, sum, count, last, increase)
+SELECT series_id, date_trunc('hour', bucket) AS hour, min(min), max(max), sum(sum), sum(count),
+       (array_agg(last ORDER BY bucket DESC))[1], sum(increase)
+FROM monitoring_rollup_1m WHERE bucket >= %(start)s AND bucket < %(end)s
+GROUP BY series_id, hour
+ON CONFLICT (series_id, bucket) DO UPDATE SET
+    min = EXCLUDED.min, max = EXCLUDED.max, sum = EXCLUDED.sum, count = EXCLUDED.count,
+    last = EXCLUDED.last, increase = EXCLUDED.increase
+"""
+
+
+def _floor(moment: datetime, unit: timedelta) -> datetime:
+    seconds = int(unit.total_seconds())
+    return datetime.fromtimestamp(int(moment.timestamp()) // seconds * seconds, UTC)
+
+
+def rollup_minutes(now: datetime | None = None) -> dict[str, str | int]:
+    """Compute 1-minute rollups for every complete minute since the last run (minus a late margin).
+
+    A run covers at most MAX_SPAN, so a catch-up after an outage advances in bounded steps
+    that each fit the job timeout. Late samples (marked by ingest) are rolled up in a
+    second pass from the oldest of them.
+    """
+    now = now or datetime.now(UTC)
+    client = get_redis()
+    state = RollupState.objects.filter(level="1m").first()
+    floor_now = _floor(now, MINUTE)
+    start = (state.done_until - LATE_TOLERANCE) if state else floor_now - FIRST_RUN_SPAN
+    end = min(floor_now, start + MAX_SPAN)
+    late = rollup_marks.take_late(client, "1m")
+    late_range = None
+    if late is not None:
+        late_start = _floor(datetime.fromtimestamp(late, UTC), MINUTE)
+        if late_start < start:
+            late_range = (late_start, min(start, late_start + MAX_SPAN))
+    try:
+        _ensure_rollup_partitions(min(start, late_range[0]) if late_range else start, end)
+        with transaction.atomic():
+            if not _try_lock(ROLLUP_LOCK):
+                raise _Busy
+            rows = _roll_minutes(start, end)
+            if late_range:
+                rows += _roll_minutes(*late_range)
+            RollupState.objects.update_or_create(level="1m", defaults={"done_until": end})
+    except _Busy:
+        _give_back(client, late)
+        return {"skipped": "another worker is rolling up"}
+    except Exception:
+        _give_back(client, late)
+        raise
+    if late_range:
+        if late_range[1] < start:  # more late data than one run covers: continue next run
+            rollup_marks.mark_late(client, late_range[1].timestamp(), "1m")
+        rollup_marks.mark_late(client, late_range[0].timestamp(), "1h")
+    return {"level": "1m", "start": start.isoformat(), "end": end.isoformat(), "rows": rows,
+            "late_from": late_range[0].isoformat() if late_range else ""}  # fmt: skip
+
+
+def _roll_minutes(start: datetime, end: datetime) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(ROLLUP_1M_SQL, {"lookback": start - COUNTER_LOOKBACK, "start": start, "end": end})
+        return cursor.rowcount
+
+
+def rollup_hours(now: datetime | None = None) -> dict[str, str | int]:
+    """Compute 1-hour rollups from 1-minute rollups, the current (partial) hour included.
+
+    Never past what the 1-minute level has computed: an hour rolled up from minutes that
+    are not there yet would stay empty.
+    """
+    now = now or datetime.now(UTC)
+    minutes = RollupState.objects.filter(level="1m").first()
+    if minutes is None:
+        return {"skipped": "no 1-minute rollups yet"}
+    client = get_redis()
+    state = RollupState.objects.filter(level="1h").first()
+    end = min(_floor(now, MINUTE), minutes.done_until)
+    since = state.done_until if state else end - FIRST_RUN_SPAN
+    start = _floor(since - LATE_TOLERANCE, HOUR)
+    late = rollup_marks.take_late(client, "1h")
+    if late is not None:
+        start = min(start, _floor(datetime.fromtimestamp(late, UTC), HOUR))
+    try:
+        _ensure_rollup_partitions(start, end)
+        with transaction.atomic():
+            if not _try_lock(ROLLUP_LOCK + 1):
+                raise _Busy
+            with connection.cursor() as cursor:
+                cursor.execute(ROLLUP_1H_SQL, {"start": start, "end": end})
+                rows = cursor.rowcount
+            RollupState.objects.update_or_create(level="1h", defaults={"done_until": end})
+    except _Busy:
+        _give_back(client, late, "1h")
+        return {"skipped": "another worker is rolling up"}
+    except Exception:
+        _give_back(client, late, "1h")
+        raise
+    return {"level": "1h", "start": start.isoformat(), "end": end.isoformat(), "rows": rows}
+
+
+def run_rollups(now: datetime | None = None) -> list[dict[str, str | int]]:
+    """The periodic job: minutes first, then hours from them."""
+    return [rollup_minutes(now), rollup_hours(now)]
+
+
+class _Busy(Exception):
+    """Another worker holds the rollup lock."""
+
+
+def _give_back(client, late: float | None, level: str = "1m") -> None:
+    if late is not None:
+        rollup_marks.mark_late(client, late, level)
+
+
+def _try_lock(key: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [key])
+        return bool(cursor.fetchone()[0])
+
+
+def _ensure_rollup_partitions(start: datetime, end: datetime) -> None:
+    day = start.date()
+    while day <= end.date():
+        partitions.ensure_partition(partitions.ROLLUP_1M, day)
+        partitions.ensure_partition(partitions.ROLLUP_1H, day)
+        day += timedelta(days=1)

@@ -1,0 +1,286 @@
+"""Ingest throughput: samples per second from XADD to rows committed in Postgres.
+
+Generates realistic batches (HOSTS hosts x SERIES series, ROUNDS collection rounds),
+starts WORKERS real `fleetwatch-worker` processes on the ingest queue, XADDs every
+batch and waits until the workers have committed every sample. In the same run it
+measures the raw binary-COPY ceiling of this machine into a table of the same shape
+(same partitioning and index), prints the ratio, and times each phase of the
+worker's path in-process to show where the time goes.
+
+    .venv/bin/python bench/ingest.py [--hosts 1000] [--series 50] [--rounds 10] [--workers 2]
+
+It uses its own database (fleetwatch_bench, dropped at the end) and Redis db 14.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+BENCH_DB = "fleetwatch_bench"
+REDIS_URL = "redis://127.0.0.1:6379/14"
+os.environ.update(
+    DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}",
+    REDIS_URL=REDIS_URL,
+    FLEETWATCH_STREAM_PREFIX="fwbench",
+    SECRET_KEY="bench",
+    DJANGO_SETTINGS_MODULE="collector_server.settings",
+    LOG_LEVEL="WARNING",
+    INGEST_BLOCK_MS="500",
+)
+
+
+def psql(sql: str, db: str = "postgres") -> None:
+    subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", db, "-qc", sql], check=True, capture_output=True
+    )
+
+
+def make_batches(hosts: int, series: int, rounds: int) -> list[bytes]:
+    from shared.wire import encode_batch, series_dict
+
+    start = time.time() - rounds * 10
+    out = []
+    for r in range(rounds):
+        ts = start + r * 10
+        for h in range(hosts):
+            body = [
+                series_dict(
+                    f"bench_metric_{i % 10}",
+                    [[ts, float((h * 7 + i * 13 + r) % 100)]],
+                    {"core": str(i)},
+                    "counter" if i % 5 == 0 else "gauge",
+                )
+                for i in range(series)
+            ]
+            out.append(
+                encode_batch(
+                    kind="metrics",
+                    agent_id=f"bench-agent-{h}",
+                    host=f"bench-{h}",
+                    agent_version="bench",
+                    epoch=1,
+                    seq=r + 1,
+                    sent_at=ts,
+                    series=body,
+                )
+            )
+    return out
+
+
+def setup() -> None:
+    psql(f"DROP DATABASE IF EXISTS {BENCH_DB}")
+    psql(f"CREATE DATABASE {BENCH_DB}")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from collector_server.monitoring import partitions
+
+    call_command("migrate", verbosity=0)
+    partitions.ensure_ahead(days_ahead=1)
+
+
+def start_workers(workers: int) -> list[subprocess.Popen]:
+    """Start real worker processes, each running one long drain job on the metrics stream."""
+    import redis
+    from rq import Queue
+
+    from alerting_worker.ingest.consumer import ensure_group
+    from shared import streams
+
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    ensure_group(client, streams.stream_key("metrics"))
+    queue = Queue("ingest", connection=client)
+    for _ in range(workers):
+        queue.enqueue("alerting_worker.ingest.jobs.drain", "metrics", 3600.0, False, job_timeout=4000)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "alerting_worker", "worker", "--queues", "ingest", "--burst"],
+            cwd=ROOT,
+            env=dict(os.environ, INGEST_JOB_SECONDS="3600"),
+        )
+        for _ in range(workers)
+    ]
+    time.sleep(3)  # workers up and blocking on the stream
+    return procs
+
+
+def run_pipeline(batches: list[bytes], procs: list[subprocess.Popen]) -> dict[str, float]:
+    """XADD every batch; return the seconds until the workers have committed all their samples."""
+    import redis
+
+    from shared import streams
+    from shared.wire import decode_batch
+
+    client = redis.Redis.from_url(REDIS_URL)
+    key, stats_key = streams.stream_key("metrics"), streams.stats_key()
+    samples = sum(decode_batch(b).sample_count() for b in batches)
+    target = int(client.hget(stats_key, "samples_ingested") or 0) + samples
+    t0 = time.perf_counter()
+    pipe = client.pipeline(transaction=False)
+    for i, payload in enumerate(batches):
+        pipe.xadd(key, {b"b": payload})
+        if i % 500 == 499:
+            pipe.execute()
+    pipe.execute()
+    t_xadd = time.perf_counter() - t0
+    while int(client.hget(stats_key, "samples_ingested") or 0) < target:
+        if all(p.poll() is not None for p in procs):
+            raise SystemExit("the workers exited before storing every sample")
+        time.sleep(0.02)
+    return {"seconds": time.perf_counter() - t0, "xadd_seconds": t_xadd, "stored": samples}
+
+
+def copy_ceiling(samples: int, index: bool = True) -> float:
+    """Binary COPY of `samples` narrow rows, one process, into a table shaped like monitoring_sample."""
+    import struct
+
+    import psycopg
+
+    from alerting_worker.ingest.metrics_handler import _COPY_HEADER, _COPY_TRAILER, PG_EPOCH
+
+    row = struct.Struct(">hiqiqid")
+    now = time.time()
+    payload = b"".join(
+        [_COPY_HEADER]
+        + [
+            row.pack(3, 8, i % 50_000, 8, int((now - (i % 600) - PG_EPOCH) * 1e6), 8, float(i))
+            for i in range(samples)
+        ]
+        + [_COPY_TRAILER]
+    )
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{BENCH_DB}", autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS ceiling")
+        conn.execute("CREATE TABLE ceiling (LIKE monitoring_sample) PARTITION BY RANGE (ts)")
+        day = time.strftime("%Y-%m-%d", time.gmtime(now))
+        conn.execute(
+            f"CREATE TABLE ceiling_p PARTITION OF ceiling FOR VALUES FROM ('{day}'::date - 1) "
+            f"TO ('{day}'::date + 2)"
+        )
+        if index:
+            conn.execute("CREATE INDEX ON ceiling (series_id, ts)")
+        t0 = time.perf_counter()
+        with (
+            conn.transaction(),
+            conn.cursor() as cur,
+            cur.copy("COPY ceiling (series_id, ts, value) FROM STDIN (FORMAT BINARY)") as copy,
+        ):
+            for start in range(0, len(payload), 1 << 20):
+                copy.write(payload[start : start + (1 << 20)])
+        seconds = time.perf_counter() - t0
+        conn.execute("DROP TABLE ceiling")
+    return samples / seconds
+
+
+def phases(batches: list[bytes]) -> dict[str, float]:
+    """CPU seconds per 100k samples of the worker's Python steps, warm cache, GC paused as in the worker."""
+    from collections import Counter
+
+    from alerting_worker.ingest.consumer import paused_gc
+    from alerting_worker.ingest.metrics_handler import pack_rows
+    from shared.wire import decode_batch
+
+    fast: dict[tuple, int] = {}
+    timings: dict[str, list[float]] = {"decode": [], "series lookup": [], "pack COPY rows": []}
+    for attempt in range(4):  # the first pass fills the cache; the others are the warm path
+        with paused_gc():
+            t0 = time.process_time()
+            decoded = [decode_batch(b) for b in batches]
+            t1 = time.process_time()
+            plan = []
+            for batch in decoded:
+                for s in batch.series:
+                    literal = (batch.host, s.name, *s.labels.items())
+                    sid = fast.get(literal)
+                    if sid is None:
+                        sid = fast[literal] = len(fast) + 1
+                    plan.append((sid, s.points))
+            t2 = time.process_time()
+            pack_rows(plan, {}, Counter())
+            t3 = time.process_time()
+        if attempt:
+            n = sum(b.sample_count() for b in decoded) / 100_000
+            for name, seconds in zip(timings, (t1 - t0, t2 - t1, t3 - t2), strict=True):
+                timings[name].append(seconds / n)
+    return {name: statistics.median(values) for name, values in timings.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--hosts", type=int, default=1000)
+    parser.add_argument("--series", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3, help="pipeline runs; the median is reported")
+    args = parser.parse_args()
+    setup()
+    from shared.wire import decode_batch, encode_batch
+
+    procs = start_workers(args.workers)
+    base = make_batches(args.hosts, args.series, args.rounds)
+    try:
+        warm = run_pipeline(
+            base[: args.hosts], procs
+        )  # creates the series once, as a fleet's first minute does
+        print(
+            f"warm-up (first batch of every host, creates {args.hosts * args.series:,} series): "
+            f"{warm['seconds']:.2f} s"
+        )
+        runs = []
+        for attempt in range(args.repeat):
+            # Fresh epochs: no batch is a duplicate of an earlier run's.
+            batches = [_with_epoch(b, attempt + 2, decode_batch, encode_batch) for b in base]
+            result = run_pipeline(batches, procs)
+            rate = result["stored"] / result["seconds"]
+            runs.append(rate)
+            print(
+                f"run {attempt + 1}: {result['stored']:,} samples in {result['seconds']:.2f} s "
+                f"({rate:,.0f}/s; XADD of {len(batches):,} batches took {result['xadd_seconds']:.2f} s)"
+            )
+    finally:
+        for p in procs:
+            p.kill()  # a warm shutdown would wait for the hour-long drain job
+            p.wait(timeout=30)
+    ceiling = copy_ceiling(args.hosts * args.series * args.rounds)
+    median = statistics.median(runs)
+    print(
+        f"\npipeline, {args.workers} workers, XADD -> committed: median {median:,.0f} samples/s "
+        f"over {len(runs)} runs (goal 300,000)"
+    )
+    print(f"raw binary COPY ceiling, 1 process, same table shape and index: {ceiling:,.0f} rows/s")
+    bare = copy_ceiling(args.hosts * args.series * args.rounds, index=False)
+    print(f"raw binary COPY, 1 process, same table without the (series_id, ts) index: {bare:,.0f} rows/s")
+    print(f"ratio pipeline / ceiling: {median / ceiling:.2f}")
+    print("\nworker CPU per 100k samples, in-process, warm series cache (where the time goes besides COPY):")
+    for name, seconds in phases(make_batches(args.hosts, args.series, 2)).items():
+        print(f"  {name:<16} {seconds * 1000:7.1f} ms")
+    print(f"  {'COPY (ceiling)':<16} {100_000 / ceiling * 1000:7.1f} ms")
+    psql(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+
+
+def _with_epoch(payload: bytes, epoch: int, decode, encode) -> bytes:
+    b = decode(payload)
+    return encode(
+        kind="metrics",
+        agent_id=b.agent_id,
+        host=b.host,
+        agent_version=b.agent_version,
+        epoch=epoch,
+        seq=b.seq,
+        sent_at=b.sent_at,
+        series=[{"name": s.name, "type": s.type, "labels": s.labels, "points": s.points} for s in b.series],
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The Django + DRF server: REST API, admin, dashboard and Prometheus endpoint."""

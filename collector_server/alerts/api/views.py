@@ -1,0 +1,212 @@
+"""Alert, rule, silence and channel endpoints under /api/v1/monitoring/."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Count
+from django.utils import timezone
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from alerting_worker.alerting import notify_test
+from collector_server.alerts import matchers
+from collector_server.alerts.api import serializers as s
+from collector_server.alerts.api.filters import AlertEventFilter, AlertFilter
+from collector_server.alerts.models import SEVERITIES, Alert, AlertEvent, AlertRule, Channel, Silence
+
+
+def _actor(request: Request) -> str:
+    return request.user.get_username() if request.user and request.user.is_authenticated else ""
+
+
+class AlertViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Active alerts (``?state=`` widens the list), the history, a summary and operator actions."""
+
+    lookup_value_regex = r"\d+"
+    queryset = Alert.objects.select_related("rule").all()
+    serializer_class = s.AlertSerializer
+    filterset_class = AlertFilter
+
+    def list(self, request: Request) -> Response:
+        qs = self.filter_queryset(self.get_queryset())
+        if "state" not in request.query_params:
+            qs = qs.filter(state__in=Alert.ACTIVE_STATES)
+        page = self.paginate_queryset(qs)
+        rows = page if page is not None else qs
+        count = self.paginator.count if page is not None else len(rows)
+        return Response({"success": True, "data": self.get_serializer(rows, many=True).data, "count": count})
+
+    def create(self, request: Request) -> Response:
+        """Raise a manual alert; it stays firing until resolved through the API."""
+        body = s.ManualAlertSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data, now = body.validated_data, timezone.now()
+        identity = {k: v for k, v in data["labels"].items() if k not in ("alertname", "severity")}
+        labels = {**identity, "alertname": data["name"], "severity": data["severity"]}
+        try:
+            with transaction.atomic():
+                alert = Alert.objects.create(
+                    name=data["name"],
+                    labels=labels,
+                    labels_key=matchers.labels_key(identity),
+                    severity=data["severity"],
+                    state=Alert.FIRING,
+                    value=data["value"],
+                    summary=data["summary"] or data["name"],
+                    description=data["description"],
+                    manual=True,
+                    created_by=_actor(request),
+                    started_at=now,
+                    fired_at=now,
+                    updated_at=now,
+                )
+                AlertEvent.objects.create(
+                    alert=alert,
+                    to_state=Alert.FIRING,
+                    from_state=Alert.INACTIVE,
+                    at=now,
+                    actor=_actor(request),
+                )
+        except IntegrityError:
+            return Response(
+                {"success": False, "error": f"alert {data['name']!r} with these labels is already open"},
+                status=status.HTTP_409_CONFLICT,
+            )
+        return Response(
+            {"success": True, "data": s.AlertSerializer(alert).data}, status=status.HTTP_201_CREATED
+        )
+
+    @action(detail=True, methods=["post"])
+    def acknowledge(self, request: Request, pk: str | None = None) -> Response:
+        alert = self.get_object()
+        body = s.AcknowledgeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        now, actor = timezone.now(), _actor(request)
+        with transaction.atomic():
+            changed = Alert.objects.filter(pk=alert.pk, state=Alert.FIRING).update(
+                acknowledged_by=actor, acknowledged_at=now, ack_comment=body.validated_data["comment"]
+            )
+            if not changed:
+                return _conflict(
+                    f"Alert {alert.pk} is {alert.state}; only a firing alert can be acknowledged"
+                )
+            AlertEvent.objects.create(
+                alert=alert,
+                rule_id=alert.rule_id,
+                labels_key=alert.labels_key,
+                from_state=Alert.FIRING,
+                to_state="acknowledged",
+                value=alert.value,
+                at=now,
+                actor=actor,
+                note=body.validated_data["comment"],
+            )
+        return Response({"success": True, "message": f"Alert {alert.pk} acknowledged"})
+
+    @action(detail=True, methods=["post"])
+    def resolve(self, request: Request, pk: str | None = None) -> Response:
+        alert = self.get_object()
+        now, actor = timezone.now(), _actor(request)
+        with transaction.atomic():
+            changed = Alert.objects.filter(pk=alert.pk, state__in=Alert.ACTIVE_STATES).update(
+                state=Alert.RESOLVED, resolved_at=now, resolved_by=actor, updated_at=now
+            )
+            if not changed:
+                return _conflict(f"Alert {alert.pk} is already {alert.state}")
+            AlertEvent.objects.create(
+                alert=alert,
+                rule_id=alert.rule_id,
+                labels_key=alert.labels_key,
+                from_state=alert.state,
+                to_state=Alert.RESOLVED,
+                value=alert.value,
+                at=now,
+                actor=actor,
+                note=str(request.data.get("comment", ""))[:2000],
+            )
+        return Response({"success": True, "message": f"Alert {alert.pk} resolved"})
+
+    @action(detail=False, methods=["get"])
+    def summary(self, request: Request) -> Response:
+        active = Alert.objects.filter(state__in=Alert.ACTIVE_STATES)
+        by_severity = dict.fromkeys(SEVERITIES, 0)
+        by_severity.update({r["severity"]: r["n"] for r in active.values("severity").annotate(n=Count("id"))})
+        by_state = {r["state"]: r["n"] for r in active.values("state").annotate(n=Count("id"))}
+        firing = active.filter(state=Alert.FIRING)
+        by_state["acknowledged"] = firing.filter(acknowledged_at__isnull=False).count()
+        by_state["silenced"] = firing.filter(silenced=True).count()
+        data = {"total": active.count(), "by_severity": by_severity, "by_state": by_state}
+        return Response({"success": True, "data": data})
+
+    @action(detail=False, methods=["get"])
+    def history(self, request: Request) -> Response:
+        qs = AlertEventFilter(request.query_params, AlertEvent.objects.select_related("alert")).qs
+        page = self.paginate_queryset(qs)
+        rows = page if page is not None else qs
+        count = self.paginator.count if page is not None else len(rows)
+        data = s.AlertEventSerializer(rows, many=True).data
+        return Response({"success": True, "data": data, "count": count})
+
+
+def _conflict(message: str) -> Response:
+    return Response({"success": False, "error": message}, status=status.HTTP_409_CONFLICT)
+
+
+class AlertRuleViewSet(viewsets.ModelViewSet):
+    lookup_value_regex = r"\d+"
+    queryset = AlertRule.objects.prefetch_related("channels").all()
+    serializer_class = s.AlertRuleSerializer
+    filterset_fields = ["enabled", "severity", "query_type"]
+
+    @action(detail=True, methods=["get"])
+    def preview(self, request: Request, pk: str | None = None) -> Response:
+        """Evaluate the rule now: the value per group and whether it breaches."""
+        rule = self.get_object()
+        return Response({"success": True, "data": preview_rule(rule)})
+
+    @action(detail=False, methods=["post"], url_path="preview")
+    def preview_unsaved(self, request: Request) -> Response:
+        """Validate and evaluate a rule body without saving it (what it would do)."""
+        body = self.get_serializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        fields = {k: v for k, v in body.validated_data.items() if k != "channels"}
+        return Response({"success": True, "data": preview_rule(AlertRule(**fields))})
+
+
+def preview_rule(rule: AlertRule) -> list[dict[str, Any]]:
+    result = rule.evaluate_now()
+    return [
+        {
+            "labels": group.labels,
+            "value": group.value,
+            "breaches": None if group.value is None else rule.breaches(group.value, firing=False),
+        }
+        for group in result.groups.values()
+    ]
+
+
+class SilenceViewSet(viewsets.ModelViewSet):
+    lookup_value_regex = r"\d+"
+    queryset = Silence.objects.all()
+    serializer_class = s.SilenceSerializer
+
+    def perform_create(self, serializer: s.SilenceSerializer) -> None:
+        serializer.save(created_by=_actor(self.request))
+
+
+class ChannelViewSet(viewsets.ModelViewSet):
+    lookup_value_regex = r"\d+"
+    queryset = Channel.objects.all()
+    serializer_class = s.ChannelSerializer
+    filterset_fields = ["kind", "enabled", "status"]
+
+    @action(detail=True, methods=["post"])
+    def test(self, request: Request, pk: str | None = None) -> Response:
+        """Send a test notification now and report the outcome."""
+        ok, detail = notify_test.send_test(self.get_object())
+        code = status.HTTP_200_OK if ok else status.HTTP_502_BAD_GATEWAY
+        return Response({"success": ok, "message": detail}, status=code)

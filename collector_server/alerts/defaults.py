@@ -1,0 +1,165 @@
+"""Default rules (from the seed documents) and default channels created from environment settings."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+
+log = logging.getLogger(__name__)
+
+TOTAL_CPU = [{"name": "core", "op": "=", "value": ""}]
+COOLDOWN = 1800  # the seeds' 30-minute cooldown, used as the rules' repeat interval
+
+
+def _metric(metric: str, aggregation: str, window: int, group_by: list[str], matchers: Any = None) -> dict:
+    return {
+        "metric": metric,
+        "matchers": matchers or [],
+        "aggregation": aggregation,
+        "window": window,
+        "group_by": group_by,
+    }
+
+
+DEFAULT_RULES: list[dict[str, Any]] = [
+    {
+        "name": "High CPU Usage",
+        "description": "CPU usage is consistently high",
+        "severity": "high",
+        "query_type": "metric",
+        "query": _metric("system_cpu_usage_percent", "avg", 60, ["host"], TOTAL_CPU),
+        "comparison": ">",
+        "threshold": 80,
+        "for_seconds": 300,
+        "annotations": {"summary": "CPU on {host} is {value:.1f}%"},
+    },
+    {
+        "name": "Critical Memory Usage",
+        "description": "Memory usage is critically high",
+        "severity": "critical",
+        "query_type": "metric",
+        "query": _metric("system_memory_usage_percent", "avg", 60, ["host"]),
+        "comparison": ">",
+        "threshold": 90,
+        "for_seconds": 180,
+        "annotations": {"summary": "Memory on {host} is {value:.1f}%"},
+    },
+    {
+        "name": "High API Error Rate",
+        "description": "More than 10% of API requests fail",
+        "severity": "high",
+        "query_type": "ratio",
+        "query": {
+            "numerator": _metric("http_request_errors_total", "increase", 300, []),
+            "denominator": _metric("http_requests_total", "increase", 300, []),
+            "scale": 100,
+            "group_by": ["service"],
+        },
+        "comparison": ">",
+        "threshold": 10,
+        "for_seconds": 300,
+        "nodata_policy": "ok",
+        "annotations": {"summary": "Error rate of {service} is {value:.1f}%"},
+    },
+    {
+        "name": "Slow Response Times",
+        "description": "Average response time above 5 seconds",
+        "severity": "medium",
+        "query_type": "ratio",
+        "query": {
+            "numerator": _metric("http_request_duration_seconds_sum", "increase", 300, []),
+            "denominator": _metric("http_request_duration_seconds_count", "increase", 300, []),
+            "scale": 1,
+            "group_by": ["service"],
+        },
+        "comparison": ">",
+        "threshold": 5,
+        "for_seconds": 600,
+        "nodata_policy": "ok",
+        "annotations": {"summary": "Average response time of {service} is {value:.2f}s"},
+    },
+    {
+        "name": "Low Disk Space",
+        "description": "Disk usage above 85%",
+        "severity": "high",
+        "query_type": "metric",
+        "query": _metric("system_disk_usage_percent", "avg", 60, ["host", "mountpoint"]),
+        "comparison": ">",
+        "threshold": 85,
+        "for_seconds": 300,
+        "annotations": {"summary": "Disk {mountpoint} on {host} is {value:.1f}% full"},
+    },
+    {
+        "name": "System Unavailability",
+        "description": "No requests for 15 minutes",
+        "severity": "critical",
+        "query_type": "metric",
+        "query": _metric("http_requests_total", "increase", 900, ["service"]),
+        "comparison": "<=",
+        "threshold": 0,
+        "for_seconds": 0,
+        "nodata_policy": "alert",
+        "nodata_timeout_seconds": 900,
+        "annotations": {"summary": "{service} has served no requests for 15 minutes"},
+    },
+    {
+        "name": "Host Down",
+        "description": "No data from an agent for 2 minutes",
+        "severity": "critical",
+        "query_type": "host_down",
+        "query": {"matchers": []},
+        "comparison": ">",
+        "threshold": 120,
+        "for_seconds": 0,
+        "annotations": {"summary": "No data from {host} for {value:.0f}s"},
+    },
+]
+
+
+def ensure_default_channels() -> list[str]:
+    """Create the email and Slack channels named by SMTP_* / ALERT_* / SLACK_WEBHOOK_URL if missing.
+
+    Called by ``fleetwatch-migrate``; an existing channel of the same name is left as the operator edited it.
+    Their repeat interval is ALERT_COOLDOWN_PERIOD (the seeds' cooldown) when it is set above 0.
+    A set-but-invalid value stops with ImproperlyConfigured naming the variable.
+    """
+    from collector_server.alerts.models import Channel
+
+    created = []
+    for name, kind, config, variable in _env_channels():
+        if Channel.objects.filter(name=name).exists():
+            continue
+        channel = Channel(name=name, kind=kind, config=config, is_default=True)
+        if settings.ALERT_COOLDOWN_PERIOD > 0:
+            channel.repeat_interval_seconds = settings.ALERT_COOLDOWN_PERIOD
+        try:
+            channel.full_clean()
+        except ValidationError as exc:
+            raise ImproperlyConfigured(f"{variable}: {'; '.join(exc.messages)}") from None
+        channel.save()
+        created.append(name)
+        log.info("alerting: created default channel %s from the environment", name)
+    return created
+
+
+def _env_channels() -> list[tuple[str, str, dict[str, Any], str]]:
+    out = []
+    if settings.SMTP_SERVER and settings.ALERT_TO_EMAILS:
+        config = {
+            "host": settings.SMTP_SERVER,
+            "port": settings.SMTP_PORT,
+            "security": "ssl" if settings.SMTP_PORT == 465 else "starttls",
+            "username": settings.SMTP_USERNAME,
+            "password": settings.SMTP_PASSWORD,
+            "from": settings.ALERT_FROM_EMAIL or settings.SMTP_USERNAME,
+            "to": list(settings.ALERT_TO_EMAILS),
+        }
+        out.append(("email (environment)", "email", config, "SMTP_SERVER/ALERT_FROM_EMAIL/ALERT_TO_EMAILS"))
+    if settings.SLACK_WEBHOOK_URL:
+        out.append(
+            ("slack (environment)", "slack", {"webhook_url": settings.SLACK_WEBHOOK_URL}, "SLACK_WEBHOOK_URL")
+        )
+    return out

@@ -1,0 +1,40 @@
+"""Alerting figures for `/metrics`: open alerts, notification outcomes, suppressed and failing channels.
+
+``alert_families()`` returns families in the format of ``collector_server.monitoring.prometheus``;
+its ``collect()`` adds them (wired by the lead).
+"""
+
+from __future__ import annotations
+
+from django.db.models import Count
+
+from collector_server.alerts.models import Alert, Channel, Notification
+from collector_server.monitoring.prometheus import NAMESPACE, Family
+
+
+def alert_families() -> list[Family]:
+    """Read the alerting tables now and return their families."""
+    open_alerts = Family(f"{NAMESPACE}_alerts_open", "gauge", "Open alerts by state and severity.")
+    for row in (
+        Alert.objects.filter(state__in=Alert.ACTIVE_STATES)
+        .values("state", "severity")
+        .annotate(n=Count("id"))
+    ):
+        open_alerts.add(row["n"], state=row["state"], severity=row["severity"])
+    notes = Family(
+        f"{NAMESPACE}_notifications",
+        "gauge",
+        "Outbox rows by channel and status (suppressed = over the channel's hourly limit).",
+    )
+    for row in Notification.objects.values("channel__name", "status").annotate(n=Count("id")):
+        notes.add(row["n"], channel=row["channel__name"], status=row["status"])
+    suppressed = Family(
+        f"{NAMESPACE}_notifications_suppressed_total", "counter", "Notifications dropped by the rate limit."
+    )
+    failing = Family(
+        f"{NAMESPACE}_channel_failing", "gauge", "1 when a channel's last delivery failed for good."
+    )
+    for channel in Channel.objects.only("name", "suppressed_count", "status"):
+        suppressed.add(channel.suppressed_count, channel=channel.name)
+        failing.add(1 if channel.status == Channel.FAILING else 0, channel=channel.name)
+    return [open_alerts, notes, suppressed, failing]

@@ -1,0 +1,401 @@
+"""Alert rules, alert instances with their history, silences, channels and the notification outbox.
+
+Validation lives in ``clean()`` so the admin and the API reject the same bad input
+with a message naming the field.
+"""
+
+from __future__ import annotations
+
+import string
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+from collector_server.alerts import matchers as m
+from collector_server.alerts import query as q
+
+SEVERITIES = ["info", "low", "medium", "high", "critical"]
+SEVERITY_CHOICES = [(s, s) for s in SEVERITIES]
+COMPARISONS = {
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+}
+DEFAULT_GROUP_WAIT = 30
+DEFAULT_GROUP_INTERVAL = 300
+DEFAULT_REPEAT_INTERVAL = 4 * 3600
+DEFAULT_RATE_LIMIT_PER_HOUR = 10
+
+
+def severity_rank(severity: str) -> int:
+    return SEVERITIES.index(severity) if severity in SEVERITIES else -1
+
+
+def _check_template(text: str) -> None:
+    for _, name, _, _ in string.Formatter().parse(text):
+        if name is not None and not name.isidentifier():
+            raise ValueError(f"placeholder {{{name}}} must be a plain label name or 'value'")
+
+
+class AlertRule(models.Model):
+    """A declarative rule: a query, a comparison, timers and where to send it."""
+
+    NODATA_ALERT, NODATA_OK, NODATA_KEEP = "alert", "ok", "keep"
+    NODATA_CHOICES = [(NODATA_ALERT, "alert"), (NODATA_OK, "ok"), (NODATA_KEEP, "keep last state")]
+
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    severity = models.CharField(max_length=10, choices=SEVERITY_CHOICES, default="medium")
+    enabled = models.BooleanField(default=True)
+    query_type = models.CharField(max_length=50, default="metric")
+    query = models.JSONField(default=dict, help_text="See docs/alerting.md for each query type's fields.")
+    comparison = models.CharField(max_length=2, choices=[(c, c) for c in COMPARISONS], default=">")
+    threshold = models.FloatField()
+    recovery_threshold = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Hysteresis: a firing alert resolves only once the value crosses this.",
+    )
+    for_seconds = models.PositiveIntegerField(default=0, help_text="Pending this long before firing.")
+    keep_firing_for_seconds = models.PositiveIntegerField(default=0)
+    nodata_policy = models.CharField(max_length=5, choices=NODATA_CHOICES, default=NODATA_KEEP)
+    nodata_timeout_seconds = models.PositiveIntegerField(default=300)
+    labels = models.JSONField(default=dict, blank=True)
+    annotations = models.JSONField(
+        default=dict, blank=True, help_text='Templates such as {"summary": "CPU on {host} is {value:.1f}%"}.'
+    )
+    channels = models.ManyToManyField("Channel", blank=True, related_name="rules")
+    repeat_interval_seconds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Overrides the channel's repeat interval."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        try:
+            self.query = q.get(self.query_type).validate(self.query)
+        except ValueError as exc:
+            errors["query_type" if self.query_type not in q.REGISTRY else "query"] = str(exc)
+        if self.comparison not in COMPARISONS:
+            errors["comparison"] = f"unknown comparison {self.comparison!r}"
+        elif (
+            self.recovery_threshold is not None
+            and self.threshold is not None
+            and not self._recovery_side_ok()
+        ):
+            errors["recovery_threshold"] = (
+                f"must be on the healthy side of the threshold ({self.comparison} {self.threshold} breaches)"
+            )
+        if self.for_seconds and self.for_seconds < settings.ALERT_CHECK_INTERVAL:
+            errors["for_seconds"] = (
+                f"{self.for_seconds}s is shorter than the evaluation interval "
+                f"({settings.ALERT_CHECK_INTERVAL}s); use 0 or at least the interval"
+            )
+        if self.severity not in SEVERITIES:
+            errors["severity"] = f"unknown severity {self.severity!r} (use one of {', '.join(SEVERITIES)})"
+        errors.update(self._clean_maps())
+        if errors:
+            raise ValidationError(errors)
+
+    def _recovery_side_ok(self) -> bool:
+        if self.comparison in (">", ">="):
+            return self.recovery_threshold <= self.threshold
+        if self.comparison in ("<", "<="):
+            return self.recovery_threshold >= self.threshold
+        return True
+
+    def _clean_maps(self) -> dict[str, str]:
+        errors = {}
+        for name in ("labels", "annotations"):
+            value = getattr(self, name)
+            if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+                errors[name] = "must be an object of strings"
+                continue
+            try:
+                for text in value.values():
+                    _check_template(text)
+            except ValueError as exc:
+                errors[name] = str(exc)
+        return errors
+
+    def breaches(self, value: float, firing: bool) -> bool:
+        """Return whether ``value`` keeps (or puts) the rule in alert; hysteresis applies when firing."""
+        compare = COMPARISONS[self.comparison]
+        if firing and self.recovery_threshold is not None:
+            healthy = COMPARISONS[{">": "<", ">=": "<=", "<": ">", "<=": ">="}.get(self.comparison, "!=")]
+            return not healthy(value, self.recovery_threshold)
+        return compare(value, self.threshold)
+
+    def evaluate_now(self, now: datetime | None = None) -> q.QueryResult:
+        """Run the rule's query now (used by the admin's preview)."""
+        query = q.get(self.query_type).validate(self.query)
+        return q.get(self.query_type).evaluate(query, now or timezone.now(), self.nodata_timeout_seconds)
+
+
+class Alert(models.Model):
+    """One episode of a rule for one label set: pending → firing → resolved (or pending → inactive)."""
+
+    INACTIVE, PENDING, FIRING, RESOLVED = "inactive", "pending", "firing", "resolved"
+    STATE_CHOICES = [(s, s) for s in (INACTIVE, PENDING, FIRING, RESOLVED)]
+    ACTIVE_STATES = (PENDING, FIRING)
+
+    rule = models.ForeignKey(
+        AlertRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
+    )
+    name = models.CharField(max_length=200, db_index=True)
+    labels = models.JSONField(default=dict)
+    labels_key = models.TextField()
+    severity = models.CharField(max_length=10, choices=SEVERITY_CHOICES)
+    state = models.CharField(max_length=10, choices=STATE_CHOICES, db_index=True)
+    value = models.FloatField(null=True, blank=True)
+    summary = models.TextField(blank=True)
+    description = models.TextField(blank=True)
+    annotations = models.JSONField(default=dict, blank=True)
+    manual = models.BooleanField(default=False)
+    created_by = models.CharField(max_length=150, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    fired_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    last_breach_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+    acknowledged_by = models.CharField(max_length=150, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    ack_comment = models.TextField(blank=True)
+    resolved_by = models.CharField(max_length=150, blank=True)
+    silenced = models.BooleanField(default=False)
+    inhibited = models.BooleanField(default=False)
+    flapping = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            # At most one open episode per rule and label set: concurrent evaluators cannot both create it.
+            models.UniqueConstraint(
+                fields=["name", "labels_key"],
+                condition=models.Q(state__in=["pending", "firing"]),
+                name="alert_one_open_episode",
+            )
+        ]
+        indexes = [models.Index(fields=["rule", "labels_key"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} {{{self.labels_key}}} {self.state}"
+
+    @property
+    def host(self) -> str:
+        return str(self.labels.get("host", ""))
+
+    @property
+    def display_state(self) -> str:
+        if self.state == self.FIRING and self.silenced:
+            return "silenced"
+        if self.state == self.FIRING and self.acknowledged_at:
+            return "acknowledged"
+        return self.state
+
+    @property
+    def fingerprint(self) -> str:
+        return f"{self.name}|{self.labels_key}"
+
+
+class AlertEvent(models.Model):
+    """A transition of an alert (or an operator action), with the value that caused it."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="events")
+    rule = models.ForeignKey(AlertRule, null=True, blank=True, on_delete=models.SET_NULL)
+    labels_key = models.TextField(blank=True)
+    from_state = models.CharField(max_length=12, blank=True)
+    to_state = models.CharField(max_length=12)
+    value = models.FloatField(null=True, blank=True)
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.CharField(max_length=150, blank=True)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["rule", "labels_key", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.alert_id}: {self.from_state} → {self.to_state}"
+
+
+class Silence(models.Model):
+    """Mute notifications of matching alerts for a time, optionally every week in a window."""
+
+    matchers = models.JSONField(default=list, help_text='[{"name": "host", "op": "=", "value": "web-1"}]')
+    starts_at = models.DateTimeField(default=timezone.now)
+    ends_at = models.DateTimeField(null=True, blank=True, help_text="Required unless the silence recurs.")
+    recurrence_days = models.JSONField(
+        default=list, blank=True, help_text="Weekdays of a maintenance window, 0=Monday … 6=Sunday."
+    )
+    window_start = models.TimeField(null=True, blank=True, help_text="UTC start time of the weekly window.")
+    window_minutes = models.PositiveIntegerField(null=True, blank=True)
+    created_by = models.CharField(max_length=150, blank=True)
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-starts_at"]
+
+    def __str__(self) -> str:
+        return f"silence {self.pk}: {self.comment[:40]}"
+
+    def clean(self) -> None:
+        errors = {}
+        try:
+            self.matchers = m.normalize(self.matchers)
+            if not self.matchers:
+                errors["matchers"] = "at least one matcher is required"
+        except ValueError as exc:
+            errors["matchers"] = str(exc)
+        if self.recurrence_days:
+            days = self.recurrence_days
+            if not isinstance(days, list) or not all(isinstance(d, int) and 0 <= d <= 6 for d in days):
+                errors["recurrence_days"] = "must be a list of weekdays 0 (Monday) … 6 (Sunday)"
+            if self.window_start is None:
+                errors["window_start"] = "required for a recurring silence"
+            if not self.window_minutes or self.window_minutes > 7 * 1440:
+                errors["window_minutes"] = "required for a recurring silence (1 … 10080)"
+        elif self.ends_at is None:
+            errors["ends_at"] = "required unless the silence recurs"
+        elif self.starts_at and self.ends_at <= self.starts_at:
+            errors["ends_at"] = "must be after starts_at"
+        if errors:
+            raise ValidationError(errors)
+
+    def is_active(self, now: datetime) -> bool:
+        if now < self.starts_at or (self.ends_at is not None and now >= self.ends_at):
+            return False
+        if not self.recurrence_days:
+            return True
+        for back in (0, 1, 7):  # a window may start the day before (across midnight) or a week-long one
+            day = (now - timedelta(days=back)).date()
+            if day.weekday() not in self.recurrence_days:
+                continue
+            start = datetime.combine(day, self.window_start, tzinfo=now.tzinfo)
+            if start <= now < start + timedelta(minutes=self.window_minutes):
+                return True
+        return False
+
+    def matches(self, labels: dict[str, Any]) -> bool:
+        return m.matches(m.normalize(self.matchers), labels)
+
+
+class Channel(models.Model):
+    """A place notifications go: email, Slack, a generic webhook or PagerDuty."""
+
+    EMAIL, SLACK, WEBHOOK, PAGERDUTY = "email", "slack", "webhook", "pagerduty"
+    KIND_CHOICES = [(k, k) for k in (EMAIL, SLACK, WEBHOOK, PAGERDUTY)]
+    OK, FAILING = "ok", "failing"
+
+    name = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=20, choices=KIND_CHOICES)
+    config = models.JSONField(
+        default=dict, help_text="Kind-specific settings; secrets are never shown by the API."
+    )
+    enabled = models.BooleanField(default=True)
+    is_default = models.BooleanField(
+        default=False, help_text="Used by rules without channels and manual alerts."
+    )
+    fallback = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL)
+    group_by = models.JSONField(
+        default=list, blank=True, help_text='Labels grouping alerts, e.g. ["alertname"].'
+    )
+    group_wait_seconds = models.PositiveIntegerField(default=DEFAULT_GROUP_WAIT)
+    group_interval_seconds = models.PositiveIntegerField(default=DEFAULT_GROUP_INTERVAL)
+    repeat_interval_seconds = models.PositiveIntegerField(default=DEFAULT_REPEAT_INTERVAL)
+    rate_limit_per_hour = models.PositiveIntegerField(
+        default=DEFAULT_RATE_LIMIT_PER_HOUR, help_text="0: no limit"
+    )
+    suppressed_count = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=10, default=OK, choices=[(OK, OK), (FAILING, FAILING)])
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"
+
+    def clean(self) -> None:
+        from alerting_worker.alerting import transports
+
+        errors = {}
+        try:
+            self.config = transports.get(self.kind).validate_config(self.config or {})
+        except ValueError as exc:
+            errors["kind" if self.kind not in transports.REGISTRY else "config"] = str(exc)
+        if not isinstance(self.group_by, list) or not all(isinstance(x, str) for x in self.group_by):
+            errors["group_by"] = "must be a list of label names"
+        if self.fallback_id is not None and self.fallback_id == self.pk:
+            errors["fallback"] = "a channel cannot be its own fallback"
+        if errors:
+            raise ValidationError(errors)
+
+
+class NotificationGroup(models.Model):
+    """Dispatcher state of one alert group on one channel (Alertmanager's aggregation group)."""
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="groups")
+    key = models.TextField()
+    labels = models.JSONField(default=dict)
+    last_sent_at = models.DateTimeField(null=True, blank=True)
+    notified = models.JSONField(default=list, help_text="Fingerprints of the alerts last told firing.")
+    flapping_told = models.JSONField(default=list, help_text="Fingerprints already told as flapping.")
+    sends = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["channel", "key"], name="group_channel_key_uniq")]
+
+
+class Notification(models.Model):
+    """The outbox: one message to one channel, written in the transaction that decided it."""
+
+    PENDING, SENDING, SENT, FAILED, SUPPRESSED = "pending", "sending", "sent", "failed", "suppressed"
+    STATUS_CHOICES = [(s, s) for s in (PENDING, SENDING, SENT, FAILED, SUPPRESSED)]
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="notifications")
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    group_key = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=STATUS_CHOICES, default=PENDING, db_index=True)
+    payload = models.JSONField(help_text="Status, group labels and the alerts, as sent.")
+    attempts = models.PositiveIntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.idempotency_key} {self.status}"
+
+
+class DeliveryAttempt(models.Model):
+    """The ledger: every try to deliver a notification, with its outcome."""
+
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="delivery_attempts")
+    at = models.DateTimeField(default=timezone.now)
+    duration_ms = models.FloatField(default=0)
+    ok = models.BooleanField(default=False)
+    permanent = models.BooleanField(default=False)
+    response = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-at"]

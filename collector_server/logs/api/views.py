@@ -1,0 +1,99 @@
+"""Log search, log statistics, one request's records, and per-endpoint API metrics."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from collector_server.logs import api_metrics, search, stats
+from collector_server.logs.api import params
+from collector_server.monitoring.api.errors import BadParameter
+
+MAX_REQUEST_RECORDS = 10_000
+MAX_API_MINUTES = 60 * 24 * 31
+SEARCH_PARAMETERS = [
+    OpenApiParameter("start", str, description="ISO 8601 or seconds since 1970 (inclusive)"),
+    OpenApiParameter("end", str, description="ISO 8601 or seconds since 1970 (exclusive)"),
+    OpenApiParameter("level", str, description="exact level(s), comma-separated"),
+    OpenApiParameter("min_level", str, description="this level and above"),
+    OpenApiParameter("host", str),
+    OpenApiParameter("service", str),
+    OpenApiParameter("logger", str),
+    OpenApiParameter("pattern", str, description="regular expression on the message (case-insensitive)"),
+    OpenApiParameter("case_sensitive", bool),
+    OpenApiParameter("q", str, description="words (full text)"),
+    OpenApiParameter("request_id", str),
+    OpenApiParameter("trace_id", str),
+    OpenApiParameter("span_id", str),
+    OpenApiParameter("order", str, enum=["newest", "oldest"]),
+    OpenApiParameter("limit", int, description="1..1000, default 100"),
+    OpenApiParameter("cursor", str, description="next_cursor of the previous page"),
+]
+
+
+class LogSearchView(APIView):
+    """GET /api/v1/logs/search: filter log records; page with next_cursor."""
+
+    @extend_schema(parameters=SEARCH_PARAMETERS, responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request) -> Response:
+        query = search.parse(request.query_params)
+        rows, next_cursor = search.run(query)
+        return Response({"success": True, "data": rows, "count": len(rows), "next_cursor": next_cursor})
+
+
+class LogStatsView(APIView):
+    """GET /api/v1/logs/stats?hours=24: counts per level and service over time, top messages."""
+
+    @extend_schema(parameters=[OpenApiParameter("hours", int)], responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request) -> Response:
+        params.reject_unknown(set(request.query_params.keys()), {"hours", "format"})
+        max_hours = settings.LOG_RETENTION_DAYS * 24
+        hours = params.integer("hours", request.query_params.get("hours"), 24, 1, max_hours)
+        return Response({"success": True, "data": stats.log_stats(hours)})
+
+
+class RequestLogsView(APIView):
+    """GET /api/v1/logs/requests/{request_id}: every record of one request, oldest first."""
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, request_id: str) -> Response:
+        params.reject_unknown(set(request.query_params.keys()), {"format"})
+        if len(request_id) > 200:
+            raise BadParameter("request_id", "must be at most 200 characters")
+        rows, truncated = search.request_records(request_id, MAX_REQUEST_RECORDS)
+        if not rows:
+            raise NotFound(f"no log records for request_id {request_id!r}")
+        first, last = rows[0]["timestamp"], rows[-1]["timestamp"]
+        return Response(
+            {
+                "success": True,
+                "request_id": request_id,
+                "data": rows,
+                "count": len(rows),
+                "truncated": truncated,
+                "hosts": sorted({r["host"] for r in rows}),
+                "services": sorted({r["service"] for r in rows}),
+                "duration_ms": round(
+                    (datetime.fromisoformat(last) - datetime.fromisoformat(first)).total_seconds() * 1000, 3
+                ),
+            }
+        )
+
+
+class ApiMetricsView(APIView):
+    """GET /api/v1/monitoring/metrics/api?minutes=60: one row per endpoint, merged over hosts."""
+
+    @extend_schema(parameters=[OpenApiParameter("minutes", int)], responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request) -> Response:
+        params.reject_unknown(set(request.query_params.keys()), {"minutes", "format"})
+        minutes = params.integer("minutes", request.query_params.get("minutes"), 60, 1, MAX_API_MINUTES)
+        end = datetime.now(UTC)
+        rows = api_metrics.endpoint_rows(end - timedelta(minutes=minutes), end)
+        return Response({"success": True, "data": rows, "count": len(rows), "time_range_minutes": minutes})

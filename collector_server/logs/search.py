@@ -1,0 +1,339 @@
+"""Search stored log records with filters and keyset (cursor) pagination.
+
+Pages are ordered by (ts, id) and continue from the last row of the previous page
+(``WHERE (ts, id) < (last_ts, last_id)``), so page 1,000 costs what page 1 costs.
+The cursor token is opaque to clients: base64 of the last row's ts, id and the order.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db import DataError, OperationalError, connection, transaction
+from django.http import QueryDict
+from rest_framework.exceptions import APIException
+
+from collector_server.logs import levels, words
+from collector_server.logs.api import params
+from collector_server.monitoring.api.errors import BadParameter
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+MAX_PATTERN_CHARS = 1000
+SEARCH_TIMEOUT_MS = 30_000
+WORDS_WINDOW_MIN = 2000
+WORDS_WINDOW_PER_ROW = 20
+ATTR_PREFIX = "attr."
+ATTR_KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+INVALID_REGEX_SQLSTATE = "2201B"
+QUERY_CANCELED_SQLSTATE = "57014"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ALLOWED = {
+    "start", "end", "level", "min_level", "host", "service", "logger", "pattern", "case_sensitive", "q",
+    "request_id", "trace_id", "span_id", "order", "limit", "cursor", "format",
+}  # fmt: skip
+SELECT = (
+    "SELECT id, ts, host, service, level, logger, message, request_id, trace_id, span_id, attrs "
+    "FROM logs_entry"
+)
+
+
+class SearchTimeout(APIException):
+    status_code = 503
+    default_detail = "the search took too long; narrow the time range or add filters"
+    default_code = "search_timeout"
+
+
+@dataclass
+class LogQuery:
+    """A validated search."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    levels: list[str] = field(default_factory=list)
+    min_level: int | None = None
+    hosts: list[str] = field(default_factory=list)
+    services: list[str] = field(default_factory=list)
+    loggers: list[str] = field(default_factory=list)
+    pattern: str | None = None
+    case_sensitive: bool = False
+    words: str | None = None
+    request_id: str | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+    attrs: list[tuple[str, str]] = field(default_factory=list)
+    newest_first: bool = True
+    limit: int = DEFAULT_LIMIT
+    after: tuple[datetime, int] | None = None
+    # What every match of `words` must contain (see logs.words); set by run() (via _words_page) from Postgres' tsquery.
+    words_need: words.Need | None = None
+
+
+def parse(query: QueryDict | dict[str, str]) -> LogQuery:
+    """Validate search parameters; raise BadParameter naming the first bad one."""
+    get = query.get
+    params.reject_unknown(set(query.keys()), ALLOWED, (ATTR_PREFIX,))
+    q = LogQuery(start=params.timestamp("start", get("start")), end=params.timestamp("end", get("end")))
+    if q.start and q.end and q.start >= q.end:
+        raise BadParameter("start", "must be before end")
+    q.levels = [_level("level", name) for name in params.text_list("level", get("level"))]
+    if get("min_level") is not None:
+        q.min_level = levels.LEVELS[_level("min_level", get("min_level"))]
+    q.hosts = params.text_list("host", get("host"))
+    q.services = params.text_list("service", get("service"))
+    q.loggers = params.text_list("logger", get("logger"))
+    q.pattern = _pattern(get("pattern"))
+    q.case_sensitive = params.boolean("case_sensitive", get("case_sensitive"))
+    q.words = _words(get("q"))
+    q.request_id = _single("request_id", get("request_id"))
+    q.trace_id = _single("trace_id", get("trace_id"))
+    q.span_id = _single("span_id", get("span_id"))
+    q.attrs = _attrs(query)
+    q.newest_first = params.choice("order", get("order"), ("newest", "oldest"), "newest") == "newest"
+    q.limit = params.integer("limit", get("limit"), DEFAULT_LIMIT, 1, MAX_LIMIT)
+    q.after = decode_cursor(get("cursor"), q.newest_first)
+    return q
+
+
+def _level(name: str, raw: str | None) -> str:
+    level = levels.normalize(raw)
+    if raw is None or level is None:
+        raise BadParameter(name, f"{raw!r} is not a level (one of {', '.join(levels.LEVELS)})")
+    return level
+
+
+def _pattern(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    if raw == "" or len(raw) > MAX_PATTERN_CHARS:
+        raise BadParameter("pattern", f"must be 1 to {MAX_PATTERN_CHARS} characters")
+    try:
+        re.compile(raw)
+    except re.error as exc:
+        raise BadParameter("pattern", f"is not a valid regular expression: {exc}") from None
+    return raw
+
+
+def _words(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    if not re.search(r"\w", raw) or len(raw) > MAX_PATTERN_CHARS:
+        raise BadParameter("q", f"must hold at least one word (and at most {MAX_PATTERN_CHARS} characters)")
+    return raw
+
+
+def _single(name: str, raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    if not raw.strip() or len(raw) > 200:
+        raise BadParameter(name, "must be 1 to 200 characters")
+    return raw.strip()
+
+
+def _attrs(query: QueryDict | dict[str, str]) -> list[tuple[str, str]]:
+    out = []
+    for name in sorted(query.keys()):
+        if name.startswith(ATTR_PREFIX):
+            key = name[len(ATTR_PREFIX) :]
+            if not ATTR_KEY_RE.match(key):
+                raise BadParameter(name, "attribute names are 1 to 100 letters, digits or _ . : -")
+            out.append((key, query.get(name)))
+    return out
+
+
+def encode_cursor(ts: datetime, row_id: int, newest_first: bool) -> str:
+    micros = (ts - EPOCH) // timedelta(microseconds=1)
+    raw = json.dumps([micros, row_id, "n" if newest_first else "o"], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(token: str | None, newest_first: bool) -> tuple[datetime, int] | None:
+    if token is None or token == "":
+        return None
+    try:
+        micros, row_id, order = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        ts = EPOCH + timedelta(microseconds=int(micros))
+        row_id = int(row_id)
+    except (ValueError, TypeError, binascii.Error, OverflowError):
+        raise BadParameter("cursor", "is not a cursor returned by this API") from None
+    if order != ("n" if newest_first else "o"):
+        raise BadParameter("cursor", "was issued for the other order; keep 'order' the same while paging")
+    return ts, row_id
+
+
+def build_sql(q: LogQuery) -> tuple[str, list[Any]]:
+    """Return the SQL and parameters of one page (limit + 1 rows, to know whether more follow)."""
+    where, args = _filters(q)
+    if q.words is not None:
+        clause, values = _words_filter(q)
+        where.append(clause)
+        args.extend(values)
+    return _page_sql(q, where), [*args, q.limit + 1]
+
+
+def build_window_sql(q: LogQuery, window: int) -> tuple[str, list[Any]]:
+    """Return SQL walking the first `window` rows of every filter but the words, in page order.
+
+    Each row comes back with two more columns: whether the words match, and its place in the
+    walk; only matches and the last row of the window (its place is `window`) are returned.
+    """
+    where, args = _filters(q)
+    inner = _page_sql(q, where)
+    words_sql, words_args = _words_filter(q)
+    sql = (
+        f"SELECT * FROM (SELECT w.*, {words_sql} AS hit, row_number() OVER () AS place FROM ({inner}) AS w) "
+        "AS walk WHERE hit OR place = %s LIMIT %s"
+    )
+    return sql, [*words_args, *args, window, window, q.limit + 2]
+
+
+def _page_sql(q: LogQuery, where: list[str]) -> str:
+    direction = "DESC" if q.newest_first else "ASC"
+    sql = SELECT + (" WHERE " + " AND ".join(where) if where else "")
+    return sql + f" ORDER BY ts {direction}, id {direction} LIMIT %s"
+
+
+def _words_filter(q: LogQuery) -> tuple[str, list[Any]]:
+    """The word search: trigram-indexable ILIKEs every match needs, then the exact full-text test."""
+    clauses: list[str] = []
+    args: list[Any] = []
+    if q.words_need is not None:
+        clause, args = words.ilike_sql(q.words_need)
+        clauses.append(clause)
+    clauses.append("to_tsvector('simple'::regconfig, message) @@ websearch_to_tsquery('simple', %s)")
+    return "(" + " AND ".join(clauses) + ")", [*args, q.words]
+
+
+def _filters(q: LogQuery) -> tuple[list[str], list[Any]]:
+    """Every condition of `q` except the words, with their parameters."""
+    where: list[str] = []
+    args: list[Any] = []
+
+    def add(clause: str, *values: Any) -> None:
+        where.append(clause)
+        args.extend(values)
+
+    if q.start:
+        add("ts >= %s", q.start)
+    if q.end:
+        add("ts < %s", q.end)
+    if q.levels:
+        add("level_no = ANY(%s)", [levels.LEVELS[name] for name in q.levels])
+    if q.min_level is not None:
+        add("level_no >= %s", q.min_level)
+    for column, values in (("host", q.hosts), ("service", q.services), ("logger", q.loggers)):
+        if values:
+            add(f"{column} = ANY(%s)", values)
+    for column in ("request_id", "trace_id", "span_id"):
+        if getattr(q, column) is not None:
+            add(f"{column} = %s", getattr(q, column))
+    if q.pattern is not None:
+        add(f"message {'~' if q.case_sensitive else '~*'} %s", q.pattern)
+    for key, value in q.attrs:
+        candidates = _attr_candidates(key, value)
+        where.append("(" + " OR ".join(["attrs @> %s::jsonb"] * len(candidates)) + ")")
+        args.extend(candidates)
+    if q.after is not None:
+        add(f"(ts, id) {'<' if q.newest_first else '>'} (%s, %s)", *q.after)
+    return where, args
+
+
+def _attr_candidates(key: str, value: str) -> list[str]:
+    """The attribute as a string, and as a JSON number/boolean/null when it reads as one."""
+    out = [json.dumps({key: value})]
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return out
+    if parsed is None or isinstance(parsed, bool | int | float):
+        out.append(json.dumps({key: parsed}))
+    return out
+
+
+def run(q: LogQuery) -> tuple[list[dict[str, Any]], str | None]:
+    """Return one page of rows and the cursor of the next page (None on the last page)."""
+    pattern_param = "pattern" if q.pattern is not None else None
+    if q.words is not None:
+        rows = _words_page(q, pattern_param)
+    else:
+        sql, args = build_sql(q)
+        rows = fetch(sql, args, pattern_param=pattern_param)
+    more = len(rows) > q.limit
+    rows = rows[: q.limit]
+    next_cursor = encode_cursor(rows[-1][1], rows[-1][0], q.newest_first) if more else None
+    return [as_dict(row) for row in rows], next_cursor
+
+
+def _words_page(q: LogQuery, pattern_param: str | None) -> list[tuple]:
+    """Up to limit + 1 rows of a word search: walk the first rows in page order, then use the index.
+
+    Without statistics on the words the planner guesses every word rare and fetches all rows
+    holding it through the trigram index, which for a frequent word means a million full-text
+    tests. So first the first WORDS_WINDOW rows of the other filters are tested in page order
+    (frequent words fill the page there); only when they do not, the rest of the table is
+    searched through the index, after the last row walked.
+    """
+    if q.words_need is None:
+        q.words_need = words.required(tsquery_text(q.words or ""))
+    window = max(WORDS_WINDOW_MIN, WORDS_WINDOW_PER_ROW * (q.limit + 1))
+    sql, args = build_window_sql(q, window)
+    walked = fetch(sql, args, pattern_param=pattern_param)
+    hits = [row[:-2] for row in walked if row[-2]]
+    if len(hits) > q.limit or not walked or walked[-1][-1] != window:
+        return hits
+    last = walked[-1]
+    rest = replace(q, after=(last[1], last[0]), limit=q.limit - len(hits))
+    sql, args = build_sql(rest)
+    return hits + fetch(sql, args, pattern_param=pattern_param)
+
+
+def tsquery_text(text: str) -> str:
+    """Return Postgres' own reading of a word search, as tsquery text."""
+    return fetch("SELECT websearch_to_tsquery('simple', %s)::text", [text])[0][0]
+
+
+def fetch(sql: str, args: list[Any], pattern_param: str | None = None) -> list[tuple]:
+    """Run a read query with a time limit; turn Postgres' regex errors into a 400."""
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL statement_timeout = {SEARCH_TIMEOUT_MS}")
+            cursor.execute(sql, args)
+            return cursor.fetchall()
+    except DataError as exc:
+        if pattern_param and getattr(exc.__cause__, "sqlstate", None) == INVALID_REGEX_SQLSTATE:
+            raise BadParameter(pattern_param, f"is not a valid regular expression: {exc}") from None
+        raise
+    except OperationalError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) == QUERY_CANCELED_SQLSTATE:
+            raise SearchTimeout() from None
+        raise
+
+
+def as_dict(row: tuple) -> dict[str, Any]:
+    row_id, ts, host, service, level, logger, message, request_id, trace_id, span_id, attrs = row
+    return {
+        "id": row_id,
+        "timestamp": ts.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "host": host,
+        "service": service,
+        "level": level,
+        "logger": logger,
+        "message": message,
+        "request_id": request_id,
+        "trace_id": trace_id,
+        "span_id": span_id,
+        "attributes": attrs if isinstance(attrs, dict) else json.loads(attrs),
+    }
+
+
+def request_records(request_id: str, max_rows: int) -> tuple[list[dict[str, Any]], bool]:
+    """Every record of one request across hosts and services, oldest first; (rows, truncated)."""
+    sql = SELECT + " WHERE request_id = %s ORDER BY ts, id LIMIT %s"
+    rows = fetch(sql, [request_id, max_rows + 1])
+    return [as_dict(row) for row in rows[:max_rows]], len(rows) > max_rows

@@ -1,0 +1,49 @@
+"""GET health: probes for load balancers and Kubernetes (no authentication)."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from collector_server.monitoring import health
+from collector_server.monitoring.api.errors import BadParameter
+
+
+class HealthView(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        summary="Health of the server and the pipeline",
+        description=(
+            "Checks Postgres, Redis (PING, maxmemory-policy noeviction), RQ worker heartbeats, "
+            "the cron scheduler heartbeat and the lag/pending entries of the ingest streams."
+        ),
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="Every check passed."),
+            503: OpenApiResponse(
+                OpenApiTypes.OBJECT, description="At least one check failed; see `failing`."
+            ),
+        },
+        parameters=[
+            OpenApiParameter(
+                "scope",
+                str,
+                enum=list(health.SCOPES),
+                description="pipeline (default): everything; server: Postgres and Redis only (for probes).",
+            )
+        ],
+        auth=[],
+    )
+    def get(self, request: Request) -> Response:
+        scope = request.query_params.get("scope", "pipeline")
+        if scope not in health.SCOPES:
+            raise BadParameter("scope", f"must be one of {', '.join(health.SCOPES)}, not {scope!r}")
+        body = health.report(health.run_checks(scope))
+        code = status.HTTP_200_OK if body["status"] == "healthy" else status.HTTP_503_SERVICE_UNAVAILABLE
+        return Response(body, status=code)

@@ -1,0 +1,171 @@
+"""System metrics in the seed's row shape, summaries and trends, read through the query engine.
+
+Field sources (per host):
+  cpu_percent         system_cpu_usage_percent without a `core` label (the total)
+  memory_percent      system_memory_usage_percent
+  disk_usage_percent  system_disk_usage_percent of mountpoint "/"; a host without "/" reports
+                      the fullest mountpoint (max over mountpoints)
+  network_bytes_*     system_network_bytes_{sent,recv}_total without `interface` (all but loopback);
+                      the cumulative counter value, as the seed reports it
+  active_connections  system_connections_active
+Gauges in a rollup bucket are the bucket average; counters the bucket's last value.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.db import connection
+
+from collector_server.monitoring import query
+from collector_server.monitoring.models import Host, Series
+
+FIELDS = {
+    "cpu_percent": "system_cpu_usage_percent",
+    "memory_percent": "system_memory_usage_percent",
+    "disk_usage_percent": "system_disk_usage_percent",
+    "network_bytes_sent": "system_network_bytes_sent_total",
+    "network_bytes_recv": "system_network_bytes_recv_total",
+    "active_connections": "system_connections_active",
+}
+EXCLUDED_LABEL = {"cpu_percent": "core", "network_bytes_sent": "interface", "network_bytes_recv": "interface"}
+COUNTER_FIELDS = frozenset({"network_bytes_sent", "network_bytes_recv"})
+INTEGER_FIELDS = ("network_bytes_sent", "network_bytes_recv", "active_connections")
+ROOT_MOUNT = "/"
+TREND_THRESHOLD_POINTS = 5.0
+
+
+@dataclass
+class FieldSeries:
+    """Series feeding one field, with the host each belongs to."""
+
+    series: list[query.SeriesInfo]
+    field_of: dict[int, str]
+    host_of: dict[int, str]
+
+
+def field_series(hosts: list[Host], fields: list[str] | None = None) -> FieldSeries:
+    """Select the series of each field for the given hosts (see the module docstring)."""
+    fields = fields or list(FIELDS)
+    metric_field = {FIELDS[f]: f for f in fields}
+    rows = Series.objects.filter(host__in=hosts, name__in=list(metric_field)).select_related("host")
+    chosen: dict[tuple[int, str], list[Series]] = defaultdict(list)
+    for series in rows:
+        name = metric_field[series.name]
+        if EXCLUDED_LABEL.get(name) in series.labels:
+            continue
+        chosen[(series.host_id, name)].append(series)
+    result = FieldSeries([], {}, {})
+    for (_, name), members in chosen.items():
+        if name == "disk_usage_percent":
+            root = [s for s in members if s.labels.get("mountpoint") == ROOT_MOUNT]
+            members = root or members
+        for s in members:
+            result.series.append(query.SeriesInfo(s.id, s.kind, s.labels))
+            result.field_of[s.id] = name
+            result.host_of[s.id] = s.host.hostname
+    return result
+
+
+def system_rows(hosts: list[Host], start: datetime, end: datetime, with_host: bool) -> tuple[list[dict], str]:
+    """Return one row per (host, collection time or bucket), oldest first, and the level read."""
+    level = query.choose_level(start, end, 0)
+    selected = field_series(hosts)
+    if not selected.series:
+        return [], level
+    params = query.row_params(level, selected.series, start, end)
+    # Epoch seconds rather than timestamptz: parsing thousands of timestamps dominated the time.
+    sql = (
+        f"WITH r AS ({query.rows_sql(level)}) "
+        "SELECT series_id, extract(epoch FROM t)::float8, sum / nullif(count, 0), last FROM r"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        fetched = cursor.fetchall()
+    rows: dict[tuple[str, float], dict] = {}
+    for sid, epoch, avg, last in fetched:
+        host, name = selected.host_of[sid], selected.field_of[sid]
+        row = rows.get((host, epoch))
+        if row is None:
+            row = rows[(host, epoch)] = _empty_row(host, epoch, with_host)
+        value = last if name in COUNTER_FIELDS else avg
+        if value is None:
+            continue
+        previous = row[name]
+        # Several series for a field (disk without "/") combine by max.
+        row[name] = value if previous is None else max(previous, value)
+    for row in rows.values():
+        for name in INTEGER_FIELDS:
+            if row[name] is not None:
+                row[name] = int(row[name])
+    return [rows[key] for key in sorted(rows, key=lambda key: (key[1], key[0]))], level
+
+
+def _empty_row(host: str, epoch: float, with_host: bool) -> dict:
+    row: dict = {"timestamp": iso(datetime.fromtimestamp(epoch, UTC))}
+    if with_host:
+        row["host"] = host
+    row.update(dict.fromkeys(FIELDS))
+    return row
+
+
+def field_stats(
+    hosts: list[Host], name: str, start: datetime, end: datetime
+) -> dict[str, float | int | None]:
+    """Return avg, max, min and data_points of one field over all given hosts."""
+    selected = field_series(hosts, [name])
+    empty = {"avg": None, "max": None, "min": None, "data_points": 0}
+    if not selected.series:
+        return empty
+    level = query.choose_level(start, end, 0)
+    params = query.row_params(level, selected.series, start, end)
+    sql = (
+        f"WITH r AS ({query.rows_sql(level)}) "
+        "SELECT sum(r.sum) / nullif(sum(r.count), 0), max(r.max), min(r.min), coalesce(sum(r.count), 0) "
+        "FROM r"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        avg, high, low, points = cursor.fetchone()
+    if not points:
+        return empty
+    return {"avg": _round(avg), "max": _round(high), "min": _round(low), "data_points": int(points)}
+
+
+def latest_values(hosts: list[Host], name: str, since: datetime) -> float | None:
+    """Return the average over hosts of each host's latest value of a field since `since`."""
+    selected = field_series(hosts, [name])
+    if not selected.series:
+        return None
+    sql = """
+        SELECT DISTINCT ON (series_id) series_id, value FROM monitoring_sample
+        WHERE series_id = ANY(%s) AND ts >= %s ORDER BY series_id, ts DESC
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [[s.id for s in selected.series], since])
+        fetched = cursor.fetchall()
+    per_host: dict[str, float] = {}
+    for sid, value in fetched:
+        host = selected.host_of[sid]
+        per_host[host] = max(per_host.get(host, value), value)
+    return _round(sum(per_host.values()) / len(per_host)) if per_host else None
+
+
+def trend(first: float | None, second: float | None) -> str:
+    """Compare the averages of two halves: a change under TREND_THRESHOLD_POINTS is stable."""
+    if first is None or second is None:
+        return "unknown"
+    change = second - first
+    if abs(change) < TREND_THRESHOLD_POINTS:
+        return "stable"
+    return "increasing" if change > 0 else "decreasing"
+
+
+def iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 2)

@@ -1,0 +1,235 @@
+"""Health checks of the pipeline, shared by the health endpoint and the CLI.
+
+Each check returns a `Check` (healthy or not, plus details) and never raises; each talks
+to Postgres or Redis with short timeouts so a probe answers within seconds.
+
+Thresholds (settings, with defaults):
+  HEALTH_MAX_STREAM_LAG (100000 entries not yet delivered to the ingest group),
+  HEALTH_MAX_PENDING_AGE_SECONDS (300: the oldest delivered-but-unacknowledged entry),
+  HEALTH_WORKER_HEARTBEAT_SECONDS (480: RQ's default worker_ttl 420 + 60),
+  HEALTH_SCHEDULER_HEARTBEAT_SECONDS (120: RQ's cron scheduler TTL).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.db import connection
+from rq import Worker
+from rq.cron import CronScheduler
+
+from shared import streams
+
+REDIS_TIMEOUT_SECONDS = 2.0
+DEFAULTS = {
+    "HEALTH_MAX_STREAM_LAG": 100_000,
+    "HEALTH_MAX_PENDING_AGE_SECONDS": 300,
+    "HEALTH_WORKER_HEARTBEAT_SECONDS": 480,
+    "HEALTH_SCHEDULER_HEARTBEAT_SECONDS": 120,
+}
+REQUIRED_EVICTION_POLICY = "noeviction"
+STREAM_KINDS = (streams.METRICS, streams.LOGS)
+
+
+@dataclass
+class Check:
+    name: str
+    healthy: bool
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"healthy": self.healthy, **self.details}
+
+
+def threshold(name: str) -> int:
+    return int(getattr(settings, name, DEFAULTS[name]))
+
+
+@lru_cache(maxsize=4)
+def _client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(
+        url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
+    )
+
+
+def health_redis() -> redis.Redis:
+    """Return a Redis client with short timeouts, for probes."""
+    return _client(settings.REDIS_URL)
+
+
+def check_database() -> Check:
+    """SELECT 1 on the default database."""
+    started = time.monotonic()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as exc:
+        return Check("database", False, {"error": f"{type(exc).__name__}: {exc}"})
+    return Check("database", True, {"latency_ms": round((time.monotonic() - started) * 1000, 2)})
+
+
+def check_redis(client: redis.Redis) -> Check:
+    """PING, and the eviction policy must be noeviction (evicting would drop queued batches)."""
+    started = time.monotonic()
+    try:
+        client.ping()
+        latency = round((time.monotonic() - started) * 1000, 2)
+        policy = _eviction_policy(client)
+    except redis.RedisError as exc:
+        return Check("redis", False, {"error": f"{type(exc).__name__}: {exc}"})
+    details: dict[str, Any] = {"latency_ms": latency, "maxmemory_policy": policy}
+    if policy is None:
+        details["warning"] = "CONFIG GET is not allowed; cannot verify maxmemory-policy"
+        return Check("redis", True, details)
+    if policy != REQUIRED_EVICTION_POLICY:
+        details["error"] = f"maxmemory-policy is {policy!r}; it must be {REQUIRED_EVICTION_POLICY!r}"
+        return Check("redis", False, details)
+    return Check("redis", True, details)
+
+
+def _eviction_policy(client: redis.Redis) -> str | None:
+    try:
+        value = client.config_get("maxmemory-policy").get("maxmemory-policy")
+    except redis.ResponseError:
+        return None
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def check_workers(client: redis.Redis, now: float | None = None) -> Check:
+    """At least one RQ worker registered whose last heartbeat is recent."""
+    now = time.time() if now is None else now
+    limit = threshold("HEALTH_WORKER_HEARTBEAT_SECONDS")
+    try:
+        workers = Worker.all(connection=client)
+    except redis.RedisError as exc:
+        return Check("workers", False, {"error": f"{type(exc).__name__}: {exc}"})
+    alive = []
+    for worker in workers:
+        beat = worker.last_heartbeat
+        if beat is not None and now - _epoch(beat) <= limit:
+            alive.append(worker.name)
+    details: dict[str, Any] = {"registered": len(workers), "alive": len(alive), "names": alive[:20]}
+    if not alive:
+        details["error"] = f"no RQ worker has sent a heartbeat in the last {limit}s"
+    return Check("workers", bool(alive), details)
+
+
+def check_scheduler(client: redis.Redis, now: float | None = None) -> Check:
+    """One live RQ cron scheduler (recent heartbeat in the cron scheduler registry)."""
+    now = time.time() if now is None else now
+    limit = threshold("HEALTH_SCHEDULER_HEARTBEAT_SECONDS")
+    try:
+        schedulers = CronScheduler.all(connection=client, cleanup=False)
+        beats = {s.name: s.last_heartbeat for s in schedulers}
+    except redis.RedisError as exc:
+        return Check("scheduler", False, {"error": f"{type(exc).__name__}: {exc}"})
+    alive = [name for name, beat in beats.items() if beat is not None and now - _epoch(beat) <= limit]
+    details: dict[str, Any] = {"registered": len(beats), "alive": len(alive), "names": alive}
+    if not alive:
+        details["error"] = f"no cron scheduler has sent a heartbeat in the last {limit}s"
+    elif len(alive) > 1:
+        details["warning"] = "more than one scheduler is running; run exactly one"
+    return Check("scheduler", bool(alive), details)
+
+
+def stream_state(client: redis.Redis, kind: str, now_ms: int | None = None) -> dict[str, Any]:
+    """Return length, lag, pending and oldest pending age of a stream's ingest group."""
+    key = streams.stream_key(kind)
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    state: dict[str, Any] = {"stream": key, "exists": bool(client.exists(key))}
+    if not state["exists"]:
+        return state | {"length": 0, "lag": 0, "pending": 0, "oldest_pending_seconds": 0.0, "group": False}
+    state["length"] = int(client.xlen(key))
+    groups = {_text(g["name"]): g for g in client.xinfo_groups(key)}
+    group = groups.get(streams.CONSUMER_GROUP)
+    if group is None:
+        # No worker has created the group yet: everything in the stream is waiting.
+        return state | {"lag": state["length"], "pending": 0, "oldest_pending_seconds": 0.0, "group": False}
+    lag = group.get("lag")
+    state.update(
+        group=True, lag=int(lag) if lag is not None else state["length"], pending=int(group["pending"])
+    )
+    state["oldest_pending_seconds"] = 0.0
+    if state["pending"]:
+        summary = client.xpending(key, streams.CONSUMER_GROUP)
+        oldest = _text(summary.get("min") or "")
+        if oldest:
+            state["oldest_pending_seconds"] = max(0.0, (now_ms - int(oldest.split("-")[0])) / 1000)
+    return state
+
+
+def check_streams(client: redis.Redis, now_ms: int | None = None) -> Check:
+    """Lag and oldest pending entry of the metrics and logs streams stay under the thresholds."""
+    max_lag = threshold("HEALTH_MAX_STREAM_LAG")
+    max_age = threshold("HEALTH_MAX_PENDING_AGE_SECONDS")
+    details: dict[str, Any] = {"max_lag": max_lag, "max_pending_age_seconds": max_age}
+    problems = []
+    try:
+        for kind in STREAM_KINDS:
+            state = stream_state(client, kind, now_ms)
+            details[kind] = state
+            if state["lag"] > max_lag:
+                problems.append(f"{kind} stream lag {state['lag']} exceeds {max_lag}")
+            if state["oldest_pending_seconds"] > max_age:
+                problems.append(
+                    f"{kind} stream oldest pending entry is {state['oldest_pending_seconds']:.0f}s old "
+                    f"(limit {max_age}s)"
+                )
+        details["deadletter_length"] = int(client.xlen(streams.stream_key(streams.DEAD_LETTER)))
+    except redis.RedisError as exc:
+        return Check("streams", False, details | {"error": f"{type(exc).__name__}: {exc}"})
+    if problems:
+        details["error"] = "; ".join(problems)
+    return Check("streams", not problems, details)
+
+
+SCOPES = ("pipeline", "server")
+
+
+def run_checks(scope: str = "pipeline") -> list[Check]:
+    """Run the checks of `scope`; Redis-based checks are skipped (unhealthy) when Redis is unreachable.
+
+    "server" checks only what this server process needs to answer (Postgres, Redis):
+    probes use it, so a pipeline fault (a dead worker, a backlog) never takes the API
+    out of the load balancer exactly when operators need to look. "pipeline" checks everything.
+    """
+    checks = [check_database()]
+    client = health_redis()
+    redis_check = check_redis(client)
+    checks.append(redis_check)
+    if scope == "server":
+        return checks
+    if "latency_ms" not in redis_check.details:
+        for name in ("workers", "scheduler", "streams"):
+            checks.append(Check(name, False, {"error": "redis is unreachable"}))
+        return checks
+    checks.extend([check_workers(client), check_scheduler(client), check_streams(client)])
+    return checks
+
+
+def report(checks: list[Check]) -> dict[str, Any]:
+    """Return the health body: status, timestamp, services, failing."""
+    failing = [c.name for c in checks if not c.healthy]
+    return {
+        "status": "unhealthy" if failing else "healthy",
+        "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "services": {c.name: c.as_dict() for c in checks},
+        "failing": failing,
+    }
+
+
+def _epoch(value: datetime) -> float:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

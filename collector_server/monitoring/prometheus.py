@@ -1,0 +1,154 @@
+"""`/metrics`: the pipeline's own figures in the Prometheus text exposition format (0.0.4).
+
+Read at scrape time from Redis (pipeline counters, streams, RQ) and Postgres (hosts).
+Written by hand so the server needs no client library. If Redis or Postgres cannot be
+read, `fleetwatch_up{component=...}` is 0 and the other figures from it are left out.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable
+
+import redis
+from django.http import HttpRequest, HttpResponse
+from rq import Queue, Worker
+
+from collector_server.monitoring import health
+from collector_server.monitoring.models import Host
+from shared import streams
+
+log = logging.getLogger(__name__)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+NAMESPACE = "fleetwatch"
+PIPELINE_COUNTERS = {
+    "samples_ingested": "Metric samples stored.",
+    "batches_ingested": "Batches stored.",
+    "batches_duplicate": "Batches delivered again and skipped (already stored).",
+    "batches_deadlettered": "Batches that could not be decoded, moved to the dead-letter stream.",
+    "samples_rejected_too_old": "Samples dropped because they are older than the raw retention.",
+    "samples_rejected_future": "Samples dropped because their timestamp is too far in the future.",
+    "samples_rejected_invalid": "Samples dropped because their value is not a finite number.",
+    "logs_ingested": "Log entries stored.",
+    "logs_rejected": "Log entries dropped as invalid.",
+    "logs_truncated": "Log messages cut to the maximum stored length (the entry is kept).",
+    "deadletters_trimmed": "Oldest dead letters removed to keep the dead-letter stream at DEADLETTER_MAXLEN.",
+}
+QUEUES = ("ingest", "alerts", "notifications", "maintenance")
+
+
+class Family:
+    """One metric family: HELP, TYPE and its samples."""
+
+    def __init__(self, name: str, kind: str, help_text: str) -> None:
+        self.name = name
+        self.kind = kind
+        self.help_text = help_text
+        self.samples: list[tuple[dict[str, str], float]] = []
+
+    def add(self, value: float, **labels: str) -> Family:
+        self.samples.append((labels, value))
+        return self
+
+    def render(self) -> str:
+        lines = [f"# HELP {self.name} {_escape_help(self.help_text)}", f"# TYPE {self.name} {self.kind}"]
+        for labels, value in self.samples:
+            lines.append(f"{self.name}{_labels(labels)} {_number(value)}")
+        return "\n".join(lines)
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _labels(labels: dict[str, str]) -> str:
+    if not labels:
+        return ""
+    parts = []
+    for key, value in labels.items():
+        escaped = str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+        parts.append(f'{key}="{escaped}"')
+    return "{" + ",".join(parts) + "}"
+
+
+def _number(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def redis_families(client: redis.Redis) -> list[Family]:
+    """Pipeline counters, streams, dead letters, RQ workers and queues."""
+    raw = client.hgetall(streams.stats_key())
+    stats = {_text(k): int(v) for k, v in raw.items()}
+    families = [
+        Family(f"{NAMESPACE}_{name}_total", "counter", help_text).add(stats.get(name, 0))
+        for name, help_text in PIPELINE_COUNTERS.items()
+    ]
+    length = Family(f"{NAMESPACE}_stream_length", "gauge", "Entries in the stream.")
+    lag = Family(f"{NAMESPACE}_stream_lag", "gauge", "Entries not yet delivered to the ingest group.")
+    pending = Family(f"{NAMESPACE}_stream_pending", "gauge", "Entries delivered but not yet acknowledged.")
+    oldest = Family(
+        f"{NAMESPACE}_stream_oldest_pending_seconds", "gauge", "Age of the oldest unacknowledged entry."
+    )
+    for kind in health.STREAM_KINDS:
+        state = health.stream_state(client, kind)
+        length.add(state["length"], stream=kind)
+        lag.add(state["lag"], stream=kind)
+        pending.add(state["pending"], stream=kind)
+        oldest.add(state["oldest_pending_seconds"], stream=kind)
+    dead = Family(f"{NAMESPACE}_deadletter_length", "gauge", "Entries in the dead-letter stream.")
+    dead.add(int(client.xlen(streams.stream_key(streams.DEAD_LETTER))))
+    workers = Family(f"{NAMESPACE}_workers", "gauge", "RQ workers registered.").add(Worker.count(client))
+    depth = Family(f"{NAMESPACE}_queue_depth", "gauge", "Jobs waiting in an RQ queue.")
+    for name in QUEUES:
+        depth.add(Queue(name, connection=client).count, queue=name)
+    return [*families, length, lag, pending, oldest, dead, workers, depth]
+
+
+def host_families() -> list[Family]:
+    cutoff = Host.up_cutoff()
+    up = Host.objects.filter(last_seen__gte=cutoff).count()
+    down = Host.objects.filter(last_seen__lt=cutoff).count()
+    family = Family(
+        f"{NAMESPACE}_hosts", "gauge", "Hosts by state (up: seen within HOST_DOWN_AFTER_SECONDS)."
+    )
+    return [family.add(up, state="up").add(down, state="down")]
+
+
+def collect() -> list[Family]:
+    """Return every family; a failing source turns its fleetwatch_up to 0."""
+    up = Family(f"{NAMESPACE}_up", "gauge", "Whether the source of these figures could be read.")
+    families: list[Family] = []
+    try:
+        families.extend(redis_families(health.health_redis()))
+        up.add(1, component="redis")
+    except redis.RedisError as exc:
+        log.warning("metrics: cannot read Redis: %s", exc)
+        up.add(0, component="redis")
+    try:
+        from collector_server.alerts.metrics import alert_families  # imports this module's Family
+
+        families.extend(host_families())
+        families.extend(alert_families())
+        up.add(1, component="database")
+    except Exception as exc:
+        log.warning("metrics: cannot read the database: %s", exc)
+        up.add(0, component="database")
+    return [up, *families]
+
+
+def render(families: Iterable[Family]) -> str:
+    return "\n".join(f.render() for f in families) + "\n"
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """Serve the exposition text (no authentication, like any scrape target)."""
+    return HttpResponse(render(collect()), content_type=CONTENT_TYPE)
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

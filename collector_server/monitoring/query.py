@@ -1,0 +1,339 @@
+"""The query engine behind the monitoring API: series selection, source choice, aggregation.
+
+Source rule (``choose_level``): a query reads
+  * 1 h rollups when step >= 1 h, the range is longer than 7 days, or the range starts
+    before the 1 m rollup retention;
+  * 1 m rollups when step >= 1 min, the range is longer than 6 hours, or the range starts
+    before the raw retention;
+  * raw samples otherwise.
+Rollups are computed by a periodic job, so the part of a range after the level's
+``RollupState.done_until`` is aggregated on the fly from raw samples into the same buckets.
+
+Every source is first turned into uniform rows (series_id, t, min, max, sum, count, last,
+increase) -- a raw sample is a row with count 1 -- and then aggregated per step bucket.
+``increase`` is the counter increase, reset-aware: when a counter goes down the new value
+is taken as the increase since the reset, so a rate is never negative.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
+
+from collector_server.monitoring.models import RollupState, Series
+
+RAW = "raw"
+LEVEL_1M = "1m"
+LEVEL_1H = "1h"
+LEVEL_SECONDS = {LEVEL_1M: 60, LEVEL_1H: 3600}
+LEVEL_TABLES = {LEVEL_1M: "monitoring_rollup_1m", LEVEL_1H: "monitoring_rollup_1h"}
+RAW_MAX_RANGE = timedelta(hours=6)
+ROLLUP_1M_MAX_RANGE = timedelta(days=7)
+MAX_POINTS_PER_SERIES = 11_000
+MAX_SERIES = 500
+# A counter's first sample in a range gets its increase from the sample before it, if this recent.
+COUNTER_LOOKBACK = timedelta(minutes=10)
+AGGREGATIONS = ("avg", "min", "max", "sum", "count", "last", "rate", "p95", "p99")
+PERCENTILES = ("p95", "p99")
+
+# SQL per aggregation over the uniform rows r. A rate divides by the step, or by the rollup width
+# when the step is finer than the rollups read (one rollup's increase spans its whole width).
+_AGG_SQL = {
+    "avg": "sum(r.sum) / nullif(sum(r.count), 0)",
+    "min": "min(r.min)",
+    "max": "max(r.max)",
+    "sum": "sum(r.sum)",
+    "count": "sum(r.count)",
+    "last": "(array_agg(r.last ORDER BY r.t DESC))[1]",
+    "rate": "sum(r.increase) / %(rate_seconds)s",
+    "p95": "percentile_cont(0.95) WITHIN GROUP (ORDER BY r.sum / nullif(r.count, 0))",
+    "p99": "percentile_cont(0.99) WITHIN GROUP (ORDER BY r.sum / nullif(r.count, 0))",
+}
+
+MATCHER_RE = re.compile(r"^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$")
+
+
+def _check_postgres_regex(text: str, value: str) -> None:
+    """Refuse a regex Python accepts but Postgres does not (e.g. (?P<name>...)), as a 400 not a 500."""
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT '' ~ %s", [value])
+    except DatabaseError as exc:
+        problem = str(exc).splitlines()[0]
+        raise QueryError(
+            "match[]", f"{text!r} is not a regular expression Postgres accepts: {problem}"
+        ) from None
+
+
+class QueryError(ValueError):
+    """A query cannot run; `param` names the query parameter at fault."""
+
+    def __init__(self, param: str, problem: str) -> None:
+        super().__init__(f"{param}: {problem}")
+        self.param = param
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """One label matcher: label=value, label!=value, label=~regex, label!~regex."""
+
+    label: str
+    op: str
+    value: str
+
+    @classmethod
+    def parse(cls, text: str) -> Matcher:
+        match = MATCHER_RE.match(text)
+        if not match:
+            raise QueryError("match[]", f"{text!r} is not label=value, label!=value, label=~re or label!~re")
+        label, op, value = match.groups()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        if op in ("=~", "!~"):
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise QueryError("match[]", f"{text!r} has an invalid regular expression: {exc}") from None
+            _check_postgres_regex(text, value)
+        return cls(label, op, value)
+
+    def sql(self) -> tuple[str, list[str]]:
+        """Return a WHERE fragment on monitoring_series.labels and its parameters."""
+        column = "coalesce(labels ->> %s, '')"
+        if self.op == "=":
+            return f"{column} = %s", [self.label, self.value]
+        if self.op == "!=":
+            return f"{column} <> %s", [self.label, self.value]
+        anchored = f"^(?:{self.value})$"
+        if self.op == "=~":
+            return f"{column} ~ %s", [self.label, anchored]
+        return f"{column} !~ %s", [self.label, anchored]
+
+
+@dataclass
+class SeriesInfo:
+    id: int
+    kind: str
+    labels: dict[str, str]
+
+
+@dataclass
+class QueryResult:
+    metric: str
+    agg: str
+    start: datetime
+    end: datetime
+    step: int
+    level: str
+    series: list[dict] = field(default_factory=list)
+
+
+def choose_level(start: datetime, end: datetime, step: int, now: datetime | None = None) -> str:
+    """Pick raw, 1m or 1h data for a range and step (see the module docstring)."""
+    now = now or timezone.now()
+    span = end - start
+    if (
+        step >= LEVEL_SECONDS[LEVEL_1H]
+        or span > ROLLUP_1M_MAX_RANGE
+        or start < now - timedelta(days=settings.ROLLUP_1M_RETENTION_DAYS)
+    ):
+        return LEVEL_1H
+    if (
+        step >= LEVEL_SECONDS[LEVEL_1M]
+        or span > RAW_MAX_RANGE
+        or start < now - timedelta(days=settings.RAW_RETENTION_DAYS)
+    ):
+        return LEVEL_1M
+    return RAW
+
+
+def default_step(start: datetime, end: datetime) -> int:
+    """Return a step giving about 300 points, at least 15 seconds."""
+    return max(15, math.ceil((end - start).total_seconds() / 300))
+
+
+def check_points(start: datetime, end: datetime, step: int) -> None:
+    points = math.ceil((end - start).total_seconds() / step)
+    if points > MAX_POINTS_PER_SERIES:
+        raise QueryError(
+            "step",
+            f"{step}s is too small for the range: {points} points per series, "
+            f"more than {MAX_POINTS_PER_SERIES}; use a step of at least "
+            f"{math.ceil((end - start).total_seconds() / MAX_POINTS_PER_SERIES)}s",
+        )
+
+
+def select_series(metric: str, matchers: list[Matcher], limit: int = MAX_SERIES) -> list[SeriesInfo]:
+    """Return the series named `metric` whose labels satisfy every matcher."""
+    where = ["name = %s"]
+    params: list[object] = [metric]
+    for matcher in matchers:
+        fragment, extra = matcher.sql()
+        where.append(fragment)
+        params.extend(extra)
+    sql = f"SELECT id, kind, labels FROM monitoring_series WHERE {' AND '.join(where)} ORDER BY id LIMIT %s"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, limit + 1])
+        rows = cursor.fetchall()
+    if len(rows) > limit:
+        raise QueryError(
+            "match[]", f"selects more than {limit} series of {metric}; add matchers to narrow it"
+        )
+    return [SeriesInfo(r[0], r[1], _labels(r[2])) for r in rows]
+
+
+def _labels(value: object) -> dict[str, str]:
+    # Django's psycopg setup leaves jsonb as text for JSONField to decode.
+    if isinstance(value, str | bytes):
+        value = json.loads(value)
+    return value if isinstance(value, dict) else {}
+
+
+def done_until(level: str) -> datetime | None:
+    """Return how far the rollup level has been computed, None if never."""
+    state = RollupState.objects.filter(level=level).first()
+    return state.done_until if state else None
+
+
+def _raw_rows_sql() -> str:
+    """Uniform rows from raw samples of %(ids)s in [%(raw_from)s, %(raw_to)s).
+
+    Samples up to %(lookback)s earlier are read only to give counters their first increase.
+    """
+    return """
+        SELECT series_id, ts AS t, value AS min, value AS max, value AS sum, 1 AS count, value AS last,
+               CASE WHEN NOT (series_id = ANY(%(counters)s)) THEN NULL
+                    WHEN d IS NULL THEN 0 WHEN d < 0 THEN value ELSE d END AS increase
+        FROM (
+            SELECT series_id, ts, value, value - lag(value) OVER (PARTITION BY series_id ORDER BY ts) AS d
+            FROM monitoring_sample
+            WHERE series_id = ANY(%(ids)s) AND ts >= %(raw_from)s - %(lookback)s AND ts < %(raw_to)s
+        ) x
+        WHERE ts >= %(raw_from)s
+    """
+
+
+def rows_sql(level: str) -> str:
+    """Return the SELECT producing uniform rows for a level (raw tail included for rollups)."""
+    if level == RAW:
+        return _raw_rows_sql()
+    table = LEVEL_TABLES[level]
+    width = LEVEL_SECONDS[level]
+    return f"""
+        SELECT series_id, bucket AS t, min, max, sum, count, last, increase
+        FROM {table}
+        WHERE series_id = ANY(%(ids)s) AND bucket >= %(start)s AND bucket < %(rollup_to)s
+        UNION ALL
+        SELECT series_id, date_bin(make_interval(secs => {width}), t, 'epoch'::timestamptz) AS t,
+               min(min), max(max), sum(sum), sum(count)::int, (array_agg(last ORDER BY t DESC))[1],
+               sum(increase)
+        FROM ({_raw_rows_sql()}) raw
+        GROUP BY 1, 2
+    """
+
+
+def row_params(level: str, series: list[SeriesInfo], start: datetime, end: datetime) -> dict[str, object]:
+    """Return the parameters of rows_sql: where rollups stop and raw reading takes over."""
+    ids = [s.id for s in series]
+    counters = [s.id for s in series if s.kind == Series.COUNTER]
+    params: dict[str, object] = {
+        "ids": ids,
+        "counters": counters,
+        "start": start,
+        "end": end,
+        "lookback": COUNTER_LOOKBACK if counters else timedelta(0),
+    }
+    if level == RAW:
+        params.update(raw_from=start, raw_to=end)
+        return params
+    done = done_until(level) or start
+    # Buckets before `done` come from the rollup table; the rest from raw, aligned to the bucket width.
+    width = LEVEL_SECONDS[level]
+    aligned = datetime.fromtimestamp(math.floor(done.timestamp() / width) * width, tz=done.tzinfo)
+    rollup_to = min(max(aligned, start), end)
+    params.update(rollup_to=rollup_to, raw_from=rollup_to, raw_to=end)
+    return params
+
+
+def group_key(labels: dict[str, str], by: list[str]) -> tuple[str, ...]:
+    return tuple(labels.get(name, "") for name in by)
+
+
+def run_query(
+    metric: str,
+    matchers: list[Matcher],
+    start: datetime,
+    end: datetime,
+    step: int,
+    agg: str,
+    by: list[str] | None = None,
+) -> QueryResult:
+    """Run a query and return its series with points [[unix seconds, value], ...]."""
+    if agg not in _AGG_SQL:
+        raise QueryError("agg", f"{agg!r} is not one of {', '.join(AGGREGATIONS)}")
+    check_points(start, end, step)
+    # Percentiles need the distribution: rollups only give them approximately, so ignore the step.
+    level = choose_level(start, end, 0 if agg in PERCENTILES else step)
+    width = LEVEL_SECONDS.get(level, 0)
+    if width and step % width:
+        # A step that is not a whole number of rollup buckets would put one bucket in some
+        # steps and two in others (a steady rate would alternate); use the next whole multiple.
+        step = (step // width + 1) * width
+    result = QueryResult(metric, agg, start, end, step, level)
+    series = select_series(metric, matchers)
+    if not series:
+        return result
+    if agg == "rate" and not any(s.kind == Series.COUNTER for s in series):
+        raise QueryError("agg", f"rate needs a counter; {metric} is a gauge")
+    groups, members = _groups(series, by)
+    params = row_params(level, series, start, end)
+    params.update(
+        rate_seconds=max(step, LEVEL_SECONDS.get(level, 0)),
+        step=step,
+        gsid=[sid for sid, _ in members],
+        gid=[gid for _, gid in members],
+    )
+    sql = f"""
+        WITH r AS ({rows_sql(level)})
+        SELECT g.gid, extract(epoch FROM date_bin(make_interval(secs => %(step)s), r.t,
+               'epoch'::timestamptz))::bigint AS b, {_AGG_SQL[agg]}
+        FROM r JOIN unnest(%(gsid)s::bigint[], %(gid)s::int[]) AS g(sid, gid) ON g.sid = r.series_id
+        GROUP BY 1, 2 ORDER BY 1, 2
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    points: dict[int, list[list[float]]] = {}
+    for gid, bucket, value in rows:
+        if value is not None:
+            points.setdefault(gid, []).append([int(bucket), float(value)])
+    result.series = [
+        {"labels": labels, "points": points.get(gid, [])}
+        for gid, labels in enumerate(groups)
+        if gid in points
+    ]
+    return result
+
+
+def _groups(series: list[SeriesInfo], by: list[str] | None) -> tuple[list[dict], list[tuple[int, int]]]:
+    """Map each series to a group: one group per series without `by`, per label values with it."""
+    if not by:
+        return [dict(s.labels) for s in series], [(s.id, i) for i, s in enumerate(series)]
+    index: dict[tuple[str, ...], int] = {}
+    groups: list[dict] = []
+    members = []
+    for s in series:
+        key = group_key(s.labels, by)
+        if key not in index:
+            index[key] = len(groups)
+            groups.append(dict(zip(by, key, strict=True)))
+        members.append((s.id, index[key]))
+    return groups, members

@@ -1,0 +1,197 @@
+"""A JSON log formatter for the standard logging module, and the logs-batch record shape.
+
+``JSONFormatter`` emits the fields of the seed documents' example entry (timestamp in UTC
+ISO 8601 with milliseconds, level, logger, message, module, function, line, thread,
+process) plus every extra field passed to the log call, redacted.
+
+``wire_record`` turns such an entry (from the SDK or from a JSON-lines file) into the record
+shape of a logs batch: ``{"ts", "level", "message", "logger", "service", "module",
+"function", "line", "thread", "process", "request_id", "trace_id", "span_id", "attrs"}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+import traceback
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.redaction import Redactor, default_redactor
+
+# Structured fields a log call attaches under one attribute, so their names never clash with
+# LogRecord's own attributes ("message", "module", "args", ...).
+FIELDS_ATTR = "fw_fields"
+# Context (request id, user id, ...) captured when the record was made.
+CONTEXT_ATTR = "fw_context"
+
+# Attributes every LogRecord has; anything else on a record is an extra field.
+_RESERVED = frozenset(
+    logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys()
+    | {"message", "asctime", "taskName", FIELDS_ATTR, CONTEXT_ATTR}
+)
+_TOP_LEVEL = ("logger", "service", "module", "function", "line", "thread", "process")
+_TOP_LEVEL_IDS = ("request_id", "trace_id", "span_id")
+_LEVEL_ALIASES = {
+    "WARN": "WARNING",
+    "FATAL": "CRITICAL",
+    "CRIT": "CRITICAL",
+    "ERR": "ERROR",
+    "EMERG": "CRITICAL",
+    "ALERT": "CRITICAL",
+    "NOTICE": "INFO",
+    "INFORMATION": "INFO",
+    "TRACE": "DEBUG",
+    "DBG": "DEBUG",
+}
+_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
+_BASE_FIELDS = frozenset(
+    {"timestamp", "level", "logger", "message", "module", "function", "line", "thread", "process"}
+)
+
+
+_second_cache: tuple[int, str] = (-1, "")
+
+
+def iso_utc(created: float) -> str:
+    """Return UTC ISO 8601 with milliseconds and a Z suffix."""
+    global _second_cache
+    second, micros = divmod(round(created * 1_000_000), 1_000_000)
+    cached = _second_cache  # one tuple, so threads never pair one second with another's text
+    if cached[0] != second:
+        cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+        _second_cache = cached
+    return f"{cached[1]}.{micros // 1000:03d}Z"
+
+
+def record_fields(
+    record: logging.LogRecord,
+    context: Mapping[str, Any] | None = None,
+    redactor: Redactor | None = None,
+) -> dict[str, Any]:
+    """Return the structured fields of a log record, context and extras included, redacted.
+
+    Precedence, lowest first: context, ``extra=`` attributes, structured per-call fields. The
+    fields the record itself provides (timestamp, logger, line, ...) are not user data and
+    skip redaction; the message, exception and every extra field go through it.
+    """
+    redactor = redactor or default_redactor()
+    extras: dict[str, Any] = {}
+    captured = getattr(record, CONTEXT_ATTR, None)
+    scoped = captured if captured is not None else context
+    if scoped:
+        extras.update(scoped)
+    extra_keys = record.__dict__.keys() - _RESERVED  # a set operation in C; usually empty
+    if extra_keys:
+        for key, value in record.__dict__.items():
+            if key in extra_keys and key[0] != "_":
+                extras[key] = value
+    fields = getattr(record, FIELDS_ATTR, None)
+    if fields:
+        for key, value in fields.items():
+            # A per-call field never replaces the entry's own fields (message, level, ...).
+            extras[f"extra_{key}" if key in _BASE_FIELDS else key] = value
+    if record.exc_info:
+        extras["exception"] = "".join(traceback.format_exception(*record.exc_info))
+    elif record.exc_text:
+        extras["exception"] = record.exc_text
+    if record.stack_info:
+        extras["stack"] = record.stack_info
+    entry: dict[str, Any] = {
+        "timestamp": iso_utc(record.created),
+        "level": record.levelname,
+        "logger": record.name,
+        "message": redactor.redact_text(record.getMessage()),
+        "module": record.module,
+        "function": record.funcName,
+        "line": record.lineno,
+        "thread": record.thread,
+        "process": record.process,
+    }
+    if extras:
+        for key, value in redactor.redact(extras).items():
+            entry.setdefault(key, value)
+    return entry
+
+
+class JSONFormatter(logging.Formatter):
+    """Format each record as one line of JSON (redacted; extra fields included)."""
+
+    def __init__(self, redactor: Redactor | None = None) -> None:
+        super().__init__()
+        self.redactor = redactor or default_redactor()
+
+    def fields(self, record: logging.LogRecord) -> dict[str, Any]:
+        return record_fields(record, redactor=self.redactor)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(self.fields(record), default=str, ensure_ascii=False)
+
+
+def normalise_level(level: Any) -> str:
+    """Return one of DEBUG/INFO/WARNING/ERROR/CRITICAL for a level name or number."""
+    if isinstance(level, int) and not isinstance(level, bool):
+        name = logging.getLevelName(level)
+        return name if name in _LEVELS else ("CRITICAL" if level > 50 else "INFO")
+    text = str(level or "").strip().upper()
+    text = _LEVEL_ALIASES.get(text, text)
+    return text if text in _LEVELS else "INFO"
+
+
+def parse_timestamp(value: Any) -> float | None:
+    """Return epoch seconds from an ISO 8601 string or a number, or None when unparseable."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+        if not math.isfinite(number):
+            return None
+        return number / 1000.0 if number > 1e11 else number  # milliseconds
+    if isinstance(value, str) and value:
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            stamp = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+        if stamp.tzinfo is None:
+            stamp = stamp.replace(tzinfo=UTC)
+        return stamp.timestamp()
+    return None
+
+
+def wire_record(
+    entry: Mapping[str, Any], service: str | None = None, now: float | None = None
+) -> dict[str, Any]:
+    """Return the logs-batch record for one structured entry; unknown fields go to ``attrs``."""
+    ts = None
+    for key in ("ts", "timestamp", "time", "@timestamp", "asctime"):
+        if key in entry:
+            ts = parse_timestamp(entry[key])
+            if ts is not None:
+                break
+    record: dict[str, Any] = {
+        "ts": ts if ts is not None else (now if now is not None else datetime.now(tz=UTC).timestamp()),
+        "level": normalise_level(entry.get("level", entry.get("levelname", "INFO"))),
+        "message": _as_text(entry.get("message", entry.get("msg", ""))),
+    }
+    attrs: dict[str, Any] = {}
+    skip = {"ts", "timestamp", "time", "@timestamp", "asctime", "level", "levelname", "message", "msg"}
+    for key, value in entry.items():
+        if key in skip:
+            continue
+        if key in _TOP_LEVEL or key in _TOP_LEVEL_IDS:
+            record[key] = value if key in {"line", "thread", "process"} else _as_text(value)
+        else:
+            attrs[key] = value
+    if service and not record.get("service"):
+        record["service"] = service
+    if attrs:
+        record["attrs"] = attrs
+    return record
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)

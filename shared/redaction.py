@@ -1,0 +1,209 @@
+"""Redact sensitive fields wherever data leaves an application.
+
+What is replaced by ``REDACTED``:
+
+- values of keys (at any depth of dicts, lists and tuples) whose name is sensitive: the seed
+  documents' list (password, api_key, token, secret, authorization, credit_card, ssn,
+  social_security, private_key), the usual variants (passwd, apikey, auth, credentials, bearer,
+  cookie, set-cookie, ...) and any name ending in password/secret/token/apikey/privatekey/...;
+  names are compared lower-cased with punctuation removed, so ``X-Api-Key`` matches ``api_key``;
+- inside text: ``name=value`` / ``name: value`` pairs with a sensitive name (query strings,
+  form bodies, exception messages such as ``password='hunter2' rejected``), ``Bearer``/``Basic``
+  credentials, JSON Web Tokens, and digit runs of 13-19 digits that pass the Luhn check
+  (card numbers; random digit strings that fail the check are kept);
+- headers and query strings through ``redact_headers`` and ``redact_query``.
+
+Additional names come from ``Redactor(extra_fields=...)``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+REDACTED = "[REDACTED]"
+TOO_DEEP = "[TOO DEEP]"
+MAX_DEPTH = 32
+
+# The seed documents' list, then the usual variants.
+SENSITIVE_FIELDS = frozenset(
+    {
+        "password",
+        "api_key",
+        "token",
+        "secret",
+        "authorization",
+        "credit_card",
+        "ssn",
+        "social_security",
+        "private_key",
+        "passwd",
+        "pwd",
+        "apikey",
+        "api-key",
+        "x-api-key",
+        "auth",
+        "credentials",
+        "bearer",
+        "cookie",
+        "set-cookie",
+        "proxy-authorization",
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "client_secret",
+        "csrftoken",
+        "card_number",
+        "cvv",
+        "cvc",
+        "pin",
+    }
+)
+_NORMALISE = re.compile(r"[^a-z0-9]")
+_SENSITIVE_SUFFIXES = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "apikey",
+    "privatekey",
+    "creditcard",
+    "cardnumber",
+    "credentials",
+    "socialsecurity",
+    "socialsecuritynumber",
+)
+_BEARER = re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9\-._~+/]{6,}=*")
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+_DIGIT_RUN = re.compile(r"[\d -]{13,}")
+_CARD = re.compile(r"(?<![\d.])(?:\d[ -]?){12,18}\d(?![\d.])")
+# name=value or name: value; the name may be quoted (JSON or repr inside a message). Only the
+# name and separator are matched, so a non-sensitive pair never swallows the next name.
+_PAIR_NAME = re.compile(r"""(?P<q>["']?)(?P<name>[A-Za-z_][A-Za-z0-9_.\-]*)(?P=q)\s*[=:]\s*""")
+_PAIR_VALUE = re.compile(r"""\[REDACTED\]|"[^"]*"|'[^']*'|[^\s&;,"'}\]]+""")
+
+
+def normalise(name: str) -> str:
+    """Return a key name lower-cased with everything but letters and digits removed."""
+    return _NORMALISE.sub("", name.lower())
+
+
+_SENSITIVE_NORMALISED = frozenset(normalise(name) for name in SENSITIVE_FIELDS)
+
+
+class Redactor:
+    """Redact sensitive keys and values; extra key names may be added."""
+
+    def __init__(self, extra_fields: Iterable[str] = ()) -> None:
+        extra = {normalise(f) for f in extra_fields if normalise(f)}
+        self.names = _SENSITIVE_NORMALISED | extra
+        self._cache: dict[str, bool] = {}
+
+    def is_sensitive(self, key: str) -> bool:
+        """Return whether values under this key name must be hidden."""
+        cached = self._cache.get(key)
+        if cached is None:
+            norm = normalise(key)
+            cached = norm in self.names or norm.endswith(_SENSITIVE_SUFFIXES)
+            if len(self._cache) < 4096:
+                self._cache[key] = cached
+        return cached
+
+    def redact(self, value: Any, _depth: int = 0) -> Any:
+        """Return a redacted copy of a value (dicts, lists, tuples, strings, anything else)."""
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        if isinstance(value, str):
+            return self.redact_text(value)
+        if _depth >= MAX_DEPTH:
+            return TOO_DEEP
+        if isinstance(value, Mapping):
+            return {
+                k: (REDACTED if isinstance(k, str) and self.is_sensitive(k) else self.redact(v, _depth + 1))
+                for k, v in value.items()
+            }
+        if isinstance(value, list | tuple | set | frozenset):
+            return [self.redact(v, _depth + 1) for v in value]
+        if isinstance(value, BaseException):
+            return self.redact_text(f"{type(value).__name__}: {value}")
+        # Anything else leaves the app as its text, so the text is what gets redacted.
+        return self.redact_text(str(value))
+
+    def redact_text(self, text: str) -> str:
+        """Redact credentials, card numbers and sensitive name=value pairs inside free text."""
+        if len(text) < 6:
+            return text
+        if "earer" in text or "asic" in text:
+            text = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+        if "eyJ" in text:
+            text = _JWT.sub(REDACTED, text)
+        if _DIGIT_RUN.search(text) is not None:  # a cheap scan first: most text has no card-like run
+            text = _CARD.sub(_card_replacement, text)
+        if "=" in text or ":" in text:
+            text = self._redact_pairs(text)
+        return text
+
+    def redact_headers(self, headers: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> dict[str, Any]:
+        """Return headers as a dict with sensitive ones (Authorization, Cookie, ...) hidden."""
+        items = headers.items() if isinstance(headers, Mapping) else headers
+        out: dict[str, Any] = {}
+        for name, value in items:
+            name = name.decode("latin-1") if isinstance(name, bytes) else str(name)
+            if isinstance(value, bytes):
+                value = value.decode("latin-1")
+            out[name] = REDACTED if self.is_sensitive(name) else self.redact(value)
+        return out
+
+    def redact_query(self, query: str) -> str:
+        """Redact the values of sensitive parameters in a query string or URL."""
+        return self.redact_text(query) if query else query
+
+    def _redact_pairs(self, text: str) -> str:
+        parts: list[str] = []
+        pos = 0
+        for match in _PAIR_NAME.finditer(text):
+            if match.start() < pos or not self.is_sensitive(match.group("name")):
+                continue
+            value = _PAIR_VALUE.match(text, match.end())
+            if value is None:
+                continue
+            quote = value.group(0)[0] if value.group(0)[:1] in {'"', "'"} else ""
+            parts.append(text[pos : match.end()])
+            parts.append(f"{quote}{REDACTED}{quote}")
+            pos = value.end()
+        if not parts:
+            return text
+        parts.append(text[pos:])
+        return "".join(parts)
+
+
+def _card_replacement(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", match.group(0))
+    return REDACTED if 13 <= len(digits) <= 19 and luhn_ok(digits) else match.group(0)
+
+
+def luhn_ok(digits: str) -> bool:
+    """Return whether a string of digits passes the Luhn checksum used by card numbers."""
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        number = int(char)
+        if index % 2 == 1:
+            number *= 2
+            if number > 9:
+                number -= 9
+        total += number
+    return total % 10 == 0
+
+
+_default = Redactor()
+
+
+def redact(value: Any) -> Any:
+    """Redact with the default sensitive names."""
+    return _default.redact(value)
+
+
+def default_redactor() -> Redactor:
+    """Return the shared Redactor with the default names."""
+    return _default

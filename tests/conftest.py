@@ -1,0 +1,64 @@
+"""Shared fixtures: real Postgres and real Redis, isolated per test session.
+
+Concurrent test sessions on one machine stay apart by setting
+FLEETWATCH_TEST_DB_SUFFIX (the test database name) and FLEETWATCH_TEST_REDIS_DB
+(the Redis database number, flushed at the start of each test).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+import redis as redis_lib
+
+TEST_REDIS_DB = int(os.environ.get("FLEETWATCH_TEST_REDIS_DB", "15"))
+TEST_DB_SUFFIX = os.environ.get("FLEETWATCH_TEST_DB_SUFFIX", "main")
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings():
+    from django.conf import settings
+
+    settings.DATABASES["default"]["TEST"]["NAME"] = f"test_fleetwatch_{TEST_DB_SUFFIX}"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
+
+
+@pytest.fixture
+def redis_client(redis_url, settings):
+    """A client on the test Redis database, flushed before the test; settings point at it."""
+    from collector_server import redis_conn
+    from shared import streams
+
+    client = redis_lib.Redis.from_url(redis_url)
+    client.flushdb()
+    prefix = f"fwtest-{uuid.uuid4().hex[:8]}"
+    settings.REDIS_URL = redis_url
+    settings.STREAM_PREFIX = prefix
+    old_env = os.environ.get("FLEETWATCH_STREAM_PREFIX")
+    os.environ["FLEETWATCH_STREAM_PREFIX"] = prefix
+    redis_conn._client.cache_clear()
+    assert streams.prefix() == prefix
+    yield client
+    if old_env is None:
+        os.environ.pop("FLEETWATCH_STREAM_PREFIX", None)
+    else:
+        os.environ["FLEETWATCH_STREAM_PREFIX"] = old_env
+    redis_conn._client.cache_clear()
+    client.close()
+
+
+@pytest.fixture
+def partitions(db):
+    """Make sure the partitions around today exist for a test using the database."""
+    from collector_server.monitoring import partitions as parts
+
+    parts.forget_cache()
+    parts.ensure_ahead(days_ahead=2)
+    yield parts
+    parts.forget_cache()

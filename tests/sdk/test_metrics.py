@@ -1,0 +1,74 @@
+"""ApiMetrics: the contract's series names, cumulative buckets, status classes, cardinality cap."""
+
+from __future__ import annotations
+
+from agent.sdk import ApiMetrics
+from shared.wire import decode_batch, encode_batch
+
+
+def by_key(series):
+    return {(s["name"], tuple(sorted(s["labels"].items()))): s["points"][0][1] for s in series}
+
+
+def labels(**kw):
+    return tuple(sorted({"service": "shop", **kw}.items()))
+
+
+def test_requests_are_counted_per_route_method_and_status_with_cumulative_histogram():
+    metrics = ApiMetrics("shop", buckets=(0.01, 0.1, 1.0))
+    metrics.observe("/items/{id}", "GET", 200, 0.005, 0, 100)
+    metrics.observe("/items/{id}", "GET", 200, 0.05, 0, 200)
+    metrics.observe("/items/{id}", "GET", 503, 2.0, 10, 5)
+    got = by_key(metrics.series(ts=1000.0))
+    route = {"route": "/items/{id}", "method": "GET"}
+    assert got[("http_requests_total", labels(**route, status="200"))] == 2
+    assert got[("http_requests_total", labels(**route, status="503"))] == 1
+    assert got[("http_request_errors_total", labels(**route))] == 1
+    assert got[("http_request_duration_seconds_bucket", labels(**route, le="0.01"))] == 1
+    assert got[("http_request_duration_seconds_bucket", labels(**route, le="0.1"))] == 2
+    assert got[("http_request_duration_seconds_bucket", labels(**route, le="1.0"))] == 2
+    assert got[("http_request_duration_seconds_bucket", labels(**route, le="+Inf"))] == 3
+    assert got[("http_request_duration_seconds_count", labels(**route))] == 3
+    assert abs(got[("http_request_duration_seconds_sum", labels(**route))] - 2.055) < 1e-9
+    assert got[("http_request_size_bytes_sum", labels(**route))] == 10
+    assert got[("http_response_size_bytes_sum", labels(**route))] == 305
+
+
+def test_counters_are_cumulative_across_snapshots_and_typed_counter():
+    metrics = ApiMetrics("shop")
+    metrics.observe("/a", "POST", 201, 0.2, 1, 1)
+    first = by_key(metrics.series())
+    metrics.observe("/a", "POST", 201, 0.2, 1, 1)
+    second = metrics.series()
+    key = ("http_requests_total", labels(route="/a", method="POST", status="201"))
+    assert first[key] == 1
+    assert by_key(second)[key] == 2
+    assert {s["type"] for s in second} == {"counter"}
+
+
+def test_series_pass_the_wire_format_validation():
+    metrics = ApiMetrics("shop")
+    metrics.observe("/a", "GET", 404, 0.001, 0, 0)
+    data = encode_batch(
+        kind="metrics",
+        agent_id="a",
+        host="h",
+        agent_version="1",
+        epoch=1,
+        seq=1,
+        sent_at=1.0,
+        series=metrics.series(),
+    )
+    batch = decode_batch(data)
+    assert {s.name for s in batch.series} >= {"http_requests_total", "http_request_duration_seconds_bucket"}
+
+
+def test_routes_beyond_the_cap_are_folded_into_other_and_counted():
+    metrics = ApiMetrics("shop", max_endpoints=3)
+    for index in range(10):
+        metrics.observe(f"/r{index}", "GET", 200, 0.001, 0, 0)
+    routes = {s["labels"]["route"] for s in metrics.series()}
+    assert routes == {"/r0", "/r1", "/r2", "__other__"}
+    assert metrics.folded_requests == 7
+    got = by_key(metrics.series())
+    assert got[("http_requests_total", labels(route="__other__", method="GET", status="200"))] == 7

@@ -1,0 +1,200 @@
+"""Redaction of keys, nested structures, headers, query strings and values inside text."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.redaction import REDACTED, SENSITIVE_FIELDS, Redactor, luhn_ok, redact
+
+SEED_NAMES = [
+    "password",
+    "api_key",
+    "token",
+    "secret",
+    "authorization",
+    "credit_card",
+    "ssn",
+    "social_security",
+    "private_key",
+]
+VARIANTS = [
+    "passwd",
+    "apikey",
+    "auth",
+    "credentials",
+    "bearer",
+    "cookie",
+    "set-cookie",
+    "Set-Cookie",
+    "X-Api-Key",
+    "API-KEY",
+    "userPassword",
+    "db_password",
+    "client_secret",
+    "access_token",
+    "refresh-token",
+    "privateKey",
+    "creditCard",
+    "card_number",
+    "Authorization",
+    "PASSWORD",
+]
+# Luhn-valid test numbers of the major schemes.
+CARDS = [
+    "4111111111111111",
+    "5500 0000 0000 0004",
+    "3400-000000-00009",
+    "6011000000000004",
+    "4012888888881881",
+]
+
+
+def test_seed_names_are_all_in_the_default_list():
+    assert set(SEED_NAMES) <= SENSITIVE_FIELDS
+
+
+@pytest.mark.parametrize("name", SEED_NAMES + VARIANTS)
+def test_sensitive_key_value_is_replaced(name):
+    assert redact({name: "value-123", "keep": "visible"}) == {name: REDACTED, "keep": "visible"}
+
+
+@pytest.mark.parametrize(
+    "name", ["author", "token_count_label", "authority", "user", "path", "pinned", "tokens"]
+)
+def test_ordinary_keys_that_resemble_sensitive_names_are_kept(name):
+    assert redact({name: "kept"}) == {name: "kept"}
+
+
+def test_nested_dicts_and_lists_are_redacted_at_every_depth():
+    data = {
+        "user": {"name": "ann", "credentials": {"user": "ann", "pw": "x"}},
+        "items": [{"token": "t1"}, {"id": 1, "meta": [{"api_key": "k"}, ("secret", "tuple-kept-as-list")]}],
+        "deep": {"a": {"b": {"c": {"password": "p"}}}},
+    }
+    out = redact(data)
+    assert out["user"] == {"name": "ann", "credentials": REDACTED}
+    assert out["items"][0] == {"token": REDACTED}
+    assert out["items"][1]["meta"][0] == {"api_key": REDACTED}
+    assert out["items"][1]["meta"][1] == ["secret", "tuple-kept-as-list"]
+    assert out["deep"]["a"]["b"]["c"]["password"] == REDACTED
+    assert data["deep"]["a"]["b"]["c"]["password"] == "p"  # the input is not modified
+
+
+def test_self_referencing_structure_stops_at_the_depth_limit():
+    loop: dict = {"name": "x"}
+    loop["self"] = loop
+    out = redact(loop)
+    depth = 0
+    while isinstance(out, dict):
+        out = out["self"]
+        depth += 1
+    assert out == "[TOO DEEP]"
+    assert depth == 32
+
+
+def test_headers_are_redacted_by_name_and_bytes_are_decoded():
+    headers = [
+        (b"Authorization", b"Bearer abc.def.ghi"),
+        ("Cookie", "sessionid=abc; csrftoken=def"),
+        ("X-Api-Key", "k"),
+        ("Accept", "text/html"),
+        ("Referer", "https://x.test/cb?code=1&access_token=zzz123"),
+    ]
+    out = Redactor().redact_headers(headers)
+    assert out == {
+        "Authorization": REDACTED,
+        "Cookie": REDACTED,
+        "X-Api-Key": REDACTED,
+        "Accept": "text/html",
+        "Referer": f"https://x.test/cb?code=1&access_token={REDACTED}",
+    }
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("a=1&password=hunter2&b=2", f"a=1&password={REDACTED}&b=2"),
+        ("api_key=abc", f"api_key={REDACTED}"),
+        ("/login?user=bob&token=t0k3n", f"/login?user=bob&token={REDACTED}"),
+        ("q=password&page=2", "q=password&page=2"),
+        ("Secret=x;auth=y", f"Secret={REDACTED};auth={REDACTED}"),
+        ("", ""),
+    ],
+)
+def test_query_string_parameters_with_sensitive_names_are_redacted(query, expected):
+    assert Redactor().redact_query(query) == expected
+
+
+def test_bearer_and_basic_credentials_in_text_are_redacted():
+    text = "calling upstream with Bearer eyJhbGciOi.abc-def_ghi and basic dXNlcjpwYXNz=="
+    out = redact(text)
+    assert out == f"calling upstream with Bearer {REDACTED} and basic {REDACTED}"
+
+
+def test_jwt_anywhere_in_text_is_redacted():
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2lnbmF0dXJl"
+    assert redact(f"got {jwt} from client") == f"got {REDACTED} from client"
+
+
+@pytest.mark.parametrize("card", CARDS)
+def test_luhn_valid_card_numbers_are_redacted(card):
+    assert luhn_ok(card.replace(" ", "").replace("-", ""))
+    assert redact(f"charged card {card} ok") == f"charged card {REDACTED} ok"
+
+
+@pytest.mark.parametrize(
+    "digits", ["4111111111111112", "1234567890123", "20240115103045123", "98765432109876"]
+)
+def test_random_digit_strings_that_fail_luhn_are_kept(digits):
+    assert not luhn_ok(digits)
+    assert redact(f"order {digits} shipped") == f"order {digits} shipped"
+
+
+def test_short_numbers_and_decimals_are_kept():
+    assert redact("took 1234.5678901234567 ms for 42 items") == "took 1234.5678901234567 ms for 42 items"
+
+
+def test_exception_messages_containing_secrets_are_redacted():
+    try:
+        raise ConnectionError("auth failed: password='hunter2' api_key=AKIA123 card 4111 1111 1111 1111")
+    except ConnectionError as exc:
+        out = redact({"error": exc})
+    assert out["error"] == (
+        f"ConnectionError: auth failed: password='{REDACTED}' api_key={REDACTED} card {REDACTED}"
+    )
+
+
+def test_json_text_with_sensitive_keys_is_redacted():
+    text = '{"user": "bob", "password": "hunter2", "nested": {"token": "abc"}}'
+    assert redact(text) == f'{{"user": "bob", "password": "{REDACTED}", "nested": {{"token": "{REDACTED}"}}}}'
+
+
+def test_configurable_additional_names_are_redacted_by_key_and_in_text():
+    redactor = Redactor(extra_fields=["employee_id", "X-Tenant-Secret-Header"])
+    assert redactor.redact({"Employee-ID": "E42", "name": "ann"}) == {"Employee-ID": REDACTED, "name": "ann"}
+    assert redactor.redact("lookup employee_id=E42 done") == f"lookup employee_id={REDACTED} done"
+    assert redactor.is_sensitive("x_tenant_secret_header")
+    assert redact({"employee_id": "E42"}) == {"employee_id": "E42"}  # the default redactor is unchanged
+
+
+def test_non_string_values_keep_their_type_and_objects_become_redacted_text():
+    class Conn:
+        def __str__(self) -> str:
+            return "postgres://u@h/db?password=pw1"
+
+    out = redact({"n": 3, "f": 1.5, "b": True, "none": None, "conn": Conn(), "set": {"a"}})
+    assert out == {
+        "n": 3,
+        "f": 1.5,
+        "b": True,
+        "none": None,
+        "conn": f"postgres://u@h/db?password={REDACTED}",
+        "set": ["a"],
+    }
+
+
+def test_redacting_twice_gives_the_same_result():
+    text = "GET /a?password=hunter2&x=1 Authorization: Bearer abcdefgh card 4111111111111111"
+    once = redact(text)
+    assert redact(once) == once
+    assert "hunter2" not in once and "abcdefgh" not in once

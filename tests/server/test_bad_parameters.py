@@ -1,0 +1,63 @@
+"""Every invalid query parameter is a 400 whose body names the parameter and the problem."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.server.conftest import make_host
+
+BAD = [
+    ("metrics/system", {"minutes": "ten"}, "minutes", "not an integer"),
+    ("metrics/system", {"minutes": "-5"}, "minutes", "below the minimum"),
+    ("metrics/system", {"minutes": "0"}, "minutes", "below the minimum"),
+    ("metrics/system", {"minutes": "99999999"}, "minutes", "above the maximum"),
+    ("metrics/system", {"host": "no-such-host"}, "host", "no host named"),
+    ("metrics/summary", {"hours": "1.5"}, "hours", "not an integer"),
+    ("metrics/summary", {"hours": "100000"}, "hours", "above the maximum"),
+    ("query", {}, "metric", "is required"),
+    ("query", {"metric": "bad name!"}, "metric", "not a metric name"),
+    ("query", {"metric": "system_load1", "agg": "median"}, "agg", "not one of"),
+    ("query", {"metric": "system_load1", "match[]": "host"}, "match[]", "is not label=value"),
+    (
+        "query",
+        {"metric": "system_load1", "match[]": "host=~(unclosed"},
+        "match[]",
+        "invalid regular expression",
+    ),
+    ("query", {"metric": "system_load1", "start": "yesterday"}, "start", "not a time"),
+    ("query", {"metric": "system_load1", "start": "2000", "end": "1000"}, "end", "not after start"),
+    ("query", {"metric": "system_load1", "step": "fast"}, "step", "not a duration"),
+    ("query", {"metric": "system_load1", "start": "0", "end": "86400", "step": "1s"}, "step", "too small"),
+    ("query", {"metric": "system_load1", "by": "host,9bad"}, "by", "not a label name"),
+    ("query", {"metric": "system_load1", "start": "0", "end": "99999999"}, "start", "longer than"),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "name", "problem"), BAD, ids=[f"{b[0]}-{b[2]}-{b[3]}" for b in BAD]
+)
+def test_bad_parameter_is_a_400_naming_it(api, db, path, params, name, problem):
+    make_host("web-1")
+    response = api.get(f"/api/v1/monitoring/{path}", params)
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert body["success"] is False
+    assert name in body["detail"]
+    assert problem in body["detail"][name][0]
+    assert body["error"].startswith(f"{name}: ")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "query, parameter",
+    [
+        ("metric=system_cpu_usage_percent&step=" + "9" * 400 + "s", "step"),
+        ("metric=system_cpu_usage_percent&step=100000000000000d", "step"),
+        ("metric=system_cpu_usage_percent&start=0001-01-01T00:10:00Z", "start"),
+        ("metric=system_cpu_usage_percent&match[]=host=~(?P<x>web)", "match[]"),
+    ],
+)
+def test_extreme_query_input_is_a_400_naming_the_parameter(api, query, parameter):
+    response = api.get(f"/api/v1/monitoring/query?{query}")
+    assert response.status_code == 400, response.content[:300]
+    assert parameter in response.json()["detail"]
