@@ -112,7 +112,12 @@ def record_fields(
         "process": record.process,
     }
     if extras:
+        # Request, trace and span ids are the SDK's own (or validated) identifiers: redacting a
+        # digit run inside one would break log correlation and request-id search.
+        ids = {key: extras.pop(key) for key in _TOP_LEVEL_IDS if isinstance(extras.get(key), str)}
         for key, value in redactor.redact(extras).items():
+            entry.setdefault(key, value)
+        for key, value in ids.items():
             entry.setdefault(key, value)
     return entry
 

@@ -77,7 +77,14 @@ _SENSITIVE_SUFFIXES = (
 _BEARER = re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9\-._~+/]{6,}=*")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 _DIGIT_RUN = re.compile(r"[\d -]{13,}")
-_CARD = re.compile(r"(?<![\d.])(?:\d[ -]?){12,18}\d(?![\d.])")
+# A card number is 13-19 digits written either in one run or in the printed groups (4-4-4-4...,
+# Amex 4-6-5) with one separator kind. It must stand alone: a digit run inside a hex id, a UUID
+# or a decimal (trace id "a1b2...", "6d0412345678901234c9") is not a card.
+_CARD = re.compile(
+    r"(?<![0-9A-Za-z_.])"
+    r"(?:\d{13,19}|\d{4}(?P<sep>[ -])\d{4}(?P=sep)\d{4}(?P=sep)\d{1,7}|\d{4}(?P<amex>[ -])\d{6}(?P=amex)\d{5})"
+    r"(?![0-9A-Za-z_]|\.\d)"
+)
 # name=value or name: value; the name may be quoted (JSON or repr inside a message). Only the
 # name and separator are matched, so a non-sensitive pair never swallows the next name.
 _PAIR_NAME = re.compile(r"""(?P<q>["']?)(?P<name>[A-Za-z_][A-Za-z0-9_.\-]*)(?P=q)\s*[=:]\s*""")

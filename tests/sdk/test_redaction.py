@@ -198,3 +198,33 @@ def test_redacting_twice_gives_the_same_result():
     once = redact(text)
     assert redact(once) == once
     assert "hunter2" not in once and "abcdefgh" not in once
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Hex ids with a Luhn-valid run of digits inside (the run 4111111111111111 is a test card).
+        "trace 6d4111111111111111c9a0b1c2d3e4f5a6 done",
+        "span=4111111111111111ab",
+        # A UUID whose leading groups are digits is not a grouped card number.
+        "job 41111111-1111-1111-1111-111111111111 queued",
+    ],
+)
+def test_digit_runs_inside_identifiers_are_not_cards(text):
+    assert redact(text) == text
+
+
+def test_ids_in_the_log_context_are_never_redacted():
+    import logging
+
+    from shared.jsonlog import record_fields
+
+    record = logging.LogRecord("app", logging.INFO, __file__, 1, "card 4111111111111111", None, None)
+    ids = {
+        "request_id": "4111111111111111",
+        "trace_id": "4111111111111111" * 2,
+        "span_id": "4111111111111111",
+    }
+    fields = record_fields(record, context={**ids, "note": "4111111111111111"})
+    assert {key: fields[key] for key in ids} == ids
+    assert fields["note"] == REDACTED and fields["message"] == f"card {REDACTED}"
