@@ -15,7 +15,9 @@ import io
 import logging
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -109,6 +111,25 @@ def json_handler() -> logging.Handler:
     return handler
 
 
+DRAIN = """
+import socket, sys
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+sock.bind(sys.argv[1])
+print("ready", flush=True)
+while True:
+    sock.recv(65536)
+"""
+
+
+def live_agent_socket() -> tuple[str, subprocess.Popen]:
+    """A receiving datagram socket in a child process (its CPU is not this process's)."""
+    path = os.path.join(tempfile.mkdtemp(prefix="fw-bench-"), "agent.sock")
+    child = subprocess.Popen([sys.executable, "-c", DRAIN, path], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    return path, child
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=5000)
@@ -116,12 +137,16 @@ def main() -> None:
     args = parser.parse_args()
     n, rounds = args.requests, args.rounds
 
+    live_path, drain = live_agent_socket()
     baseline = per_call_ns(request_runner(app), n, rounds)
     variants = {
         "middleware, request log disabled (ids+context+metrics)": logger_with(
             "bench.off", None, logging.WARNING
         ),
         "middleware + JSON request log to a null stream": logger_with("bench.json", json_handler()),
+        "middleware + AgentHandler, agent up (datagram sent)": logger_with(
+            "bench.agent_up", AgentHandler("bench", client=AgentClient(live_path))
+        ),
         "middleware + AgentHandler, agent down (drop+count)": logger_with(
             "bench.agent", AgentHandler("bench", client=AgentClient("/tmp/fleetwatch-bench-no-agent.sock"))
         ),
@@ -137,6 +162,7 @@ def main() -> None:
             f"  ratio {with_mw / baseline:5.1f}x"
         )
 
+    drain.kill()
     calls = max(n // 2, 1000)
     std = logger_with("bench.log", json_handler())
     structured = StructuredLogger("bench.log")

@@ -27,11 +27,14 @@ from shared.redaction import Redactor, default_redactor
 FIELDS_ATTR = "fw_fields"
 # Context (request id, user id, ...) captured when the record was made.
 CONTEXT_ATTR = "fw_context"
+# Fields the SDK itself computed from values it controls (method, route, status, duration,
+# sizes, an already redacted query): they skip redaction, which is most of a request line's cost.
+TRUSTED_ATTR = "fw_trusted"
 
 # Attributes every LogRecord has; anything else on a record is an extra field.
 _RESERVED = frozenset(
     logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys()
-    | {"message", "asctime", "taskName", FIELDS_ATTR, CONTEXT_ATTR}
+    | {"message", "asctime", "taskName", FIELDS_ATTR, CONTEXT_ATTR, TRUSTED_ATTR}
 )
 _TOP_LEVEL = ("logger", "service", "module", "function", "line", "thread", "process")
 _TOP_LEVEL_IDS = ("request_id", "trace_id", "span_id")
@@ -74,9 +77,10 @@ def record_fields(
 ) -> dict[str, Any]:
     """Return the structured fields of a log record, context and extras included, redacted.
 
-    Precedence, lowest first: context, ``extra=`` attributes, structured per-call fields. The
-    fields the record itself provides (timestamp, logger, line, ...) are not user data and
-    skip redaction; the message, exception and every extra field go through it.
+    Precedence, lowest first: context, ``extra=`` attributes, structured per-call fields, the
+    SDK's trusted fields. The fields the record itself provides (timestamp, logger, line, ...)
+    and the SDK's trusted ones are not user data and skip redaction; the message, exception
+    and every other field go through it.
     """
     redactor = redactor or default_redactor()
     extras: dict[str, Any] = {}
@@ -111,6 +115,10 @@ def record_fields(
         "thread": record.thread,
         "process": record.process,
     }
+    trusted = getattr(record, TRUSTED_ATTR, None)
+    if trusted:
+        for key, value in trusted.items():
+            entry.setdefault(key, value)
     if extras:
         # Request, trace and span ids are the SDK's own (or validated) identifiers: redacting a
         # digit run inside one would break log correlation and request-id search.
@@ -167,28 +175,45 @@ def parse_timestamp(value: Any) -> float | None:
     return None
 
 
+_WIRE_SKIP = frozenset(
+    {"ts", "timestamp", "time", "@timestamp", "asctime", "level", "levelname", "message", "msg"}
+)
+_WIRE_RAW = frozenset({"line", "thread", "process"})
+_WIRE_TEXT = frozenset(_TOP_LEVEL + _TOP_LEVEL_IDS) - _WIRE_RAW
+
+
 def wire_record(
-    entry: Mapping[str, Any], service: str | None = None, now: float | None = None
+    entry: Mapping[str, Any],
+    service: str | None = None,
+    now: float | None = None,
+    ts: float | None = None,
 ) -> dict[str, Any]:
-    """Return the logs-batch record for one structured entry; unknown fields go to ``attrs``."""
-    ts = None
-    for key in ("ts", "timestamp", "time", "@timestamp", "asctime"):
-        if key in entry:
-            ts = parse_timestamp(entry[key])
-            if ts is not None:
-                break
+    """Return the logs-batch record for one structured entry; unknown fields go to ``attrs``.
+
+    ``ts``, when the caller knows it (a LogRecord's ``created``), is used as is; otherwise the
+    entry's own timestamp field is parsed, and ``now`` is the fallback.
+    """
+    if ts is None:
+        for key in ("ts", "timestamp", "time", "@timestamp", "asctime"):
+            if key in entry:
+                ts = parse_timestamp(entry[key])
+                if ts is not None:
+                    break
+    level = entry.get("level", entry.get("levelname", "INFO"))
+    message = entry.get("message", entry.get("msg", ""))
     record: dict[str, Any] = {
         "ts": ts if ts is not None else (now if now is not None else datetime.now(tz=UTC).timestamp()),
-        "level": normalise_level(entry.get("level", entry.get("levelname", "INFO"))),
-        "message": _as_text(entry.get("message", entry.get("msg", ""))),
+        "level": level if level in _LEVELS else normalise_level(level),
+        "message": message if type(message) is str else _as_text(message),
     }
     attrs: dict[str, Any] = {}
-    skip = {"ts", "timestamp", "time", "@timestamp", "asctime", "level", "levelname", "message", "msg"}
     for key, value in entry.items():
-        if key in skip:
+        if key in _WIRE_SKIP:
             continue
-        if key in _TOP_LEVEL or key in _TOP_LEVEL_IDS:
-            record[key] = value if key in {"line", "thread", "process"} else _as_text(value)
+        if key in _WIRE_TEXT:
+            record[key] = value if type(value) is str else _as_text(value)
+        elif key in _WIRE_RAW:
+            record[key] = value
         else:
             attrs[key] = value
     if service and not record.get("service"):

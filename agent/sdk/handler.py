@@ -29,8 +29,7 @@ class AgentHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             fields = record_fields(record, context=get_context(), redactor=self.redactor)
-            entry = wire_record(fields, service=self.service)
-            entry["ts"] = record.created
+            entry = wire_record(fields, service=self.service, ts=record.created)
             self.client.send_log(entry)
         except Exception:  # a logging call must never break the application
             self.errors += 1

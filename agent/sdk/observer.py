@@ -17,7 +17,7 @@ from agent.sdk import context
 from agent.sdk.client import AgentClient
 from agent.sdk.ids import TraceIds, trace_ids
 from agent.sdk.metrics import DEFAULT_FLUSH_INTERVAL, ApiMetrics, MetricsFlusher, metrics_for
-from shared.jsonlog import CONTEXT_ATTR, FIELDS_ATTR
+from shared.jsonlog import CONTEXT_ATTR, FIELDS_ATTR, TRUSTED_ATTR
 from shared.redaction import Redactor, default_redactor
 
 DEFAULT_SLOW_MS = 1000.0
@@ -137,25 +137,38 @@ class RequestObserver:
         level = logging.ERROR if status >= 500 else logging.INFO
         if not (self.logger.isEnabledFor(level) or (slow and self.logger.isEnabledFor(logging.WARNING))):
             return
-        fields: dict[str, Any] = {
+        # The path and route may carry what the app put in a URL: they are redacted. The rest
+        # is the SDK's own figures (and a query string it has redacted already): trusted.
+        fields: dict[str, Any] = {"path": path, "route": route}
+        trusted: dict[str, Any] = {
             "method": method,
-            "path": path,
-            "route": route,
             "status_code": status,
             "duration_ms": round(duration * 1000.0, 3),
             "request_size": request_bytes,
             "response_size": response_bytes,
         }
         if query:
-            fields["query"] = self.redactor.redact_query(query)
-        extra = {FIELDS_ATTR: fields, CONTEXT_ATTR: context.get_context()}
+            trusted["query"] = self.redactor.redact_query(query)
+        extra = {FIELDS_ATTR: fields, TRUSTED_ATTR: trusted, CONTEXT_ATTR: context.get_context()}
         exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
-        self.logger.log(level, "Request completed", exc_info=exc_info, extra=extra)
-        if slow:
-            slow_fields = {**fields, "slow_threshold_ms": self.slow_threshold_s * 1000.0}
-            self.logger.warning(
-                "Slow request", extra={FIELDS_ATTR: slow_fields, CONTEXT_ATTR: extra[CONTEXT_ATTR]}
-            )
+        self._emit(level, "Request completed", exc_info, extra)
+        if slow and self.logger.isEnabledFor(logging.WARNING):
+            slow_trusted = {**trusted, "slow_threshold_ms": self.slow_threshold_s * 1000.0}
+            self._emit(logging.WARNING, "Slow request", None, {**extra, TRUSTED_ATTR: slow_trusted})
+
+    def _emit(self, level: int, message: str, exc_info: Any, extra: dict[str, Any]) -> None:
+        """Log through the logger's handlers and filters without the caller lookup.
+
+        ``Logger.log`` walks the stack to find the calling line, which for a request line is
+        always this module; the record says so directly instead.
+        """
+        logger = self.logger
+        if not logger.isEnabledFor(level):
+            return
+        record = logger.makeRecord(
+            logger.name, level, __file__, 0, message, (), exc_info, func="request", extra=extra
+        )
+        logger.handle(record)
 
     def close(self) -> None:
         """Stop the metrics thread after a last flush."""
