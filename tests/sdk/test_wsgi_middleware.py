@@ -64,6 +64,15 @@ def test_incoming_request_id_is_kept_in_logs_and_response_header(served):
     assert entry["span_id"] == inside["span_id"]
 
 
+def test_secrets_in_the_path_are_redacted_in_the_request_line(served):
+    url, _, requests_log, _ = served
+    get(f"{url}/pay/4111111111111111/api_key=AKIA123")
+    (entry,) = [e for e in requests_log.entries() if e["message"] == "Request completed"]
+    assert entry["path"] == "/pay/[REDACTED]/api_key=[REDACTED]"
+    assert "4111111111111111" not in entry["route"] and "AKIA123" not in entry["route"]
+    assert entry["method"] == "GET" and entry["status_code"] == 200
+
+
 def test_traceparent_continues_the_trace_with_a_new_span(served):
     url, _, requests_log, _ = served
     parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
