@@ -30,6 +30,12 @@ BAD = [
     ("query", {"metric": "system_load1", "start": "0", "end": "86400", "step": "1s"}, "step", "too small"),
     ("query", {"metric": "system_load1", "by": "host,9bad"}, "by", "not a label name"),
     ("query", {"metric": "system_load1", "start": "0", "end": "99999999"}, "start", "longer than"),
+    # Paging: DRF would silently fall back to its defaults.
+    ("hosts", {"limit": "abc"}, "limit", "not an integer"),
+    ("hosts", {"limit": "0"}, "limit", "below the minimum"),
+    ("hosts", {"limit": "5000"}, "limit", "above the maximum"),
+    ("hosts", {"offset": "-5"}, "offset", "below the minimum"),
+    ("alerts", {"limit": "ten"}, "limit", "not an integer"),
 ]
 
 
@@ -61,3 +67,11 @@ def test_extreme_query_input_is_a_400_naming_the_parameter(api, query, parameter
     response = api.get(f"/api/v1/monitoring/query?{query}")
     assert response.status_code == 400, response.content[:300]
     assert parameter in response.json()["detail"]
+
+
+def test_valid_paging_still_pages(api, db):
+    for name in ("web-1", "web-2", "web-3", "web-4", "web-5"):
+        make_host(name)
+    body = api.get("/api/v1/monitoring/hosts", {"limit": "2", "offset": "1"}).json()
+    assert body["count"] == 5 and len(body["data"]) == 2
+    assert "offset=3" in body["next"] and body["previous"] is not None

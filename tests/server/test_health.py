@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
 
 import pytest
 import redis as redis_lib
+from django.db import OperationalError
+from django.db.backends.base.base import BaseDatabaseWrapper
 from rq import Worker
 from rq.cron import CronScheduler
 
@@ -178,3 +181,44 @@ def test_unknown_health_scope_is_a_400(client):
     response = client.get("/api/v1/monitoring/health?scope=everything")
     assert response.status_code == 400
     assert "scope" in response.json()["error"]
+
+
+def test_live_scope_answers_200_without_a_single_query(client, db, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        response = client.get("/api/v1/monitoring/health?scope=live")
+    body = response.json()
+    assert response.status_code == 200, body
+    assert body["status"] == "healthy"
+    assert body["failing"] == []
+    assert set(body) == {"status", "timestamp", "services", "failing"}
+    assert body["services"] == {"process": {"healthy": True, "pid": os.getpid()}}
+
+
+def test_live_scope_answers_200_while_postgres_and_redis_are_down(client, db, settings, monkeypatch):
+    """The liveness probe must not restart server pods during a database or Redis outage."""
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    health._client.cache_clear()
+
+    def database_down(*args, **kwargs):
+        raise OperationalError("connection to server at 10.0.0.1, port 5432 failed: timeout expired")
+
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(BaseDatabaseWrapper, "cursor", database_down)
+            readiness = client.get("/api/v1/monitoring/health?scope=server")
+            liveness = client.get("/api/v1/monitoring/health?scope=live")
+    finally:
+        health._client.cache_clear()
+    assert readiness.status_code == 503
+    assert set(readiness.json()["failing"]) == {"database", "redis"}
+    assert liveness.status_code == 200, liveness.json()
+    assert liveness.json()["failing"] == []
+
+
+def test_live_scope_opens_no_redis_connection(monkeypatch):
+    def no_redis():
+        raise AssertionError("scope=live must not talk to Redis")
+
+    monkeypatch.setattr(health, "health_redis", no_redis)
+    monkeypatch.setattr(health, "check_database", no_redis)
+    assert [check.name for check in health.run_checks("live")] == ["process"]

@@ -123,6 +123,7 @@ def test_summary_averages_and_maxima_match_hand_computation(api, db):
     assert system["avg_memory_percent"] == pytest.approx(sum(memories) / len(memories))
     assert system["max_memory_percent"] == 60.0
     assert system["avg_disk_percent"] == 30.0  # mountpoint "/" only
+    assert system["max_disk_percent"] == 30.0  # "/data" is at 90 %
     assert system["data_points"] == 20
     assert set(body["data"]["api"]) >= {"total_requests", "avg_response_time_ms", "error_rate_percent"}
 

@@ -81,6 +81,7 @@ class SummaryView(APIView):
             "avg_memory_percent": memory["avg"],
             "max_memory_percent": memory["max"],
             "avg_disk_percent": disk["avg"],
+            "max_disk_percent": disk["max"],
             "data_points": cpu["data_points"],
         }
         api = integrations.api_summary(start, end)
