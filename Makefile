@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install up down test lint bench
+.PHONY: install services up down test lint bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -12,13 +12,17 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/pip install -q -e ".[test]"
 
-up: install
+# Starts this machine's Postgres and Redis if they are down (not when the URLs point elsewhere).
+services:
+	bash .ci/services
+
+up: install services
 	$(BIN)/python -m collector_server local up
 
 down:
 	$(BIN)/python -m collector_server local down
 
-test: install
+test: install services
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
