@@ -12,6 +12,7 @@ Thresholds (settings, with defaults):
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -190,16 +191,25 @@ def check_streams(client: redis.Redis, now_ms: int | None = None) -> Check:
     return Check("streams", not problems, details)
 
 
-SCOPES = ("pipeline", "server")
+SCOPES = ("pipeline", "server", "live")
+
+
+def check_process() -> Check:
+    """The process answers requests: no Postgres, no Redis, nothing that an outage elsewhere can fail."""
+    return Check("process", True, {"pid": os.getpid()})
 
 
 def run_checks(scope: str = "pipeline") -> list[Check]:
     """Run the checks of `scope`; Redis-based checks are skipped (unhealthy) when Redis is unreachable.
 
+    "live" only proves that the process answers (no database or Redis query): the liveness
+    probe uses it, so a Postgres or Redis outage never gets healthy server pods restarted.
     "server" checks only what this server process needs to answer (Postgres, Redis):
-    probes use it, so a pipeline fault (a dead worker, a backlog) never takes the API
+    readiness probes use it, so a pipeline fault (a dead worker, a backlog) never takes the API
     out of the load balancer exactly when operators need to look. "pipeline" checks everything.
     """
+    if scope == "live":
+        return [check_process()]
     checks = [check_database()]
     client = health_redis()
     redis_check = check_redis(client)

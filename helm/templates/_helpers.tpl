@@ -155,12 +155,27 @@ SLACK_WEBHOOK_URL: {{ . | b64enc | quote }}
 {{- end }}
 {{- end }}
 
-{{/* The probe on the health endpoint; Host is pinned so that ALLOWED_HOSTS (which always has localhost) accepts it. */}}
+{{/* A probe on the health endpoint: call with (dict "path" ...). Host is pinned so that ALLOWED_HOSTS (which always has localhost) accepts it. */}}
 {{- define "fleetwatch.healthGet" -}}
 httpGet:
-  path: {{ .Values.server.healthPath }}
+  path: {{ .path }}
   port: http
   httpHeaders:
     - name: Host
       value: localhost
+{{- end }}
+
+{{/* Server pods a drain can count on: the autoscaler's floor when it owns the replica count, else server.replicas. */}}
+{{- define "fleetwatch.serverFloor" -}}
+{{- if .Values.server.autoscaling.enabled }}
+{{- int .Values.server.autoscaling.minReplicas }}
+{{- else }}
+{{- int .Values.server.replicas }}
+{{- end }}
+{{- end }}
+
+{{/* "true" when the server PodDisruptionBudget is wanted and can be met while a node drains (more pods than minAvailable). */}}
+{{- define "fleetwatch.serverPdbEnabled" -}}
+{{- $pdb := .Values.server.podDisruptionBudget }}
+{{- if and $pdb.enabled (gt (int (include "fleetwatch.serverFloor" .)) (int $pdb.minAvailable)) }}true{{ end }}
 {{- end }}

@@ -60,7 +60,11 @@ def test_chart_agent_settings_load_and_report_the_node(render: Render, tmp_path:
     env = resolve_pod_env(container(agent), secret, node="node-7.cluster.local")
     mounts = {m["mountPath"]: m["name"] for m in container(agent)["volumeMounts"]}
     volumes = {v["name"]: v for v in pod_spec(agent)["volumes"]}
-    assert "emptyDir" in volumes[mounts[env["FLEETWATCH_AGENT_STATE_DIR"]]]
+    # The state dir is a directory on the node, so a replaced pod keeps the agent id and the spool.
+    assert volumes[mounts[env["FLEETWATCH_AGENT_STATE_DIR"]]]["hostPath"] == {
+        "path": STATE_DIR,
+        "type": "DirectoryOrCreate",
+    }
     config = load_config(env=with_stand_ins(env, tmp_path))
     assert config.host == "node-7.cluster.local"
     assert config.redis_url == "redis://redis.data:6379/2"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import helm_python
 import kubernetes_validate
@@ -25,6 +26,8 @@ from .manifests import (
 )
 
 HEALTH_PATH = "/api/v1/monitoring/health?scope=server"
+LIVENESS_PATH = "/api/v1/monitoring/health?scope=live"
+AGENT_STATE_DIR = "/var/lib/fleetwatch-agent"
 # The oldest Kubernetes the chart declares (Chart.yaml kubeVersion) and the newest schemas known.
 KUBE_VERSIONS = ("1.25.0", kubernetes_validate.latest_version())
 VALUE_SETS = {"default": None, "production": production_values()}
@@ -106,9 +109,9 @@ def test_server_runs_two_replicas_behind_the_service(render: Render) -> None:
 
 def test_server_probes_request_the_health_endpoint(render: Render) -> None:
     server = container(find(render(), "Deployment", "-server"))
-    for probe in ("readinessProbe", "livenessProbe"):
+    for probe, path in (("readinessProbe", HEALTH_PATH), ("livenessProbe", LIVENESS_PATH)):
         get = server[probe]["httpGet"]
-        assert get["path"] == HEALTH_PATH
+        assert get["path"] == path
         assert get["port"] == "http"
         assert {"name": "Host", "value": "localhost"} in get["httpHeaders"]
     config = find(render({"config": {"allowedHosts": ["fleetwatch.example.com"]}}), "ConfigMap")
@@ -123,12 +126,49 @@ def test_every_workload_sets_resources(render: Render) -> None:
             assert resources["limits"]["memory"], doc["metadata"]["name"]
 
 
+def test_liveness_never_depends_on_postgres_or_redis(render: Render) -> None:
+    """A database outage takes pods out of the Service (readiness) but restarts none (liveness)."""
+    for value_set in VALUE_SETS.values():
+        server = container(find(render(value_set), "Deployment", "-server"))
+        readiness = parse_qs(urlsplit(server["readinessProbe"]["httpGet"]["path"]).query)
+        liveness = parse_qs(urlsplit(server["livenessProbe"]["httpGet"]["path"]).query)
+        assert readiness["scope"] == ["server"]
+        assert liveness["scope"] == ["live"]
+
+
 def test_disruption_budget_keeps_a_server_up(render: Render) -> None:
     docs = render()
     budget = find(docs, "PodDisruptionBudget", "-server")
     assert budget["spec"]["minAvailable"] == 1
     assert budget["spec"]["selector"] == find(docs, "Deployment", "-server")["spec"]["selector"]
     assert "PodDisruptionBudget" not in kinds(render({"server": {"podDisruptionBudget": {"enabled": False}}}))
+
+
+@pytest.mark.parametrize(
+    ("server", "budget"),
+    [
+        ({"replicas": 1}, False),
+        ({"replicas": 2}, True),
+        ({"replicas": 3, "podDisruptionBudget": {"minAvailable": 3}}, False),
+        ({"replicas": 1, "autoscaling": {"enabled": True, "minReplicas": 2}}, True),
+        ({"replicas": 5, "autoscaling": {"enabled": True, "minReplicas": 1}}, False),
+    ],
+)
+def test_disruption_budget_only_when_a_drain_can_meet_it(
+    render: Render, chart: helm_python.Chart, server: dict[str, Any], budget: bool
+) -> None:
+    """minAvailable 1 of a single server pod would block every node drain: then there is no budget."""
+    docs = render({"server": server})
+    assert ("PodDisruptionBudget" in kinds(docs)) is budget
+    if budget:
+        min_available = find(docs, "PodDisruptionBudget", "-server")["spec"]["minAvailable"]
+        server_spec = find(docs, "Deployment", "-server")["spec"]
+        hpa = [d for d in docs if d["kind"] == "HorizontalPodAutoscaler"]
+        floor = hpa[0]["spec"]["minReplicas"] if hpa else server_spec["replicas"]
+        assert floor > min_available
+    rendered = chart.render({"server": server}, name=RELEASE, namespace=NAMESPACE)
+    notes = next(text for path, text in rendered.items() if path.endswith("NOTES.txt"))
+    assert ("No server PodDisruptionBudget" in notes) is not budget
 
 
 def test_autoscaler_is_optional_and_takes_over_the_replica_count(render: Render) -> None:
@@ -185,7 +225,8 @@ def test_agent_mounts_host_proc_and_sys_read_only(render: Render) -> None:
     assert mounts["/host/sys"]["readOnly"] is True
     assert host_paths[mounts["/host/root"]["name"]] == "/"
     assert mounts["/host/root"]["readOnly"] is True
-    assert set(host_paths.values()) == {"/proc", "/sys", "/"}
+    assert set(host_paths.values()) == {"/proc", "/sys", "/", AGENT_STATE_DIR}
+    assert not mounts[AGENT_STATE_DIR].get("readOnly")
     env = env_map(container(agent))
     assert env["FLEETWATCH_AGENT_PROCFS"]["value"] == "/host/proc"
     assert env["FLEETWATCH_AGENT_HOSTFS"]["value"] == "/host/root"
@@ -196,7 +237,7 @@ def test_agent_mounts_host_proc_and_sys_read_only(render: Render) -> None:
 def test_agent_host_root_mount_can_be_turned_off(render: Render) -> None:
     agent = find(render({"agent": {"hostRoot": False}}), "DaemonSet", "-agent")
     host_paths = {v["hostPath"]["path"] for v in pod_spec(agent)["volumes"] if "hostPath" in v}
-    assert host_paths == {"/proc", "/sys"}
+    assert host_paths == {"/proc", "/sys", AGENT_STATE_DIR}
     assert "FLEETWATCH_AGENT_HOSTFS" not in env_map(container(agent))
 
 
@@ -220,6 +261,55 @@ def test_agent_reports_the_node_name_as_its_host_label(render: Render) -> None:
     env = env_map(container(find(render(), "DaemonSet", "-agent")))
     assert env["FLEETWATCH_AGENT_HOST"]["valueFrom"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
     assert env["FLEETWATCH_AGENT_REDIS_URL"]["valueFrom"]["secretKeyRef"]["key"] == "REDIS_URL"
+
+
+def state_volume(agent: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Return (the state dir the agent is told to use, the volume mounted there)."""
+    state_dir = env_map(container(agent))["FLEETWATCH_AGENT_STATE_DIR"]["value"]
+    mounts = {m["mountPath"]: m["name"] for m in container(agent)["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod_spec(agent)["volumes"]}
+    return state_dir, volumes[mounts[state_dir]]
+
+
+@pytest.mark.parametrize("node_path", [None, "/data/fleetwatch/agent-prod"])
+def test_agent_state_lives_on_the_node_so_a_new_pod_keeps_the_agent_id(
+    render: Render, node_path: str | None
+) -> None:
+    values = {"agent": {"state": {"hostPath": node_path}}} if node_path else None
+    agent = find(render(values), "DaemonSet", "-agent")
+    state_dir, volume = state_volume(agent)
+    assert state_dir == AGENT_STATE_DIR
+    assert volume["hostPath"] == {"path": node_path or AGENT_STATE_DIR, "type": "DirectoryOrCreate"}
+    assert "emptyDir" not in volume
+    # The kubelet creates the directory owned by root (fsGroup skips hostPath): an init container,
+    # root with CHOWN only, hands it to the user the agent runs as, on the same volume.
+    (init,) = pod_spec(agent)["initContainers"]
+    security = pod_spec(agent)["securityContext"]
+    assert init["command"] == ["chown", f"{security['runAsUser']}:{security['runAsGroup']}", state_dir]
+    assert {m["mountPath"]: m["name"] for m in init["volumeMounts"]} == {state_dir: volume["name"]}
+    assert init["securityContext"]["runAsUser"] == 0
+    assert init["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN"]}
+    assert init["securityContext"]["allowPrivilegeEscalation"] is False
+    assert "runAsUser" not in container(agent).get("securityContext", {})
+    for kube_version in KUBE_VERSIONS:
+        kubernetes_validate.validate(agent, kube_version, strict=True)
+
+
+def test_agent_state_can_fall_back_to_an_empty_dir(render: Render) -> None:
+    agent = find(render({"agent": {"state": {"persistOnNode": False}}}), "DaemonSet", "-agent")
+    state_dir, volume = state_volume(agent)
+    assert state_dir == AGENT_STATE_DIR
+    assert "emptyDir" in volume and "hostPath" not in volume
+    assert "initContainers" not in pod_spec(agent)
+    kubernetes_validate.validate(agent, KUBE_VERSIONS[-1], strict=True)
+
+
+@pytest.mark.parametrize("node_path", ["relative/dir", "/", ""])
+def test_agent_state_node_path_must_be_an_absolute_directory_below_root(
+    render: Render, node_path: str
+) -> None:
+    with pytest.raises(helm_python.HelmValuesError, match="/agent/state/hostPath"):
+        render({"agent": {"state": {"hostPath": node_path}}})
 
 
 def test_agent_can_be_turned_off(render: Render) -> None:
@@ -336,7 +426,10 @@ def test_notes_tell_how_to_reach_the_api_and_the_admin(chart: helm_python.Chart)
     assert "https://fleetwatch.example.com/admin/" in notes
 
 
-def test_probe_path_can_be_changed(render: Render) -> None:
-    server = container(find(render({"server": {"healthPath": "/healthz"}}), "Deployment", "-server"))
-    assert server["readinessProbe"]["httpGet"]["path"] == "/healthz"
-    assert server["livenessProbe"]["httpGet"]["path"] == "/healthz"
+def test_probe_paths_can_be_changed(render: Render) -> None:
+    server = container(find(render({"server": {"healthPath": "/readyz"}}), "Deployment", "-server"))
+    assert server["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert server["livenessProbe"]["httpGet"]["path"] == LIVENESS_PATH
+    server = container(find(render({"server": {"livenessPath": "/livez"}}), "Deployment", "-server"))
+    assert server["readinessProbe"]["httpGet"]["path"] == HEALTH_PATH
+    assert server["livenessProbe"]["httpGet"]["path"] == "/livez"

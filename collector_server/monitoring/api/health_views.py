@@ -35,7 +35,10 @@ class HealthView(APIView):
                 "scope",
                 str,
                 enum=list(health.SCOPES),
-                description="pipeline (default): everything; server: Postgres and Redis only (for probes).",
+                description=(
+                    "pipeline (default): everything; server: Postgres and Redis only (readiness probes); "
+                    "live: only that the process answers, no Postgres or Redis query (liveness probes)."
+                ),
             )
         ],
         auth=[],
