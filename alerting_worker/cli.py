@@ -64,7 +64,14 @@ def worker_main(argv: list[str] | None = None) -> int:
     worker_class = Worker if args.fork else SimpleWorker
     name = args.name or f"{socket.gethostname()}:{uuid.uuid4().hex[:6]}"
     worker = worker_class(queues, connection=queues[0].connection, name=name)
-    worker.work(burst=args.burst, logging_level=logging.getLevelName(logging.getLogger().level))
+    # with_scheduler: RQ parks retried jobs (a notification after a webhook 503) and jobs
+    # enqueued for later in its ScheduledJobRegistry; only a worker running RQ's scheduler
+    # (one per queue holds the lock, checking every second) moves them back when they are due.
+    worker.work(
+        burst=args.burst,
+        logging_level=logging.getLevelName(logging.getLogger().level),
+        with_scheduler=True,
+    )
     return 0
 
 

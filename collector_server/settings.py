@@ -74,6 +74,13 @@ try:
     ALERT_FROM_EMAIL = config.envstr("ALERT_FROM_EMAIL", "")
     ALERT_TO_EMAILS = config.envlist("ALERT_TO_EMAILS", [])
     SLACK_WEBHOOK_URL = config.envsecret("SLACK_WEBHOOK_URL", "")
+    # Seconds between delivery attempts of a notification after a transient error (one retry each).
+    _retry = config.envlist("NOTIFY_RETRY_INTERVALS", ["5", "15", "60", "180", "600"])
+    if not _retry or not all(item.isdigit() and int(item) > 0 for item in _retry):
+        raise ConfigError(
+            f"NOTIFY_RETRY_INTERVALS={','.join(_retry)!r} must be positive seconds, comma-separated"
+        )
+    NOTIFY_RETRY_INTERVALS = [int(item) for item in _retry]
 
     # Logging
     LOG_LEVEL = config.envstr("LOG_LEVEL", "INFO").upper()

@@ -14,6 +14,7 @@ import logging
 import time
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -24,9 +25,18 @@ from collector_server.alerts.models import Channel, DeliveryAttempt, Notificatio
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=2)
-MAX_ATTEMPTS = 6
 STALE_PENDING = timedelta(minutes=1)
-RETRY_INTERVALS = [5, 15, 60, 180, 600]
+DEFAULT_RETRY_INTERVALS = [5, 15, 60, 180, 600]
+
+
+def retry_intervals() -> list[int]:
+    """Seconds between delivery attempts (setting NOTIFY_RETRY_INTERVALS); one RQ retry per entry."""
+    return list(getattr(settings, "NOTIFY_RETRY_INTERVALS", None) or DEFAULT_RETRY_INTERVALS)
+
+
+def max_attempts() -> int:
+    """The first attempt plus one per retry interval; a transient error past that fails the row."""
+    return len(retry_intervals()) + 1
 
 
 class DeliveryRetry(Exception):
@@ -54,7 +64,7 @@ def deliver(notification_id: int, now: datetime | None = None) -> str:
         response = _send(channel, note)
     except transports.TransportError as exc:
         _record(note, started, ok=False, text=exc.message, permanent=exc.permanent)
-        if exc.permanent or note.attempts >= MAX_ATTEMPTS:
+        if exc.permanent or note.attempts >= max_attempts():
             fail(note, exc.message)
             return Notification.FAILED
         Notification.objects.filter(pk=note.pk, status=Notification.SENDING).update(
@@ -105,6 +115,10 @@ def fail(note: Notification, error: str) -> None:
         fallback = channel.fallback
         if fallback is None or not fallback.enabled or fallback.pk == channel.pk:
             return
+        if fallback.pk in _channels_tried(note):
+            # The message already went through that channel: a loop made behind validation's back.
+            log.warning("alerting: fallback loop at channel %s; not handing the message on", channel.name)
+            return
         copy, created = Notification.objects.get_or_create(
             idempotency_key=f"{note.idempotency_key}:fallback-{fallback.pk}",
             defaults={"channel": fallback, "group_key": note.group_key, "payload": note.payload},
@@ -116,10 +130,20 @@ def fail(note: Notification, error: str) -> None:
     log.warning("alerting: channel %s failing (%s)", channel.name, error)
 
 
+def _channels_tried(note: Notification) -> set[int]:
+    """The channels a message went through: the original row's, then one per ``:fallback-N``."""
+    original, *hops = note.idempotency_key.split(":")
+    tried = {
+        int(hop[len("fallback-") :]) for hop in hops if hop.startswith("fallback-") and hop[9:].isdigit()
+    }
+    first = Notification.objects.filter(idempotency_key=original).values_list("channel_id", flat=True).first()
+    return tried | {note.channel_id} | ({first} if first else set())
+
+
 def stale(now: datetime | None = None) -> list[int]:
     """Return the ids of rows whose delivery was lost: pending too long, or sending past the lease."""
     now = now or timezone.now()
     lost = Q(status=Notification.PENDING, created_at__lt=now - STALE_PENDING, claimed_at__isnull=True)
-    lost |= Q(status=Notification.PENDING, claimed_at__lt=now - timedelta(seconds=RETRY_INTERVALS[-1] * 2))
+    lost |= Q(status=Notification.PENDING, claimed_at__lt=now - timedelta(seconds=retry_intervals()[-1] * 2))
     lost |= Q(status=Notification.SENDING, claimed_at__lt=now - LEASE)
     return list(Notification.objects.filter(lost).values_list("pk", flat=True))

@@ -2,10 +2,10 @@
 
 For each channel, firing alerts are grouped by the channel's ``group_by`` labels. A new
 group waits ``group_wait`` from its first alert's firing; later changes (new firing,
-resolved) go out at most every ``group_interval``; an unchanged group repeats after the
-repeat interval. Silenced and inhibited alerts are left out (and flagged); a flapping
-alert is told once and not at each change; the per-channel hourly limit turns the
-excess into counted ``suppressed`` rows. The group state and the outbox row are written
+resolved, a told alert's severity raised) go out at most every ``group_interval``; an
+unchanged group repeats after the repeat interval. Silenced and inhibited alerts are left
+out (and flagged); a flapping alert is told once and not at each change; the per-channel
+hourly limit turns the excess into counted ``suppressed`` rows. The group state and the outbox row are written
 in one transaction, under a per-channel advisory lock so concurrent dispatchers agree.
 """
 
@@ -120,6 +120,7 @@ class GroupView:
     still_open: set[str]
     flapping: set[str]
     new_flapping: set[str]
+    escalated: set[str]  # told alerts whose severity was raised since the group was last sent
 
     @property
     def firing_fps(self) -> set[str]:
@@ -139,7 +140,19 @@ def _view(firing: list[Alert], row: NotificationGroup | None, now: datetime) -> 
         still_open=still_open,
         flapping=flapping,
         new_flapping=flapping - set(row.flapping_told if row else []),
+        escalated=_escalated(firing, notified, row.last_sent_at if row else None),
     )
+
+
+def _escalated(firing: list[Alert], notified: set[str], since: datetime | None) -> set[str]:
+    """Fingerprints of alerts told firing whose severity the evaluator raised after ``since``."""
+    told = {a.pk: a.fingerprint for a in firing if a.fingerprint in notified}
+    if not told or since is None:
+        return set()
+    raised = AlertEvent.objects.filter(
+        alert_id__in=told, at__gt=since, note__startswith=evaluate.SEVERITY_RAISED
+    ).values_list("alert_id", flat=True)
+    return {told[pk] for pk in raised}
 
 
 def _dispatch_group(
@@ -152,7 +165,7 @@ def _dispatch_group(
 ) -> Notification | None:
     view = _view(firing, row, now)
     notified = set(row.notified) if row else set()
-    changed = bool(view.firing_fps - notified or view.resolved or view.new_flapping)
+    changed = bool(view.firing_fps - notified or view.resolved or view.new_flapping or view.escalated)
     if row is None or row.last_sent_at is None:
         if not firing:
             return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import string
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 FLAP_WINDOW = timedelta(minutes=15)
 FLAP_THRESHOLD = 6  # state changes within the window that make an alert flapping
+SEVERITY_RAISED = "severity raised to"  # the note of the event the dispatcher reads as a change
 
 
 @dataclass
@@ -37,19 +39,51 @@ class EvalStats:
     transitions: list[tuple[str, str, str]] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     distinct_queries: int = 0
+    blocked: list[tuple[str, str]] = field(default_factory=list)  # (rule, labels) held by another alert
 
 
-class _SafeDict(dict):
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
+NO_DATA = "no data"
+_FIELD = re.compile(r"\{(\w+)(![rsa])?(?::([^{}]*))?\}")
+
+
+def _field(fields: dict[str, Any], name: str, conversion: str | None, spec: str, original: str) -> str:
+    """Format one placeholder; an unknown name stays as written, a missing value reads "no data"."""
+    if name not in fields:
+        return original
+    value = fields[name]
+    if value is None:
+        return NO_DATA
+    if conversion:
+        value = {"r": repr, "s": str, "a": ascii}[conversion](value)
+    try:
+        return format(value, spec)
+    except (ValueError, TypeError):  # e.g. {host:.1f}: the value as it is rather than nothing
+        return str(value)
 
 
 def render(template: str, labels: dict[str, Any], value: float | None) -> str:
-    """Fill ``{label}`` and ``{value:.1f}`` placeholders; a bad placeholder leaves the text as written."""
+    """Fill ``{label}`` and ``{value:.1f}`` placeholders, each on its own.
+
+    A None value (no data) reads "no data" whatever its format spec; an unknown placeholder
+    stays visible as written (``{unknown}``); one bad placeholder never spoils the others.
+    """
+    fields = {**labels, "value": value}
     try:
-        return string.Formatter().vformat(template, (), _SafeDict(labels, value=value))
-    except (ValueError, TypeError, KeyError, IndexError):
-        return template.replace("{value:.1f}", "no data" if value is None else str(value))
+        out = []
+        for literal, name, spec, conversion in string.Formatter().parse(template):
+            out.append(literal)
+            if name is None:
+                continue
+            spec = render(spec, labels, value) if spec and "{" in spec else (spec or "")
+            original = (
+                "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            )
+            out.append(_field(fields, name, conversion, spec, original))
+        return "".join(out)
+    except (ValueError, TypeError):  # unbalanced braces: fill what is recognisable, keep the rest
+        return _FIELD.sub(
+            lambda m: _field(fields, m[1], (m[2] or "")[1:] or None, m[3] or "", m[0]), template
+        )
 
 
 def rule_metrics(rule: AlertRule) -> set[str]:
@@ -269,7 +303,7 @@ def _still_firing(
             )
             if changed:
                 _event(
-                    alert, Alert.FIRING, Alert.FIRING, value, now, note=f"severity raised to {rule.severity}"
+                    alert, Alert.FIRING, Alert.FIRING, value, now, note=f"{SEVERITY_RAISED} {rule.severity}"
                 )
                 stats.transitions.append((alert.fingerprint, "severity", rule.severity))
         return
@@ -309,8 +343,39 @@ def _open(
             )
             _event(alert, Alert.INACTIVE, state, value, now)
     except IntegrityError:
+        _blocked(rule, key, value, now, stats)
         return
     stats.transitions.append((alert.fingerprint, Alert.INACTIVE, state))
+
+
+BLOCKED_NOTE = "blocks the episode of rule"
+
+
+def _blocked(rule: AlertRule, key: str, value: float | None, now: datetime, stats: EvalStats) -> None:
+    """The open episode that won the unique index: this rule's (another evaluator, fine) or not.
+
+    An open alert of the same name and labels that is not this rule's (a manual alert named
+    like the rule) keeps the rule from opening its episode until it is resolved: say so in
+    the log and, once, in the blocking alert's history.
+    """
+    holder = Alert.objects.filter(name=rule.name, labels_key=key, state__in=Alert.ACTIVE_STATES).first()
+    if holder is None or holder.rule_id == rule.pk:
+        return
+    stats.blocked.append((rule.name, key))
+    kind = "manual alert" if holder.manual else "alert"
+    note = f"{BLOCKED_NOTE} {rule.name!r} ({key or 'no labels'}); resolve it to let the rule alert"
+    if AlertEvent.objects.filter(alert=holder, note=note).exists():
+        log.debug("alerting: rule %s {%s} still blocked by %s %s", rule.name, key, kind, holder.pk)
+        return
+    log.warning(
+        "alerting: rule %s breaches for {%s} but open %s %s of the same name and labels blocks its "
+        "episode; nothing is raised for the rule until that alert is resolved",
+        rule.name,
+        key,
+        kind,
+        holder.pk,
+    )
+    _event(holder, holder.state, holder.state, value, now, note=note)
 
 
 def _transition(

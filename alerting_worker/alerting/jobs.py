@@ -25,6 +25,7 @@ def evaluate_and_dispatch(now: datetime | None = None) -> dict[str, int]:
         "transitions": len(stats.transitions),
         "errors": len(stats.errors),
         "distinct_queries": stats.distinct_queries,
+        "blocked": len(stats.blocked),
         "notifications": len(written),
     }
 
@@ -48,10 +49,13 @@ def deliver_notification(notification_id: int) -> str:
 
 
 def enqueue_delivery(notification_id: int) -> None:
+    intervals = deliver.retry_intervals()
     get_queue(NOTIFICATIONS).enqueue(
         deliver_notification,
         notification_id,
-        retry=Retry(max=len(deliver.RETRY_INTERVALS), interval=deliver.RETRY_INTERVALS),
+        # RQ parks a retried job in its ScheduledJobRegistry; the scheduler that every
+        # fleetwatch-worker runs (work(with_scheduler=True)) moves it back when it is due.
+        retry=Retry(max=len(intervals), interval=intervals),
         description=f"deliver notification {notification_id}",
     )
 

@@ -199,7 +199,9 @@ def search_params(query: dict[str, Any], labels: dict[str, Any], end: datetime) 
     }
     for column in query["group_by"]:
         if column in labels:
-            filters[column] = [str(labels[column])]
+            # An empty label (records without a service, e.g. tailed files) becomes ``service=``,
+            # which the search reads as "records without a service".
+            filters[column] = [str(labels[column] or "")]
     for name, values in filters.items():
         if values:
             params[name] = ",".join(values)

@@ -282,7 +282,9 @@ class Silence(models.Model):
             return False
         if not self.recurrence_days:
             return True
-        for back in (0, 1, 7):  # a window may start the day before (across midnight) or a week-long one
+        # A window may have started on any of the days it can span (up to 7 days, 10080 min),
+        # plus one for a start time late in the day: look back that many days.
+        for back in range((self.window_minutes or 0) // 1440 + 2):
             day = (now - timedelta(days=back)).date()
             if day.weekday() not in self.recurrence_days:
                 continue
@@ -342,10 +344,33 @@ class Channel(models.Model):
             errors["kind" if self.kind not in transports.REGISTRY else "config"] = str(exc)
         if not isinstance(self.group_by, list) or not all(isinstance(x, str) for x in self.group_by):
             errors["group_by"] = "must be a list of label names"
-        if self.fallback_id is not None and self.fallback_id == self.pk:
-            errors["fallback"] = "a channel cannot be its own fallback"
+        if self.fallback_id is not None:
+            problem = self._fallback_loop()
+            if problem:
+                errors["fallback"] = problem
         if errors:
             raise ValidationError(errors)
+
+    def _fallback_loop(self) -> str:
+        """Follow the fallback chain as it would be saved; describe a loop in it, or return ""."""
+        if self.pk is not None and self.fallback_id == self.pk:
+            return "a channel cannot be its own fallback"
+        names = [self.name or "this channel"]
+        seen = {self.pk} if self.pk is not None else set()
+        current = self.fallback_id
+        while current is not None:
+            row = Channel.objects.filter(pk=current).values_list("name", "fallback_id").first()
+            if row is None:
+                return ""
+            names.append(row[0])
+            if current in seen:
+                where = "back to this channel" if current == self.pk else "in a loop"
+                return (
+                    f"the fallback chain {' → '.join(names)} leads {where}; fallbacks must not form a cycle"
+                )
+            seen.add(current)
+            current = row[1]
+        return ""
 
 
 class NotificationGroup(models.Model):

@@ -301,7 +301,7 @@ def test_unexpected_send_error_is_retried_then_fails_instead_of_hanging(metrics,
     [note_id] = dispatch.dispatch_all(now)
     Channel.objects.filter(pk=channel.pk).update(config={})  # broken behind validation's back
     outcomes = []
-    for _ in range(deliver.MAX_ATTEMPTS):
+    for _ in range(deliver.max_attempts()):
         try:
             outcomes.append(jobs.deliver_notification(note_id))
         except deliver.DeliveryRetry:

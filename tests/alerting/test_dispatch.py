@@ -170,3 +170,26 @@ def test_rate_limit_suppresses_and_counts_the_excess(metrics, channel, now):
     notes = step(metrics, now + timedelta(seconds=30), **values)
     assert sorted(n.status for n in notes) == ["pending"] * 3 + ["suppressed"] * 2
     assert Channel.objects.get(pk=channel.pk).suppressed_count == 2
+
+
+def test_raised_severity_is_told_at_the_next_group_interval(metrics, rule, now):
+    step(metrics, now, a=95)
+    [first] = step(metrics, now + timedelta(seconds=30), a=95)
+    assert [a["labels"]["severity"] for a in first.payload["alerts"]] == ["medium"]
+    rule.severity = "critical"
+    rule.save()
+    assert step(metrics, now + timedelta(seconds=60), a=95) == []  # raised, but group_interval is 5 min
+    assert Alert.objects.get(rule=rule).severity == "critical"
+    [update] = step(metrics, now + timedelta(seconds=330), a=95)
+    assert [a["labels"]["severity"] for a in update.payload["alerts"]] == ["critical"]
+    assert summary(update) == [("firing", "a")]
+    assert step(metrics, now + timedelta(seconds=700), a=95) == []  # told once, not again until repeat
+
+
+def test_raised_severity_after_a_quiet_interval_goes_out_at_once(metrics, rule, now):
+    step(metrics, now, a=95)
+    step(metrics, now + timedelta(seconds=30), a=95)
+    rule.severity = "high"
+    rule.save()
+    [update] = step(metrics, now + timedelta(seconds=400), a=95)  # group_interval long over
+    assert [a["labels"]["severity"] for a in update.payload["alerts"]] == ["high"]

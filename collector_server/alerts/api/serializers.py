@@ -24,7 +24,10 @@ class ModelCleanMixin:
         attrs = super().validate(attrs)
         model = self.Meta.model
         plain = {k: v for k, v in attrs.items() if not isinstance(model._meta.get_field(k), ManyToManyField)}
-        instance = model(**{**_current(self.instance, model), **plain})
+        current = _current(self.instance, model)
+        for name in plain:  # a related field given by name replaces its stored id (fallback, not fallback_id)
+            current.pop(model._meta.get_field(name).attname, None)
+        instance = model(**{**current, **plain})
         try:
             instance.full_clean(exclude=list(self.clean_exclude), validate_unique=False)
         except DjangoValidationError as exc:

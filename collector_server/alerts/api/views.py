@@ -80,7 +80,7 @@ class AlertViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
             {"success": True, "data": s.AlertSerializer(alert).data}, status=status.HTTP_201_CREATED
         )
 
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post", "put"])  # PUT: the seed documents' verb
     def acknowledge(self, request: Request, pk: str | None = None) -> Response:
         alert = self.get_object()
         body = s.AcknowledgeSerializer(data=request.data)
@@ -107,7 +107,7 @@ class AlertViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
             )
         return Response({"success": True, "message": f"Alert {alert.pk} acknowledged"})
 
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post", "put"])  # PUT: the seed documents' verb
     def resolve(self, request: Request, pk: str | None = None) -> Response:
         alert = self.get_object()
         now, actor = timezone.now(), _actor(request)
@@ -150,6 +150,16 @@ class AlertViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         count = self.paginator.count if page is not None else len(rows)
         data = s.AlertEventSerializer(rows, many=True).data
         return Response({"success": True, "data": data, "count": count})
+
+
+class SeedAlertViewSet(AlertViewSet):
+    """The same alert endpoints under the seed documents' /api/monitoring/ (no version).
+
+    Kept out of the OpenAPI schema (``schema = None``), which lists each operation once,
+    under /api/v1/monitoring/.
+    """
+
+    schema = None
 
 
 def _conflict(message: str) -> Response:
