@@ -190,6 +190,10 @@ def wire_record(
 ) -> dict[str, Any]:
     """Return the logs-batch record for one structured entry; unknown fields go to ``attrs``.
 
+    An entry already in the record shape (the SDK's fallback file) has an ``attrs`` map: its
+    items become the attributes (not ``attrs.attrs``); other unknown keys are added after them
+    and never replace one of the map's (the map is the record's own attributes).
+
     ``ts``, when the caller knows it (a LogRecord's ``created``), is used as is; otherwise the
     entry's own timestamp field is parsed, and ``now`` is the fallback.
     """
@@ -206,7 +210,8 @@ def wire_record(
         "level": level if level in _LEVELS else normalise_level(level),
         "message": message if type(message) is str else _as_text(message),
     }
-    attrs: dict[str, Any] = {}
+    own = entry.get("attrs")
+    attrs: dict[str, Any] = dict(own) if type(own) is dict else {}
     for key, value in entry.items():
         if key in _WIRE_SKIP:
             continue
@@ -214,8 +219,10 @@ def wire_record(
             record[key] = value if type(value) is str else _as_text(value)
         elif key in _WIRE_RAW:
             record[key] = value
+        elif key == "attrs" and type(own) is dict:
+            continue
         else:
-            attrs[key] = value
+            attrs.setdefault(key, value)
     if service and not record.get("service"):
         record["service"] = service
     if attrs:

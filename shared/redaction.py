@@ -5,12 +5,18 @@ What is replaced by ``REDACTED``:
 - values of keys (at any depth of dicts, lists and tuples) whose name is sensitive: the seed
   documents' list (password, api_key, token, secret, authorization, credit_card, ssn,
   social_security, private_key), the usual variants (passwd, apikey, auth, credentials, bearer,
-  cookie, set-cookie, ...) and any name ending in password/secret/token/apikey/privatekey/...;
-  names are compared lower-cased with punctuation removed, so ``X-Api-Key`` matches ``api_key``;
+  cookie, set-cookie, ...) and any name ending in password/secret/token/apikey/privatekey/cookie/
+  cookies/...; names are compared lower-cased with punctuation removed, so ``X-Api-Key`` matches
+  ``api_key``; a name whose last word is ``ssn`` (``user_ssn``, ``userSSN``, ``patient-ssn``) too,
+  by word so that ``address_n`` or ``class_n`` (ending in "ssn" once joined) are not;
 - inside text: ``name=value`` / ``name: value`` pairs with a sensitive name (query strings,
   form bodies, exception messages such as ``password='hunter2' rejected``), ``Bearer``/``Basic``
   credentials, JSON Web Tokens, and digit runs of 13-19 digits that pass the Luhn check
   (card numbers; random digit strings that fail the check are kept);
+- integers of 13-19 digits that start with 2-6 (the payment schemes: Mastercard 2/5, Amex and
+  Diners 3, Visa 4, Discover/UnionPay 6) and pass the Luhn check (a card number stored as a number).
+  The leading digit keeps epoch timestamps in ms/us/ns and snowflake ids (which start with 1
+  for decades) from being taken for cards one time in ten;
 - headers and query strings through ``redact_headers`` and ``redact_query``.
 
 Additional names come from ``Redactor(extra_fields=...)``.
@@ -73,7 +79,15 @@ _SENSITIVE_SUFFIXES = (
     "credentials",
     "socialsecurity",
     "socialsecuritynumber",
+    "cookie",
+    "cookies",
 )
+# Sensitive as the last word of a name only (as a plain suffix "ssn" would also catch "address_n").
+_SENSITIVE_LAST_WORDS = frozenset({"ssn"})
+_WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
+# A card number as an int: 13 to 19 digits.
+_CARD_INT_MIN = 10**12
+_CARD_INT_MAX = 10**19
 _BEARER = re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9\-._~+/]{6,}=*")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 _DIGIT_RUN = re.compile(r"[\d -]{13,}")
@@ -112,14 +126,24 @@ class Redactor:
         cached = self._cache.get(key)
         if cached is None:
             norm = normalise(key)
-            cached = norm in self.names or norm.endswith(_SENSITIVE_SUFFIXES)
+            cached = (
+                norm in self.names
+                or norm.endswith(_SENSITIVE_SUFFIXES)
+                or _last_word(key) in _SENSITIVE_LAST_WORDS
+            )
             if len(self._cache) < 4096:
                 self._cache[key] = cached
         return cached
 
     def redact(self, value: Any, _depth: int = 0) -> Any:
         """Return a redacted copy of a value (dicts, lists, tuples, strings, anything else)."""
-        if value is None or isinstance(value, bool | int | float):
+        if value is None or isinstance(value, bool | float):
+            return value
+        if isinstance(value, int):
+            if _CARD_INT_MIN <= value < _CARD_INT_MAX:
+                digits = str(value)
+                if "2" <= digits[0] <= "6" and luhn_ok(digits):
+                    return REDACTED
             return value
         if isinstance(value, str):
             return self.redact_text(value)
@@ -183,6 +207,11 @@ class Redactor:
             return text
         parts.append(text[pos:])
         return "".join(parts)
+
+
+def _last_word(key: str) -> str:
+    words = [w for w in _WORD_SPLIT.split(key) if w]
+    return words[-1].lower() if words else ""
 
 
 def _card_replacement(match: re.Match[str]) -> str:

@@ -2,8 +2,10 @@
 
 Add ``"agent.sdk.django.RequestLoggingMiddleware"`` near the top of MIDDLEWARE. Options come
 from the ``FLEETWATCH_SDK`` setting, a dict with any of: ``service``, ``slow_threshold_ms``,
-``flush_interval``, ``socket_path`` (the agent's endpoint; None disables metric shipping),
-``logger``, ``log_requests``.
+``flush_interval``, ``socket_path`` (the agent's endpoint; by default ``$FLEETWATCH_AGENT_SOCKET``
+or ``/run/fleetwatch/agent.sock``, as for ``AgentClient()``), ``ship_metrics`` (True by default:
+the API metrics go to the agent every ``flush_interval``; False, or ``socket_path: None``, keeps
+them in the process only), ``logger``, ``log_requests``.
 """
 
 from __future__ import annotations
@@ -27,10 +29,16 @@ def observer_from_settings() -> RequestObserver:
     unknown = set(options) - _OPTIONS - {"socket_path", "ship_metrics"}
     if unknown:
         raise ImproperlyConfigured(f"FLEETWATCH_SDK has unknown option(s) {sorted(unknown)}")
+    ship_metrics = options.pop("ship_metrics", True)
+    if not isinstance(ship_metrics, bool):
+        raise ImproperlyConfigured(
+            f"FLEETWATCH_SDK: ship_metrics must be True or False, got {ship_metrics!r}"
+        )
+    explicit = "socket_path" in options
+    socket_path = options.pop("socket_path", None)
     client = None
-    if options.pop("ship_metrics", True) and "socket_path" in options:
-        client = AgentClient(options.pop("socket_path"))
-    options.pop("socket_path", None)
+    if ship_metrics and (socket_path is not None or not explicit):
+        client = AgentClient(socket_path)  # None: the default socket, as AgentClient() finds it
     try:
         return RequestObserver(client=client, **options)
     except (TypeError, ValueError) as exc:

@@ -3,13 +3,18 @@
 Names (docs/contracts.md): http_requests_total{route,method,status},
 http_request_errors_total{route,method} (5xx), http_request_duration_seconds_bucket{route,method,le},
 http_request_duration_seconds_sum / _count{route,method}, http_request_size_bytes_sum{route,method},
-http_response_size_bytes_sum{route,method}; every series also has the label ``service``.
+http_response_size_bytes_sum{route,method}; every series also has the labels ``service`` and
+``instance``: a short random id of the ApiMetrics (one per process), so that the processes of one
+app on one host (gunicorn workers) each write their own cumulative series instead of interleaving
+their counters in one (which the server would read as counter resets). The server sums over it.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import weakref
 from bisect import bisect_left
 from typing import Any
 
@@ -46,13 +51,27 @@ class ApiMetrics:
         service: str,
         buckets: tuple[float, ...] = DEFAULT_BUCKETS,
         max_endpoints: int = DEFAULT_MAX_ENDPOINTS,
+        instance: str | None = None,
     ) -> None:
         self.service = service
+        self.instance = instance or new_instance_id()
         self.buckets = tuple(sorted(buckets))
         self.max_endpoints = max_endpoints
         self.folded_requests = 0
         self._endpoints: dict[tuple[str, str], _Endpoint] = {}
         self._lock = threading.Lock()
+        _live.add(self)
+
+    def _after_fork_in_child(self) -> None:
+        """A forked process (gunicorn --preload worker) is a new instance starting from zero.
+
+        Keeping the parent's id would interleave both processes' counters in one series, and
+        keeping the parent's counts would count the parent's requests twice.
+        """
+        self.instance = new_instance_id()
+        self._lock = threading.Lock()
+        self._endpoints = {}
+        self.folded_requests = 0
 
     def observe(
         self, route: str, method: str, status: int, duration_s: float, request_bytes: int, response_bytes: int
@@ -103,7 +122,7 @@ class ApiMetrics:
             ]
         out: list[dict[str, Any]] = []
         for route, method, statuses, buckets, total, count, errors, req_bytes, resp_bytes in snapshot:
-            labels = {"service": self.service, "route": route, "method": method}
+            labels = {"service": self.service, "instance": self.instance, "route": route, "method": method}
             for status, value in sorted(statuses.items()):
                 out.append(_counter("http_requests_total", {**labels, "status": str(status)}, now, value))
             out.append(_counter("http_request_errors_total", labels, now, errors))
@@ -119,6 +138,25 @@ class ApiMetrics:
             out.append(_counter("http_request_size_bytes_sum", labels, now, req_bytes))
             out.append(_counter("http_response_size_bytes_sum", labels, now, resp_bytes))
         return out
+
+
+_live: weakref.WeakSet[ApiMetrics] = weakref.WeakSet()
+
+
+def _reset_after_fork() -> None:
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    for metrics in list(_live):
+        metrics._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def new_instance_id() -> str:
+    """A short random id for one process's counters (a pid repeats after restarts; this does not)."""
+    return os.urandom(6).hex()
 
 
 def _counter(name: str, labels: dict[str, str], ts: float, value: float) -> dict[str, Any]:

@@ -61,7 +61,11 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\
 
 
 class RecordRejected(ValueError):
-    """A record cannot be stored; the message says why."""
+    """A record cannot be stored; the message says why, ``kind`` names the reason (a short word)."""
+
+    def __init__(self, message: str, kind: str = "invalid") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,21 +94,21 @@ class Row:
 def to_row(record: Any, host: str, window: Window) -> Row:
     """Validate `record` and return its COPY line; raise RecordRejected naming the problem."""
     if not isinstance(record, dict):
-        raise RecordRejected(f"record must be a map, got {type(record).__name__}")
+        raise RecordRejected(f"record must be a map, got {type(record).__name__}", "not_a_map")
     ts = _timestamp(record.get("ts"), window)
     raw_level = record.get("level")
     level = raw_level if raw_level in levels.LEVELS else levels.normalize(raw_level)
     if level is None:
         expected = ", ".join(levels.LEVELS)
-        raise RecordRejected(f"unknown level {raw_level!r} (expected one of {expected})")
+        raise RecordRejected(f"unknown level {raw_level!r} (expected one of {expected})", "level")
     message = record.get("message")
     if not isinstance(message, str):
-        raise RecordRejected(f"message must be a string, got {type(message).__name__}")
+        raise RecordRejected(f"message must be a string, got {type(message).__name__}", "message")
     own_host = record.get("host")
     if isinstance(own_host, str) and own_host:
         host = own_host
     if not host or len(host) > MAX_HOST_CHARS:
-        raise RecordRejected(f"host must be 1 to {MAX_HOST_CHARS} characters")
+        raise RecordRejected(f"host must be 1 to {MAX_HOST_CHARS} characters", "host")
     service, logger, request_id, trace_id, span_id = [_name(record, field) for field in NAME_FIELDS]
     attrs = _attrs(record)
     truncated = len(message) > MAX_MESSAGE_CHARS
@@ -164,13 +168,14 @@ def timestamp_text(ts: float) -> str:
 
 def _timestamp(value: Any, window: Window) -> float:
     if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
-        raise RecordRejected(f"ts must be seconds since 1970, got {value!r}")
+        raise RecordRejected(f"ts must be seconds since 1970, got {value!r}", "timestamp")
     if value < window.oldest:
         raise RecordRejected(
-            f"timestamp {_iso(value)} is older than the log retention of {window.retention_days} days"
+            f"timestamp {_iso(value)} is older than the log retention of {window.retention_days} days",
+            "too_old",
         )
     if value > window.newest:
-        raise RecordRejected(f"timestamp {_iso(value)} is more than a day in the future")
+        raise RecordRejected(f"timestamp {_iso(value)} is more than a day in the future", "future")
     return float(value)
 
 
@@ -190,16 +195,16 @@ def _name(record: dict[str, Any], field: str) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str):
-        raise RecordRejected(f"{field} must be a string, got {type(value).__name__}")
+        raise RecordRejected(f"{field} must be a string, got {type(value).__name__}", field)
     if len(value) > MAX_NAME_CHARS:
-        raise RecordRejected(f"{field} is {len(value)} characters long (limit {MAX_NAME_CHARS})")
+        raise RecordRejected(f"{field} is {len(value)} characters long (limit {MAX_NAME_CHARS})", field)
     return value
 
 
 def _attrs(record: dict[str, Any]) -> dict[str, Any]:
     given = record.get("attrs")
     if given is not None and not isinstance(given, dict):
-        raise RecordRejected(f"attrs must be a map, got {type(given).__name__}")
+        raise RecordRejected(f"attrs must be a map, got {type(given).__name__}", "attrs")
     attrs = dict(given) if given else {}
     for key in record.keys() - KNOWN_FIELDS:
         attrs[key] = record[key]

@@ -78,6 +78,7 @@ class LogQuery:
 def parse(query: QueryDict | dict[str, str]) -> LogQuery:
     """Validate search parameters; raise BadParameter naming the first bad one."""
     get = query.get
+    params.reject_nul(query)
     params.reject_unknown(set(query.keys()), ALLOWED, (ATTR_PREFIX,))
     q = LogQuery(start=params.timestamp("start", get("start")), end=params.timestamp("end", get("end")))
     if q.start and q.end and q.start >= q.end:
@@ -85,9 +86,9 @@ def parse(query: QueryDict | dict[str, str]) -> LogQuery:
     q.levels = [_level("level", name) for name in params.text_list("level", get("level"))]
     if get("min_level") is not None:
         q.min_level = levels.LEVELS[_level("min_level", get("min_level"))]
-    q.hosts = params.text_list("host", get("host"))
-    q.services = params.text_list("service", get("service"))
-    q.loggers = params.text_list("logger", get("logger"))
+    q.hosts = _column_values("host", get("host"))
+    q.services = _column_values("service", get("service"))
+    q.loggers = _column_values("logger", get("logger"))
     q.pattern = _pattern(get("pattern"))
     q.case_sensitive = params.boolean("case_sensitive", get("case_sensitive"))
     q.words = _words(get("q"))
@@ -99,6 +100,17 @@ def parse(query: QueryDict | dict[str, str]) -> LogQuery:
     q.limit = params.integer("limit", get("limit"), DEFAULT_LIMIT, 1, MAX_LIMIT)
     q.after = decode_cursor(get("cursor"), q.newest_first)
     return q
+
+
+def _column_values(name: str, raw: str | None) -> list[str]:
+    """host/service/logger: a comma-separated list; an empty value matches records without one.
+
+    (Records of tailed files often have no service; an alert grouped by service links to them
+    with ``service=``.)
+    """
+    if raw is not None and raw.strip() == "":
+        return [""]
+    return params.text_list(name, raw)
 
 
 def _level(name: str, raw: str | None) -> str:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 
 from django.conf import settings
@@ -17,7 +20,53 @@ from shared.wire import Batch
 COPY_SQL = f"COPY logs_entry ({', '.join(COLUMNS)}) FROM STDIN"
 INGESTED = "logs_ingested"
 REJECTED = "logs_rejected"
+# Per reason: "logs_rejected_<kind>" (kind of RecordRejected: too_old, future, timestamp, level,
+# message, host, attrs, not_a_map, service, logger, request_id, trace_id, span_id, invalid).
+REJECTED_PREFIX = "logs_rejected_"
 TRUNCATED = "logs_truncated"
+REJECT_LOG_INTERVAL = 60.0  # at most one WARNING line per reason kind per this many seconds
+
+log = logging.getLogger(__name__)
+
+
+class RejectLog:
+    """Log rejected records at WARNING, at most one line per reason kind per interval.
+
+    The line gives one example (its host and reason) and how many records of that kind were
+    rejected since the previous line, so a flood of bad records costs one line a minute.
+    """
+
+    def __init__(
+        self, interval: float = REJECT_LOG_INTERVAL, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.interval = interval
+        self.clock = clock
+        self._last: dict[str, float] = {}
+        self._suppressed: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def rejected(self, kind: str, reason: str, host: str) -> bool:
+        """Note one rejected record; return whether a line was logged."""
+        now = self.clock()
+        with self._lock:
+            last = self._last.get(kind)
+            if last is not None and now - last < self.interval:
+                self._suppressed[kind] += 1
+                return False
+            self._last[kind] = now
+            suppressed = self._suppressed.pop(kind, 0)
+        log.warning(
+            "log record rejected (%s) from host %s: %s; %d more of this kind since the last report",
+            kind,
+            host,
+            reason[:500],
+            suppressed,
+            extra={"reject_kind": kind, "reject_host": host, "suppressed": suppressed},
+        )
+        return True
+
+
+reject_log = RejectLog()
 
 
 def current_window() -> Window:
@@ -41,8 +90,10 @@ def rows_from_batches(batches: list[Batch], window: Window, counts: Counter[str]
         for record in batch.logs:
             try:
                 row = to_row(record, batch.host, window)
-            except RecordRejected:
+            except RecordRejected as exc:
                 counts[REJECTED] += 1
+                counts[REJECTED_PREFIX + exc.kind] += 1
+                reject_log.rejected(exc.kind, str(exc), batch.host)
                 continue
             counts[TRUNCATED] += row.truncated
             rows.append(row)

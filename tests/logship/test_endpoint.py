@@ -90,9 +90,22 @@ def test_sdk_in_another_process_reaches_redis_as_logs_and_metrics_batches(shippe
     (metrics,) = stream_batches(redis_client, "metrics")
     assert metrics.agent_id == AGENT.agent_id + "/apps" and metrics.host == AGENT.host
     totals = [s for s in metrics.series if s.name == "http_requests_total"]
+    instance = totals[0].labels.get("instance", "")
+    assert len(instance) == 12  # the SDK process's own series
     assert [(s.labels, s.points[0][1], s.type) for s in totals] == [
-        ({"service": "billing", "route": "/invoices/{id}", "method": "GET", "status": "200"}, 2.0, "counter")
+        (
+            {
+                "service": "billing",
+                "instance": instance,
+                "route": "/invoices/{id}",
+                "method": "GET",
+                "status": "200",
+            },
+            2.0,
+            "counter",
+        )
     ]
+    assert {s.labels["instance"] for s in metrics.series} == {instance}
     names = {s.name for s in metrics.series}
     assert "http_request_duration_seconds_bucket" in names and "http_response_size_bytes_sum" in names
 
@@ -172,6 +185,32 @@ def test_sdk_with_agent_down_writes_the_fallback_file_that_the_tailer_ships(shor
     (shipped,) = tail.send.unique_records()
     assert (shipped["message"], shipped["level"], shipped["service"]) == ("disk full", "WARNING", "svc")
     assert shipped["ts"] == pytest.approx(record.created, abs=1e-3)
+
+
+def test_fallback_records_keep_their_attributes_at_the_top_of_attrs(short_dir, tail):
+    fallback = tail.path("app-fallback.log")
+    client = AgentClient(socket_path=os.path.join(short_dir, "no-agent.sock"), fallback_path=fallback)
+    handler = AgentHandler("svc", client=client)
+    record = logging.LogRecord("fb", logging.ERROR, __file__, 1, "payment failed", (), None)
+    record.user_id = 42
+    record.order = {"id": "o-1", "items": 3}
+    handler.handle(record)
+    with open(fallback, encoding="utf-8") as handle:
+        written = json.loads(handle.read())
+    assert written["attrs"]["user_id"] == 42  # the fallback line is in the record shape
+    tailer = tail.tailer([{"paths": [fallback], "format": "json"}])
+    tailer.poll()
+    (shipped,) = tail.send.unique_records()
+    assert "attrs" not in shipped["attrs"]
+    assert shipped["attrs"]["user_id"] == 42
+    assert shipped["attrs"]["order"] == {"id": "o-1", "items": 3}
+    assert shipped["attrs"]["file"] == fallback
+    assert (shipped["message"], shipped["level"], shipped["service"], shipped["logger"]) == (
+        "payment failed",
+        "ERROR",
+        "svc",
+        "fb",
+    )
 
 
 def test_oversized_record_is_cut_to_fit_one_datagram(short_dir, shipper, redis_client):

@@ -87,3 +87,64 @@ def test_django_unmatched_paths_share_one_route(client, django_app):
         assert client.get(f"/wp-admin/probe{index}.php").status_code == 404
     routes = {s["labels"]["route"] for s in metrics.series() if s["name"] == "http_requests_total"}
     assert routes == {"__unmatched__"}
+
+
+@pytest.fixture
+def agent_socket(monkeypatch):
+    """A datagram socket at the default agent path ($FLEETWATCH_AGENT_SOCKET), as the agent binds it."""
+    import shutil
+    import socket
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="fw-dj-", dir="/tmp")
+    path = f"{folder}/agent.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(5)
+    monkeypatch.setenv("FLEETWATCH_AGENT_SOCKET", path)
+    yield sock
+    sock.close()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_django_ships_metrics_to_the_default_socket_without_socket_path(settings, agent_socket):
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from agent.sdk.django import RequestLoggingMiddleware
+    from agent.sdk.protocol import METRICS, unpack
+
+    settings.FLEETWATCH_SDK = {"service": "shop-default", "flush_interval": 0.1, "log_requests": False}
+    middleware = RequestLoggingMiddleware(lambda request: HttpResponse("ok"))
+    try:
+        assert middleware.observer.client is not None
+        assert middleware.observer.client.socket_path == agent_socket.getsockname()
+        for _ in range(3):
+            assert middleware(RequestFactory().get("/x")).status_code == 200
+        totals: list = []
+        while not totals or totals[0]["points"][0][1] < 3:  # a flush may land between requests
+            message = unpack(agent_socket.recv(65536))  # times out after 5 s
+            assert message["t"] == METRICS
+            totals = [s for s in message["series"] if s["name"] == "http_requests_total"]
+    finally:
+        middleware.observer.close()
+    assert [(s["labels"]["service"], s["points"][0][1]) for s in totals] == [("shop-default", 3.0)]
+
+
+@pytest.mark.parametrize("option", [{"ship_metrics": False}, {"socket_path": None}])
+def test_django_metric_shipping_can_be_switched_off(settings, option):
+    from agent.sdk.django import observer_from_settings
+
+    settings.FLEETWATCH_SDK = {"service": "x", **option}
+    observer = observer_from_settings()
+    assert observer.client is None and observer.flusher is None
+
+
+def test_django_ship_metrics_must_be_a_boolean(settings):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from agent.sdk.django import observer_from_settings
+
+    settings.FLEETWATCH_SDK = {"service": "x", "ship_metrics": "no"}
+    with pytest.raises(ImproperlyConfigured, match="ship_metrics"):
+        observer_from_settings()

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import os
+
+import pytest
+
 from agent.sdk import ApiMetrics
 from shared.wire import decode_batch, encode_batch
 
 
 def by_key(series):
-    return {(s["name"], tuple(sorted(s["labels"].items()))): s["points"][0][1] for s in series}
+    """{(name, labels without instance): value}."""
+    return {
+        (s["name"], tuple(sorted((k, v) for k, v in s["labels"].items() if k != "instance"))): s["points"][0][
+            1
+        ]
+        for s in series
+    }
 
 
 def labels(**kw):
@@ -72,3 +82,42 @@ def test_routes_beyond_the_cap_are_folded_into_other_and_counted():
     assert metrics.folded_requests == 7
     got = by_key(metrics.series())
     assert got[("http_requests_total", labels(route="__other__", method="GET", status="200"))] == 7
+
+
+def test_every_series_has_the_process_instance_label_and_instances_differ():
+    first, second = ApiMetrics("shop"), ApiMetrics("shop")
+    for metrics in (first, second):
+        metrics.observe("/a", "GET", 200, 0.01, 0, 0)
+        metrics.observe("/b", "POST", 500, 0.01, 0, 0)
+    ids = [{s["labels"].get("instance") for s in m.series()} for m in (first, second)]
+    assert ids == [{first.instance}, {second.instance}]
+    assert first.instance != second.instance
+    assert len(first.instance) == 12 and int(first.instance, 16) >= 0
+    assert ApiMetrics("shop", instance="w1").instance == "w1"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_is_a_new_instance_starting_from_zero():
+    # gunicorn --preload: the app (and its ApiMetrics) is made in the master, then forked.
+    metrics = ApiMetrics("shop")
+    metrics.observe("/a", "GET", 200, 0.01, 0, 0)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            metrics.observe("/a", "GET", 200, 0.01, 0, 0)
+            got = by_key(metrics.series())[
+                ("http_requests_total", labels(route="/a", method="GET", status="200"))
+            ]
+            os.write(write_end, f"{metrics.instance} {got}".encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    child_instance, child_count = os.read(read_end, 100).decode().split()
+    os.close(read_end)
+    assert child_instance != metrics.instance
+    assert float(child_count) == 1  # the parent's request is not counted again in the child
+    assert (
+        by_key(metrics.series())[("http_requests_total", labels(route="/a", method="GET", status="200"))] == 1
+    )

@@ -38,6 +38,12 @@ VARIANTS = [
     "card_number",
     "Authorization",
     "PASSWORD",
+    "user_ssn",
+    "userSSN",
+    "patient-ssn",
+    "session_cookie",
+    "sessionCookie",
+    "request_cookies",
 ]
 # Luhn-valid test numbers of the major schemes.
 CARDS = [
@@ -59,7 +65,22 @@ def test_sensitive_key_value_is_replaced(name):
 
 
 @pytest.mark.parametrize(
-    "name", ["author", "token_count_label", "authority", "user", "path", "pinned", "tokens"]
+    "name",
+    [
+        "author",
+        "token_count_label",
+        "authority",
+        "user",
+        "path",
+        "pinned",
+        "tokens",
+        "address_n",
+        "classN",
+        "process_n",
+        "lesson",
+        "cookie_consent",
+        "ssn_last_checked_at",
+    ],
 )
 def test_ordinary_keys_that_resemble_sensitive_names_are_kept(name):
     assert redact({name: "kept"}) == {name: "kept"}
@@ -228,3 +249,29 @@ def test_ids_in_the_log_context_are_never_redacted():
     fields = record_fields(record, context={**ids, "note": "4111111111111111"})
     assert {key: fields[key] for key in ids} == ids
     assert fields["note"] == REDACTED and fields["message"] == f"card {REDACTED}"
+
+
+@pytest.mark.parametrize("card", [c.replace(" ", "").replace("-", "") for c in CARDS] + ["2223000048400011"])
+def test_luhn_valid_card_numbers_stored_as_ints_are_redacted(card):
+    assert redact({"card": int(card), "n": 3}) == {"card": REDACTED, "n": 3}
+    assert redact([int(card)]) == [REDACTED]
+    assert redact(int(card)) == REDACTED
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        4111111111111112,  # fails Luhn
+        411111111111,  # 12 digits
+        1705314645121,  # epoch milliseconds, Luhn-valid, but no card starts with 1
+        1705314645123456788,  # epoch nanoseconds, Luhn-valid too
+        10000000000000000000,  # 20 digits
+        -4111111111111111,
+    ],
+)
+def test_other_ints_are_kept(value):
+    assert redact({"n": value}) == {"n": value}
+
+
+def test_the_epoch_guard_above_is_luhn_valid():
+    assert luhn_ok("1705314645121") and luhn_ok("1705314645123456788")  # so only the leading digit keeps it

@@ -85,3 +85,23 @@ def test_known_fields_go_top_level_and_the_rest_to_attrs():
 def test_missing_timestamp_uses_now_and_missing_service_uses_the_default():
     record = wire_record({"msg": {"structured": True}}, service="svc", now=123.0)
     assert record == {"ts": 123.0, "level": "INFO", "message": '{"structured": true}', "service": "svc"}
+
+
+def test_an_entry_in_the_record_shape_keeps_its_attrs_map_flat():
+    # The SDK's fallback file holds records already in the batch shape (with an "attrs" map).
+    entry = {
+        "ts": 100.0,
+        "level": "INFO",
+        "message": "m",
+        "attrs": {"user_id": 42, "k": "map"},
+        "k": "top",
+        "x": 1,
+    }
+    record = wire_record(entry, now=1.0)
+    assert record["attrs"] == {"user_id": 42, "k": "map", "x": 1}  # the map wins; other keys are added
+    assert record["ts"] == 100.0
+
+
+def test_an_attrs_value_that_is_not_a_map_stays_an_attribute():
+    assert wire_record({"message": "m", "attrs": "text"}, now=1.0)["attrs"] == {"attrs": "text"}
+    assert "attrs" not in wire_record({"message": "m", "attrs": {}}, now=1.0)

@@ -4,8 +4,24 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from typing import Any
 
 from collector_server.monitoring.api.errors import BadParameter
+
+
+def reject_nul(query: Any) -> None:
+    """Refuse NUL characters in any parameter name or value (PostgreSQL text cannot hold them)."""
+    items = query.lists() if hasattr(query, "lists") else ((k, [v]) for k, v in query.items())
+    for name, values in items:
+        if "\x00" in name or any(isinstance(v, str) and "\x00" in v for v in values):
+            raise BadParameter(name.replace("\x00", "\\x00"), "must not contain NUL characters")
+
+
+def text(name: str, raw: str) -> str:
+    """Refuse a NUL character in one value (a path segment)."""
+    if "\x00" in raw:
+        raise BadParameter(name, "must not contain NUL characters")
+    return raw
 
 
 def timestamp(name: str, raw: str | None) -> datetime | None:

@@ -53,6 +53,7 @@ class LogStatsView(APIView):
 
     @extend_schema(parameters=[OpenApiParameter("hours", int)], responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
+        params.reject_nul(request.query_params)
         params.reject_unknown(set(request.query_params.keys()), {"hours", "format"})
         max_hours = settings.LOG_RETENTION_DAYS * 24
         hours = params.integer("hours", request.query_params.get("hours"), 24, 1, max_hours)
@@ -64,7 +65,9 @@ class RequestLogsView(APIView):
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, request_id: str) -> Response:
+        params.reject_nul(request.query_params)
         params.reject_unknown(set(request.query_params.keys()), {"format"})
+        params.text("request_id", request_id)
         if len(request_id) > 200:
             raise BadParameter("request_id", "must be at most 200 characters")
         rows, truncated = search.request_records(request_id, MAX_REQUEST_RECORDS)
@@ -92,6 +95,7 @@ class ApiMetricsView(APIView):
 
     @extend_schema(parameters=[OpenApiParameter("minutes", int)], responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
+        params.reject_nul(request.query_params)
         params.reject_unknown(set(request.query_params.keys()), {"minutes", "format"})
         minutes = params.integer("minutes", request.query_params.get("minutes"), 60, 1, MAX_API_MINUTES)
         end = datetime.now(UTC)
