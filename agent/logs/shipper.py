@@ -14,6 +14,7 @@ metrics batches; the host (from ``agent.host``) is the agent's.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from typing import Any
@@ -27,6 +28,7 @@ from agent.logs.tailer import FileTailer
 
 log = logging.getLogger(__name__)
 APPS_AGENT_SUFFIX = "/apps"
+SWITCH_INTERVAL = 0.0005  # seconds; see LogShipper.start
 
 
 class LogShipper:
@@ -72,6 +74,11 @@ class LogShipper:
 
     def start(self) -> None:
         if self.endpoint is not None:
+            # The endpoint's receiving thread must get the GIL back quickly: the kernel queues
+            # only ~10 datagrams (net.unix.max_dgram_qlen) before senders get EAGAIN. The
+            # default switch interval (5 ms) lets another thread hold it for that long.
+            if sys.getswitchinterval() > SWITCH_INTERVAL:
+                sys.setswitchinterval(SWITCH_INTERVAL)
             self.endpoint.start()
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="fleetwatch-log-shipper", daemon=True)

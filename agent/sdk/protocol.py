@@ -1,6 +1,7 @@
 """Messages an application sends to the agent's local endpoint (one msgpack map per datagram).
 
-{"t": "log", "r": {logs-batch record: ts, level, message, ...}}
+{"t": "logs", "r": [{logs-batch record: ts, level, message, ...}, ...]}   (what the SDK sends)
+{"t": "log", "r": {logs-batch record}}                                     (one record; also accepted)
 {"t": "metrics", "series": [{"name", "type", "labels", "points"}, ...]}
 """
 
@@ -12,6 +13,7 @@ from typing import Any
 import msgpack
 
 LOG = "log"
+LOGS = "logs"
 METRICS = "metrics"
 SOCKET_ENV = "FLEETWATCH_AGENT_SOCKET"
 DEFAULT_SOCKET_PATH = "/run/fleetwatch/agent.sock"
@@ -31,3 +33,15 @@ def pack(message: dict[str, Any]) -> bytes:
 
 def unpack(data: bytes) -> Any:
     return msgpack.unpackb(data, raw=False, strict_map_key=True)
+
+
+_HEADER_PACKER = msgpack.Packer(use_bin_type=True)
+_LOGS_PREFIX = msgpack.packb({"t": LOGS, "r": None})[:-1]  # a 2-entry map up to the "r" value
+
+
+def pack_logs(packed_records: list[bytes]) -> bytes:
+    """Return one {"t": "logs", "r": [...]} message from records packed one by one with pack().
+
+    The records are joined as they are, so each is packed once, when it is logged.
+    """
+    return _LOGS_PREFIX + _HEADER_PACKER.pack_array_header(len(packed_records)) + b"".join(packed_records)

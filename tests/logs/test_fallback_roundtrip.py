@@ -18,6 +18,7 @@ def test_fallback_record_is_found_by_its_attribute(api, store, tmp_path):
         record = logging.LogRecord("orders", logging.ERROR, __file__, 1, "payment failed", (), None)
         record.user_id = user_id
         handler.handle(record)
+    client.flush()
     assert client.stats()["fallback_written"] == 2
     tail.tailer([{"paths": [fallback], "format": "json"}]).poll()
     assert store(tail.send.unique_records()) == 2

@@ -42,6 +42,7 @@ def main() -> None:
         list(body)
         body.close()
     observer.close()  # final metrics flush
+    client.flush()  # the log records still in the app's batch (atexit would also send them)
     json.dump(client.stats(), sys.stdout)
 
 

@@ -148,6 +148,7 @@ def test_sdk_with_agent_down_drops_and_counts_without_raising(short_dir):
         elapsed = time.perf_counter() - start
     finally:
         logger.removeHandler(handler)
+    client.flush()  # the last partial batch
     print(
         f"2000 log calls with the agent down took {elapsed * 1e3:.1f} ms ({elapsed / 2000 * 1e6:.1f} us/call)"
     )
@@ -164,13 +165,19 @@ def test_sdk_drops_and_counts_when_the_agent_is_not_reading(short_dir):
     stuck = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     stuck.bind(path)  # bound but never read: its queue fills up
-    client = AgentClient(socket_path=path)
     record = {"ts": time.time(), "level": "INFO", "message": "m" * 500}
-    results = [client.send_log(record) for _ in range(5000)]
+    batched = AgentClient(socket_path=path)
+    results = [batched.send_log(record) for _ in range(5000)]
+    batched.flush()
+    assert all(results)  # queued in the app: a log call never waits or fails
+    assert batched.dropped > 0  # whole batches the full queue refused, counted per record
+    assert batched.sent + batched.dropped == 5000
+    unbatched = AgentClient(socket_path=path, batch_interval=0)
+    results = [unbatched.send_log(record) for _ in range(1000)]
     stuck.close()
-    assert client.dropped > 0
-    assert client.sent + client.dropped == 5000
-    assert results.count(True) == client.sent
+    assert unbatched.dropped > 0
+    assert unbatched.sent + unbatched.dropped == 1000
+    assert results.count(True) == unbatched.sent
 
 
 def test_sdk_with_agent_down_writes_the_fallback_file_that_the_tailer_ships(short_dir, tail):
@@ -179,6 +186,8 @@ def test_sdk_with_agent_down_writes_the_fallback_file_that_the_tailer_ships(shor
     handler = AgentHandler("svc", client=client)
     record = logging.LogRecord("fb", logging.WARNING, __file__, 1, "disk %s", ("full",), None)
     handler.handle(record)
+    assert client.stats()["fallback_written"] == 0  # still in the app's batch
+    client.flush()
     assert client.stats()["fallback_written"] == 1 and client.dropped == 0
     tailer = tail.tailer([{"paths": [fallback], "format": "json"}])
     tailer.poll()
@@ -195,6 +204,7 @@ def test_fallback_records_keep_their_attributes_at_the_top_of_attrs(short_dir, t
     record.user_id = 42
     record.order = {"id": "o-1", "items": 3}
     handler.handle(record)
+    client.flush()
     with open(fallback, encoding="utf-8") as handle:
         written = json.loads(handle.read())
     assert written["attrs"]["user_id"] == 42  # the fallback line is in the record shape
@@ -225,7 +235,7 @@ def test_oversized_record_is_cut_to_fit_one_datagram(short_dir, shipper, redis_c
     shipper.stop()
     (batch,) = stream_batches(redis_client, "logs")
     (record,) = batch.logs
-    assert record["message"] == "z" * (client.max_message_bytes // 2)
+    assert record["message"] == "z" * (client.batch_bytes // 2)
     assert record["attrs"]["truncated"] is True
     assert "k" in record["attrs"]["truncated_attrs"]
 

@@ -1,0 +1,126 @@
+"""The SDK batches log records into few datagrams; the agent's endpoint unpacks the batches."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from agent.logs.endpoint import LocalEndpoint
+from agent.sdk import AgentClient, AgentHandler, protocol
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture
+def receiver():
+    """A bound datagram socket that the test reads itself (nothing reads it meanwhile)."""
+    directory = tempfile.mkdtemp(prefix="fw-", dir="/tmp")
+    path = os.path.join(directory, "agent.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(2)
+    yield path, sock
+    sock.close()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def drain(sock: socket.socket) -> list[dict]:
+    messages = []
+    sock.settimeout(0.3)
+    try:
+        while True:
+            messages.append(protocol.unpack(sock.recv(1 << 20)))
+    except TimeoutError:
+        return messages
+
+
+def logger_to(client: AgentClient, name: str) -> logging.Logger:
+    logger = logging.getLogger(name)
+    logger.handlers[:] = [AgentHandler("svc", client=client)]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    return logger
+
+
+def queue_limit() -> int:
+    with open("/proc/sys/net/unix/max_dgram_qlen") as handle:
+        return int(handle.read())
+
+
+def test_a_burst_larger_than_the_kernel_queue_arrives_whole_in_a_few_datagrams(receiver):
+    path, sock = receiver
+    client = AgentClient(path, batch_interval=60)  # only size and flush() send
+    log = logger_to(client, "batch.burst")
+    count = 500  # 50 times Linux's default queue of 10 datagrams
+    for index in range(count):
+        log.info("event %d", index, extra={"user_id": index})
+    client.flush()
+    messages = drain(sock)
+    assert client.stats()["dropped"] == 0 and client.stats()["sent"] == count
+    assert len(messages) <= min(10, queue_limit())
+    assert {m["t"] for m in messages} == {protocol.LOGS}
+    records = [r for m in messages for r in m["r"]]
+    assert [r["message"] for r in records] == [f"event {i}" for i in range(count)]
+    assert records[7]["attrs"]["user_id"] == 7 and records[7]["service"] == "svc"
+
+
+def test_one_record_per_datagram_loses_the_same_burst(receiver):
+    """Why batching: the kernel refuses datagrams beyond net.unix.max_dgram_qlen."""
+    path, sock = receiver
+    client = AgentClient(path, batch_interval=0)
+    log = logger_to(client, "batch.single")
+    count = 2 * queue_limit() + 50
+    for index in range(count):
+        log.info("event %d", index)
+    assert client.stats()["dropped"] > 0
+    assert client.stats()["sent"] + client.stats()["dropped"] == count
+    assert len(drain(sock)) == client.stats()["sent"]
+
+
+def test_the_background_thread_sends_a_partial_batch_within_the_interval(receiver):
+    path, sock = receiver
+    client = AgentClient(path, batch_interval=0.05)
+    start = time.monotonic()
+    logger_to(client, "batch.timer").warning("lonely record")
+    message = protocol.unpack(sock.recv(1 << 20))
+    assert time.monotonic() - start < 1.5
+    assert message["t"] == protocol.LOGS and message["r"][0]["message"] == "lonely record"
+    client.close()
+
+
+def test_records_still_buffered_at_exit_are_sent(receiver):
+    path, sock = receiver
+    code = (
+        "import logging\n"
+        "from agent.sdk import AgentClient, AgentHandler\n"
+        f"client = AgentClient({path!r}, batch_interval=60)\n"
+        "log = logging.getLogger('app')\n"
+        "log.addHandler(AgentHandler('svc', client=client))\n"
+        "log.warning('last words')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
+    message = protocol.unpack(sock.recv(1 << 20))
+    assert [r["message"] for r in message["r"]] == ["last words"]
+
+
+def test_endpoint_keeps_the_good_records_of_a_batch_and_counts_the_bad_one():
+    received = []
+    endpoint = LocalEndpoint("/unused", received.append, lambda series: None)
+    good = {"ts": 1.0, "level": "INFO", "message": "ok"}
+    data = protocol.pack_logs(
+        [protocol.pack(good), protocol.pack({"ts": "yesterday", "message": "bad"}), protocol.pack(good)]
+    )
+    endpoint.handle(data)
+    endpoint.handle(protocol.pack({"t": protocol.LOGS, "r": "not a list"}))
+    stats = endpoint.stats()
+    assert [r["message"] for r in received] == ["ok", "ok"]
+    assert (stats["messages"], stats["logs"], stats["rejected"]) == (2, 2, 2)
+    assert "'r' list" in stats["last_rejection"]
