@@ -1,12 +1,17 @@
 """Per-endpoint API metrics kept as cumulative counters and flushed to the agent periodically.
 
 Names (docs/contracts.md): http_requests_total{route,method,status},
-http_request_errors_total{route,method} (5xx), http_request_duration_seconds_bucket{route,method,le},
-http_request_duration_seconds_sum / _count{route,method}, http_request_size_bytes_sum{route,method},
-http_response_size_bytes_sum{route,method}; every series also has the labels ``service`` and
-``instance``: a short random id of the ApiMetrics (one per process), so that the processes of one
-app on one host (gunicorn workers) each write their own cumulative series instead of interleaving
-their counters in one (which the server would read as counter resets). The server sums over it.
+http_request_errors_total{route,method} (5xx),
+http_request_duration_seconds_bucket{route,method,status_class,le},
+http_request_duration_seconds_sum / _count{route,method,status_class}, http_request_size_bytes_sum{route,method},
+http_response_size_bytes_sum{route,method} (all counters), and the gauge
+http_request_duration_seconds_max{route,method,status_class}: the longest request since the previous
+flush (reset by each flush the agent took; a class without requests in the interval sends no point).
+status_class is ``1xx`` .. ``5xx`` (``other`` for a code outside 100..599). Every series also has
+the labels ``service`` and ``instance``: a short random id of the ApiMetrics (one per process), so
+that the processes of one app on one host (gunicorn workers) each write their own cumulative series
+instead of interleaving their counters in one (which the server would read as counter resets).
+The server sums over it.
 """
 
 from __future__ import annotations
@@ -18,29 +23,51 @@ import weakref
 from bisect import bisect_left
 from typing import Any
 
-from shared.wire import COUNTER
+from shared.wire import COUNTER, GAUGE
 
 DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 DEFAULT_MAX_ENDPOINTS = 500
 OTHER_ROUTE = "__other__"
 DEFAULT_FLUSH_INTERVAL = 10.0
+MAX_NAME = "http_request_duration_seconds_max"
 
 
-class _Endpoint:
-    __slots__ = ("buckets", "count", "errors", "request_bytes", "response_bytes", "statuses", "sum")
+def status_class(status: int) -> str:
+    """``2xx`` for 200..299 and so on; ``other`` outside 100..599."""
+    return f"{status // 100}xx" if 100 <= status <= 599 else "other"
+
+
+class _Histogram:
+    __slots__ = ("buckets", "count", "max", "sum")
 
     def __init__(self, bucket_count: int) -> None:
-        self.statuses: dict[int, int] = {}
         self.buckets = [0] * (bucket_count + 1)  # the last slot is +Inf
         self.sum = 0.0
         self.count = 0
+        self.max: float | None = None  # the longest request since the last flush
+
+
+class _Endpoint:
+    __slots__ = ("bucket_count", "classes", "errors", "request_bytes", "response_bytes", "statuses")
+
+    def __init__(self, bucket_count: int) -> None:
+        self.bucket_count = bucket_count
+        self.statuses: dict[int, int] = {}
+        self.classes: dict[str, _Histogram] = {}
         self.errors = 0
         self.request_bytes = 0
         self.response_bytes = 0
 
+    def histogram(self, status: int) -> _Histogram:
+        name = status_class(status)
+        hist = self.classes.get(name)
+        if hist is None:
+            hist = self.classes[name] = _Histogram(self.bucket_count)
+        return hist
+
 
 class ApiMetrics:
-    """Thread-safe request counters and latency histograms by route and method.
+    """Thread-safe request counters and latency histograms by route, method and status class.
 
     Routes beyond ``max_endpoints`` are folded into route ``__other__`` (counted in
     ``folded_requests``), so a bad route resolver cannot grow memory without bound.
@@ -83,9 +110,12 @@ class ApiMetrics:
             if endpoint is None:
                 endpoint = self._new_endpoint(route, method)
             endpoint.statuses[status] = endpoint.statuses.get(status, 0) + 1
-            endpoint.buckets[slot] += 1
-            endpoint.sum += duration_s
-            endpoint.count += 1
+            hist = endpoint.histogram(status)
+            hist.buckets[slot] += 1
+            hist.sum += duration_s
+            hist.count += 1
+            if hist.max is None or duration_s > hist.max:
+                hist.max = duration_s
             if status >= 500:
                 endpoint.errors += 1
             endpoint.request_bytes += request_bytes
@@ -102,42 +132,69 @@ class ApiMetrics:
         endpoint = self._endpoints[(route, method)] = _Endpoint(len(self.buckets))
         return endpoint
 
-    def series(self, ts: float | None = None) -> list[dict[str, Any]]:
-        """Return every counter as a metrics-batch series with one point (cumulative values)."""
+    def series(self, ts: float | None = None, reset_max: bool = False) -> list[dict[str, Any]]:
+        """Return every series as a metrics-batch series with one point (counters cumulative).
+
+        The ``http_request_duration_seconds_max`` gauges hold the longest request since the
+        last reset; ``reset_max=True`` (the flusher) starts the next interval. A caller whose send
+        failed gives the maxima back with ``restore_max(series)`` so they are not lost.
+        """
         now = time.time() if ts is None else ts
         with self._lock:
-            snapshot = [
-                (
-                    route,
-                    method,
-                    dict(e.statuses),
-                    list(e.buckets),
-                    e.sum,
-                    e.count,
-                    e.errors,
-                    e.request_bytes,
-                    e.response_bytes,
+            snapshot = []
+            for (route, method), e in self._endpoints.items():
+                classes = []
+                for name, h in sorted(e.classes.items()):
+                    classes.append((name, list(h.buckets), h.sum, h.count, h.max))
+                    if reset_max:
+                        h.max = None
+                snapshot.append(
+                    (route, method, dict(e.statuses), classes, e.errors, e.request_bytes, e.response_bytes)
                 )
-                for (route, method), e in self._endpoints.items()
-            ]
         out: list[dict[str, Any]] = []
-        for route, method, statuses, buckets, total, count, errors, req_bytes, resp_bytes in snapshot:
+        for route, method, statuses, classes, errors, req_bytes, resp_bytes in snapshot:
             labels = {"service": self.service, "instance": self.instance, "route": route, "method": method}
             for status, value in sorted(statuses.items()):
                 out.append(_counter("http_requests_total", {**labels, "status": str(status)}, now, value))
             out.append(_counter("http_request_errors_total", labels, now, errors))
-            running = 0
-            for bound, value in zip((*self.buckets, None), buckets, strict=True):
-                running += value
-                le = "+Inf" if bound is None else _format_bound(bound)
-                out.append(
-                    _counter("http_request_duration_seconds_bucket", {**labels, "le": le}, now, running)
-                )
-            out.append(_counter("http_request_duration_seconds_sum", labels, now, total))
-            out.append(_counter("http_request_duration_seconds_count", labels, now, count))
+            for name, buckets, total, count, longest in classes:
+                class_labels = {**labels, "status_class": name}
+                running = 0
+                for bound, value in zip((*self.buckets, None), buckets, strict=True):
+                    running += value
+                    le = "+Inf" if bound is None else _format_bound(bound)
+                    out.append(
+                        _counter(
+                            "http_request_duration_seconds_bucket", {**class_labels, "le": le}, now, running
+                        )
+                    )
+                out.append(_counter("http_request_duration_seconds_sum", class_labels, now, total))
+                out.append(_counter("http_request_duration_seconds_count", class_labels, now, count))
+                if longest is not None:
+                    out.append(
+                        {
+                            "name": MAX_NAME,
+                            "type": GAUGE,
+                            "labels": class_labels,
+                            "points": [[now, float(longest)]],
+                        }
+                    )
             out.append(_counter("http_request_size_bytes_sum", labels, now, req_bytes))
             out.append(_counter("http_response_size_bytes_sum", labels, now, resp_bytes))
         return out
+
+    def restore_max(self, series: list[dict[str, Any]]) -> None:
+        """Merge the maxima of ``series`` (taken with reset_max=True, then not delivered) back."""
+        with self._lock:
+            for item in series:
+                if item["name"] != MAX_NAME:
+                    continue
+                labels = item["labels"]
+                endpoint = self._endpoints.get((labels["route"], labels["method"]))
+                hist = endpoint.classes.get(labels["status_class"]) if endpoint else None
+                if hist is not None:
+                    value = item["points"][0][1]
+                    hist.max = value if hist.max is None else max(hist.max, value)
 
 
 _live: weakref.WeakSet[ApiMetrics] = weakref.WeakSet()
@@ -201,9 +258,18 @@ class MetricsFlusher:
 
     def flush(self) -> bool:
         """Send the counters now; return False when the agent did not take them."""
-        series = self.metrics.series()
+        series = self.metrics.series(reset_max=True)
         self.flushes += 1
-        return self.client.send_metrics(series) if series else True
+        if not series:
+            return True
+        try:
+            sent = self.client.send_metrics(series)
+        except Exception:
+            self.metrics.restore_max(series)
+            raise
+        if not sent:
+            self.metrics.restore_max(series)
+        return sent
 
     def stop(self, final_flush: bool = True) -> None:
         self._stop.set()

@@ -31,15 +31,24 @@ def test_requests_are_counted_per_route_method_and_status_with_cumulative_histog
     metrics.observe("/items/{id}", "GET", 503, 2.0, 10, 5)
     got = by_key(metrics.series(ts=1000.0))
     route = {"route": "/items/{id}", "method": "GET"}
+    ok = {**route, "status_class": "2xx"}
+    failed = {**route, "status_class": "5xx"}
     assert got[("http_requests_total", labels(**route, status="200"))] == 2
     assert got[("http_requests_total", labels(**route, status="503"))] == 1
     assert got[("http_request_errors_total", labels(**route))] == 1
-    assert got[("http_request_duration_seconds_bucket", labels(**route, le="0.01"))] == 1
-    assert got[("http_request_duration_seconds_bucket", labels(**route, le="0.1"))] == 2
-    assert got[("http_request_duration_seconds_bucket", labels(**route, le="1.0"))] == 2
-    assert got[("http_request_duration_seconds_bucket", labels(**route, le="+Inf"))] == 3
-    assert got[("http_request_duration_seconds_count", labels(**route))] == 3
-    assert abs(got[("http_request_duration_seconds_sum", labels(**route))] - 2.055) < 1e-9
+    # the latency histogram, _sum and _count are per status class
+    assert got[("http_request_duration_seconds_bucket", labels(**ok, le="0.01"))] == 1
+    assert got[("http_request_duration_seconds_bucket", labels(**ok, le="0.1"))] == 2
+    assert got[("http_request_duration_seconds_bucket", labels(**ok, le="1.0"))] == 2
+    assert got[("http_request_duration_seconds_bucket", labels(**ok, le="+Inf"))] == 2
+    assert got[("http_request_duration_seconds_bucket", labels(**failed, le="1.0"))] == 0
+    assert got[("http_request_duration_seconds_bucket", labels(**failed, le="+Inf"))] == 1
+    assert got[("http_request_duration_seconds_count", labels(**ok))] == 2
+    assert got[("http_request_duration_seconds_count", labels(**failed))] == 1
+    assert abs(got[("http_request_duration_seconds_sum", labels(**ok))] - 0.055) < 1e-9
+    assert got[("http_request_duration_seconds_sum", labels(**failed))] == 2.0
+    assert got[("http_request_duration_seconds_max", labels(**ok))] == 0.05
+    assert got[("http_request_duration_seconds_max", labels(**failed))] == 2.0
     assert got[("http_request_size_bytes_sum", labels(**route))] == 10
     assert got[("http_response_size_bytes_sum", labels(**route))] == 305
 
@@ -53,7 +62,9 @@ def test_counters_are_cumulative_across_snapshots_and_typed_counter():
     key = ("http_requests_total", labels(route="/a", method="POST", status="201"))
     assert first[key] == 1
     assert by_key(second)[key] == 2
-    assert {s["type"] for s in second} == {"counter"}
+    types = {s["name"]: s["type"] for s in second}
+    assert types.pop("http_request_duration_seconds_max") == "gauge"
+    assert set(types.values()) == {"counter"}
 
 
 def test_series_pass_the_wire_format_validation():
