@@ -3,7 +3,8 @@
 For each channel, firing alerts are grouped by the channel's ``group_by`` labels. A new
 group waits ``group_wait`` from its first alert's firing; later changes (new firing,
 resolved, a told alert's severity raised) go out at most every ``group_interval``; an
-unchanged group repeats after the repeat interval. Silenced and inhibited alerts are left
+unchanged group repeats after the repeat interval (the rule's, else the channel's, else
+ALERT_COOLDOWN_PERIOD). Silenced and inhibited alerts are left
 out (and flagged); a flapping alert is told once and not at each change; the per-channel
 hourly limit turns the excess into counted ``suppressed`` rows. The group state and the outbox row are written
 in one transaction, under a per-channel advisory lock so concurrent dispatchers agree.
@@ -183,8 +184,9 @@ def _dispatch_group(
 
 
 def _repeat_seconds(channel: Channel, firing: list[Alert]) -> int:
+    """Return the group's repeat interval: the shortest its rules set, else the channel's (or the setting)."""
     overrides = [a.rule.repeat_interval_seconds for a in firing if a.rule and a.rule.repeat_interval_seconds]
-    return min(overrides) if overrides else channel.repeat_interval_seconds
+    return min(overrides) if overrides else channel.effective_repeat_seconds
 
 
 def _latest_by_fingerprint(fingerprints: set[str]) -> dict[str, Alert]:

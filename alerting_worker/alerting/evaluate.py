@@ -269,9 +269,12 @@ def _apply(
         if not breach:
             _transition(alert, Alert.INACTIVE, value, now, stats)
         elif now - alert.started_at >= timedelta(seconds=rule.for_seconds):
-            _transition(alert, Alert.FIRING, value, now, stats, fired_at=now, last_breach_at=now)
+            texts = texts_for(rule, alert.labels, value)
+            _transition(alert, Alert.FIRING, value, now, stats, fired_at=now, last_breach_at=now, **texts)
         else:
-            Alert.objects.filter(pk=alert.pk, state=Alert.PENDING).update(value=value, last_breach_at=now)
+            Alert.objects.filter(pk=alert.pk, state=Alert.PENDING).update(
+                value=value, last_breach_at=now, **texts_for(rule, alert.labels, value)
+            )
         return
     if breach:
         _still_firing(rule, alert, value, now, stats)
@@ -280,7 +283,9 @@ def _apply(
         seconds=rule.keep_firing_for_seconds
     )
     if kept:
-        Alert.objects.filter(pk=alert.pk, state=Alert.FIRING).update(value=value, updated_at=now)
+        Alert.objects.filter(pk=alert.pk, state=Alert.FIRING).update(
+            value=value, updated_at=now, **texts_for(rule, alert.labels, value)
+        )
     else:
         _transition(alert, Alert.RESOLVED, value, now, stats, resolved_at=now)
 
@@ -288,12 +293,17 @@ def _apply(
 def _still_firing(
     rule: AlertRule, alert: Alert, value: float | None, now: datetime, stats: EvalStats
 ) -> None:
-    """Refresh a firing alert; a higher severity is a recorded change that clears the acknowledgement."""
+    """Refresh a firing alert and its templated texts (a repeat tells the current value).
+
+    A higher severity is a recorded change that clears the acknowledgement.
+    """
     if severity_rank(rule.severity) > severity_rank(alert.severity):
+        labels = {**alert.labels, "severity": rule.severity}
         with transaction.atomic():
             changed = Alert.objects.filter(pk=alert.pk, state=Alert.FIRING, severity=alert.severity).update(
                 severity=rule.severity,
-                labels={**alert.labels, "severity": rule.severity},
+                labels=labels,
+                **texts_for(rule, labels, value),
                 acknowledged_by="",
                 acknowledged_at=None,
                 ack_comment="",
@@ -307,7 +317,19 @@ def _still_firing(
                 )
                 stats.transitions.append((alert.fingerprint, "severity", rule.severity))
         return
-    Alert.objects.filter(pk=alert.pk, state=Alert.FIRING).update(value=value, last_breach_at=now)
+    Alert.objects.filter(pk=alert.pk, state=Alert.FIRING).update(
+        value=value, last_breach_at=now, **texts_for(rule, alert.labels, value)
+    )
+
+
+def texts_for(rule: AlertRule, labels: dict[str, Any], value: float | None) -> dict[str, Any]:
+    """Render the rule's annotations for ``value``: the alert's ``summary``, ``description`` and ``annotations``."""
+    annotations = {k: render(v, labels, value) for k, v in (rule.annotations or {}).items()}
+    return {
+        "summary": annotations.get("summary", rule.name),
+        "description": annotations.get("description", rule.description),
+        "annotations": annotations,
+    }
 
 
 def alert_labels(rule: AlertRule, group_labels: dict[str, str], value: float | None) -> dict[str, str]:
@@ -321,7 +343,6 @@ def _open(
     """Open an episode; if another evaluator opened it first, the unique index says so and we step back."""
     state = Alert.FIRING if rule.for_seconds == 0 else Alert.PENDING
     full = alert_labels(rule, labels, value)
-    annotations = {k: render(v, full, value) for k, v in (rule.annotations or {}).items()}
     try:
         with transaction.atomic():
             alert = Alert.objects.create(
@@ -332,9 +353,7 @@ def _open(
                 severity=rule.severity,
                 state=state,
                 value=value,
-                summary=annotations.get("summary", rule.name),
-                description=annotations.get("description", rule.description),
-                annotations=annotations,
+                **texts_for(rule, full, value),
                 started_at=now,
                 fired_at=now if state == Alert.FIRING else None,
                 last_breach_at=now,

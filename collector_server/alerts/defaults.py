@@ -11,7 +11,6 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 log = logging.getLogger(__name__)
 
 TOTAL_CPU = [{"name": "core", "op": "=", "value": ""}]
-COOLDOWN = 1800  # the seeds' 30-minute cooldown, used as the rules' repeat interval
 
 
 def _metric(metric: str, aggregation: str, window: int, group_by: list[str], matchers: Any = None) -> dict:
@@ -123,7 +122,8 @@ def ensure_default_channels() -> list[str]:
     """Create the email and Slack channels named by SMTP_* / ALERT_* / SLACK_WEBHOOK_URL if missing.
 
     Called by ``fleetwatch-migrate``; an existing channel of the same name is left as the operator edited it.
-    Their repeat interval is ALERT_COOLDOWN_PERIOD (the seeds' cooldown) when it is set above 0.
+    They set no repeat interval of their own, so ALERT_COOLDOWN_PERIOD (the seeds' cooldown) applies as
+    it is set now, also after a change of the variable.
     A set-but-invalid value stops with ImproperlyConfigured naming the variable.
     """
     from collector_server.alerts.models import Channel
@@ -132,9 +132,7 @@ def ensure_default_channels() -> list[str]:
     for name, kind, config, variable in _env_channels():
         if Channel.objects.filter(name=name).exists():
             continue
-        channel = Channel(name=name, kind=kind, config=config, is_default=True)
-        if settings.ALERT_COOLDOWN_PERIOD > 0:
-            channel.repeat_interval_seconds = settings.ALERT_COOLDOWN_PERIOD
+        channel = Channel(name=name, kind=kind, config=config, is_default=True, repeat_interval_seconds=None)
         try:
             channel.full_clean()
         except ValidationError as exc:

@@ -73,7 +73,9 @@ class AlertRule(models.Model):
     )
     channels = models.ManyToManyField("Channel", blank=True, related_name="rules")
     repeat_interval_seconds = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Overrides the channel's repeat interval."
+        null=True,
+        blank=True,
+        help_text="Overrides the channel's repeat interval; blank: the channel's (then ALERT_COOLDOWN_PERIOD).",
     )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -319,7 +321,12 @@ class Channel(models.Model):
     )
     group_wait_seconds = models.PositiveIntegerField(default=DEFAULT_GROUP_WAIT)
     group_interval_seconds = models.PositiveIntegerField(default=DEFAULT_GROUP_INTERVAL)
-    repeat_interval_seconds = models.PositiveIntegerField(default=DEFAULT_REPEAT_INTERVAL)
+    repeat_interval_seconds = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        default=DEFAULT_REPEAT_INTERVAL,
+        help_text="Blank: the ALERT_COOLDOWN_PERIOD setting (4 h when that is 0).",
+    )
     rate_limit_per_hour = models.PositiveIntegerField(
         default=DEFAULT_RATE_LIMIT_PER_HOUR, help_text="0: no limit"
     )
@@ -333,6 +340,13 @@ class Channel(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.kind})"
+
+    @property
+    def effective_repeat_seconds(self) -> int:
+        """Return the repeat interval: the channel's own, else ALERT_COOLDOWN_PERIOD, else 4 h."""
+        if self.repeat_interval_seconds is not None:
+            return self.repeat_interval_seconds
+        return settings.ALERT_COOLDOWN_PERIOD or DEFAULT_REPEAT_INTERVAL
 
     def clean(self) -> None:
         from alerting_worker.alerting import transports

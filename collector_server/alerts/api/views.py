@@ -7,6 +7,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -17,19 +18,23 @@ from collector_server.alerts import matchers
 from collector_server.alerts.api import serializers as s
 from collector_server.alerts.api.filters import AlertEventFilter, AlertFilter
 from collector_server.alerts.models import SEVERITIES, Alert, AlertEvent, AlertRule, Channel, Silence
+from collector_server.monitoring.api.known_params import KnownQueryParamsMixin, paging_parameters
+from collector_server.monitoring.api.pagination import CheckedLimitOffsetPagination
 
 
 def _actor(request: Request) -> str:
     return request.user.get_username() if request.user and request.user.is_authenticated else ""
 
 
-class AlertViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class AlertViewSet(KnownQueryParamsMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Active alerts (``?state=`` widens the list), the history, a summary and operator actions."""
 
     lookup_value_regex = r"\d+"
     queryset = Alert.objects.select_related("rule").all()
     serializer_class = s.AlertSerializer
     filterset_class = AlertFilter
+    pagination_class = CheckedLimitOffsetPagination
+    list_actions = ("list", "history")  # the actions that filter and page (KnownQueryParamsMixin)
 
     def list(self, request: Request) -> Response:
         qs = self.filter_queryset(self.get_queryset())
@@ -142,9 +147,20 @@ class AlertViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         data = {"total": active.count(), "by_severity": by_severity, "by_state": by_state}
         return Response({"success": True, "data": data})
 
-    @action(detail=False, methods=["get"])
+    @extend_schema(
+        summary="Alert state changes, newest first",
+        filters=True,
+        parameters=paging_parameters(pagination_class),
+    )
+    @action(
+        detail=False,
+        methods=["get"],
+        queryset=AlertEvent.objects.select_related("alert"),
+        serializer_class=s.AlertEventSerializer,
+        filterset_class=AlertEventFilter,
+    )
     def history(self, request: Request) -> Response:
-        qs = AlertEventFilter(request.query_params, AlertEvent.objects.select_related("alert")).qs
+        qs = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(qs)
         rows = page if page is not None else qs
         count = self.paginator.count if page is not None else len(rows)
@@ -166,7 +182,7 @@ def _conflict(message: str) -> Response:
     return Response({"success": False, "error": message}, status=status.HTTP_409_CONFLICT)
 
 
-class AlertRuleViewSet(viewsets.ModelViewSet):
+class AlertRuleViewSet(KnownQueryParamsMixin, viewsets.ModelViewSet):
     lookup_value_regex = r"\d+"
     queryset = AlertRule.objects.prefetch_related("channels").all()
     serializer_class = s.AlertRuleSerializer
@@ -199,7 +215,7 @@ def preview_rule(rule: AlertRule) -> list[dict[str, Any]]:
     ]
 
 
-class SilenceViewSet(viewsets.ModelViewSet):
+class SilenceViewSet(KnownQueryParamsMixin, viewsets.ModelViewSet):
     lookup_value_regex = r"\d+"
     queryset = Silence.objects.all()
     serializer_class = s.SilenceSerializer
@@ -208,7 +224,7 @@ class SilenceViewSet(viewsets.ModelViewSet):
         serializer.save(created_by=_actor(self.request))
 
 
-class ChannelViewSet(viewsets.ModelViewSet):
+class ChannelViewSet(KnownQueryParamsMixin, viewsets.ModelViewSet):
     lookup_value_regex = r"\d+"
     queryset = Channel.objects.all()
     serializer_class = s.ChannelSerializer
