@@ -6,6 +6,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+from collector_server.monitoring.api import known_params
 from collector_server.monitoring.api.errors import BadParameter
 
 
@@ -93,4 +94,6 @@ def reject_unknown(names: set[str] | list[str], allowed: set[str], prefixes: tup
     """Refuse parameters this endpoint does not know (a typo would otherwise widen the search)."""
     for name in sorted(names):
         if name not in allowed and not name.startswith(prefixes):
-            raise BadParameter(name, f"unknown parameter (known: {', '.join(sorted(allowed))})")
+            raise BadParameter(
+                name, f"unknown parameter; accepted: {known_params.describe(allowed, prefixes)}"
+            )

@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from collector_server.logs import api_metrics, search, stats
 from collector_server.logs.api import params
 from collector_server.monitoring.api.errors import BadParameter
+from collector_server.monitoring.api.known_params import KnownQueryParamsMixin
 
 MAX_REQUEST_RECORDS = 10_000
 MAX_API_MINUTES = 60 * 24 * 31
@@ -38,8 +39,10 @@ SEARCH_PARAMETERS = [
 ]
 
 
-class LogSearchView(APIView):
+class LogSearchView(KnownQueryParamsMixin, APIView):
     """GET /api/v1/logs/search: filter log records; page with next_cursor."""
+
+    query_param_prefixes = (search.ATTR_PREFIX,)  # attr.<key>=<value>: records whose attribute matches
 
     @extend_schema(parameters=SEARCH_PARAMETERS, responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
@@ -48,25 +51,23 @@ class LogSearchView(APIView):
         return Response({"success": True, "data": rows, "count": len(rows), "next_cursor": next_cursor})
 
 
-class LogStatsView(APIView):
+class LogStatsView(KnownQueryParamsMixin, APIView):
     """GET /api/v1/logs/stats?hours=24: counts per level and service over time, top messages."""
 
     @extend_schema(parameters=[OpenApiParameter("hours", int)], responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         params.reject_nul(request.query_params)
-        params.reject_unknown(set(request.query_params.keys()), {"hours", "format"})
         max_hours = settings.LOG_RETENTION_DAYS * 24
         hours = params.integer("hours", request.query_params.get("hours"), 24, 1, max_hours)
         return Response({"success": True, "data": stats.log_stats(hours)})
 
 
-class RequestLogsView(APIView):
+class RequestLogsView(KnownQueryParamsMixin, APIView):
     """GET /api/v1/logs/requests/{request_id}: every record of one request, oldest first."""
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, request_id: str) -> Response:
         params.reject_nul(request.query_params)
-        params.reject_unknown(set(request.query_params.keys()), {"format"})
         params.text("request_id", request_id)
         if len(request_id) > 200:
             raise BadParameter("request_id", "must be at most 200 characters")
@@ -90,14 +91,21 @@ class RequestLogsView(APIView):
         )
 
 
-class ApiMetricsView(APIView):
+class ApiMetricsView(KnownQueryParamsMixin, APIView):
     """GET /api/v1/monitoring/metrics/api?minutes=60: one row per endpoint, merged over hosts."""
 
     @extend_schema(parameters=[OpenApiParameter("minutes", int)], responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         params.reject_nul(request.query_params)
-        params.reject_unknown(set(request.query_params.keys()), {"minutes", "format"})
         minutes = params.integer("minutes", request.query_params.get("minutes"), 60, 1, MAX_API_MINUTES)
+        # The rows come from raw samples: a longer window than they are kept would count only part of it.
+        raw_minutes = settings.RAW_RETENTION_DAYS * 24 * 60
+        if minutes > raw_minutes:
+            raise BadParameter(
+                "minutes",
+                f"must be at most {raw_minutes}: raw samples are kept {settings.RAW_RETENTION_DAYS} days "
+                f"(RAW_RETENTION_DAYS), got {minutes}",
+            )
         end = datetime.now(UTC)
         rows = api_metrics.endpoint_rows(end - timedelta(minutes=minutes), end)
         return Response({"success": True, "data": rows, "count": len(rows), "time_range_minutes": minutes})

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from collector_server.monitoring.api import integrations, system_data
+from collector_server.monitoring.api.known_params import KnownQueryParamsMixin
 from collector_server.monitoring.models import Host
 
 CURRENT_WINDOW = timedelta(minutes=5)
@@ -32,7 +33,7 @@ def health_status(values: list[float | None]) -> str:
     return "healthy"
 
 
-class OverviewView(APIView):
+class OverviewView(KnownQueryParamsMixin, APIView):
     @extend_schema(summary="Dashboard overview", responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
         now = timezone.now()

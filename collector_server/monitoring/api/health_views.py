@@ -12,9 +12,10 @@ from rest_framework.views import APIView
 
 from collector_server.monitoring import health
 from collector_server.monitoring.api.errors import BadParameter
+from collector_server.monitoring.api.known_params import KnownQueryParamsMixin
 
 
-class HealthView(APIView):
+class HealthView(KnownQueryParamsMixin, APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 

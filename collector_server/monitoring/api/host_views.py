@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from collector_server.monitoring.api.filters import HostFilter
+from collector_server.monitoring.api.known_params import KnownQueryParamsMixin
 from collector_server.monitoring.api.pagination import EnvelopePagination
 from collector_server.monitoring.api.serializers import HostSerializer
 from collector_server.monitoring.models import Host
@@ -18,7 +19,7 @@ from collector_server.monitoring.models import Host
     list=extend_schema(summary="List hosts with up/down state"),
     retrieve=extend_schema(summary="One host"),
 )
-class HostViewSet(viewsets.ReadOnlyModelViewSet):
+class HostViewSet(KnownQueryParamsMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = HostSerializer
     filterset_class = HostFilter
     pagination_class = EnvelopePagination

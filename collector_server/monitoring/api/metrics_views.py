@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from collector_server.monitoring.api import integrations, params, system_data
 from collector_server.monitoring.api.errors import BadParameter
+from collector_server.monitoring.api.known_params import KnownQueryParamsMixin
 from collector_server.monitoring.models import Host
 
 MAX_MINUTES = 366 * 24 * 60
@@ -32,7 +33,7 @@ def hosts_for(hostname: str | None) -> list[Host]:
     return hosts
 
 
-class SystemMetricsView(APIView):
+class SystemMetricsView(KnownQueryParamsMixin, APIView):
     @extend_schema(
         summary="System metrics per collection time",
         parameters=[
@@ -58,7 +59,7 @@ class SystemMetricsView(APIView):
         )
 
 
-class SummaryView(APIView):
+class SummaryView(KnownQueryParamsMixin, APIView):
     @extend_schema(
         summary="Averages and maxima of system and API metrics",
         parameters=[

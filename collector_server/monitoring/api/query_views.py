@@ -14,13 +14,14 @@ from rest_framework.views import APIView
 from collector_server.monitoring import query
 from collector_server.monitoring.api import params
 from collector_server.monitoring.api.errors import BadParameter
+from collector_server.monitoring.api.known_params import KnownQueryParamsMixin
 from collector_server.monitoring.api.system_data import iso
 
 DEFAULT_SPAN = timedelta(hours=1)
 MAX_SPAN = timedelta(days=366)
 
 
-class QueryView(APIView):
+class QueryView(KnownQueryParamsMixin, APIView):
     @extend_schema(
         summary="Query a metric",
         description=(
