@@ -150,8 +150,11 @@ class Redactor:
         if _depth >= MAX_DEPTH:
             return TOO_DEEP
         if isinstance(value, Mapping):
+            # Keys leave as text: msgpack and JSON consumers downstream take string keys only.
             return {
-                k: (REDACTED if isinstance(k, str) and self.is_sensitive(k) else self.redact(v, _depth + 1))
+                (k if isinstance(k, str) else str(k)): (
+                    REDACTED if isinstance(k, str) and self.is_sensitive(k) else self.redact(v, _depth + 1)
+                )
                 for k, v in value.items()
             }
         if isinstance(value, list | tuple | set | frozenset):

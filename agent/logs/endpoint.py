@@ -10,7 +10,7 @@ Linux (unlike UDP); the cost is a size limit per message, which the SDK respects
 Why two threads: Linux queues at most ``net.unix.max_dgram_qlen`` datagrams per receiving
 socket (10 by default, whatever SO_RCVBUF says); beyond that a non-blocking sender gets EAGAIN
 and the SDK drops and counts the record. So the receiving thread does nothing but ``recv`` into
-an in-process queue (a few microseconds each, bounded by MAX_PENDING, overflow counted), and a
+an in-process queue (a few microseconds each, bounded by MAX_PENDING_BYTES, overflow counted), and a
 second thread decodes and checks. The agent also shortens the interpreter's switch interval
 (LogShipper.start) so the receiving thread gets the GIL back within a millisecond.
 """
@@ -36,7 +36,9 @@ from shared.wire import LABEL_NAME_RE, METRIC_NAME_RE, METRIC_TYPES
 log = logging.getLogger(__name__)
 RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
 RECV_TIMEOUT = 0.2
-MAX_PENDING = 100_000  # datagrams received and not yet decoded; beyond it they are dropped, counted
+# Bytes received and not yet decoded; beyond it datagrams are dropped and counted ("overflow",
+# reported as agent_logs_dropped_total{source="socket"}). About 2,000 full SDK batches.
+MAX_PENDING_BYTES = 64 * 1024 * 1024
 _RECORD_KEYS = frozenset(
     {
         "ts",
@@ -77,6 +79,18 @@ def check_log(record: Any) -> dict[str, Any]:
         attrs = out.get("attrs") if isinstance(out.get("attrs"), dict) else {}
         out["attrs"] = {**attrs, **extra}
     return out
+
+
+def _string_keys(value: Any, depth: int) -> Any:
+    """Return ``value`` with every map key as text (a Python app may log {200: 5}); the logs
+    batch, like JSON, takes string keys only. Maps nested deeper than 32 are cut."""
+    if isinstance(value, dict):
+        if depth > 32:
+            return "[too deep]"
+        return {(k if type(k) is str else str(k)): _string_keys(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_string_keys(v, depth + 1) for v in value]
+    return value
 
 
 def check_series(series: Any) -> dict[str, Any]:
@@ -144,6 +158,10 @@ class LocalEndpoint:
         self._handler: threading.Thread | None = None
         self._pending: collections.deque[bytes] = collections.deque()
         self._ready = threading.Condition()
+        self._drained = threading.Event()
+        # Written by one thread each, so neither needs a lock; pending bytes = in - out.
+        self._bytes_in = 0
+        self._bytes_out = 0
 
     def start(self) -> None:
         """Bind the socket (replacing a stale one left by a dead agent) and start receiving."""
@@ -169,6 +187,7 @@ class LocalEndpoint:
         sock.settimeout(RECV_TIMEOUT)
         self._sock = sock
         self._stop.clear()
+        self._drained.clear()
         self._handler = threading.Thread(
             target=self._handle_pending, name="fleetwatch-log-decode", daemon=True
         )
@@ -177,24 +196,46 @@ class LocalEndpoint:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop receiving, then decode everything already received."""
+        """Stop receiving and decode everything the kernel accepted before returning.
+
+        The socket file goes first, so a sender from then on gets ENOENT (and counts the drop
+        or writes its fallback file) instead of a datagram that nobody would read.
+        """
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if self._sock is not None:
+            self._sock.setblocking(False)
+            while True:  # what arrived between the last recv and the unlink
+                try:
+                    self._queue(self._sock.recv(protocol.MAX_MESSAGE_BYTES * 2))
+                except OSError:
+                    break
+        self._drained.set()
         with self._ready:
             self._ready.notify()
         if self._handler is not None:
-            self._handler.join(timeout=10)
+            self._handler.join(timeout=30)
         if self._sock is not None:
             self._sock.close()
             self._sock = None
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+
+    def _queue(self, data: bytes) -> None:
+        if self._bytes_in - self._bytes_out + len(data) > MAX_PENDING_BYTES:
+            self.counters["overflow"] += 1
+            return
+        self._bytes_in += len(data)
+        self._pending.append(data)
+        if len(self._pending) == 1:
+            with self._ready:
+                self._ready.notify()
 
     def _run(self) -> None:
         """Receive datagrams as fast as they come; the decoding thread does the rest."""
         assert self._sock is not None
-        sock, pending, ready, size = self._sock, self._pending, self._ready, protocol.MAX_MESSAGE_BYTES * 2
+        sock, size = self._sock, protocol.MAX_MESSAGE_BYTES * 2
         while not self._stop.is_set():
             try:
                 data = sock.recv(size)
@@ -204,32 +245,31 @@ class LocalEndpoint:
                 if self._stop.is_set():
                     return
                 continue
-            if len(pending) >= MAX_PENDING:
-                self.counters["overflow"] += 1
-                continue
-            pending.append(data)
-            if len(pending) == 1:
-                with ready:
-                    ready.notify()
+            self._queue(data)
 
     def _handle_pending(self) -> None:
         pending, ready = self._pending, self._ready
         while True:
             while pending:
-                self.handle(pending.popleft())
-            if self._stop.is_set() and not (self._thread is not None and self._thread.is_alive()):
-                while pending:
-                    self.handle(pending.popleft())
-                return
-            with ready:
+                data = pending.popleft()
+                self.handle(data)
+                self._bytes_out += len(data)
+            if self._drained.is_set():  # stop() has queued the socket's last datagrams
                 if not pending:
+                    return
+                continue
+            with ready:
+                if not pending and not self._drained.is_set():
                     ready.wait(RECV_TIMEOUT)
 
     def handle(self, data: bytes) -> None:
         """Decode one datagram and pass its log record or series on; count what is rejected."""
         self.counters["messages"] += 1
         try:
-            message = protocol.unpack(data)
+            try:
+                message = protocol.unpack(data)
+            except ValueError:  # a map key that is not text ({200: 5}): keep the records, as text keys
+                message = _string_keys(protocol.unpack(data, strict_map_key=False), 0)
             if not isinstance(message, dict):
                 raise MessageError("message must be a msgpack map")
             kind = message.get("t")

@@ -132,7 +132,11 @@ class LogShipper:
             ("agent_logs_records_total", {"source": "files"}, files["records_shipped"]),
             ("agent_logs_rejected_total", {"source": "socket"}, endpoint.get("rejected", 0)),
             ("agent_logs_rejected_total", {"source": "files"}, files["lines_rejected"]),
-            ("agent_logs_dropped_total", {"source": "socket"}, self.logs.counters["dropped"]),
+            (
+                "agent_logs_dropped_total",
+                {"source": "socket"},
+                self.logs.counters["dropped"] + endpoint.get("overflow", 0),
+            ),
             (
                 "agent_logs_dropped_total",
                 {"source": "app_metrics"},

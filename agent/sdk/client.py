@@ -53,15 +53,19 @@ class AgentClient:
         self.dropped = 0
         self.truncated = 0
         self.fallback_written = 0
+        # _send_lock orders whole take-and-send steps (records leave in the order they were
+        # buffered); _lock guards the buffer and the counters. Always _send_lock first.
+        self._send_lock = threading.Lock()
         self._lock = threading.Lock()
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sock.setblocking(False)
         self._batch: list[bytes] = []
         self._records: list[dict[str, Any]] = []  # kept only for the fallback file
         self._batch_size = 0
-        self._flusher: threading.Thread | None = None
         self._closed = threading.Event()
+        self._flusher: threading.Thread | None = None
         _clients.add(self)
+        self._start_flusher()
 
     def send_log(self, record: dict[str, Any]) -> bool:
         """Queue one logs-batch record for the agent (or send it at once with batch_interval=0).
@@ -75,28 +79,34 @@ class AgentClient:
             if shrunk is None:
                 return self._failed([record])
             data = shrunk
-        if self.batch_interval == 0:
-            return self._send_batch([data], [record])
+        if self.batch_interval == 0 or self._flusher is None:
+            with self._send_lock:
+                return self._send_batch([data], [record])
         with self._lock:
-            if self._batch_size + len(data) > self.batch_bytes:
-                full, full_records = self._take()
-            else:
-                full, full_records = None, None
-            self._batch.append(data)
-            self._batch_size += len(data)
-            if self.fallback_path:
-                self._records.append(record)
-            if self._flusher is None:
-                self._start_flusher()
-        if full:
-            self._send_batch(full, full_records or [])
+            if self._batch_size + len(data) <= self.batch_bytes:
+                self._append(data, record)
+                return True
+        with self._send_lock:  # the batch is full: send it first, then start the next one
+            with self._lock:
+                batch, records = self._take()
+            if batch:
+                self._send_batch(batch, records)
+            with self._lock:
+                self._append(data, record)
         return True
 
     def flush(self) -> bool:
         """Send the buffered log records now; return False if they were dropped or fell back."""
-        with self._lock:
-            batch, records = self._take()
-        return self._send_batch(batch, records) if batch else True
+        with self._send_lock:
+            with self._lock:
+                batch, records = self._take()
+            return self._send_batch(batch, records) if batch else True
+
+    def _append(self, data: bytes, record: dict[str, Any]) -> None:
+        self._batch.append(data)
+        self._batch_size += len(data)
+        if self.fallback_path:
+            self._records.append(record)
 
     def _take(self) -> tuple[list[bytes], list[dict[str, Any]]]:
         batch, records = self._batch, self._records
@@ -109,13 +119,25 @@ class AgentClient:
         return self._failed(records, count=len(batch))
 
     def _start_flusher(self) -> None:
-        self._flusher = threading.Thread(target=self._flush_loop, name="fleetwatch-sdk-logs", daemon=True)
-        self._flusher.start()
+        """Start the thread that sends partial batches (at creation, never inside a log call).
 
-    def _flush_loop(self) -> None:
-        while not self._closed.wait(self.batch_interval):
-            if self._batch:
-                self.flush()
+        Without it (batch_interval=0, or threads cannot start, as during interpreter
+        shutdown) every record is sent at once.
+        """
+        self._flusher = None
+        if self.batch_interval == 0 or self._closed.is_set():
+            return
+        thread = threading.Thread(
+            target=_flush_loop,
+            args=(weakref.ref(self), self._closed, self.batch_interval),
+            name="fleetwatch-sdk-logs",
+            daemon=True,
+        )
+        try:
+            thread.start()
+        except RuntimeError:  # "can't create new thread at interpreter shutdown"
+            return
+        self._flusher = thread
 
     def send_metrics(self, series: list[dict[str, Any]], chunk: int = 200) -> bool:
         """Send metric series, split into messages that fit; return False if any was dropped."""
@@ -137,9 +159,13 @@ class AgentClient:
 
     def close(self) -> None:
         """Send what is buffered, stop the flusher thread and close the socket."""
-        self.flush()
-        self._closed.set()
-        self._sock.close()
+        with self._send_lock:
+            with self._lock:
+                batch, records = self._take()
+            if batch:
+                self._send_batch(batch, records)
+            self._closed.set()
+            self._sock.close()
 
     def _send(self, data: bytes, count: int = 1) -> bool:
         try:
@@ -151,10 +177,16 @@ class AgentClient:
         return True
 
     def _after_fork_in_child(self) -> None:
-        """A forked child starts with an empty buffer (the parent sends its own) and no thread."""
+        """A forked child starts with an empty buffer (the parent sends its own), its own
+        locks (another thread may have held the parent's at the fork) and its own flusher."""
+        closed = self._closed.is_set()
+        self._send_lock = threading.Lock()
         self._lock = threading.Lock()
+        self._closed = threading.Event()
+        if closed:
+            self._closed.set()
         self._batch, self._records, self._batch_size = [], [], 0
-        self._flusher = None
+        self._start_flusher()
 
     def _shrink(self, record: dict[str, Any]) -> bytes | None:
         """Cut the message and attributes of an oversized record so it fits one datagram."""
@@ -194,6 +226,19 @@ class AgentClient:
 
 
 _clients: weakref.WeakSet[AgentClient] = weakref.WeakSet()
+
+
+def _flush_loop(ref: weakref.ref[AgentClient], closed: threading.Event, interval: float) -> None:
+    """Send each client's partial batch every interval; ends with the client (a weak reference,
+    so a client dropped without close() is freed) or when it is closed."""
+    while not closed.wait(interval):
+        client = ref()
+        if client is None:
+            return
+        if client._batch:
+            with contextlib.suppress(Exception):
+                client.flush()
+        del client
 
 
 def _flush_all() -> None:

@@ -31,12 +31,20 @@ def pack(message: dict[str, Any]) -> bytes:
     return msgpack.packb(message, use_bin_type=True, default=str)
 
 
-def unpack(data: bytes) -> Any:
-    return msgpack.unpackb(data, raw=False, strict_map_key=True)
+def unpack(data: bytes, strict_map_key: bool = True) -> Any:
+    return msgpack.unpackb(data, raw=False, strict_map_key=strict_map_key)
 
 
-_HEADER_PACKER = msgpack.Packer(use_bin_type=True)
 _LOGS_PREFIX = msgpack.packb({"t": LOGS, "r": None})[:-1]  # a 2-entry map up to the "r" value
+
+
+def array_header(length: int) -> bytes:
+    """The msgpack header of an array of ``length`` items (fixarray, array 16 or array 32)."""
+    if length < 16:
+        return bytes((0x90 | length,))
+    if length < 1 << 16:
+        return b"\xdc" + length.to_bytes(2, "big")
+    return b"\xdd" + length.to_bytes(4, "big")
 
 
 def pack_logs(packed_records: list[bytes]) -> bytes:
@@ -44,4 +52,4 @@ def pack_logs(packed_records: list[bytes]) -> bytes:
 
     The records are joined as they are, so each is packed once, when it is logged.
     """
-    return _LOGS_PREFIX + _HEADER_PACKER.pack_array_header(len(packed_records)) + b"".join(packed_records)
+    return _LOGS_PREFIX + array_header(len(packed_records)) + b"".join(packed_records)

@@ -124,3 +124,90 @@ def test_endpoint_keeps_the_good_records_of_a_batch_and_counts_the_bad_one():
     assert [r["message"] for r in received] == ["ok", "ok"]
     assert (stats["messages"], stats["logs"], stats["rejected"]) == (2, 2, 2)
     assert "'r' list" in stats["last_rejection"]
+
+
+@pytest.fixture
+def endpoint():
+    """A real LocalEndpoint collecting what it decodes."""
+    directory = tempfile.mkdtemp(prefix="fw-", dir="/tmp")
+    received: list[dict] = []
+    ep = LocalEndpoint(os.path.join(directory, "agent.sock"), received.append, lambda series: None)
+    ep.start()
+    yield ep, received
+    ep.stop()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_records_from_one_thread_arrive_in_order_while_the_flusher_races(endpoint):
+    ep, received = endpoint
+    client = AgentClient(ep.path, batch_interval=0.001, batch_bytes=2048)
+    for index in range(20_000):
+        client.send_log({"ts": 1.0, "level": "INFO", "message": str(index)})
+        if index % 500 == 499:
+            time.sleep(0.002)  # let the endpoint read; the kernel queue holds 10 datagrams
+    client.close()
+    ep.stop()
+    stats = client.stats()
+    assert stats["sent"] + stats["dropped"] == 20_000
+    numbers = [int(r["message"]) for r in received]
+    assert len(numbers) == stats["sent"] and numbers == sorted(numbers)
+
+
+def test_a_map_key_that_is_not_text_costs_neither_its_record_nor_its_batch(endpoint):
+    ep, received = endpoint
+    client = AgentClient(ep.path, batch_interval=60)
+    log = logger_to(client, "batch.keys")
+    log.info("by status", extra={"by_status": {200: 5, 404: 1}})
+    client.send_log({"ts": 2.0, "level": "INFO", "message": "raw", "attrs": {"n": {1: "one"}}})
+    log.info("after")
+    client.flush()
+    ep.stop()
+    assert [r["message"] for r in received] == ["by status", "raw", "after"]
+    assert received[0]["attrs"]["by_status"] == {"200": 5, "404": 1}
+    assert received[1]["attrs"]["n"] == {"1": "one"}
+    assert ep.stats()["rejected"] == 0
+
+
+def test_stop_decodes_every_datagram_the_kernel_accepted(endpoint):
+    ep, received = endpoint
+    client = AgentClient(ep.path, batch_interval=0)
+    for index in range(8):  # under the kernel's queue of 10: all accepted at once
+        client.send_log({"ts": 1.0, "level": "INFO", "message": str(index)})
+    ep.stop()
+    assert client.stats()["sent"] == 8
+    assert [r["message"] for r in received] == [str(i) for i in range(8)]
+    assert client.send_log({"ts": 1.0, "level": "INFO", "message": "late"}) is False  # ENOENT: counted
+    assert client.stats()["dropped"] == 1
+
+
+def test_a_client_dropped_without_close_is_freed_with_its_thread(receiver):
+    import gc
+    import weakref
+
+    path, _ = receiver
+    client = AgentClient(path, batch_interval=0.02)
+    thread = client._flusher
+    ref = weakref.ref(client)
+    client.send_log({"ts": 1.0, "level": "INFO", "message": "x"})
+    del client
+    gc.collect()
+    assert ref() is None
+    thread.join(timeout=2)
+    assert not thread.is_alive()
+
+
+def test_a_forked_child_sends_its_own_records_and_not_the_parents(receiver):
+    path, sock = receiver
+    client = AgentClient(path, batch_interval=60)
+    client.send_log({"ts": 1.0, "level": "INFO", "message": "parent"})
+    pid = os.fork()
+    if pid == 0:  # the child: log, flush, leave without running the parent's cleanup
+        try:
+            client.send_log({"ts": 1.0, "level": "INFO", "message": "child"})
+            client.flush()
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    client.flush()
+    messages = sorted(r["message"] for m in drain(sock) for r in m["r"])
+    assert messages == ["child", "parent"]
