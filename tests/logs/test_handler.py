@@ -140,10 +140,13 @@ def test_levels_map_aliases_and_python_numbers(store):
     ]
 
 
-def test_records_of_an_older_day_create_their_partition(store):
-    ts = time.time() - 3 * 86400
+def test_records_of_an_older_day_create_their_partition(store, settings):
+    # 20 days back: older than any partition another test module creates for its session
+    # (tests/server makes the last 14 days), inside a retention widened for this test.
+    settings.LOG_RETENTION_DAYS = 30
+    ts = time.time() - 20 * 86400
     expected = "logs_entry_p" + datetime.fromtimestamp(ts, UTC).strftime("%Y%m%d")
     assert fetch_all("SELECT to_regclass(%s)", [expected])[0][0] is None
-    store([{"ts": ts, "level": "INFO", "message": "three days ago"}])
+    store([{"ts": ts, "level": "INFO", "message": "twenty days ago"}])
     assert fetch_all("SELECT to_regclass(%s)::text", [expected])[0][0] == expected
-    assert fetch_all(f"SELECT message FROM {expected}") == [("three days ago",)]
+    assert fetch_all(f"SELECT message FROM {expected}") == [("twenty days ago",)]
