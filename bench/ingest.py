@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+import benchdb  # bench/ is the script directory, so it is on sys.path
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 BENCH_DB = "fleetwatch_bench"
@@ -35,12 +37,6 @@ os.environ.update(
     LOG_LEVEL="WARNING",
     INGEST_BLOCK_MS="500",
 )
-
-
-def psql(sql: str, db: str = "postgres") -> None:
-    subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", db, "-qc", sql], check=True, capture_output=True
-    )
 
 
 def make_batches(hosts: int, series: int, rounds: int) -> list[bytes]:
@@ -76,8 +72,8 @@ def make_batches(hosts: int, series: int, rounds: int) -> list[bytes]:
 
 
 def setup() -> None:
-    psql(f"DROP DATABASE IF EXISTS {BENCH_DB}")
-    psql(f"CREATE DATABASE {BENCH_DB}")
+    benchdb.psql(f"DROP DATABASE IF EXISTS {BENCH_DB}")
+    benchdb.psql(f"CREATE DATABASE {BENCH_DB}")
     import django
 
     django.setup()
@@ -265,7 +261,7 @@ def main() -> None:
     for name, seconds in phases(make_batches(args.hosts, args.series, 2)).items():
         print(f"  {name:<16} {seconds * 1000:7.1f} ms")
     print(f"  {'COPY (ceiling)':<16} {100_000 / ceiling * 1000:7.1f} ms")
-    psql(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+    benchdb.psql(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
 
 
 def _with_epoch(payload: bytes, epoch: int, decode, encode) -> bytes:

@@ -22,12 +22,13 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import benchdb  # bench/ is the script directory, so it is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -77,14 +78,6 @@ FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) AS i
 """
 
 
-def psql(statement: str) -> None:
-    subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc", statement],
-        check=True,
-        capture_output=True,
-    )
-
-
 def sql(statement: str, args: Any = None) -> list[tuple]:
     from django.db import connection
 
@@ -94,21 +87,11 @@ def sql(statement: str, args: Any = None) -> list[tuple]:
 
 
 def setup() -> None:
-    psql(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-    psql(f"CREATE DATABASE {BENCH_DB}")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    benchdb.create(BENCH_DB)
 
 
 def teardown() -> None:
-    from django.db import connections
-
-    connections.close_all()
-    psql(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+    benchdb.drop(BENCH_DB)
 
 
 def fill(rows: int, hours: float, now: datetime) -> None:

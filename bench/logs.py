@@ -30,12 +30,13 @@ import os
 import random
 import re
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+import benchdb  # bench/ is the script directory, so it is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -68,28 +69,12 @@ TEMPLATES = [
 ]
 
 
-def psql(sql: str, db: str = "postgres") -> None:
-    subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", db, "-qc", sql], check=True, capture_output=True
-    )
-
-
 def setup() -> None:
-    psql(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-    psql(f"CREATE DATABASE {BENCH_DB}")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    benchdb.create(BENCH_DB)
 
 
 def teardown() -> None:
-    from django.db import connections
-
-    connections.close_all()
-    psql(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+    benchdb.drop(BENCH_DB)
 
 
 def sql(statement: str, args: list[Any] | None = None) -> list[tuple]:

@@ -32,6 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import benchdb  # bench/ is the script directory, so it is on sys.path
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 BENCH_DB = "fleetwatch_bench_logs_e2e"
@@ -96,26 +98,12 @@ print(json.dumps({**client.stats(), "cpu_per_call_us": cpu / count * 1e6}), flus
 """
 
 
-def psql(sql: str) -> None:
-    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", sql], check=True, capture_output=True)
-
-
 def setup() -> None:
-    psql(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-    psql(f"CREATE DATABASE {BENCH_DB}")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    benchdb.create(BENCH_DB)
 
 
 def teardown() -> None:
-    from django.db import connections
-
-    connections.close_all()
-    psql(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+    benchdb.drop(BENCH_DB)
 
 
 def start_workers(workers: int) -> list[subprocess.Popen]:
