@@ -249,14 +249,19 @@ def aggregate(
     ids, keys = _unnest(series_group)
     start = now - timedelta(seconds=window)
     use_rollup = window >= ROLLUP_MIN_WINDOW and aggregation in ROLLUP_AGGREGATIONS
+    args: list[Any] = [ids, keys, start, now]
     if aggregation in ("rate", "increase"):
-        sql = _ROLLUP_INCREASE if use_rollup else _RAW_INCREASE
+        if use_rollup:
+            sql = _ROLLUP_INCREASE
+        else:
+            sql = _RAW_INCREASE
+            args = [ids, keys, start - timedelta(seconds=window), start, start, now]
     elif use_rollup:
         sql = _ROLLUP_TEMPLATE.format(expr=_ROLLUP_SQL[aggregation])
     else:
         sql = _RAW_TEMPLATE.format(expr=_RAW_SQL[aggregation])
     with connection.cursor() as cursor:
-        cursor.execute(sql, [ids, keys, start, now])
+        cursor.execute(sql, args)
         rows = cursor.fetchall()
     out = {key: float(value) for key, value in rows if value is not None}
     if aggregation == "rate":
@@ -275,11 +280,29 @@ _ROLLUP_TEMPLATE = (
     + _JOIN.format(alias="r")
     + " WHERE r.bucket >= %s AND r.bucket <= %s GROUP BY g.grp"
 )
-# A decrease between two consecutive samples is a counter reset: the new value is the increase.
+# The increase of a counter over (start, now]: every step between consecutive samples, the first
+# from the last sample at or before start (looked for one window back), so the step across the
+# window's edge counts. A decrease is a counter reset: the new value is the increase. A series
+# with no earlier sample starts counting at its first sample, except a process-lifetime counter
+# from the SDK (it has an ``instance`` label, a new one per process, and starts at 0): there the
+# first value is what the new process counted, and dropping it would lose every restart's first
+# flush.
 _RAW_INCREASE = (
-    "SELECT grp, sum(CASE WHEN prev IS NULL THEN 0 WHEN value >= prev THEN value - prev ELSE value END) "
-    "FROM (SELECT g.grp, s.value, lag(s.value) OVER (PARTITION BY s.series_id ORDER BY s.ts) AS prev "
-    "FROM monitoring_sample s " + _JOIN.format(alias="s") + " WHERE s.ts > %s AND s.ts <= %s) x GROUP BY grp"
+    "WITH g AS (SELECT * FROM unnest(%s::bigint[], %s::text[]) AS g(sid, grp)), "
+    "pts AS ("
+    " SELECT g.sid, g.grp, b.ts, b.value, true AS is_base FROM g CROSS JOIN LATERAL ("
+    "  SELECT s.ts, s.value FROM monitoring_sample s"
+    "  WHERE s.series_id = g.sid AND s.ts > %s AND s.ts <= %s ORDER BY s.ts DESC LIMIT 1) b"
+    " UNION ALL"
+    " SELECT g.sid, g.grp, s.ts, s.value, false FROM monitoring_sample s JOIN g ON s.series_id = g.sid"
+    " WHERE s.ts > %s AND s.ts <= %s"
+    "), steps AS ("
+    " SELECT sid, grp, value, is_base, lag(value) OVER (PARTITION BY sid ORDER BY ts) AS prev FROM pts"
+    ") "
+    "SELECT steps.grp, sum(CASE"
+    " WHEN prev IS NULL THEN CASE WHEN NOT is_base AND ser.labels ? 'instance' THEN value ELSE 0 END"
+    " WHEN value >= prev THEN value - prev ELSE value END) "
+    "FROM steps JOIN monitoring_series ser ON ser.id = steps.sid GROUP BY steps.grp"
 )
 _ROLLUP_INCREASE = (
     "SELECT g.grp, sum(coalesce(r.increase, 0)) FROM monitoring_rollup_1m r "

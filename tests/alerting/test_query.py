@@ -43,6 +43,32 @@ def test_rate_treats_a_decrease_as_a_counter_reset(metrics, now):
     assert rate[""] == pytest.approx(100 / 60)
 
 
+def test_increase_counts_the_step_across_the_window_edge(metrics, now):
+    points = [(now - timedelta(seconds=s), v) for s, v in [(70, 100), (50, 130), (30, 160)]]
+    metrics.add("reqs_total", points, kind="counter", host="a")
+    # the last sample before the window (100 at -70 s) is the base: 100→130→160 is +60
+    value = run("metric", {"metric": "reqs_total", "aggregation": "increase", "window": 60}, now)
+    assert value == {"": 60.0}
+
+
+def test_a_new_sdk_process_counts_from_zero_but_a_host_counter_from_its_first_sample(metrics, now):
+    points = [(now - timedelta(seconds=40), 5.0), (now - timedelta(seconds=20), 12.0)]
+    metrics.add("http_requests_total", points, kind="counter", host="a", instance="p1")
+    metrics.add("system_network_bytes_sent_total", points, kind="counter", host="a")
+    query = {"aggregation": "increase", "window": 60, "group_by": ["host"]}
+    # an SDK counter (with `instance`) started in the window: its first value was counted by it
+    assert run("metric", {**query, "metric": "http_requests_total"}, now) == {"host=a": 12.0}
+    # a host counter's first value is everything since boot: only the steps count
+    assert run("metric", {**query, "metric": "system_network_bytes_sent_total"}, now) == {"host=a": 7.0}
+
+
+def test_an_sdk_counter_seen_before_the_window_is_not_counted_twice(metrics, now):
+    points = [(now - timedelta(seconds=s), v) for s, v in [(80, 5.0), (20, 12.0)]]
+    metrics.add("http_requests_total", points, kind="counter", host="a", instance="p1")
+    query = {"metric": "http_requests_total", "aggregation": "increase", "window": 60}
+    assert run("metric", query, now) == {"": 7.0}
+
+
 def test_p95_uses_percentile_over_raw_samples(metrics, now):
     metrics.add("latency", [(now - timedelta(seconds=i), float(i)) for i in range(100)])
     assert run("metric", {"metric": "latency", "aggregation": "p95", "window": 120}, now)[
