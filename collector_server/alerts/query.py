@@ -255,7 +255,7 @@ def aggregate(
             sql = _ROLLUP_INCREASE
         else:
             sql = _RAW_INCREASE
-            args = [ids, keys, start - timedelta(seconds=window), start, start, now]
+            args = [ids, keys, start, start, now]
     elif use_rollup:
         sql = _ROLLUP_TEMPLATE.format(expr=_ROLLUP_SQL[aggregation])
     else:
@@ -281,28 +281,30 @@ _ROLLUP_TEMPLATE = (
     + " WHERE r.bucket >= %s AND r.bucket <= %s GROUP BY g.grp"
 )
 # The increase of a counter over (start, now]: every step between consecutive samples, the first
-# from the last sample at or before start (looked for one window back), so the step across the
-# window's edge counts. A decrease is a counter reset: the new value is the increase. A series
+# from the last sample at or before start (the newest partition is read first, so this is one
+# index probe), so the step across the window's edge counts. A decrease is a counter reset: the new value is the increase. A series
 # with no earlier sample starts counting at its first sample, except a process-lifetime counter
 # from the SDK (it has an ``instance`` label, a new one per process, and starts at 0): there the
 # first value is what the new process counted, and dropping it would lose every restart's first
 # flush.
 _RAW_INCREASE = (
-    "WITH g AS (SELECT * FROM unnest(%s::bigint[], %s::text[]) AS g(sid, grp)), "
-    "pts AS ("
-    " SELECT g.sid, g.grp, b.ts, b.value, true AS is_base FROM g CROSS JOIN LATERAL ("
+    "WITH g AS ("
+    " SELECT g.sid, g.grp, ser.labels ? 'instance' AS from_zero"
+    " FROM unnest(%s::bigint[], %s::text[]) AS g(sid, grp) JOIN monitoring_series ser ON ser.id = g.sid"
+    "), pts AS ("
+    " SELECT g.sid, g.grp, g.from_zero, b.ts, b.value, true AS is_base FROM g CROSS JOIN LATERAL ("
     "  SELECT s.ts, s.value FROM monitoring_sample s"
-    "  WHERE s.series_id = g.sid AND s.ts > %s AND s.ts <= %s ORDER BY s.ts DESC LIMIT 1) b"
+    "  WHERE s.series_id = g.sid AND s.ts <= %s ORDER BY s.ts DESC LIMIT 1) b"
     " UNION ALL"
-    " SELECT g.sid, g.grp, s.ts, s.value, false FROM monitoring_sample s JOIN g ON s.series_id = g.sid"
+    " SELECT g.sid, g.grp, g.from_zero, s.ts, s.value, false FROM monitoring_sample s JOIN g ON s.series_id = g.sid"
     " WHERE s.ts > %s AND s.ts <= %s"
     "), steps AS ("
-    " SELECT sid, grp, value, is_base, lag(value) OVER (PARTITION BY sid ORDER BY ts) AS prev FROM pts"
+    " SELECT grp, from_zero, value, is_base, lag(value) OVER (PARTITION BY sid ORDER BY ts) AS prev FROM pts"
     ") "
-    "SELECT steps.grp, sum(CASE"
-    " WHEN prev IS NULL THEN CASE WHEN NOT is_base AND ser.labels ? 'instance' THEN value ELSE 0 END"
+    "SELECT grp, sum(CASE"
+    " WHEN prev IS NULL THEN CASE WHEN from_zero AND NOT is_base THEN value ELSE 0 END"
     " WHEN value >= prev THEN value - prev ELSE value END) "
-    "FROM steps JOIN monitoring_series ser ON ser.id = steps.sid GROUP BY steps.grp"
+    "FROM steps GROUP BY grp"
 )
 _ROLLUP_INCREASE = (
     "SELECT g.grp, sum(coalesce(r.increase, 0)) FROM monitoring_rollup_1m r "

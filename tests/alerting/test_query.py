@@ -62,8 +62,9 @@ def test_a_new_sdk_process_counts_from_zero_but_a_host_counter_from_its_first_sa
     assert run("metric", {**query, "metric": "system_network_bytes_sent_total"}, now) == {"host=a": 7.0}
 
 
-def test_an_sdk_counter_seen_before_the_window_is_not_counted_twice(metrics, now):
-    points = [(now - timedelta(seconds=s), v) for s, v in [(80, 5.0), (20, 12.0)]]
+@pytest.mark.parametrize("gap", [80, 3600])  # just before the window; after an hour-long gap
+def test_an_sdk_counter_seen_before_the_window_is_not_counted_twice(metrics, now, gap):
+    points = [(now - timedelta(seconds=s), v) for s, v in [(gap, 5.0), (20, 12.0)]]
     metrics.add("http_requests_total", points, kind="counter", host="a", instance="p1")
     query = {"metric": "http_requests_total", "aggregation": "increase", "window": 60}
     assert run("metric", query, now) == {"": 7.0}
