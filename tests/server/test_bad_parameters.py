@@ -36,6 +36,10 @@ BAD = [
     ("hosts", {"limit": "5000"}, "limit", "above the maximum"),
     ("hosts", {"offset": "-5"}, "offset", "below the minimum"),
     ("alerts", {"limit": "ten"}, "limit", "not an integer"),
+    # PostgreSQL text cannot hold NUL: refused before any query, on every endpoint.
+    ("metrics/system", {"host": "web\x001"}, "host", "NUL"),
+    ("query", {"metric": "system_load1", "match[]": "host=a\x00"}, "match[]", "NUL"),
+    ("alerts", {"rule": "x\x00"}, "rule", "NUL"),
 ]
 
 

@@ -4,18 +4,8 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from typing import Any
 
-from collector_server.monitoring.api import known_params
 from collector_server.monitoring.api.errors import BadParameter
-
-
-def reject_nul(query: Any) -> None:
-    """Refuse NUL characters in any parameter name or value (PostgreSQL text cannot hold them)."""
-    items = query.lists() if hasattr(query, "lists") else ((k, [v]) for k, v in query.items())
-    for name, values in items:
-        if "\x00" in name or any(isinstance(v, str) and "\x00" in v for v in values):
-            raise BadParameter(name.replace("\x00", "\\x00"), "must not contain NUL characters")
 
 
 def text(name: str, raw: str) -> str:
@@ -88,12 +78,3 @@ def text_list(name: str, raw: str | None, max_chars: int = 200) -> list[str]:
         if len(item) > max_chars:
             raise BadParameter(name, f"values are limited to {max_chars} characters")
     return items
-
-
-def reject_unknown(names: set[str] | list[str], allowed: set[str], prefixes: tuple[str, ...] = ()) -> None:
-    """Refuse parameters this endpoint does not know (a typo would otherwise widen the search)."""
-    for name in sorted(names):
-        if name not in allowed and not name.startswith(prefixes):
-            raise BadParameter(
-                name, f"unknown parameter; accepted: {known_params.describe(allowed, prefixes)}"
-            )

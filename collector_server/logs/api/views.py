@@ -56,7 +56,6 @@ class LogStatsView(KnownQueryParamsMixin, APIView):
 
     @extend_schema(parameters=[OpenApiParameter("hours", int)], responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
-        params.reject_nul(request.query_params)
         max_hours = settings.LOG_RETENTION_DAYS * 24
         hours = params.integer("hours", request.query_params.get("hours"), 24, 1, max_hours)
         return Response({"success": True, "data": stats.log_stats(hours)})
@@ -67,7 +66,6 @@ class RequestLogsView(KnownQueryParamsMixin, APIView):
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, request_id: str) -> Response:
-        params.reject_nul(request.query_params)
         params.text("request_id", request_id)
         if len(request_id) > 200:
             raise BadParameter("request_id", "must be at most 200 characters")
@@ -96,7 +94,6 @@ class ApiMetricsView(KnownQueryParamsMixin, APIView):
 
     @extend_schema(parameters=[OpenApiParameter("minutes", int)], responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
-        params.reject_nul(request.query_params)
         minutes = params.integer("minutes", request.query_params.get("minutes"), 60, 1, MAX_API_MINUTES)
         # The rows come from raw samples: a longer window than they are kept would count only part of it.
         raw_minutes = settings.RAW_RETENTION_DAYS * 24 * 60

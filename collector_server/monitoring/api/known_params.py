@@ -38,6 +38,7 @@ class KnownQueryParamsMixin:
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # authentication and permissions first
         if request.method in CHECKED_METHODS:
+            reject_nul(request.query_params)
             reject_unknown(request.query_params, self.accepted_query_params(), self.query_param_prefixes)
 
     def accepted_query_params(self) -> frozenset[str]:
@@ -58,6 +59,14 @@ class KnownQueryParamsMixin:
         return names
 
 
+def reject_nul(query: Any) -> None:
+    """Refuse NUL characters in any parameter name or value (PostgreSQL text cannot hold them)."""
+    items = query.lists() if hasattr(query, "lists") else ((k, [v]) for k, v in query.items())
+    for name, values in items:
+        if "\x00" in name or any(isinstance(v, str) and "\x00" in v for v in values):
+            raise BadParameter(name.replace("\x00", "\\x00"), "must not contain NUL characters")
+
+
 def reject_unknown(
     query: QueryDict, accepted: frozenset[str] | set[str], prefixes: tuple[str, ...] = ()
 ) -> None:
@@ -65,8 +74,6 @@ def reject_unknown(
     for name in sorted(query.keys()):
         if name in accepted or (prefixes and name.startswith(prefixes)):
             continue
-        if "\x00" in name:
-            raise BadParameter(name.replace("\x00", "\\x00"), "must not contain NUL characters")
         raise BadParameter(name, f"unknown parameter; accepted: {describe(accepted, prefixes)}")
 
 
