@@ -77,10 +77,10 @@ class AgentClient:
         if len(data) > self.batch_bytes:
             shrunk = self._shrink(record)
             if shrunk is None:
-                return self._failed([record])
+                return self._failed([record], 1)
             data = shrunk
-        if self.batch_interval == 0 or self._flusher is None:
-            with self._send_lock:
+        if self.batch_interval == 0 or self._flusher is None or self._closed.is_set():
+            with self._send_lock:  # at once: after close() this fails and is counted
                 return self._send_batch([data], [record])
         with self._lock:
             if self._batch_size + len(data) <= self.batch_bytes:
@@ -202,10 +202,12 @@ class AgentClient:
         data = protocol.pack(smaller)
         return data if len(data) <= self.batch_bytes else None
 
-    def _failed(self, records: list[dict[str, Any]], count: int | None = None) -> bool:
-        """Write the records of a failed send to the fallback file, or count them dropped."""
-        count = len(records) if count is None else count
-        if self.fallback_path and len(records) == count and self._write_fallback(records):
+    def _failed(self, records: list[dict[str, Any]], count: int) -> bool:
+        """Write the ``count`` records of a failed send to the fallback file, or count them dropped.
+
+        ``records`` are kept only when there is a fallback file (``_records`` is empty otherwise).
+        """
+        if self.fallback_path and self._write_fallback(records):
             return False
         self._count_drop(count)
         return False

@@ -26,12 +26,11 @@ log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=2)
 STALE_PENDING = timedelta(minutes=1)
-DEFAULT_RETRY_INTERVALS = [5, 15, 60, 180, 600]
 
 
 def retry_intervals() -> list[int]:
     """Seconds between delivery attempts (setting NOTIFY_RETRY_INTERVALS); one RQ retry per entry."""
-    return list(getattr(settings, "NOTIFY_RETRY_INTERVALS", None) or DEFAULT_RETRY_INTERVALS)
+    return list(settings.NOTIFY_RETRY_INTERVALS)
 
 
 def max_attempts() -> int:

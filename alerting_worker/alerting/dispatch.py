@@ -121,7 +121,6 @@ class GroupView:
     still_open: set[str]
     flapping: set[str]
     new_flapping: set[str]
-    escalated: set[str]  # told alerts whose severity was raised since the group was last sent
 
     @property
     def firing_fps(self) -> set[str]:
@@ -141,7 +140,6 @@ def _view(firing: list[Alert], row: NotificationGroup | None, now: datetime) -> 
         still_open=still_open,
         flapping=flapping,
         new_flapping=flapping - set(row.flapping_told if row else []),
-        escalated=_escalated(firing, notified, row.last_sent_at if row else None),
     )
 
 
@@ -166,7 +164,6 @@ def _dispatch_group(
 ) -> Notification | None:
     view = _view(firing, row, now)
     notified = set(row.notified) if row else set()
-    changed = bool(view.firing_fps - notified or view.resolved or view.new_flapping or view.escalated)
     if row is None or row.last_sent_at is None:
         if not firing:
             return None
@@ -174,7 +171,13 @@ def _dispatch_group(
         if now < first + timedelta(seconds=channel.group_wait_seconds):
             return None
         reason = "new"
-    elif changed and now >= row.last_sent_at + timedelta(seconds=channel.group_interval_seconds):
+    elif now >= row.last_sent_at + timedelta(seconds=channel.group_interval_seconds) and (
+        view.firing_fps - notified
+        or view.resolved
+        or view.new_flapping
+        # the one query: asked only once the group may send an update at all
+        or _escalated(firing, notified, row.last_sent_at)
+    ):
         reason = "update"
     elif firing and now >= row.last_sent_at + timedelta(seconds=_repeat_seconds(channel, firing)):
         reason = "repeat"

@@ -211,3 +211,13 @@ def test_a_forked_child_sends_its_own_records_and_not_the_parents(receiver):
     client.flush()
     messages = sorted(r["message"] for m in drain(sock) for r in m["r"])
     assert messages == ["child", "parent"]
+
+
+def test_a_record_logged_after_close_is_counted_as_dropped_at_once(receiver):
+    path, sock = receiver
+    client = AgentClient(path, batch_interval=60)
+    client.send_log({"ts": 1.0, "level": "INFO", "message": "before"})
+    client.close()
+    assert client.send_log({"ts": 1.0, "level": "INFO", "message": "after"}) is False
+    assert client.stats() == {"sent": 1, "dropped": 1, "truncated": 0, "fallback_written": 0}
+    assert [r["message"] for m in drain(sock) for r in m["r"]] == ["before"]
