@@ -53,6 +53,19 @@ try:
     INGEST_JOB_SECONDS = config.envfloat("INGEST_JOB_SECONDS", 20.0, minimum=1.0)
     INGEST_BLOCK_MS = config.envint("INGEST_BLOCK_MS", 1000, minimum=0)
     INGEST_CLAIM_IDLE_MS = config.envint("INGEST_CLAIM_IDLE_MS", 60000, minimum=1000)
+    # An entry delivered more often than this is dead-lettered with its last error.
+    INGEST_MAX_DELIVERIES = config.envint("INGEST_MAX_DELIVERIES", 10, minimum=2)
+    # Per-host limits, checked by the worker (README "Per-host limits"); 0 turns one off.
+    LIMIT_NEW_SERIES_PER_HOST_PER_HOUR = config.envint("LIMIT_NEW_SERIES_PER_HOST_PER_HOUR", 5000, minimum=0)
+    LIMIT_SERIES_PER_HOST = config.envint("LIMIT_SERIES_PER_HOST", 50000, minimum=0)
+    LIMIT_LABELS_PER_SERIES = config.envint("LIMIT_LABELS_PER_SERIES", 30, minimum=0)
+    LIMIT_LABEL_NAME_LENGTH = config.envint("LIMIT_LABEL_NAME_LENGTH", 128, minimum=0)
+    LIMIT_LABEL_VALUE_LENGTH = config.envint("LIMIT_LABEL_VALUE_LENGTH", 2048, minimum=0)
+    LIMIT_LOG_ATTRS_BYTES = config.envint("LIMIT_LOG_ATTRS_BYTES", 65536, minimum=0)
+    LIMIT_BATCH_BYTES = config.envint(
+        "LIMIT_BATCH_BYTES", 4 * 1024 * 1024, minimum=0, maximum=16 * 1024 * 1024
+    )
+    LIMIT_LOG_INTERVAL_SECONDS = config.envint("LIMIT_LOG_INTERVAL_SECONDS", 60, minimum=1)
     HOST_DOWN_AFTER_SECONDS = config.envint("HOST_DOWN_AFTER_SECONDS", 120, minimum=10)
     DEADLETTER_MAXLEN = config.envint("DEADLETTER_MAXLEN", 10000, minimum=1)
     # A Redis that may evict keys can silently lose unread stream entries: refuse to start.

@@ -25,7 +25,6 @@ transaction as the batch's rows, so a batch delivered twice is stored once.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +43,18 @@ MAX_BATCH_BYTES = 16 * 1024 * 1024
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # Timestamps are seconds; anything from year 5138 on is milliseconds or microseconds sent by mistake.
 MAX_TIMESTAMP = 1e11
+# Integers stored in Postgres bigint columns (epoch, seq).
+MAX_INT64 = 2**63 - 1
+# Text lengths of the columns they are stored in (monitoring_host, monitoring_series, ...).
+MAX_AGENT_ID_CHARS = 200
+MAX_HOST_CHARS = 255
+MAX_VERSION_CHARS = 50
+MAX_METRIC_NAME_CHARS = 200
+# Maps and lists nested deeper than this in a log record are refused (JSON encoders recurse).
+MAX_NESTING = 32
+# How much of an offending value an error message quotes.
+QUOTE_CHARS = 80
+LOG_NAME_FIELDS = ("service", "logger", "request_id", "trace_id", "span_id")
 
 
 class WireError(ValueError):
@@ -71,6 +82,15 @@ class Batch:
     logs: list[dict[str, Any]] = field(default_factory=list)
     version: int = WIRE_VERSION
     host_labels: dict[str, str] = field(default_factory=dict)
+    # Filled by the ingest handler: rows it stored, and what it refused by reason (per-host limits).
+    stored: int = 0
+    refused: dict[str, int] | None = None
+
+    def refuse(self, reason: str, count: int = 1) -> None:
+        """Note `count` items of this batch refused for `reason`."""
+        if self.refused is None:
+            self.refused = {}
+        self.refused[reason] = self.refused.get(reason, 0) + count
 
     @property
     def identity(self) -> tuple[str, int, int]:
@@ -120,39 +140,52 @@ def encode_batch(
 
 
 def decode_batch(data: bytes) -> Batch:
-    """Decode and validate one batch, raising WireError with a specific reason."""
+    """Decode and validate one batch, raising WireError with a specific reason.
+
+    Total: whatever `data` holds, this returns a well-typed Batch or raises WireError.
+    """
+    if type(data) is not bytes:
+        raise WireError(f"batch must be bytes, got {type(data).__name__}")
     if len(data) > MAX_BATCH_BYTES:
         raise WireError(f"batch of {len(data)} bytes exceeds the {MAX_BATCH_BYTES}-byte limit")
     try:
         body = msgpack.unpackb(data, raw=False, strict_map_key=True)
     except Exception as exc:  # msgpack raises several unrelated types
-        raise WireError(f"not valid msgpack: {exc.__class__.__name__}: {exc}") from None
-    if not isinstance(body, dict):
+        raise WireError(f"not valid msgpack: {exc.__class__.__name__}: {_quote(str(exc))}") from None
+    try:
+        return _decode_body(body)
+    except WireError:
+        raise
+    except Exception as exc:  # a case the checks above missed must still end as a reason, not a crash
+        raise WireError(f"malformed batch: {exc.__class__.__name__}: {_quote(str(exc))}") from None
+
+
+def _decode_body(body: Any) -> Batch:
+    if type(body) is not dict:
         raise WireError(f"batch must be a map, got {type(body).__name__}")
     version = body.get("v")
-    if version not in SUPPORTED_VERSIONS:
-        raise WireError(f"unsupported wire version {version!r} (supported: {sorted(SUPPORTED_VERSIONS)})")
+    if type(version) is not int or version not in SUPPORTED_VERSIONS:
+        raise WireError(
+            f"unsupported wire version {_quote(version)} (supported: {sorted(SUPPORTED_VERSIONS)})"
+        )
     kind = body.get("kind")
-    if kind not in KINDS:
-        raise WireError(f"unknown batch kind {kind!r} (expected one of {sorted(KINDS)})")
+    if type(kind) is not str or kind not in KINDS:
+        raise WireError(f"unknown batch kind {_quote(kind)} (expected one of {sorted(KINDS)})")
     agent = body.get("agent")
-    if not isinstance(agent, dict):
+    if type(agent) is not dict:
         raise WireError("missing 'agent' map")
-    agent_id = _required_str(agent, "id", "agent.id")
-    host = _required_str(agent, "host", "agent.host")
+    agent_id = _text(agent.get("id"), "agent.id", MAX_AGENT_ID_CHARS)
+    host = _text(agent.get("host"), "agent.host", MAX_HOST_CHARS)
     agent_version = agent.get("version", "")
-    if not isinstance(agent_version, str):
+    if type(agent_version) is not str:
         raise WireError("agent.version must be a string")
-    epoch = _required_int(body, "epoch")
-    seq = _required_int(body, "seq")
+    _check_text(agent_version, "agent.version", MAX_VERSION_CHARS)
+    epoch = _int64(body.get("epoch"), "epoch")
+    seq = _int64(body.get("seq"), "seq")
     sent_at = body.get("sent_at")
-    if not isinstance(sent_at, int | float) or isinstance(sent_at, bool) or not math.isfinite(sent_at):
-        raise WireError("'sent_at' must be a finite number of seconds since 1970")
-    host_labels = agent.get("labels") or {}
-    if not isinstance(host_labels, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in host_labels.items()
-    ):
-        raise WireError("agent.labels must map label names to strings")
+    if type(sent_at) not in _NUMBER or not 0 <= sent_at < MAX_TIMESTAMP:  # NaN fails this too
+        raise WireError(f"'sent_at' must be a finite number of seconds since 1970, got {_quote(sent_at)}")
+    host_labels = _host_labels(agent.get("labels"))
     batch = Batch(kind, agent_id, host, agent_version, epoch, seq, float(sent_at), host_labels=host_labels)
     if kind == "metrics":
         batch.series = _decode_series(body.get("series"))
@@ -161,18 +194,48 @@ def decode_batch(data: bytes) -> Batch:
     return batch
 
 
-def _required_str(body: dict[str, Any], key: str, label: str) -> str:
-    value = body.get(key)
-    if not isinstance(value, str) or not value:
+def _quote(value: Any) -> str:
+    """repr() of `value`, cut to QUOTE_CHARS: a reason never carries a 10 MB string."""
+    if isinstance(value, dict | list) and len(value) > 8:
+        return f"<{type(value).__name__} of {len(value)} items>"
+    try:
+        text = repr(value)
+    except Exception:  # a deeply nested value
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= QUOTE_CHARS else text[:QUOTE_CHARS] + "..."
+
+
+def _text(value: Any, label: str, max_chars: int) -> str:
+    if type(value) is not str or not value:
         raise WireError(f"'{label}' must be a non-empty string")
+    _check_text(value, label, max_chars)
     return value
 
 
-def _required_int(body: dict[str, Any], key: str) -> int:
-    value = body.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise WireError(f"'{key}' must be a non-negative integer")
+def _check_text(value: str, label: str, max_chars: int) -> None:
+    if len(value) > max_chars:
+        raise WireError(f"'{label}' is {len(value)} characters long (limit {max_chars})")
+    if "\x00" in value:
+        raise WireError(f"'{label}' contains a NUL character")
+
+
+def _int64(value: Any, key: str) -> int:
+    if type(value) is not int or not 0 <= value <= MAX_INT64:
+        raise WireError(f"'{key}' must be a non-negative integer below 2**63, got {_quote(value)}")
     return value
+
+
+def _host_labels(labels: Any) -> dict[str, str]:
+    if labels is None:
+        return {}
+    if type(labels) is not dict:
+        raise WireError("agent.labels must map label names to strings")
+    for name, value in labels.items():
+        if type(name) is not str or not LABEL_NAME_RE.match(name) or type(value) is not str:
+            raise WireError(f"agent.labels must map label names to strings, got {_quote(name)}")
+        if "\x00" in value:
+            raise WireError(f"agent.labels[{name!r}] contains a NUL character")
+    return labels
 
 
 # Names and label-name tuples already validated: agents repeat them in every batch.
@@ -189,54 +252,62 @@ def _decode_series(raw: Any) -> list[Series]:
     out: list[Series] = []
     append = out.append
     for item in raw:
+        if type(item) is not dict:
+            raise WireError(f"series entry must be a map, got {type(item).__name__}")
+        name = item.get("name")
+        mtype = item.get("type", GAUGE)
+        labels = item.get("labels")
+        if labels is None:
+            labels = {}
+        points = item.get("points")
+        if (
+            type(name) is not str
+            or type(mtype) is not str
+            or type(labels) is not dict
+            or type(points) is not list
+            or name not in valid_names
+            or mtype not in types
+            or tuple(labels) not in valid_keys
+        ):
+            _check_series(item)
+        for value in labels.values():
+            if type(value) is not str or "\x00" in value:
+                raise WireError(f"series {name!r}: label values must be strings without NUL")
         try:
-            name = item["name"]
-            mtype = item.get("type", GAUGE)
-            labels = item.get("labels") or {}
-            points = item["points"]
-            if name not in valid_names or mtype not in types or tuple(labels) not in valid_keys:
-                _check_series(item)
-            for value in labels.values():
-                if type(value) is not str:
-                    raise WireError(f"series {name!r}: label values must be strings")
             for ts, value in points:
                 if type(ts) not in number or type(value) not in number:
                     raise WireError(f"series {name!r} has a point that is not [timestamp, value]")
                 if not 0 <= ts < MAX_TIMESTAMP:  # NaN fails this too
-                    raise WireError(f"series {name!r} has timestamp {ts!r}: not seconds since 1970")
-        except WireError:
-            raise
-        except Exception:  # a missing key, a wrong type: say exactly what
-            _check_series(item)
-            raise WireError(
-                f"series {item.get('name')!r} has a point that is not [timestamp, value]"
-            ) from None
+                    raise WireError(f"series {name!r} has timestamp {_quote(ts)}: not seconds since 1970")
+        except (TypeError, ValueError) as exc:  # not a pair: a scalar, a map, three items
+            if isinstance(exc, WireError):
+                raise
+            raise WireError(f"series {name!r} has a point that is not [timestamp, value]") from None
         append(Series(name, mtype, labels, points))
     return out
 
 
-def _check_series(item: Any) -> None:
+def _check_series(item: dict[str, Any]) -> None:
     """Validate one series in detail, raising the specific error; remember what passed."""
-    if type(item) is not dict:
-        raise WireError(f"series entry must be a map, got {type(item).__name__}")
     name = item.get("name")
-    if not isinstance(name, str) or not METRIC_NAME_RE.match(name):
-        raise WireError(f"series name {name!r} is not a valid metric name")
+    if type(name) is not str or not METRIC_NAME_RE.match(name):
+        raise WireError(f"series name {_quote(name)} is not a valid metric name")
+    if len(name) > MAX_METRIC_NAME_CHARS:
+        raise WireError(f"series name is {len(name)} characters long (limit {MAX_METRIC_NAME_CHARS})")
     mtype = item.get("type", GAUGE)
-    if mtype not in METRIC_TYPES:
-        raise WireError(f"series {name!r}: type {mtype!r} must be 'gauge' or 'counter'")
-    labels = item.get("labels") or {}
+    if type(mtype) is not str or mtype not in METRIC_TYPES:
+        raise WireError(f"series {name!r}: type {_quote(mtype)} must be 'gauge' or 'counter'")
+    labels = item.get("labels")
+    if labels is None:
+        labels = {}
     if type(labels) is not dict:
         raise WireError(f"series {name!r}: labels must map label names to strings")
     keys = tuple(labels)
-    if not all(isinstance(k, str) and LABEL_NAME_RE.match(k) for k in keys):
-        raise WireError(f"series {name!r}: invalid label name in {list(keys)!r}")
+    if not all(type(k) is str and LABEL_NAME_RE.match(k) for k in keys):
+        raise WireError(f"series {name!r}: invalid label name in {_quote(list(keys))}")
     points = item.get("points")
     if type(points) is not list:
         raise WireError(f"series {name!r}: points must be a list of [timestamp, value]")
-    for point in points:
-        if type(point) is not list or len(point) != 2:
-            raise WireError(f"series {name!r} has a point that is not [timestamp, value]")
     _remember(_valid_names, name)
     _remember(_valid_label_keys, keys)
 
@@ -248,14 +319,50 @@ def _remember(cache: set, value: Any) -> None:
 
 
 def _decode_logs(raw: Any) -> list[dict[str, Any]]:
-    if not isinstance(raw, list):
+    if type(raw) is not list:
         raise WireError("logs batch needs a 'logs' list")
     for index, record in enumerate(raw):
-        if not isinstance(record, dict):
+        if type(record) is not dict:
             raise WireError(f"logs[{index}] must be a map")
         ts = record.get("ts")
-        if not isinstance(ts, int | float) or isinstance(ts, bool) or not math.isfinite(ts):
-            raise WireError(f"logs[{index}].ts must be seconds since 1970")
-        if not isinstance(record.get("message"), str):
+        if type(ts) not in _NUMBER or not 0 <= ts < MAX_TIMESTAMP:  # NaN fails this too
+            raise WireError(f"logs[{index}].ts must be seconds since 1970, got {_quote(ts)}")
+        if type(record.get("message")) is not str:
             raise WireError(f"logs[{index}].message must be a string")
+        for key, value in record.items():
+            if type(key) is not str:
+                raise WireError(f"logs[{index}] has a key that is not a string: {_quote(key)}")
+            if key in _LOG_FIELD_TYPES and type(value) not in _LOG_FIELD_TYPES[key]:
+                raise WireError(f"logs[{index}].{key} must be {_LOG_FIELD_WORDS[key]}, got {_quote(value)}")
+            if type(value) in _CONTAINERS and nested_too_deep(value):
+                raise WireError(f"logs[{index}].{key} is nested more than {MAX_NESTING} levels deep")
     return raw
+
+
+_CONTAINERS = (dict, list)
+_NAME_TYPES = (str, int, type(None))
+# The known fields of a log record and the types each may hold (ts and message are checked above).
+_LOG_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "level": (str, int, type(None)),
+    "host": (str, type(None)),
+    "attrs": (dict, type(None)),
+    **{name: _NAME_TYPES for name in LOG_NAME_FIELDS},
+}
+_LOG_FIELD_WORDS = {
+    "level": "a level name or number",
+    "host": "a string",
+    "attrs": "a map",
+    **{name: "a string" for name in LOG_NAME_FIELDS},
+}
+
+
+def nested_too_deep(value: Any, limit: int = MAX_NESTING) -> bool:
+    """Whether maps and lists in `value` nest deeper than `limit` (iterative: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        current, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = current.values() if type(current) is dict else current
+        stack.extend((child, depth + 1) for child in children if type(child) in _CONTAINERS)
+    return False

@@ -1,10 +1,20 @@
 """Drain one Redis stream through the consumer group into Postgres.
 
-For each chunk: decode (undecodable entries go to the dead-letter stream with the
-reason), open one transaction, claim the batch identities (duplicates are skipped),
-call the handler, commit, and only then XACK. A crash anywhere before the XACK
-leaves the entries pending; a live worker reclaims them with XAUTOCLAIM and the
-identity claim makes the second delivery a no-op.
+A drain first checks that Postgres takes writes (an outage raises before anything is
+read, so no delivery is counted), then retries this consumer's own pending entries (those
+read before an outage or a crash: recovered within a second of the dependency's return),
+reclaims entries a dead consumer left pending for INGEST_CLAIM_IDLE_MS, and then reads new
+entries.
+
+For each chunk: decode (undecodable entries go to the dead-letter stream with the reason),
+open one transaction, claim the batch identities (duplicates are skipped), call the
+handler, commit, and only then XACK. A crash anywhere before the XACK leaves the entries
+pending; the identity claim makes the second delivery a no-op.
+
+Failures (alerting_worker.ingest.failures): an outage raises and leaves the chunk pending.
+Any other failure is isolated by splitting the chunk in halves until the batch that causes
+it stands alone; that batch is dead-lettered and the others are stored. An entry delivered
+more than INGEST_MAX_DELIVERIES times (XPENDING's count) is dead-lettered with its last error.
 """
 
 from __future__ import annotations
@@ -21,30 +31,25 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import psycopg
-from django.db import DataError as DjangoDataError
-from django.db import IntegrityError as DjangoIntegrityError
 from django.db import connection, transaction
 from redis import Redis
 from redis.exceptions import ResponseError
 
-from alerting_worker.ingest import identities, stats
-from shared import streams
+from alerting_worker.ingest import failures, identities, limits, stats
+from alerting_worker.ingest.failures import DependencyUnavailable, Failure
+from shared import host_limits, streams
 from shared.wire import Batch, WireError, decode_batch
 
 log = logging.getLogger(__name__)
 
-Entry = tuple[bytes, dict[bytes, bytes]]
-# Errors caused by a batch's content: that batch is dead-lettered, the others are stored.
-DATA_ERRORS = (
-    psycopg.DataError,
-    psycopg.IntegrityError,
-    DjangoDataError,
-    DjangoIntegrityError,
-    WireError,
-    ValueError,
-    TypeError,
-    KeyError,
-)
+Entry = tuple[bytes, dict[bytes, bytes] | None]
+DeadLetter = tuple[bytes, bytes, str]  # entry id, payload (b"": read it back), reason
+MAX_REASON_CHARS = 1000
+# Entries delivered this often are stored one per transaction: if one of them kills its worker
+# (out of memory, a hang ended by the job timeout), it takes only itself down the next time.
+SOLO_AFTER_DELIVERIES = 3
+DEFAULT_MAX_DELIVERIES = 10
+DELIVERIES_STAT = "batches_deadlettered_deliveries"
 
 
 class Handler(Protocol):
@@ -59,7 +64,24 @@ class DrainResult:
     duplicates: int = 0
     dead_lettered: int = 0
     reclaimed: int = 0
+    retried: int = 0
     counts: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class Chunk:
+    """What became of the entries of one chunk, acknowledged together at the end."""
+
+    entries: list[Entry]
+    dead: list[DeadLetter] = field(default_factory=list)
+    held: dict[bytes, str] = field(default_factory=dict)  # left pending: entry id -> error
+    counts: Counter[str] = field(default_factory=Counter)
+    refusals: host_limits.Refusals = field(default_factory=dict)
+    redelivered: bool = False
+
+    def refuse(self, batch: Batch, reason: str) -> None:
+        key = (limits.host_agent_id(batch.agent_id), batch.host)
+        self.refusals.setdefault(key, Counter())[reason] += 1
 
 
 @contextmanager
@@ -92,6 +114,11 @@ def ensure_group(client: Redis, key: str) -> None:
             raise
 
 
+def errors_key() -> str:
+    """Redis hash: entry id -> the last error of an entry left pending by a failure it caused."""
+    return f"{streams.prefix()}:ingest:lasterror"
+
+
 class StreamConsumer:
     """Read a stream of `kind` batches in chunks and store them with `handler`."""
 
@@ -104,6 +131,8 @@ class StreamConsumer:
         chunk: int = 500,
         block_ms: int = 1000,
         claim_idle_ms: int = 60_000,
+        max_deliveries: int = DEFAULT_MAX_DELIVERIES,
+        max_batch_bytes: int = 0,
     ) -> None:
         self.client = client
         self.kind = kind
@@ -114,11 +143,15 @@ class StreamConsumer:
         self.chunk = chunk
         self.block_ms = block_ms
         self.claim_idle_ms = claim_idle_ms
+        self.max_deliveries = max_deliveries
+        self.max_batch_bytes = max_batch_bytes  # per-host limit; 0: only the wire format's own
 
     def drain(self, max_seconds: float = 20.0, stop_when_empty: bool = True) -> DrainResult:
         """Process entries until the stream is empty or `max_seconds` have passed."""
         ensure_group(self.client, self.key)
+        self.require_database()
         result = DrainResult()
+        self.retry_own(result)
         self.reclaim(result)
         deadline = time.monotonic() + max_seconds
         while time.monotonic() < deadline:
@@ -139,6 +172,31 @@ class StreamConsumer:
             self.process(entries, result)
         return result
 
+    def require_database(self) -> None:
+        """Raise DependencyUnavailable, before anything is read, if Postgres cannot take writes."""
+        problem = failures.database_problem()
+        if problem is not None:
+            raise DependencyUnavailable(f"ingest of {self.key} waits: {problem}")
+
+    def retry_own(self, result: DrainResult) -> None:
+        """Process the entries this consumer read before and did not acknowledge (oldest first).
+
+        They were read before an outage (or a crash of this worker's job); retrying them at
+        once, instead of after INGEST_CLAIM_IDLE_MS, is what makes recovery take seconds.
+        """
+        start = "0"
+        while True:
+            response = self.client.xreadgroup(
+                streams.CONSUMER_GROUP, self.consumer, {self.key: start}, count=self.chunk
+            )
+            entries = response[0][1] if response else []
+            if not entries:
+                return
+            start = entries[-1][0]  # entries held back stay pending: never read them twice in one drain
+            result.retried += len(entries)
+            log.info("retrying %d entries of %s read before and not acknowledged", len(entries), self.key)
+            self.process(entries, result, redelivered=True)
+
     def reclaim(self, result: DrainResult) -> None:
         """Take over entries a dead consumer left pending, and process them."""
         start = "0-0"
@@ -152,103 +210,182 @@ class StreamConsumer:
                 count=self.chunk,
             )
             start, entries = reply[0], reply[1]  # Redis 7 adds a third element (deleted ids)
-            entries = [e for e in entries if e[1] is not None]
             if entries:
                 result.reclaimed += len(entries)
                 log.warning("reclaimed %d pending entries of %s", len(entries), self.key)
-                self.process(entries, result)
+                self.process(entries, result, redelivered=True)
             if start in (b"0-0", "0-0"):
                 return
 
-    def process(self, entries: list[Entry], result: DrainResult) -> None:
-        """Store one chunk of entries, dead-letter the bad ones, then XACK them all."""
+    def process(self, entries: list[Entry], result: DrainResult, redelivered: bool = False) -> None:
+        """Store one chunk of entries, dead-letter the bad ones, then XACK all but those held back."""
         with paused_gc():
-            self._process(entries, result)
+            chunk = Chunk(entries, redelivered=redelivered)
+            self._process(chunk, result)
 
-    def _process(self, entries: list[Entry], result: DrainResult) -> None:
+    def _process(self, chunk: Chunk, result: DrainResult) -> None:
+        deliveries = self.deliveries(chunk.entries) if chunk.redelivered else {}
+        last_errors = self.last_errors(deliveries) if deliveries else {}
         good: list[tuple[bytes, Batch]] = []
-        dead: list[tuple[bytes, bytes, str]] = []
-        for entry_id, fields in entries:
-            payload = (fields or {}).get(streams.PAYLOAD_FIELD, b"")
-            try:
-                batch = decode_batch(payload)
-            except WireError as exc:
-                dead.append((entry_id, payload, str(exc)))
+        for entry_id, fields in chunk.entries:
+            count = deliveries.get(entry_id, 1)
+            if count > self.max_deliveries:
+                error = last_errors.get(entry_id) or "none recorded (the worker may have died storing it)"
+                reason = f"delivered {count} times (INGEST_MAX_DELIVERIES={self.max_deliveries}); last error: {error}"
+                chunk.dead.append((entry_id, b"", reason))
+                chunk.counts[DELIVERIES_STAT] += 1
                 continue
-            if batch.kind != self.kind:
-                dead.append((entry_id, payload, f"{batch.kind} batch on the {self.kind} stream"))
-                continue
-            good.append((entry_id, batch))
-        counts: Counter[str] = Counter()
+            batch = self.decode(chunk, entry_id, fields)
+            if batch is not None:
+                good.append((entry_id, batch))
         if good:
-            dead.extend(self.store([b for _, b in good], counts, result, {id(b): i for i, b in good}))
-        self.acknowledge([e[0] for e in entries], dead, counts)
-        result.entries += len(entries)
-        result.dead_lettered += len(dead)
-        result.counts.update(counts)
+            solo = any(deliveries.get(entry_id, 1) >= SOLO_AFTER_DELIVERIES for entry_id, _ in good)
+            if solo:
+                for item in good:
+                    self.store([item], chunk, result)
+            else:
+                self.store(good, chunk, result)
+        self.acknowledge(chunk)
+        result.entries += len(chunk.entries)
+        result.dead_lettered += len({entry_id for entry_id, _, _ in chunk.dead})
+        result.counts.update(chunk.counts)
 
-    def store(
-        self, batches: list[Batch], counts: Counter[str], result: DrainResult, entry_of: dict[int, bytes]
-    ) -> list[tuple[bytes, bytes, str]]:
-        """Write batches in one transaction; on a data error, retry one by one and dead-letter the culprits.
+    def decode(self, chunk: Chunk, entry_id: bytes, fields: dict[bytes, bytes] | None) -> Batch | None:
+        """Return the entry's batch, or None after noting why it is dead-lettered."""
+        if fields is None:  # deleted from the stream while pending (XDEL, or a trim by hand)
+            chunk.dead.append((entry_id, b"", "entry deleted from the stream before it was stored"))
+            return None
+        payload = fields.get(streams.PAYLOAD_FIELD, b"")
+        try:
+            batch = decode_batch(payload)
+        except WireError as exc:
+            chunk.dead.append((entry_id, payload, str(exc)))
+            return None
+        if batch.kind != self.kind:
+            chunk.dead.append((entry_id, payload, f"{batch.kind} batch on the {self.kind} stream"))
+            return None
+        if self.max_batch_bytes and len(payload) > self.max_batch_bytes:
+            reason = f"batch of {len(payload)} bytes exceeds LIMIT_BATCH_BYTES ({self.max_batch_bytes})"
+            chunk.dead.append((entry_id, payload, reason))
+            chunk.refuse(batch, host_limits.BATCH_BYTES)
+            return None
+        return batch
 
-        Only errors that belong to the data (a value Postgres refuses, a constraint, a handler
-        rejecting a record) dead-letter a batch. Anything else (database unreachable or
-        read-only, missing table or privilege, Redis down) is raised: the entries stay
-        pending and are retried, so an outage never empties the stream into the dead letters.
+    def deliveries(self, entries: list[Entry]) -> dict[bytes, int]:
+        """How many times each of `entries` (just read by this consumer) has been delivered."""
+        pending = self.client.xpending_range(
+            self.key,
+            streams.CONSUMER_GROUP,
+            min=entries[0][0],
+            max=entries[-1][0],
+            count=len(entries),
+            consumername=self.consumer,
+        )
+        return {_bytes(item["message_id"]): int(item["times_delivered"]) for item in pending}
+
+    def last_errors(self, deliveries: dict[bytes, int]) -> dict[bytes, str]:
+        ids = [entry_id for entry_id, count in deliveries.items() if count > self.max_deliveries]
+        if not ids:
+            return {}
+        values = self.client.hmget(errors_key(), ids)
+        return {entry_id: value.decode() for entry_id, value in zip(ids, values, strict=True) if value}
+
+    def store(self, items: list[tuple[bytes, Batch]], chunk: Chunk, result: DrainResult) -> None:
+        """Write `items` in one transaction; on a failure a batch caused, split and isolate it.
+
+        Only an outage raises (failures.classify): Redis unreachable, the database read-only,
+        unmigrated or without privilege, or a lost connection with the database still not
+        answering. Everything else is the content's doing: halves are retried until the culprit
+        stands alone, and it is dead-lettered (a data error) or held pending with its error
+        (a database error although the database answers: a timeout, out of memory) so the
+        delivery count ends it if it keeps failing.
         """
+        batches = [batch for _, batch in items]
         try:
             prepare: Callable[[list[Batch]], None] | None = getattr(self.handler, "prepare", None)
             if prepare:
                 prepare(batches)
-            self._write(batches, counts, result)
-            return []
-        except DATA_ERRORS as exc:
-            if len(batches) == 1:
-                log.exception("batch %s failed to store", batches[0].identity)
-                return [(entry_of[id(batches[0])], b"", f"store failed: {exc.__class__.__name__}: {exc}")]
-        dead = []
-        for batch in batches:
-            dead.extend(self.store([batch], counts, result, entry_of))
-        return dead
+            self._write(batches, chunk, result)
+            return
+        except Exception as exc:
+            kind = failures.classify(exc)
+            if kind in (Failure.REDIS, Failure.DEPLOYMENT):
+                raise
+            if kind is Failure.DATABASE:
+                problem = failures.database_problem()
+                if problem is not None:
+                    raise DependencyUnavailable(f"ingest of {self.key} stopped: {problem}") from exc
+            if len(items) == 1:
+                self.isolate(items[0], exc, kind, chunk)
+                return
+        middle = len(items) // 2
+        self.store(items[:middle], chunk, result)
+        self.store(items[middle:], chunk, result)
 
-    def _write(self, batches: list[Batch], counts: Counter[str], result: DrainResult) -> None:
+    def isolate(self, item: tuple[bytes, Batch], exc: Exception, kind: Failure, chunk: Chunk) -> None:
+        entry_id, batch = item
+        if kind is Failure.DATABASE:
+            chunk.held[entry_id] = failures.describe(exc)
+            log.warning("batch %s left pending after a database error: %s", batch.identity, exc)
+            return
+        log.exception("batch %s failed to store", batch.identity)
+        chunk.dead.append((entry_id, b"", f"store failed: {failures.describe(exc)}"))
+
+    def _write(self, batches: list[Batch], chunk: Chunk, result: DrainResult) -> None:
+        for batch in batches:  # a retry after a rollback starts from zero
+            batch.stored = 0
+            batch.refused = None
         connection.ensure_connection()
         with transaction.atomic(), connection.cursor() as wrapper:
             cursor = wrapper.cursor
             fresh = identities.claim_new(cursor, batches)
             outcome = self.handler(cursor, fresh) if fresh else 0
+            identities.record_rows(cursor, fresh)
         rows, extra = (outcome, {}) if isinstance(outcome, int) else outcome
         duplicates = len(batches) - len(fresh)
-        counts.update(extra)
-        counts["batches_ingested"] += len(fresh)
-        counts["batches_duplicate"] += duplicates
+        chunk.counts.update(extra)
+        chunk.counts["batches_ingested"] += len(fresh)
+        chunk.counts["batches_duplicate"] += duplicates
+        for key, reasons in limits.refusals_of(fresh).items():
+            chunk.refusals.setdefault(key, Counter()).update(reasons)
         result.batches += len(fresh)
         result.duplicates += duplicates
         result.rows += rows
 
-    def acknowledge(
-        self, ids: list[bytes], dead: list[tuple[bytes, bytes, str]], counts: Counter[str]
-    ) -> None:
-        """Dead-letter, count and XACK in one Redis transaction."""
+    def acknowledge(self, chunk: Chunk) -> None:
+        """Dead-letter, count and XACK in one Redis transaction; record the errors of held entries."""
         pipe = self.client.pipeline(transaction=True)
-        payload_of = {}
-        for entry_id, payload, reason in dead:
+        payload_of: dict[bytes, tuple[bytes, str]] = {}
+        for entry_id, payload, reason in chunk.dead:
             payload_of[entry_id] = (payload, reason)
         for entry_id, (payload, reason) in payload_of.items():  # the trim job bounds this stream
             if not payload:
                 payload = self._payload(entry_id)
+            reason = reason if len(reason) <= MAX_REASON_CHARS else reason[:MAX_REASON_CHARS] + "..."
             pipe.xadd(
                 self.dead_key,
                 {b"b": payload, b"reason": reason.encode(), b"stream": self.key.encode(), b"entry": entry_id},
             )
             log.error("dead-lettered entry %s of %s: %s", entry_id, self.key, reason)
-        counts["batches_deadlettered"] += len(payload_of)
-        stats.add(pipe, counts)
+        chunk.counts["batches_deadlettered"] += len(payload_of)
+        stats.add(pipe, chunk.counts)
+        if chunk.refusals:
+            host_limits.add(pipe, chunk.refusals)
+        ids = [entry_id for entry_id, _ in chunk.entries if entry_id not in chunk.held]
+        if chunk.held:
+            pipe.hset(errors_key(), mapping=chunk.held)
+        if chunk.redelivered and ids:
+            pipe.hdel(errors_key(), *ids)
         if ids:
             pipe.xack(self.key, streams.CONSUMER_GROUP, *ids)
         pipe.execute()
+        if chunk.refusals:
+            limits.refusal_log.note(chunk.refusals)
 
     def _payload(self, entry_id: bytes) -> bytes:
         found = self.client.xrange(self.key, entry_id, entry_id, count=1)
         return found[0][1].get(streams.PAYLOAD_FIELD, b"") if found else b""
+
+
+def _bytes(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()

@@ -26,3 +26,22 @@ def claim_new(cursor: Cursor, batches: list[Batch]) -> list[Batch]:
     )
     fresh = {(row[0], row[1], row[2], row[3]) for row in cursor.fetchall()}
     return [unique[key] for key in keys if key in fresh]
+
+
+def record_rows(cursor: Cursor, batches: list[Batch]) -> None:
+    """Store on each identity row how many rows its batch stored (in the same transaction)."""
+    stored = [batch for batch in batches if batch.stored]
+    if not stored:
+        return
+    cursor.execute(
+        "UPDATE monitoring_ingestedbatch AS b SET rows = t.r "
+        "FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::int[]) AS t(a, e, s, k, r) "
+        "WHERE b.agent_id = t.a AND b.epoch = t.e AND b.seq = t.s AND b.kind = t.k",
+        [
+            [b.agent_id for b in stored],
+            [b.epoch for b in stored],
+            [b.seq for b in stored],
+            [b.kind for b in stored],
+            [b.stored for b in stored],
+        ],
+    )

@@ -50,6 +50,8 @@ def drain(
         chunk=settings.INGEST_CHUNK,
         block_ms=settings.INGEST_BLOCK_MS,
         claim_idle_ms=settings.INGEST_CLAIM_IDLE_MS,
+        max_deliveries=settings.INGEST_MAX_DELIVERIES,
+        max_batch_bytes=settings.LIMIT_BATCH_BYTES,
     )
     result = consumer.drain(
         max_seconds=max_seconds or settings.INGEST_JOB_SECONDS, stop_when_empty=stop_when_empty
@@ -74,6 +76,7 @@ def summary(result: DrainResult) -> dict[str, int]:
         "duplicates": result.duplicates,
         "dead_lettered": result.dead_lettered,
         "reclaimed": result.reclaimed,
+        "retried": result.retried,
     }
 
 

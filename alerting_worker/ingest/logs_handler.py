@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from django.conf import settings
 from django.db import transaction
 from psycopg import Cursor
 
@@ -37,7 +38,8 @@ class LogsHandler:
     def __call__(self, cursor: Cursor, batches: list[Batch]) -> tuple[int, Counter[str]]:
         """Store the records of `batches`; return (rows written, counters for the stats hash)."""
         counts: Counter[str] = Counter()
-        rows = writer.rows_from_batches(batches, writer.current_window(), counts)
+        limit = settings.LIMIT_LOG_ATTRS_BYTES
+        rows = writer.rows_from_batches(batches, writer.current_window(), counts, max_attrs_bytes=limit)
         written = writer.copy_rows(cursor, rows)
         counts[writer.INGESTED] += written
         return written, counts

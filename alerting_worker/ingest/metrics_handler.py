@@ -18,6 +18,7 @@ from django.db import transaction
 from psycopg import Cursor
 
 from alerting_worker.ingest import alert_trigger, rollup_marks
+from alerting_worker.ingest.limits import Limits, host_agent_id
 from collector_server.monitoring import partitions
 from collector_server.redis_conn import get_redis
 from shared.labels import labels_key
@@ -31,6 +32,9 @@ _COPY_TRAILER = b"\xff\xff"
 COPY_SQL = "COPY monitoring_sample (series_id, ts, value) FROM STDIN (FORMAT BINARY)"
 
 SeriesKey = tuple[str, str]
+# One advisory lock per host while its new series are counted and created (the high bits keep
+# these keys apart from other advisory locks).
+SERIES_LOCK_NAMESPACE = 0x4657 << 48
 
 
 class SeriesCache:
@@ -63,8 +67,9 @@ CACHE = SeriesCache()
 class MetricsHandler:
     """The ingest handler for kind "metrics" (see docs/contracts.md)."""
 
-    def __init__(self, cache: SeriesCache = CACHE) -> None:
+    def __init__(self, cache: SeriesCache = CACHE, limits: Limits | None = None) -> None:
         self.cache = cache
+        self.limits = limits
 
     def prepare(self, batches: list[Batch]) -> None:
         """Create the day partitions these batches need, outside the ingest transaction.
@@ -97,10 +102,11 @@ class MetricsHandler:
         counts: Counter[str] = Counter()
         if not batches:
             return 0, counts
+        limits = self.limits or Limits.from_settings()
         host_ids = upsert_hosts(cursor, batches)
         fast = self.cache.fast
         wanted: dict[SeriesKey, tuple[str, dict[str, str], int]] = {}
-        plan: list[tuple[int | SeriesKey, list[list[float]]]] = []
+        plan: list[tuple[int | SeriesKey, list[list[float]], Batch]] = []
         slow: dict[tuple, SeriesKey] = {}
         for batch in batches:
             host, host_id = batch.host, host_ids[batch.agent_id]
@@ -108,7 +114,11 @@ class MetricsHandler:
                 literal = (host, series.name, *series.labels.items())
                 sid = fast.get(literal)
                 if sid is not None:
-                    plan.append((sid, series.points))
+                    plan.append((sid, series.points, batch))
+                    continue
+                problem = limits.label_problem(series.labels)
+                if problem is not None:
+                    batch.refuse(problem)
                     continue
                 labels = dict(series.labels)
                 labels["host"] = host
@@ -116,12 +126,13 @@ class MetricsHandler:
                 slow[literal] = key
                 if key not in self.cache.series:
                     wanted[key] = (series.type, labels, host_id)
-                plan.append((key, series.points))
-        ids = self.resolve(cursor, set(slow.values()), wanted) if slow else {}
+                plan.append((key, series.points, batch))
+        refused: dict[SeriesKey, str] = {}
+        ids = self.resolve(cursor, set(slow.values()), wanted, limits, refused) if slow else {}
         if slow:
-            learned = {literal: ids[key] for literal, key in slow.items()}
+            learned = {literal: ids[key] for literal, key in slow.items() if key in ids}
             transaction.on_commit(lambda: self.cache.add({}, learned), robust=True)
-        data, rows, oldest = pack_rows(plan, ids, counts)
+        data, rows, oldest = pack_rows(plan, ids, counts, refused)
         if rows:
             with cursor.copy(COPY_SQL) as copy:
                 copy.write(data)
@@ -135,13 +146,29 @@ class MetricsHandler:
         return rows, counts
 
     def resolve(
-        self, cursor: Cursor, needed: set[SeriesKey], wanted: dict[SeriesKey, tuple[str, dict[str, str], int]]
+        self,
+        cursor: Cursor,
+        needed: set[SeriesKey],
+        wanted: dict[SeriesKey, tuple[str, dict[str, str], int]],
+        limits: Limits | None = None,
+        refused: dict[SeriesKey, str] | None = None,
     ) -> dict[SeriesKey, int]:
-        """Return the ids of the `needed` series keys, creating the `wanted` ones the cache lacks."""
+        """Return the ids of the `needed` series keys, creating the `wanted` ones the cache lacks.
+
+        New series go through the per-host series limits; those refused are left out of the
+        result and named in `refused` (key -> reason).
+        """
         known = self.cache.series
         ids = {key: known[key] for key in needed if key in known}
         if not wanted:
             return ids
+        if limits is not None and (limits.series_per_host or limits.new_series_per_hour):
+            existing = self.lookup(cursor, sorted(wanted))
+            ids.update(existing)
+            new = {key: value for key, value in wanted.items() if key not in existing}
+            wanted = admit(cursor, new, limits, refused if refused is not None else {})
+            if not wanted:
+                return ids
         keys = sorted(wanted)  # one order for every worker: no deadlocks between inserts
         cursor.execute(
             "INSERT INTO monitoring_series (name, kind, labels, labels_key, host_id, created_at) "
@@ -158,26 +185,76 @@ class MetricsHandler:
         )
         created = {(name, lk): sid for sid, name, lk in cursor.fetchall()}
         missing = [k for k in keys if k not in created]
-        existing: dict[SeriesKey, int] = {}
-        if missing:
-            cursor.execute(
-                "SELECT s.id, s.name, s.labels_key FROM monitoring_series s "
-                "JOIN unnest(%s::text[], %s::text[]) AS t(n, lk) ON s.name = t.n AND s.labels_key = t.lk",
-                [[k[0] for k in missing], [k[1] for k in missing]],
-            )
-            existing = {(name, lk): sid for sid, name, lk in cursor.fetchall()}
-        self.cache.series.update(existing)
+        existing = self.lookup(cursor, missing) if missing else {}
         # Series created in this transaction exist for others only once it commits.
         transaction.on_commit(lambda: self.cache.add(created, {}), robust=True)
         ids.update(existing)
         ids.update(created)
         return ids
 
+    def lookup(self, cursor: Cursor, keys: list[SeriesKey]) -> dict[SeriesKey, int]:
+        """Return the ids of those of `keys` that exist (committed), remembering them."""
+        cursor.execute(
+            "SELECT s.id, s.name, s.labels_key FROM monitoring_series s "
+            "JOIN unnest(%s::text[], %s::text[]) AS t(n, lk) ON s.name = t.n AND s.labels_key = t.lk",
+            [[k[0] for k in keys], [k[1] for k in keys]],
+        )
+        existing = {(name, lk): sid for sid, name, lk in cursor.fetchall()}
+        self.cache.series.update(existing)
+        return existing
+
+
+def admit(
+    cursor: Cursor,
+    new: dict[SeriesKey, tuple[str, dict[str, str], int]],
+    limits: Limits,
+    refused: dict[SeriesKey, str],
+) -> dict[SeriesKey, tuple[str, dict[str, str], int]]:
+    """Return the `new` series their hosts may still create; name the others in `refused`.
+
+    Takes a per-host advisory lock (held to the end of the transaction, in host order) so two
+    workers cannot both spend the same budget.
+    """
+    by_host: dict[int, list[SeriesKey]] = {}
+    for key, (_, _, host_id) in new.items():
+        by_host.setdefault(host_id, []).append(key)
+    hosts = sorted(by_host)
+    cursor.execute(
+        "SELECT pg_advisory_xact_lock(%s + h) FROM unnest(%s::bigint[]) AS t(h)",
+        [SERIES_LOCK_NAMESPACE, hosts],
+    )
+    cursor.execute(
+        "SELECT host_id, count(*), count(*) FILTER (WHERE created_at > now() - interval '1 hour') "
+        "FROM monitoring_series WHERE host_id = ANY(%s::bigint[]) GROUP BY host_id",
+        [hosts],
+    )
+    state = {host_id: (total, recent) for host_id, total, recent in cursor.fetchall()}
+    admitted = {}
+    for host_id in hosts:
+        total, recent = state.get(host_id, (0, 0))
+        keys = sorted(by_host[host_id])
+        budget = limits.series_budget(total, recent)
+        allowed = keys if budget is None else keys[:budget]
+        for key in allowed:
+            admitted[key] = new[key]
+        if len(allowed) < len(keys):
+            reason = limits.budget_reason(total + len(allowed), recent + len(allowed))
+            for key in keys[len(allowed) :]:
+                refused[key] = reason
+    return admitted
+
 
 def pack_rows(
-    plan: list[tuple[int | SeriesKey, list[list[float]]]], ids: dict[SeriesKey, int], counts: Counter[str]
+    plan: list[tuple[int | SeriesKey, list[list[float]], Batch]],
+    ids: dict[SeriesKey, int],
+    counts: Counter[str],
+    refused: dict[SeriesKey, str] | None = None,
 ) -> tuple[bytes, int, float]:
-    """Return the binary COPY payload, its row count and its oldest timestamp; count the points refused."""
+    """Return the binary COPY payload, its row count and its oldest timestamp; count the points refused.
+
+    Adds each batch's rows to its `stored`; a series over a per-host limit (in `refused`) is noted
+    on its batch instead.
+    """
     now = time.time()
     oldest = now - settings.RAW_RETENTION_DAYS * 86400
     newest = now + FUTURE_TOLERANCE.total_seconds()
@@ -185,8 +262,12 @@ def pack_rows(
     chunks = [_COPY_HEADER]
     rows = 0
     lowest = now
-    for key, points in plan:
-        sid = key if type(key) is int else ids[key]
+    for key, points, batch in plan:
+        sid = key if type(key) is int else ids.get(key)
+        if sid is None:
+            batch.refuse(refused[key] if refused else "unknown")
+            continue
+        before = rows
         if points and points[0][0] < lowest:
             lowest = max(points[0][0], oldest)
         for ts, value in points:
@@ -199,22 +280,19 @@ def pack_rows(
             else:
                 chunks.append(pack(3, 8, sid, 8, int((ts - PG_EPOCH) * 1_000_000), 8, float(value)))
                 rows += 1
+        batch.stored += rows - before
     chunks.append(_COPY_TRAILER)
     return b"".join(chunks), rows, lowest
-
-
-def host_agent_id(agent_id: str) -> str:
-    """The host's agent id: a '/component' suffix (e.g. '<id>/apps') marks another sequence of the same agent."""
-    return agent_id.partition("/")[0]
 
 
 def upsert_hosts(cursor: Cursor, batches: list[Batch]) -> dict[str, int]:
     """Create or refresh the host of every agent in the chunk; return batch agent id -> host id.
 
     The agent's own batches set the host's name, labels and version; batches of its
-    components (an id with a '/suffix') only refresh last_seen.
+    components (an id with a '/suffix') only refresh last_seen. last_seen is when the batch
+    is stored (the transaction's time), never the producer's clock, so it is never before
+    first_seen.
     """
-    now = time.time()
     latest: dict[str, Batch] = {}
     for batch in batches:
         key = host_agent_id(batch.agent_id)
@@ -226,8 +304,8 @@ def upsert_hosts(cursor: Cursor, batches: list[Batch]) -> dict[str, int]:
     agents = sorted(latest)
     cursor.execute(
         "INSERT INTO monitoring_host (agent_id, hostname, labels, agent_version, first_seen, last_seen) "
-        "SELECT a, h, l::jsonb, v, now(), to_timestamp(t) FROM unnest(%s::text[], %s::text[], %s::text[], "
-        "%s::text[], %s::float8[]) AS x(a, h, l, v, t) "
+        "SELECT a, h, l::jsonb, v, now(), now() FROM unnest(%s::text[], %s::text[], %s::text[], "
+        "%s::text[]) AS x(a, h, l, v) "
         "ON CONFLICT (agent_id) DO UPDATE SET "
         "hostname = EXCLUDED.hostname, "
         "labels = CASE WHEN EXCLUDED.agent_version = '' THEN monitoring_host.labels ELSE EXCLUDED.labels END, "
@@ -240,8 +318,6 @@ def upsert_hosts(cursor: Cursor, batches: list[Batch]) -> dict[str, int]:
             [json.dumps(latest[a].host_labels, sort_keys=True) for a in agents],
             # A component's batch carries no version of the agent: '' keeps the stored one.
             [latest[a].agent_version if latest[a].agent_id == a else "" for a in agents],
-            # A replayed spool must not make a host look alive: last_seen is when it sent, capped at now.
-            [min(latest[a].sent_at, now) for a in agents],
         ],
     )
     by_host = {agent_id: host_id for host_id, agent_id in cursor.fetchall()}

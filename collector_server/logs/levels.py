@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 LEVELS: dict[str, int] = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 ERROR_NUMBER = LEVELS["ERROR"]
 ALIASES: dict[str, str] = {
@@ -19,6 +21,7 @@ ALIASES: dict[str, str] = {
     "PANIC": "CRITICAL",
 }
 DEFAULT_LEVEL = "INFO"
+MAX_LEVEL_CHARS = 32  # longer than any name or alias: not worth upper-casing
 
 
 def normalize(value: object) -> str | None:
@@ -27,9 +30,13 @@ def normalize(value: object) -> str | None:
         return DEFAULT_LEVEL
     if isinstance(value, bool):
         return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     if isinstance(value, int | float):
         return _from_number(int(value))
     if not isinstance(value, str):
+        return None
+    if len(value) > MAX_LEVEL_CHARS:
         return None
     name = value.strip().upper()
     if name in LEVELS:

@@ -42,6 +42,8 @@ COLUMNS = (
 NAME_FIELDS = ("service", "logger", "request_id", "trace_id", "span_id")
 KNOWN_FIELDS = frozenset({"ts", "level", "message", "attrs", "host", *NAME_FIELDS})
 TRUNCATED_ATTR = "message_truncated_from"
+ATTRS_SIZE = "attrs_size"  # the rejection kind of a record over the per-host attrs limit
+QUOTE_CHARS = 80
 NULL = "\\N"
 
 _COPY_SPECIAL = re.compile("[\\\\\t\n\r\x00]")
@@ -91,16 +93,22 @@ class Row:
     truncated: bool
 
 
-def to_row(record: Any, host: str, window: Window) -> Row:
-    """Validate `record` and return its COPY line; raise RecordRejected naming the problem."""
+def to_row(record: Any, host: str, window: Window, max_attrs_bytes: int = 0) -> Row:
+    """Validate `record` and return its COPY line; raise RecordRejected naming the problem.
+
+    `max_attrs_bytes` (0: no limit) refuses a record whose attrs are larger as JSON (a per-host
+    limit: the rejection kind is ATTRS_SIZE).
+    """
     if not isinstance(record, dict):
         raise RecordRejected(f"record must be a map, got {type(record).__name__}", "not_a_map")
     ts = _timestamp(record.get("ts"), window)
     raw_level = record.get("level")
-    level = raw_level if raw_level in levels.LEVELS else levels.normalize(raw_level)
+    level = (
+        raw_level if type(raw_level) is str and raw_level in levels.LEVELS else levels.normalize(raw_level)
+    )
     if level is None:
         expected = ", ".join(levels.LEVELS)
-        raise RecordRejected(f"unknown level {raw_level!r} (expected one of {expected})", "level")
+        raise RecordRejected(f"unknown level {_quote(raw_level)} (expected one of {expected})", "level")
     message = record.get("message")
     if not isinstance(message, str):
         raise RecordRejected(f"message must be a string, got {type(message).__name__}", "message")
@@ -125,6 +133,14 @@ def to_row(record: Any, host: str, window: Window) -> Row:
         span_id or "",
         _attrs_json(attrs),
     ]
+    if (
+        max_attrs_bytes
+        and len(fields[-1]) > max_attrs_bytes // 4
+        and len(fields[-1].encode()) > max_attrs_bytes
+    ):
+        raise RecordRejected(
+            f"attrs take {len(fields[-1].encode())} bytes as JSON (limit {max_attrs_bytes})", ATTRS_SIZE
+        )
     probe = "".join(fields)
     if not probe.isascii() or _COPY_SPECIAL.search(probe):
         fields = [_text(field) for field in fields]
@@ -168,7 +184,7 @@ def timestamp_text(ts: float) -> str:
 
 def _timestamp(value: Any, window: Window) -> float:
     if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
-        raise RecordRejected(f"ts must be seconds since 1970, got {value!r}", "timestamp")
+        raise RecordRejected(f"ts must be seconds since 1970, got {_quote(value)}", "timestamp")
     if value < window.oldest:
         raise RecordRejected(
             f"timestamp {_iso(value)} is older than the log retention of {window.retention_days} days",
@@ -177,6 +193,14 @@ def _timestamp(value: Any, window: Window) -> float:
     if value > window.newest:
         raise RecordRejected(f"timestamp {_iso(value)} is more than a day in the future", "future")
     return float(value)
+
+
+def _quote(value: Any) -> str:
+    """repr() of `value`, cut to QUOTE_CHARS: a reason never carries a 10 MB string."""
+    if isinstance(value, dict | list | tuple | set):
+        return f"<{type(value).__name__}>"
+    text = repr(value)
+    return text if len(text) <= QUOTE_CHARS else text[:QUOTE_CHARS] + "..."
 
 
 def _iso(value: float) -> str:
@@ -215,6 +239,13 @@ def _attrs_json(attrs: dict[str, Any]) -> str:
     """Serialise attrs for jsonb, which refuses NUL, lone surrogates and NaN."""
     if not attrs:
         return "{}"
+    try:
+        return _attrs_text(attrs)
+    except RecursionError:  # only a record read from a file can get here: the wire layer bounds nesting
+        raise RecordRejected("attrs are nested too deeply to store", "attrs") from None
+
+
+def _attrs_text(attrs: dict[str, Any]) -> str:
     try:
         text = "".join(_C_ENCODER(attrs, 0)) if _C_ENCODER is not None else _JSON.encode(attrs)
         if "\\u0000" not in text and (text.isascii() or _encodes(text)):

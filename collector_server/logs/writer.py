@@ -13,8 +13,17 @@ from django.conf import settings
 from psycopg import Cursor
 
 from collector_server.logs.models import LOGS_PARTITIONS
-from collector_server.logs.records import COLUMNS, SECONDS_PER_DAY, RecordRejected, Row, Window, to_row
+from collector_server.logs.records import (
+    ATTRS_SIZE,
+    COLUMNS,
+    SECONDS_PER_DAY,
+    RecordRejected,
+    Row,
+    Window,
+    to_row,
+)
 from collector_server.monitoring import partitions
+from shared import host_limits
 from shared.wire import Batch
 
 COPY_SQL = f"COPY logs_entry ({', '.join(COLUMNS)}) FROM STDIN"
@@ -83,20 +92,31 @@ def ensure_days(days: Iterable[int]) -> None:
         partitions.ensure_partition(LOGS_PARTITIONS, day_of(day))
 
 
-def rows_from_batches(batches: list[Batch], window: Window, counts: Counter[str]) -> list[Row]:
-    """Return the storable rows of `batches`, counting rejected and truncated records."""
+def rows_from_batches(
+    batches: list[Batch], window: Window, counts: Counter[str], max_attrs_bytes: int = 0
+) -> list[Row]:
+    """Return the storable rows of `batches`, counting rejected and truncated records.
+
+    Each batch's `stored` is set to its number of rows; a record over the per-host attrs
+    limit (`max_attrs_bytes`, 0: none) is also noted in the batch's `refused`.
+    """
     rows: list[Row] = []
     for batch in batches:
+        before = len(rows)
         for record in batch.logs:
             try:
-                row = to_row(record, batch.host, window)
+                row = to_row(record, batch.host, window, max_attrs_bytes)
             except RecordRejected as exc:
                 counts[REJECTED] += 1
                 counts[REJECTED_PREFIX + exc.kind] += 1
-                reject_log.rejected(exc.kind, str(exc), batch.host)
+                if exc.kind == ATTRS_SIZE:
+                    batch.refuse(host_limits.LOG_ATTRS_BYTES)
+                else:
+                    reject_log.rejected(exc.kind, str(exc), batch.host)
                 continue
             counts[TRUNCATED] += row.truncated
             rows.append(row)
+        batch.stored = len(rows) - before
     return rows
 
 

@@ -111,7 +111,7 @@ CRASHING_CONSUMER = textwrap.dedent(
     from alerting_worker.ingest.metrics_handler import MetricsHandler
 
     class DiesBeforeAck(StreamConsumer):
-        def acknowledge(self, ids, dead, counts):
+        def acknowledge(self, chunk):
             os._exit(9)  # the transaction has committed; the XACK never happens
 
     import redis
