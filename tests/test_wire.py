@@ -152,3 +152,116 @@ def test_msgpack_that_is_not_a_map_is_rejected():
 def test_oversized_batch_is_rejected_before_decoding():
     with pytest.raises(WireError, match="exceeds the"):
         decode_batch(b"\x00" * (MAX_BATCH_BYTES + 1))
+
+
+def logs_body(record: dict) -> dict:
+    return metrics_body(kind="logs", series=None, logs=[record])
+
+
+def nested(depth: int) -> dict:
+    value: dict = {}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+GOOD_RECORD = {"ts": 1_700_000_010.0, "level": "INFO", "message": "m"}
+SERIES = {"name": "x", "type": "gauge", "labels": {}, "points": [[1_700_000_010.0, 1.0]]}
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (metrics_body(v={"a": 1}), "unsupported wire version {'a': 1}"),
+        (metrics_body(v=True), "unsupported wire version True"),
+        (metrics_body(kind=["metrics"]), "unknown batch kind ['metrics']"),
+        (metrics_body(kind={"k": 1}), "unknown batch kind"),
+        (metrics_body(agent=[1, 2]), "missing 'agent' map"),
+        (metrics_body(agent={"id": {"x": 1}, "host": "h"}), "'agent.id' must be a non-empty string"),
+        (metrics_body(agent={"id": "a" * 201, "host": "h"}), "'agent.id' is 201 characters long (limit 200)"),
+        (metrics_body(agent={"id": "a\x00b", "host": "h"}), "'agent.id' contains a NUL character"),
+        (metrics_body(agent={"id": "a", "host": "h" * 256}), "'agent.host' is 256 characters long"),
+        (
+            metrics_body(agent={"id": "a", "host": "h", "version": "v" * 51}),
+            "'agent.version' is 51 characters",
+        ),
+        (metrics_body(agent={"id": "a", "host": "h", "version": 3}), "agent.version must be a string"),
+        (metrics_body(agent={"id": "a", "host": "h", "labels": [1]}), "agent.labels must map"),
+        (metrics_body(agent={"id": "a", "host": "h", "labels": {"e": "a\x00"}}), "contains a NUL character"),
+        (metrics_body(epoch=2**64 - 1), "'epoch' must be a non-negative integer below 2**63"),
+        (metrics_body(seq=2**63), "'seq' must be a non-negative integer below 2**63"),
+        (metrics_body(seq=1.0), "'seq' must be a non-negative integer"),
+        (metrics_body(seq=True), "'seq' must be a non-negative integer"),
+        (metrics_body(sent_at=float("inf")), "'sent_at' must be a finite number"),
+        (metrics_body(sent_at=-1.0), "'sent_at' must be a finite number"),
+        (metrics_body(sent_at=1e300), "'sent_at' must be a finite number"),
+        (metrics_body(series={"a": 1}), "metrics batch needs a 'series' list"),
+        (metrics_body(series=[5]), "series entry must be a map, got int"),
+        (metrics_body(series=[{**SERIES, "name": {"n": 1}}]), "is not a valid metric name"),
+        (metrics_body(series=[{**SERIES, "name": "n" * 201}]), "series name is 201 characters long"),
+        (metrics_body(series=[{**SERIES, "type": {"t": 1}}]), "type {'t': 1} must be 'gauge' or 'counter'"),
+        (metrics_body(series=[{**SERIES, "type": ["gauge"]}]), "must be 'gauge' or 'counter'"),
+        (metrics_body(series=[{**SERIES, "labels": [["a", "b"]]}]), "labels must map label names to strings"),
+        (metrics_body(series=[{**SERIES, "labels": {"a": {"b": "c"}}}]), "label values must be strings"),
+        (
+            metrics_body(series=[{**SERIES, "labels": {"a": "b\x00"}}]),
+            "label values must be strings without NUL",
+        ),
+        (metrics_body(series=[{**SERIES, "points": [{"a": 1, "b": 2}]}]), "not [timestamp, value]"),
+        (metrics_body(series=[{**SERIES, "points": [[{"t": 1}, 1.0]]}]), "not [timestamp, value]"),
+        (metrics_body(series=[{**SERIES, "points": [[1.0, [1]]]}]), "not [timestamp, value]"),
+        (metrics_body(series=[{**SERIES, "points": [7]}]), "not [timestamp, value]"),
+        (metrics_body(series=[{**SERIES, "points": [[2**64 - 1, 1.0]]}]), "not seconds since 1970"),
+        (
+            logs_body({**GOOD_RECORD, "level": {"name": "INFO"}}),
+            "logs[0].level must be a level name or number",
+        ),
+        (logs_body({**GOOD_RECORD, "level": ["INFO"]}), "logs[0].level must be a level name or number"),
+        (logs_body({**GOOD_RECORD, "level": float("nan")}), "logs[0].level must be a level name or number"),
+        (logs_body({**GOOD_RECORD, "level": float("inf")}), "logs[0].level must be a level name or number"),
+        (logs_body({**GOOD_RECORD, "ts": float("nan")}), "logs[0].ts must be seconds since 1970"),
+        (logs_body({**GOOD_RECORD, "ts": 2**64 - 1}), "logs[0].ts must be seconds since 1970"),
+        (logs_body({**GOOD_RECORD, "message": {"m": 1}}), "logs[0].message must be a string"),
+        (logs_body({**GOOD_RECORD, "host": ["h"]}), "logs[0].host must be a string"),
+        (logs_body({**GOOD_RECORD, "service": {"s": 1}}), "logs[0].service must be a string"),
+        (logs_body({**GOOD_RECORD, "attrs": [1, 2]}), "logs[0].attrs must be a map"),
+        (logs_body({**GOOD_RECORD, "attrs": nested(40)}), "logs[0].attrs is nested more than 32 levels deep"),
+        (logs_body({**GOOD_RECORD, "extra": nested(40)}), "logs[0].extra is nested more than 32 levels deep"),
+        (logs_body({**GOOD_RECORD, b"k": 1}), "has a key that is not a string"),
+        (metrics_body(kind="logs", logs=[{**GOOD_RECORD}, "x"]), "logs[1] must be a map"),
+    ],
+)
+def test_type_confused_or_out_of_range_batch_is_rejected_with_a_reason(body, reason):
+    with pytest.raises(WireError) as error:
+        decode_batch(packed(body))
+    assert reason in str(error.value)
+    assert len(str(error.value)) < 400  # a reason quotes the offending value, never all of it
+
+
+def test_invalid_utf8_and_trailing_bytes_are_rejected_as_not_msgpack():
+    for data in (b"\xa2\xff\xfe", packed(metrics_body()) + b"\x00", b""):
+        with pytest.raises(WireError, match="not valid msgpack"):
+            decode_batch(data)
+
+
+def test_a_huge_string_is_quoted_short_in_the_reason():
+    with pytest.raises(WireError) as error:
+        decode_batch(packed(metrics_body(kind="x" * 1_000_000)))
+    assert len(str(error.value)) < 300
+
+
+def test_deeply_nested_bytes_are_rejected():
+    with pytest.raises(WireError, match="not valid msgpack"):
+        decode_batch(b"\x91" * 100_000 + b"\x90")  # a list in a list ... 100,000 deep
+    with pytest.raises(WireError, match="nested more than 32 levels deep"):
+        decode_batch(packed(logs_body({**GOOD_RECORD, "attrs": {"x": nested(400)}})))
+
+
+def test_log_levels_as_names_numbers_or_absent_and_nul_in_a_message_are_accepted():
+    records = [
+        {**GOOD_RECORD, "level": 40},
+        {**GOOD_RECORD, "level": None},
+        {"ts": 1, "message": "a\x00b", "attrs": nested(10), "service": 7},
+    ]
+    batch = decode_batch(packed(metrics_body(kind="logs", logs=records)))
+    assert batch.logs == records

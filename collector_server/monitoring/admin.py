@@ -13,6 +13,7 @@ from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
 
+from collector_server.monitoring import host_refusals
 from collector_server.monitoring.models import (
     Host,
     IngestedBatch,
@@ -82,7 +83,8 @@ class HostAdmin(admin.ModelAdmin):
             batches = list(
                 IngestedBatch.objects.filter(agent_id=host.agent_id).order_by("-received_at")[:RECENT_ROWS]
             )
-        context = {**(extra_context or {}), "recent_batches": batches}
+        refusals = host_refusals.counts_for(host.agent_id) if host is not None else {}
+        context = {**(extra_context or {}), "recent_batches": batches, "limit_refusals": refusals}
         return super().change_view(request, object_id, form_url, extra_context=context)
 
 

@@ -17,7 +17,7 @@ from rq import Queue, Worker
 
 from collector_server.monitoring import health
 from collector_server.monitoring.models import Host
-from shared import streams
+from shared import host_limits, streams
 
 log = logging.getLogger(__name__)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -34,6 +34,7 @@ PIPELINE_COUNTERS = {
     "logs_rejected": "Log entries dropped as invalid.",
     "logs_truncated": "Log messages cut to the maximum stored length (the entry is kept).",
     "deadletters_trimmed": "Oldest dead letters removed to keep the dead-letter stream at DEADLETTER_MAXLEN.",
+    "batches_deadlettered_deliveries": "Entries dead-lettered after more than INGEST_MAX_DELIVERIES deliveries.",
 }
 QUEUES = ("ingest", "alerts", "notifications", "maintenance")
 
@@ -106,7 +107,20 @@ def redis_families(client: redis.Redis) -> list[Family]:
     depth = Family(f"{NAMESPACE}_queue_depth", "gauge", "Jobs waiting in an RQ queue.")
     for name in QUEUES:
         depth.add(Queue(name, connection=client).count, queue=name)
-    return [*families, length, lag, pending, oldest, dead, workers, depth]
+    return [*families, length, lag, pending, oldest, dead, workers, depth, limit_family(client)]
+
+
+def limit_family(client: redis.Redis) -> Family:
+    """Per host and reason: what the workers refused over a per-host limit (README 'Per-host limits')."""
+    family = Family(
+        f"{NAMESPACE}_limit_refused_total",
+        "counter",
+        "Series, log records or batches refused because their host exceeded a per-host limit.",
+    )
+    for found in host_limits.read_all(client):
+        for reason, count in sorted(found.counts.items()):
+            family.add(count, host=found.hostname, agent_id=found.agent_id, reason=reason)
+    return family
 
 
 def host_families() -> list[Family]:
