@@ -111,7 +111,7 @@ def main() -> None:
     parser.add_argument("--outage", type=float, default=15.0, help="seconds Postgres stays down")
     parser.add_argument("--rate", type=int, default=100, help="metrics batches a second (10 series each)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of storing before the outage")
     args = parser.parse_args()
     cluster = Cluster()
     procs: list[subprocess.Popen] = []
@@ -158,8 +158,11 @@ def main() -> None:
         ]
         for thread in threads:
             thread.start()
+        deadline = time.monotonic() + 60
+        while stored(cluster.port) <= 0 and time.monotonic() < deadline:  # the workers are up and storing
+            time.sleep(0.2)
         time.sleep(args.warmup)
-        print(f"warm-up: {stored(cluster.port):,} of {sent[0]:,} batches stored after {args.warmup:.0f} s")
+        print(f"warm-up: {stored(cluster.port):,} of {sent[0]:,} batches stored")
         cluster.stop()
         down_at = time.monotonic()
         time.sleep(args.outage)
@@ -168,8 +171,11 @@ def main() -> None:
         group = client.xinfo_groups(key)[0]
         print(f"Postgres down {back - down_at:.1f} s; at its return {group['pending']:,} entries pending "
               f"(read before the outage began), {group['lag']:,} not yet read")  # fmt: skip
+        before, first = stored(cluster.port), None
         while True:
             target = sent[0]
+            if first is None and stored(cluster.port) > before:
+                first = time.monotonic() - back
             group = client.xinfo_groups(key)[0]
             if stored(cluster.port) >= target and not group["pending"] and not group["lag"]:
                 break
@@ -180,6 +186,7 @@ def main() -> None:
         drained = time.monotonic() - back
         dead = client.xlen(streams.stream_key(streams.DEAD_LETTER))
         alive = sum(p.poll() is None for p in procs)
+        print(f"first batch stored {first or 0:.1f} s after Postgres returned")
         print(f"backlog drained {drained:.1f} s after Postgres returned (producer still adding {args.rate}/s); "
               f"{stored(cluster.port):,} batches stored, {dead} dead-lettered, workers alive {alive} of {len(procs)}")  # fmt: skip
     finally:
