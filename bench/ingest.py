@@ -200,7 +200,7 @@ def phases(batches: list[bytes]) -> dict[str, float]:
                     sid = fast.get(literal)
                     if sid is None:
                         sid = fast[literal] = len(fast) + 1
-                    plan.append((sid, s.points))
+                    plan.append((sid, s.points, batch))
             t2 = time.process_time()
             pack_rows(plan, {}, Counter())
             t3 = time.process_time()

@@ -309,7 +309,7 @@ class StreamConsumer:
             return
         except Exception as exc:
             kind = failures.classify(exc)
-            if kind in (Failure.REDIS, Failure.DEPLOYMENT):
+            if kind in (Failure.REDIS, Failure.DEPLOYMENT, Failure.INTERRUPTED):
                 raise
             if kind is Failure.DATABASE:
                 problem = failures.database_problem()

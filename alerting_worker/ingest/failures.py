@@ -13,6 +13,7 @@ import psycopg
 import redis
 from django.db import connection
 from django.db import utils as django_db
+from rq.timeouts import JobTimeoutException
 
 # SQLSTATEs of a database that is reachable but cannot take writes as deployed: retrying
 # later (after a failover, a migration, a GRANT) is right; blaming the batch is not.
@@ -35,6 +36,7 @@ DATABASE_OUTAGES = (
 
 
 class Failure(enum.Enum):
+    INTERRUPTED = "interrupted"  # the job ran out of time (RQ's timeout raises inside it): raise
     REDIS = "redis"  # Redis unreachable: nothing can be acknowledged; raise
     DEPLOYMENT = "deployment"  # database read-only, unmigrated, no privilege: raise
     DATABASE = (
@@ -48,6 +50,8 @@ class DependencyUnavailable(RuntimeError):
 
 
 def classify(exc: BaseException) -> Failure:
+    if isinstance(exc, JobTimeoutException):
+        return Failure.INTERRUPTED
     if isinstance(exc, REDIS_OUTAGES):
         return Failure.REDIS
     cause = exc.__cause__ if isinstance(exc, django_db.Error) and exc.__cause__ is not None else exc
