@@ -174,3 +174,36 @@ def test_type_confused_entries_never_stay_pending(redis_client, metrics_stream):
     result = consumer(redis_client, chunk=100).drain(max_seconds=5)
     assert (result.batches, result.dead_lettered) == (4, 4)
     assert pending(redis_client, metrics_stream) == 0
+
+
+def test_entries_stored_before_redis_went_away_are_acknowledged_when_it_returns(tmp_path, metrics_stream):
+    """Redis stops between the commit and the XACK; the next drain retries its own pending entries at once."""
+    from tests.agent.conftest import PrivateRedis
+
+    data = tmp_path / "redis"
+    data.mkdir()
+    server = PrivateRedis(data)
+    server.start()
+    try:
+        client = server.client()
+        for _ in range(3):
+            client.xadd(metrics_stream, {"b": make_batch()})
+
+        class RedisStopsBeforeAck(StreamConsumer):
+            def acknowledge(self, chunk):
+                server.stop()  # saves the stream and its pending list, like a restart
+                return super().acknowledge(chunk)
+
+        stopping = RedisStopsBeforeAck(client, streams.METRICS, MetricsHandler(), consumer="c1", block_ms=0)
+        with pytest.raises(Exception, match="onnect"):
+            stopping.drain(max_seconds=5)
+        assert sample_count() == 6  # committed before Redis went away
+        server.start()
+        client = server.client()
+        assert client.xpending(metrics_stream, "ingest")["pending"] == 3
+        result = consumer(client, claim_idle_ms=3_600_000).drain(max_seconds=5)
+        assert (result.retried, result.duplicates, result.batches) == (3, 3, 0)
+        assert sample_count() == 6
+        assert client.xpending(metrics_stream, "ingest")["pending"] == 0
+    finally:
+        server.kill()
