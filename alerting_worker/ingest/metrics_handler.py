@@ -166,7 +166,7 @@ class MetricsHandler:
             existing = self.lookup(cursor, sorted(wanted))
             ids.update(existing)
             new = {key: value for key, value in wanted.items() if key not in existing}
-            wanted = admit(cursor, new, limits, refused if refused is not None else {})
+            wanted = admit(cursor, new, limits, refused if refused is not None else {}) if new else {}
             if not wanted:
                 return ids
         keys = sorted(wanted)  # one order for every worker: no deadlocks between inserts
