@@ -15,7 +15,7 @@ from alerting_worker.ingest.consumer import StreamConsumer
 from alerting_worker.ingest.limits import RefusalLog
 from alerting_worker.ingest.logs_handler import LOGS_HANDLER
 from alerting_worker.ingest.metrics_handler import MetricsHandler
-from collector_server.monitoring.models import Host, Series
+from collector_server.monitoring.models import Host, IngestedBatch, Series
 from shared import host_limits, streams
 from shared.wire import encode_batch, series_dict
 
@@ -94,6 +94,7 @@ def test_log_attrs_over_the_limit_refuse_the_record_not_the_batch(redis_client, 
     result = drain(redis_client, streams.LOGS)
     assert (result.batches, result.rows, result.dead_lettered) == (1, 1, 0)
     assert refused("a2", redis_client) == {"log_attrs_bytes": 1}
+    assert IngestedBatch.objects.get(agent_id="a2", kind="logs").rows == 1
 
 
 def test_a_batch_over_the_size_limit_is_dead_lettered_and_counted_for_its_host(redis_client, metrics_stream):

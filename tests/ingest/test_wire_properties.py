@@ -239,7 +239,8 @@ def run(redis_client, kind: str, entries: list[tuple[str, bytes, int]]) -> None:
 
 # No shrinking: each example drains real streams, and the failing example is readable as it is.
 PROPERTY = settings(
-    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    phases=[Phase.explicit, Phase.generate],
+    database=None,
     max_examples=8,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
