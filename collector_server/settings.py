@@ -57,6 +57,11 @@ try:
     DEADLETTER_MAXLEN = config.envint("DEADLETTER_MAXLEN", 10000, minimum=1)
     # A Redis that may evict keys can silently lose unread stream entries: refuse to start.
     ALLOW_REDIS_EVICTION = config.envbool("FLEETWATCH_ALLOW_REDIS_EVICTION", False)
+    # A Redis without an append-only file loses un-ingested batches on a restart: reported as
+    # degraded (worker, scheduler, health) unless a test rig opts out.
+    ALLOW_VOLATILE_REDIS = config.envbool("FLEETWATCH_ALLOW_VOLATILE_REDIS", False)
+    # Longest pause between reconnection tries of a worker or scheduler during an outage.
+    RECONNECT_MAX_SECONDS = config.envfloat("RECONNECT_MAX_SECONDS", 5.0, minimum=0.1, maximum=300.0)
 
     # Health endpoint thresholds
     HEALTH_MAX_STREAM_LAG = config.envint("HEALTH_MAX_STREAM_LAG", 100000, minimum=1)
