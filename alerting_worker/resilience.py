@@ -25,6 +25,7 @@ from typing import Any
 import redis
 from rq import SimpleWorker, Worker, worker_registration
 from rq.job_lifecycle import call_exception_handlers
+from rq.scheduler import RQScheduler
 from rq.worker import WorkerStatus
 
 log = logging.getLogger("fleetwatch.worker")
@@ -115,6 +116,35 @@ def wait_for_redis(
             exc = again
 
 
+class OutageTolerantRQScheduler(RQScheduler):
+    """RQ's scheduler process (moves retried and delayed jobs back when due), outliving Redis outages.
+
+    RQ's own loop dies on the first connection error and a worker restarts it only at its next
+    maintenance run (10 minutes): retries would wait that long.
+    """
+
+    def work(self) -> None:
+        self._install_signal_handlers()
+        outage = Outage("Redis", logging.getLogger("rq.scheduler"))
+        registered = False
+        while not self._stop_requested:
+            try:
+                if not registered:
+                    self.register_birth()  # again after an outage: Redis may have lost it
+                    registered = True
+                if self.should_reacquire_locks:
+                    self.acquire_locks()
+                self.heartbeat()
+                self.enqueue_scheduled_jobs()
+                outage.recovered()
+                time.sleep(self.interval)
+            except REDIS_DOWN as exc:
+                registered = False
+                time.sleep(outage.failed(exc, "moving due jobs back to their queues"))
+        with contextlib.suppress(*REDIS_DOWN):
+            self.stop()  # when Redis is down, the locks and the registration expire by themselves
+
+
 class OutageTolerantMixin:
     """RQ worker behaviour that outlives Redis and Postgres outages (see the module docstring)."""
 
@@ -147,6 +177,7 @@ class OutageTolerantMixin:
                 pipe.expire(self.key, self.worker_ttl + 60)
                 pipe.hset(self.key, "state", WorkerStatus.IDLE)
                 pipe.execute()
+            self._restart_scheduler()
         except REDIS_DOWN as exc:
             return f"could not re-register yet ({exc}); the next heartbeat retries"
         return f"worker {self.name} registered again"
@@ -187,6 +218,14 @@ class OutageTolerantMixin:
             self._ride_out(exc, f"finishing job {job.id}")
         self._check_database_back()
 
+    def _pubsub_exception_handler(self, exc: Exception, pubsub: Any, pubsub_thread: Any) -> None:
+        """RQ's command channel: retry quietly (RQ logs an error every 2 s); the work loop logs the outage."""
+        if isinstance(exc, redis.ConnectionError):
+            log.debug("command channel: %s; retrying in 2s", exc)
+            time.sleep(2.0)
+            return
+        super()._pubsub_exception_handler(exc, pubsub, pubsub_thread)  # type: ignore[misc]
+
     def teardown(self) -> None:
         try:
             super().teardown()  # type: ignore[misc]
@@ -196,6 +235,34 @@ class OutageTolerantMixin:
                 self.name,
                 exc,
             )
+
+    def _start_scheduler(
+        self, burst: bool = False, logging_level: Any = "INFO", *args: Any, **kwargs: Any
+    ) -> None:
+        """RQ's _start_scheduler with the outage-tolerant scheduler class."""
+        self.scheduler = OutageTolerantRQScheduler(
+            self.queues,  # type: ignore[attr-defined]
+            connection=self.connection,
+            logging_level=logging_level if logging_level is not None else self.log.level,  # type: ignore[attr-defined]
+            serializer=self.serializer,  # type: ignore[attr-defined]
+        )
+        self.scheduler.acquire_locks()
+        if not self.scheduler.acquired_locks:
+            return
+        if burst:
+            try:
+                self.scheduler.register_birth()
+                self.scheduler.enqueue_scheduled_jobs()
+            finally:
+                self.scheduler.release_locks()
+                self.scheduler.register_death()
+        else:
+            self.scheduler.start()
+
+    def _restart_scheduler(self) -> None:
+        scheduler = getattr(self, "scheduler", None)
+        if scheduler is not None and (not scheduler._process or not scheduler._process.is_alive()):
+            scheduler.acquire_locks(auto_start=True)
 
     # -- Postgres ----------------------------------------------------------------------------
     def handle_exception(self, job: Any, *exc_info: Any) -> None:
@@ -215,10 +282,12 @@ class OutageTolerantMixin:
     def _check_database_back(self) -> None:
         if not self.database_outage.active:
             return
-        from django.db import connection
+        from django.db import close_old_connections, connection
 
+        close_old_connections()  # a connection broken by the outage is replaced, not reused
         try:
-            connection.ensure_connection()
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
         except Exception:  # still down: stay quiet, the next job tries again
             connection.close()
             return
