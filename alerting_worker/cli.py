@@ -65,6 +65,7 @@ def worker_main(argv: list[str] | None = None) -> int:
     _startup()
     from alerting_worker.queues import ALL_QUEUES, get_queue
     from alerting_worker.resilience import OutageTolerantSimpleWorker, OutageTolerantWorker
+    from alerting_worker.routine_logs import quiet_routine_jobs
 
     names = [q.strip() for q in args.queues.split(",") if q.strip()] or list(ALL_QUEUES)
     try:
@@ -78,6 +79,8 @@ def worker_main(argv: list[str] | None = None) -> int:
     worker_class = OutageTolerantWorker if args.fork else OutageTolerantSimpleWorker
     name = args.name or f"{socket.gethostname()}:{uuid.uuid4().hex[:6]}"
     worker = worker_class(queues, connection=queues[0].connection, name=name)
+    worker.log_result_lifespan = False  # "result is kept for 500 seconds" after every job
+    quiet_routine_jobs()  # ingest drains log at DEBUG; alerting_worker.ingest.jobs sums them up
     # with_scheduler: RQ parks retried jobs (a notification after a webhook 503) and jobs
     # enqueued for later in its ScheduledJobRegistry; only a worker running RQ's scheduler
     # (one per queue holds the lock, checking every second) moves them back when they are due.
@@ -105,6 +108,9 @@ def scheduler_main(argv: list[str] | None = None) -> int:
     if args.no_wait and not lease.claim():
         print("fleetwatch-scheduler: another scheduler is running; exiting (--no-wait)", file=sys.stderr)
         return 1
+    from alerting_worker.routine_logs import quiet_routine_jobs
+
+    quiet_routine_jobs("rq.cron")
     # Enqueues only while it holds the lease; stands by otherwise; outlives Redis outages.
     build_cron(client, lease, name=name).start()
     return 0

@@ -55,6 +55,8 @@ try:
     INGEST_CLAIM_IDLE_MS = config.envint("INGEST_CLAIM_IDLE_MS", 60000, minimum=1000)
     HOST_DOWN_AFTER_SECONDS = config.envint("HOST_DOWN_AFTER_SECONDS", 120, minimum=10)
     DEADLETTER_MAXLEN = config.envint("DEADLETTER_MAXLEN", 10000, minimum=1)
+    # Drains log at DEBUG; each worker logs one INFO summary (batches, samples, lag) this often.
+    INGEST_LOG_SUMMARY_SECONDS = config.envint("INGEST_LOG_SUMMARY_SECONDS", 60, minimum=1)
     # A Redis that may evict keys can silently lose unread stream entries: refuse to start.
     ALLOW_REDIS_EVICTION = config.envbool("FLEETWATCH_ALLOW_REDIS_EVICTION", False)
     # A Redis without an append-only file loses un-ingested batches on a restart: reported as
