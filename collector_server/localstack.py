@@ -64,6 +64,8 @@ class Stack:
             self.start_one(name)
 
     def start_one(self, name: str) -> subprocess.Popen:
+        (self.var / "log").mkdir(parents=True, exist_ok=True)
+        (self.var / "run").mkdir(parents=True, exist_ok=True)
         with open(self.var / "log" / f"{name}.log", "ab") as log:  # the child keeps its own copy
             proc = subprocess.Popen(
                 self.command(name),
@@ -150,7 +152,8 @@ class Supervisor:
                     name,
                     f"{name} (pid {proc.pid}) exited with code {proc.returncode}; restarting in {wait:.0f}s",
                 )
-            elif now >= self.restart_at.pop(name):
+            elif now >= self.restart_at[name]:
+                del self.restart_at[name]
                 self.restarts[name] += 1
                 new = self._start(name)
                 self.stack.note(name, f"restarted {name} as pid {new.pid} (restart {self.restarts[name]})")
