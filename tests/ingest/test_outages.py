@@ -154,3 +154,45 @@ def process_run(args: list[str], env: dict[str, str]):
         text=True,
         timeout=300,
     )
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("clean_tables")
+def test_registrations_and_lease_come_back_after_redis_restarts_empty(tmp_path: Path):
+    redis_server = OwnRedis(tmp_path, appendonly=False).start()  # keeps nothing across the restart
+    prefix = f"fwempty-{uuid.uuid4().hex[:6]}"
+    env = dict(
+        stack_env(redis_server.url, shared_test_database_url(), prefix),
+        FLEETWATCH_ALLOW_VOLATILE_REDIS="true",
+    )
+    logs = {name: tmp_path / f"{name}.log" for name in ("scheduler", "worker")}
+    scheduler = process(["scheduler"], env, logs["scheduler"], ROOT)
+    worker = process(["worker"], env, logs["worker"], ROOT)
+    try:
+        client = redis_server.client()
+        wait_until(
+            lambda: Worker.all(connection=client) and CronScheduler.all(connection=client), 60, "registration"
+        )
+        redis_server.stop()
+        for name in logs:
+            wait_until(
+                lambda n=name: "Redis is unreachable" in log_text(logs[n]), 60, f"the {name} to notice"
+            )
+        redis_server.start()
+        for name in logs:
+            wait_until(lambda n=name: "Redis is back" in log_text(logs[n]), 60, f"the {name} to reconnect")
+        client = redis_server.client()
+        wait_until(lambda: [w for w in Worker.all(connection=client)], 30, "the worker to register again")
+        wait_until(
+            lambda: CronScheduler.all(connection=client, cleanup=False), 30, "the scheduler to register again"
+        )
+        wait_until(
+            lambda: client.get(f"{prefix}:scheduler:leader"), 30, "the scheduler to take its lease again"
+        )
+        push(client, prefix, 3)
+        wait_until(lambda: sample_count() == 3 * BATCH_SAMPLES, 90, "ingest on the emptied Redis")
+        assert scheduler.poll() is None and worker.poll() is None
+    finally:
+        stop_processes(scheduler, worker)
+        redis_server.stop()
