@@ -116,6 +116,16 @@ def wait_for_redis(
             exc = again
 
 
+class RetryNoiseFilter(logging.Filter):
+    """RQ logs an ERROR on every retry of its dequeue; our Outage logs the outage once instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "could not connect to Redis instance" not in str(record.msg):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
 class OutageTolerantRQScheduler(RQScheduler):
     """RQ's scheduler process (moves retried and delayed jobs back when due), outliving Redis outages.
 
@@ -156,6 +166,9 @@ class OutageTolerantMixin:
         super().__init__(*args, **kwargs)
         self.redis_outage = Outage("Redis")
         self.database_outage = Outage("Postgres")
+        rq_log = logging.getLogger("rq.worker")
+        if not any(isinstance(f, RetryNoiseFilter) for f in rq_log.filters):
+            rq_log.addFilter(RetryNoiseFilter())
 
     # -- Redis -------------------------------------------------------------------------------
     def _ride_out(self, exc: BaseException, doing: str) -> None:
@@ -163,24 +176,27 @@ class OutageTolerantMixin:
         from rq.exceptions import StopRequested
 
         self._state = WorkerStatus.IDLE  # a stop signal during the wait must not try to reach Redis
-        if not wait_for_redis(self.connection, self.redis_outage, exc, doing, lambda: self._stop_requested):
-            raise StopRequested()
-        note = self._reregister()
-        self.redis_outage.recovered(note)
+        while True:
+            if not wait_for_redis(
+                self.connection, self.redis_outage, exc, doing, lambda: self._stop_requested
+            ):
+                raise StopRequested()
+            try:
+                self._reregister()
+                break
+            except REDIS_DOWN as again:  # Redis went away again between PING and the registration
+                exc = again
+        self.redis_outage.recovered(f"worker {self.name} registered again")
 
-    def _reregister(self) -> str:
+    def _reregister(self) -> None:
         """Restore this worker's hash and its place in the worker sets (Redis may have lost them)."""
-        try:
-            with self.connection.pipeline() as pipe:
-                pipe.hset(self.key, mapping=self.serialize())
-                worker_registration.register(self, pipe)
-                pipe.expire(self.key, self.worker_ttl + 60)
-                pipe.hset(self.key, "state", WorkerStatus.IDLE)
-                pipe.execute()
-            self._restart_scheduler()
-        except REDIS_DOWN as exc:
-            return f"could not re-register yet ({exc}); the next heartbeat retries"
-        return f"worker {self.name} registered again"
+        with self.connection.pipeline() as pipe:
+            pipe.hset(self.key, mapping=self.serialize())
+            worker_registration.register(self, pipe)
+            pipe.expire(self.key, self.worker_ttl + 60)
+            pipe.hset(self.key, "state", WorkerStatus.IDLE)
+            pipe.execute()
+        self._restart_scheduler()
 
     def _guarded(self, doing: str, call: Callable[[], Any]) -> Any:
         while True:
