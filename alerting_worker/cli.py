@@ -3,29 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import socket
 import sys
-import threading
 import time
 import uuid
 
 from alerting_worker import django_setup
 
 log = logging.getLogger("fleetwatch.worker")
-LEADER_TTL = 30
-LEADER_RENEW = 10
 
 
 def _startup() -> None:
     django_setup.setup()
     from django.conf import settings
 
-    from alerting_worker.redis_checks import check_redis
     from collector_server.redis_conn import get_redis
 
-    problems = check_redis(get_redis(), settings.REDIS_SOCKET_TIMEOUT, settings.INGEST_BLOCK_MS)
+    problems = _redis_problems_when_reachable(get_redis(), settings)
     for problem in problems:
         log.error("redis check: %s", problem)
     if problems and not settings.ALLOW_REDIS_EVICTION:
@@ -36,6 +31,25 @@ def _startup() -> None:
             file=sys.stderr,
         )
         raise SystemExit(2)
+
+
+def _redis_problems_when_reachable(client, settings) -> list[str]:
+    """Check Redis's settings, waiting (with backoff, logged once) while Redis is unreachable."""
+    from alerting_worker.redis_checks import check_durability, check_redis
+    from alerting_worker.resilience import REDIS_DOWN, Outage
+
+    outage = Outage("Redis", log)
+    while True:
+        try:
+            problems = check_redis(client, settings.REDIS_SOCKET_TIMEOUT, settings.INGEST_BLOCK_MS)
+            warnings = check_durability(client, allow_volatile=settings.ALLOW_VOLATILE_REDIS)
+            break
+        except REDIS_DOWN as exc:
+            time.sleep(outage.failed(exc, "starting"))
+    outage.recovered()
+    for warning in warnings:
+        log.warning("redis check: %s", warning)
+    return problems
 
 
 def worker_main(argv: list[str] | None = None) -> int:
@@ -49,9 +63,9 @@ def worker_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="", help="worker name (default host:pid)")
     args = parser.parse_args(argv)
     _startup()
-    from rq import SimpleWorker, Worker
-
     from alerting_worker.queues import ALL_QUEUES, get_queue
+    from alerting_worker.resilience import OutageTolerantSimpleWorker, OutageTolerantWorker
+    from alerting_worker.routine_logs import quiet_routine_jobs
 
     names = [q.strip() for q in args.queues.split(",") if q.strip()] or list(ALL_QUEUES)
     try:
@@ -61,9 +75,12 @@ def worker_main(argv: list[str] | None = None) -> int:
         return 2
     # SimpleWorker keeps the series cache and the database connection between jobs;
     # ingest jobs are long (seconds), so forking buys little and costs the cache.
-    worker_class = Worker if args.fork else SimpleWorker
+    # The outage-tolerant classes ride out Redis and Postgres outages (alerting_worker.resilience).
+    worker_class = OutageTolerantWorker if args.fork else OutageTolerantSimpleWorker
     name = args.name or f"{socket.gethostname()}:{uuid.uuid4().hex[:6]}"
     worker = worker_class(queues, connection=queues[0].connection, name=name)
+    worker.log_result_lifespan = False  # "result is kept for 500 seconds" after every job
+    quiet_routine_jobs()  # ingest drains log at DEBUG; alerting_worker.ingest.jobs sums them up
     # with_scheduler: RQ parks retried jobs (a notification after a webhook 503) and jobs
     # enqueued for later in its ScheduledJobRegistry; only a worker running RQ's scheduler
     # (one per queue holds the lock, checking every second) moves them back when they are due.
@@ -75,91 +92,25 @@ def worker_main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def build_cron(connection):
-    """Return an RQ CronScheduler with every entry of alerting_worker.schedule."""
-    from rq.cron import CronScheduler
-
-    from alerting_worker.schedule import SCHEDULE
-
-    cron = CronScheduler(connection=connection)
-    for entry in SCHEDULE:
-        module, _, attr = entry.func.rpartition(".")
-        func = getattr(importlib.import_module(module), attr)
-        cron.register(func, entry.queue, interval=entry.interval, cron=entry.cron, job_timeout=entry.timeout)
-    return cron
-
-
-class Leadership:
-    """A Redis lease so that exactly one scheduler enqueues periodic work."""
-
-    def __init__(self, client, key: str, name: str) -> None:
-        self.client, self.key, self.name = client, key, name.encode()
-        self.lost = threading.Event()
-
-    def acquire(self, wait: bool = True) -> bool:
-        while not self.client.set(self.key, self.name, nx=True, ex=LEADER_TTL):
-            if not wait:
-                return False
-            holder = self.client.get(self.key)
-            log.info(
-                "another scheduler (%s) holds the lease; standing by", holder.decode() if holder else "?"
-            )
-            time.sleep(LEADER_RENEW / 2)
-        threading.Thread(target=self._renew, daemon=True).start()
-        return True
-
-    def _renew(self) -> None:
-        renew = self.client.register_script(
-            "if redis.call('get', KEYS[1]) == ARGV[1] then "
-            "return redis.call('expire', KEYS[1], ARGV[2]) else return 0 end"
-        )
-        while not self.lost.is_set():
-            time.sleep(LEADER_RENEW)
-            try:
-                if not renew(keys=[self.key], args=[self.name, LEADER_TTL]):
-                    log.error("scheduler lease lost; stopping")
-                    self.lost.set()
-            except Exception:
-                log.exception("could not renew the scheduler lease")
-
-    def release(self) -> None:
-        """Delete the lease only if this scheduler still holds it (compare and delete, atomically)."""
-        self.client.eval(
-            "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end",
-            1,
-            self.key,
-            self.name,
-        )
-
-
 def scheduler_main(argv: list[str] | None = None) -> int:
     """Run RQ's cron scheduler with the periodic jobs; only one runs at a time (a Redis lease)."""
     parser = argparse.ArgumentParser(prog="fleetwatch-scheduler", description=scheduler_main.__doc__)
     parser.add_argument("--no-wait", action="store_true", help="exit at once if another scheduler runs")
     args = parser.parse_args(argv)
     _startup()
+    from alerting_worker.leader import Leadership, build_cron
     from collector_server.redis_conn import get_redis
     from shared import streams
 
     client = get_redis()
     name = f"{socket.gethostname()}:{uuid.uuid4().hex[:6]}"
     lease = Leadership(client, f"{streams.prefix()}:scheduler:leader", name)
-    if not lease.acquire(wait=not args.no_wait):
+    if args.no_wait and not lease.claim():
         print("fleetwatch-scheduler: another scheduler is running; exiting (--no-wait)", file=sys.stderr)
         return 1
-    cron = build_cron(client)
-    watchdog = threading.Thread(target=_exit_when_lost, args=(lease,), daemon=True)
-    watchdog.start()
-    try:
-        cron.start()
-    finally:
-        lease.release()
+    from alerting_worker.routine_logs import quiet_routine_jobs
+
+    quiet_routine_jobs("rq.cron")
+    # Enqueues only while it holds the lease; stands by otherwise; outlives Redis outages.
+    build_cron(client, lease, name=name).start()
     return 0
-
-
-def _exit_when_lost(lease: Leadership) -> None:
-    lease.lost.wait()
-    import os
-    import signal
-
-    os.kill(os.getpid(), signal.SIGTERM)

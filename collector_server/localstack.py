@@ -7,6 +7,11 @@
 Uses the machine's Postgres and Redis (DATABASE_URL / REDIS_URL, defaulting to
 127.0.0.1). Logs and pid files go to ./var/. The end-to-end test starts the same
 processes through `Stack`.
+
+`up` hands the processes to a small supervisor (`fleetwatch-local supervise`, its own log in
+var/log/supervisor.log) that restarts one that dies, with backoff (1 s, doubling up to 60 s;
+back to 1 s once a process has stayed up a minute), and writes each restart into that
+process's log too.
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB_URL = "postgres://postgres@127.0.0.1:5432/fleetwatch"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 PROCESSES = ("server", "worker", "scheduler", "agent")
+RESTART_FIRST_DELAY = 1.0
+RESTART_MAX_DELAY = 60.0
+STABLE_AFTER_SECONDS = 60.0
 
 
 @dataclass
@@ -53,7 +61,12 @@ class Stack:
         (self.var / "log").mkdir(parents=True, exist_ok=True)
         (self.var / "run").mkdir(parents=True, exist_ok=True)
         for name in names:
-            log = open(self.var / "log" / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+            self.start_one(name)
+
+    def start_one(self, name: str) -> subprocess.Popen:
+        (self.var / "log").mkdir(parents=True, exist_ok=True)
+        (self.var / "run").mkdir(parents=True, exist_ok=True)
+        with open(self.var / "log" / f"{name}.log", "ab") as log:  # the child keeps its own copy
             proc = subprocess.Popen(
                 self.command(name),
                 cwd=ROOT,
@@ -62,8 +75,17 @@ class Stack:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-            self.procs[name] = proc
-            (self.var / "run" / f"{name}.pid").write_text(str(proc.pid))
+        self.procs[name] = proc
+        (self.var / "run" / f"{name}.pid").write_text(str(proc.pid))
+        return proc
+
+    def note(self, name: str, message: str) -> None:
+        """Write a supervisor line into the process's own log and to stdout (the supervisor's log)."""
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} fleetwatch-local: {message}\n"
+        with open(self.var / "log" / f"{name}.log", "a") as log:
+            log.write(line)
+        sys.stdout.write(line)
+        sys.stdout.flush()
 
     def stop(self) -> None:
         for proc in self.procs.values():
@@ -89,6 +111,59 @@ class Stack:
                 raise RuntimeError(f"{', '.join(dead)} exited; see {self.var / 'log'}")
             time.sleep(0.5)
         return status, body
+
+
+class Supervisor:
+    """Restart the stack's processes when they die, with backoff, until stopped."""
+
+    def __init__(self, stack: Stack, names: tuple[str, ...] = PROCESSES) -> None:
+        self.stack, self.names = stack, names
+        self.delay = dict.fromkeys(names, RESTART_FIRST_DELAY)
+        self.started_at: dict[str, float] = {}
+        self.restart_at: dict[str, float] = {}
+        self.restarts = dict.fromkeys(names, 0)
+        self.stopping = False
+
+    def run(self, poll: float = 0.5) -> None:
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        for name in self.names:
+            self._start(name)
+        try:
+            while not self.stopping:
+                self.check()
+                time.sleep(poll)
+        finally:
+            self.stack.stop()
+
+    def check(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        for name in self.names:
+            proc = self.stack.procs.get(name)
+            if proc is None or proc.poll() is None:
+                continue
+            if name not in self.restart_at:
+                if now - self.started_at.get(name, now) >= STABLE_AFTER_SECONDS:
+                    self.delay[name] = RESTART_FIRST_DELAY
+                wait = self.delay[name]
+                self.restart_at[name] = now + wait
+                self.delay[name] = min(RESTART_MAX_DELAY, wait * 2)
+                self.stack.note(
+                    name,
+                    f"{name} (pid {proc.pid}) exited with code {proc.returncode}; restarting in {wait:.0f}s",
+                )
+            elif now >= self.restart_at[name]:
+                del self.restart_at[name]
+                self.restarts[name] += 1
+                new = self._start(name)
+                self.stack.note(name, f"restarted {name} as pid {new.pid} (restart {self.restarts[name]})")
+
+    def _start(self, name: str) -> subprocess.Popen:
+        self.started_at[name] = time.monotonic()
+        return self.stack.start_one(name)
+
+    def _stop(self, signum: int, frame: object) -> None:
+        self.stopping = True
 
 
 def http_get(url: str, token: str | None = None) -> tuple[int, str]:
@@ -136,7 +211,7 @@ def stack_env(var: Path) -> dict[str, str]:
 
 def up(var: Path, port: int) -> int:
     env = stack_env(var)
-    if any(_alive(var, n) for n in PROCESSES):
+    if any(_alive(var, n) for n in ("supervisor", *PROCESSES)):
         print("the stack is already running (fleetwatch-local down to stop it)")
         return 1
     create_database(env["DATABASE_URL"])
@@ -149,9 +224,8 @@ def up(var: Path, port: int) -> int:
         credentials.write_text(json.dumps(fields))
         credentials.chmod(0o600)
     fields = json.loads(credentials.read_text())
-    stack = Stack(var=var, env=env, port=port)
-    stack.start()
-    status, _ = stack.wait_http("/api/v1/monitoring/health", timeout=90, ok=(200, 503))
+    supervisor = start_supervisor(var, env, port)
+    status = wait_for_health(port, supervisor)
     base = f"http://127.0.0.1:{port}"
     print(f"\nfleetwatch is running (logs in {var / 'log'}); health answered {status}")
     print(f"  dashboard:  {base}/")
@@ -169,6 +243,49 @@ def up(var: Path, port: int) -> int:
     return 0
 
 
+def start_supervisor(var: Path, env: dict[str, str], port: int) -> subprocess.Popen:
+    """Start `fleetwatch-local supervise` in the background; it starts and restarts the processes."""
+    (var / "log").mkdir(parents=True, exist_ok=True)
+    (var / "run").mkdir(parents=True, exist_ok=True)
+    with open(var / "log" / "supervisor.log", "ab") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "collector_server.localstack",
+                "supervise",
+                "--var",
+                str(var),
+                "--port",
+                str(port),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    (var / "run" / "supervisor.pid").write_text(str(proc.pid))
+    return proc
+
+
+def wait_for_health(port: int, supervisor: subprocess.Popen, timeout: float = 90.0) -> int:
+    deadline = time.time() + timeout
+    status = 0
+    while time.time() < deadline and supervisor.poll() is None:
+        status, _ = http_get(f"http://127.0.0.1:{port}/api/v1/monitoring/health")
+        if status in (200, 503):
+            break
+        time.sleep(0.5)
+    return status
+
+
+def supervise(var: Path, port: int, names: tuple[str, ...] = PROCESSES) -> int:
+    stack = Stack(var=var, env=stack_env(var), port=port)
+    Supervisor(stack, names).run()
+    return 0
+
+
 def _alive(var: Path, name: str) -> bool:
     pid_file = var / "run" / f"{name}.pid"
     if not pid_file.exists():
@@ -181,6 +298,15 @@ def _alive(var: Path, name: str) -> bool:
 
 
 def down(var: Path) -> int:
+    supervisor_pid = var / "run" / "supervisor.pid"
+    if _alive(var, "supervisor"):
+        pid = int(supervisor_pid.read_text())
+        os.kill(pid, signal.SIGTERM)  # it stops its processes before it exits
+        deadline = time.time() + 20
+        while _alive(var, "supervisor") and time.time() < deadline:
+            time.sleep(0.2)
+        print("stopped supervisor")
+    supervisor_pid.unlink(missing_ok=True)
     for name in PROCESSES:
         pid_file = var / "run" / f"{name}.pid"
         if _alive(var, name):
@@ -191,18 +317,24 @@ def down(var: Path) -> int:
 
 
 def status(var: Path) -> int:
-    for name in PROCESSES:
+    for name in ("supervisor", *PROCESSES):
         print(f"{name:10} {'running' if _alive(var, name) else 'stopped'}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fleetwatch-local", description=__doc__.split("\n")[0])
-    parser.add_argument("action", choices=["up", "down", "status"])
+    parser.add_argument("action", choices=["up", "down", "status", "supervise"])
     parser.add_argument("--var", default=str(ROOT / "var"), help="folder for logs, pids, agent state")
     parser.add_argument("--port", type=int, default=int(os.environ.get("FLEETWATCH_PORT", "8000")))
+    parser.add_argument(
+        "--processes", default=",".join(PROCESSES), help="supervise: the processes to run (comma-separated)"
+    )
     args = parser.parse_args(argv)
     var = Path(args.var)
+    if args.action == "supervise":
+        names = tuple(n for n in args.processes.split(",") if n in PROCESSES)
+        return supervise(var, args.port, names)
     if args.action == "up":
         return up(var, args.port)
     return down(var) if args.action == "down" else status(var)

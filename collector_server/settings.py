@@ -68,8 +68,15 @@ try:
     LIMIT_LOG_INTERVAL_SECONDS = config.envint("LIMIT_LOG_INTERVAL_SECONDS", 60, minimum=1)
     HOST_DOWN_AFTER_SECONDS = config.envint("HOST_DOWN_AFTER_SECONDS", 120, minimum=10)
     DEADLETTER_MAXLEN = config.envint("DEADLETTER_MAXLEN", 10000, minimum=1)
+    # Drains log at DEBUG; each worker logs one INFO summary (batches, samples, lag) this often.
+    INGEST_LOG_SUMMARY_SECONDS = config.envint("INGEST_LOG_SUMMARY_SECONDS", 60, minimum=1)
     # A Redis that may evict keys can silently lose unread stream entries: refuse to start.
     ALLOW_REDIS_EVICTION = config.envbool("FLEETWATCH_ALLOW_REDIS_EVICTION", False)
+    # A Redis without an append-only file loses un-ingested batches on a restart: reported as
+    # degraded (worker, scheduler, health) unless a test rig opts out.
+    ALLOW_VOLATILE_REDIS = config.envbool("FLEETWATCH_ALLOW_VOLATILE_REDIS", False)
+    # Longest pause between reconnection tries of a worker or scheduler during an outage.
+    RECONNECT_MAX_SECONDS = config.envfloat("RECONNECT_MAX_SECONDS", 5.0, minimum=0.1, maximum=300.0)
 
     # Health endpoint thresholds
     HEALTH_MAX_STREAM_LAG = config.envint("HEALTH_MAX_STREAM_LAG", 100000, minimum=1)

@@ -14,6 +14,9 @@ from typing import Any
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _context: ContextVar[Mapping[str, Any]] = ContextVar("fleetwatch_log_context", default=_EMPTY)
+# The ids of the request being served (request_id, trace_id, span_id), set by the SDK's
+# middleware: clear_context() keeps them, so the request's own lines stay findable by its id.
+_request_ids: ContextVar[Mapping[str, Any]] = ContextVar("fleetwatch_request_ids", default=_EMPTY)
 
 
 def get_context() -> Mapping[str, Any]:
@@ -29,8 +32,15 @@ def set_context(**fields: Any) -> None:
 
 
 def clear_context() -> None:
-    """Remove all context fields of the current thread or task."""
-    _context.set(_EMPTY)
+    """Remove the context fields of the current thread or task, except the ids of the request being served."""
+    _context.set(_request_ids.get())
+
+
+def swap_request_ids(ids: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Set the ids clear_context() keeps (the SDK's middleware calls this); return the previous ones."""
+    previous = _request_ids.get()
+    _request_ids.set(MappingProxyType(dict(ids)) if ids else _EMPTY)
+    return previous
 
 
 def replace_context(fields: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -42,11 +42,18 @@ def route_template(path: str) -> str:
 class RequestState:
     """One request in flight."""
 
-    __slots__ = ("ids", "previous_context", "start")
+    __slots__ = ("ids", "previous_context", "previous_ids", "start")
 
-    def __init__(self, ids: TraceIds, previous_context: Mapping[str, Any], start: float) -> None:
+    def __init__(
+        self,
+        ids: TraceIds,
+        previous_context: Mapping[str, Any],
+        start: float,
+        previous_ids: Mapping[str, Any] | None = None,
+    ) -> None:
         self.ids = ids
         self.previous_context = previous_context
+        self.previous_ids = previous_ids or {}
         self.start = start
 
     def response_headers(self) -> list[tuple[str, str]]:
@@ -91,7 +98,8 @@ class RequestObserver:
         ids = trace_ids(request_id, traceparent)
         previous = context.get_context()
         context.replace_context({**previous, **ids.as_context()} if previous else ids.as_context())
-        return RequestState(ids, previous, time.perf_counter())
+        previous_ids = context.swap_request_ids(ids.as_context())  # kept by clear_context()
+        return RequestState(ids, previous, time.perf_counter(), previous_ids)
 
     def finish(
         self,
@@ -119,6 +127,7 @@ class RequestObserver:
             self.errors += 1
         finally:
             context.restore_context(state.previous_context)
+            context.swap_request_ids(state.previous_ids)
 
     def _log(
         self,
@@ -149,7 +158,13 @@ class RequestObserver:
         }
         if query:
             trusted["query"] = self.redactor.redact_query(query)
-        extra = {FIELDS_ATTR: fields, TRUSTED_ATTR: trusted, CONTEXT_ATTR: context.get_context()}
+        # The request's own ids win over whatever the app left in the context (it may have
+        # replaced them): this line must stay findable under /logs/requests/{request_id}.
+        extra = {
+            FIELDS_ATTR: fields,
+            TRUSTED_ATTR: trusted,
+            CONTEXT_ATTR: {**context.get_context(), **state.ids.as_context()},
+        }
         exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
         self._emit(level, "Request completed", exc_info, extra)
         if slow and self.logger.isEnabledFor(logging.WARNING):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
+import time
+from collections import Counter
 from typing import Any
 
 from django.conf import settings
@@ -57,6 +60,7 @@ def drain(
         max_seconds=max_seconds or settings.INGEST_JOB_SECONDS, stop_when_empty=stop_when_empty
     )
     close_old_connections()
+    SUMMARY.add(kind, result)
     return summary(result)
 
 
@@ -78,6 +82,50 @@ def summary(result: DrainResult) -> dict[str, int]:
         "reclaimed": result.reclaimed,
         "retried": result.retried,
     }
+
+
+class IngestSummary:
+    """Totals of this worker's drains, logged at INFO once per INGEST_LOG_SUMMARY_SECONDS."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, Counter] = {}
+        self.since = time.monotonic()
+
+    def add(self, kind: str, result: DrainResult) -> None:
+        self.totals.setdefault(kind, Counter()).update(summary(result) | {"jobs": 1})
+        if time.monotonic() - self.since >= settings.INGEST_LOG_SUMMARY_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        seconds = time.monotonic() - self.since
+        parts = [
+            f"{kind}: {t['batches']} batches, {t['rows']} {'samples' if kind == streams.METRICS else 'records'}, "
+            f"{t['duplicates']} duplicates, {t['dead_lettered']} dead-lettered, lag {_lag(kind)}"
+            for kind, t in sorted(self.totals.items())
+        ]
+        jobs = sum(t["jobs"] for t in self.totals.values())
+        log.info(
+            "ingest summary, last %.0fs, %d drains: %s", seconds, jobs, "; ".join(parts) or "nothing drained"
+        )
+        self.totals, self.since = {}, time.monotonic()
+
+
+def _lag(kind: str) -> str:
+    """Entries of the stream not yet delivered to the ingest group ("?" when Redis cannot say)."""
+    try:
+        groups = get_redis().xinfo_groups(streams.stream_key(kind))
+    except Exception:  # no stream yet, or Redis busy: the summary must never fail the drain
+        return "?"
+    for group in groups:
+        name = group.get("name")
+        if (name.decode() if isinstance(name, bytes) else name) == streams.CONSUMER_GROUP:
+            return str(group.get("lag", "?"))
+    return "?"
+
+
+SUMMARY = IngestSummary()
+# What the last minute drained is logged when the worker stops, too.
+atexit.register(lambda: SUMMARY.flush() if SUMMARY.totals else None)
 
 
 def _enough_queued(kind: str) -> bool:

@@ -353,6 +353,8 @@ class Channel(models.Model):
 
         errors = {}
         try:
+            if not isinstance(self.config or {}, dict):
+                raise ValueError(f"must be an object, not {type(self.config).__name__}")
             self.config = transports.get(self.kind).validate_config(self.config or {})
         except ValueError as exc:
             errors["kind" if self.kind not in transports.REGISTRY else "config"] = str(exc)

@@ -25,6 +25,7 @@ from django.db import connection
 from rq import Worker
 from rq.cron import CronScheduler
 
+from alerting_worker.redis_checks import durability_problem, persistence_settings
 from shared import streams
 
 REDIS_TIMEOUT_SECONDS = 2.0
@@ -43,9 +44,11 @@ class Check:
     name: str
     healthy: bool
     details: dict[str, Any] = field(default_factory=dict)
+    # Working, but at risk (a Redis that would lose the streams on a restart): status "degraded", 200.
+    degraded: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {"healthy": self.healthy, **self.details}
+        return {"healthy": self.healthy, **({"degraded": True} if self.degraded else {}), **self.details}
 
 
 def threshold(name: str) -> int:
@@ -77,22 +80,33 @@ def check_database() -> Check:
 
 
 def check_redis(client: redis.Redis) -> Check:
-    """PING, and the eviction policy must be noeviction (evicting would drop queued batches)."""
+    """PING, and the eviction policy must be noeviction (evicting would drop queued batches).
+
+    A Redis without an append-only file is reported degraded (it would lose the streams on a
+    restart) unless FLEETWATCH_ALLOW_VOLATILE_REDIS opts out.
+    """
     started = time.monotonic()
     try:
         client.ping()
         latency = round((time.monotonic() - started) * 1000, 2)
         policy = _eviction_policy(client)
+        persistence = persistence_settings(client)
     except redis.RedisError as exc:
         return Check("redis", False, {"error": f"{type(exc).__name__}: {exc}"})
     details: dict[str, Any] = {"latency_ms": latency, "maxmemory_policy": policy}
+    if persistence is not None:
+        details["persistence"] = persistence
+    check = Check("redis", True, details)
     if policy is None:
-        details["warning"] = "CONFIG GET is not allowed; cannot verify maxmemory-policy"
-        return Check("redis", True, details)
-    if policy != REQUIRED_EVICTION_POLICY:
+        details["warning"] = "CONFIG GET is not allowed; cannot verify maxmemory-policy or persistence"
+    elif policy != REQUIRED_EVICTION_POLICY:
         details["error"] = f"maxmemory-policy is {policy!r}; it must be {REQUIRED_EVICTION_POLICY!r}"
-        return Check("redis", False, details)
-    return Check("redis", True, details)
+        check.healthy = False
+    problem = durability_problem(persistence)
+    if problem and not getattr(settings, "ALLOW_VOLATILE_REDIS", False):
+        details["warning"] = f"{problem} (or FLEETWATCH_ALLOW_VOLATILE_REDIS=true on a test rig)"
+        check.degraded = True
+    return check
 
 
 def _eviction_policy(client: redis.Redis) -> str | None:
@@ -225,14 +239,18 @@ def run_checks(scope: str = "pipeline") -> list[Check]:
 
 
 def report(checks: list[Check]) -> dict[str, Any]:
-    """Return the health body: status, timestamp, services, failing."""
+    """Return the health body: status (healthy, degraded or unhealthy), timestamp, services, failing."""
     failing = [c.name for c in checks if not c.healthy]
-    return {
-        "status": "unhealthy" if failing else "healthy",
+    degraded = [c.name for c in checks if c.degraded]
+    body = {
+        "status": "unhealthy" if failing else "degraded" if degraded else "healthy",
         "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "services": {c.name: c.as_dict() for c in checks},
         "failing": failing,
     }
+    if degraded:
+        body["degraded"] = degraded
+    return body
 
 
 def _epoch(value: datetime) -> float:

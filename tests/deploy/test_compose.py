@@ -136,6 +136,15 @@ def test_agent_sees_the_host_not_its_container(compose: dict[str, Any]) -> None:
     assert env["HOST_SYS"] == "/host/sys"
 
 
+def test_agent_does_not_combine_an_init_binary_with_the_host_pid_namespace(compose: dict[str, Any]) -> None:
+    # Podman refuses to create such a container: "cannot add init binary as PID 1 (PID namespace
+    # isn't private)". The other processes keep the image block's init.
+    agent = compose["services"]["agent"]
+    assert agent["pid"] == "host"
+    assert not agent.get("init", False)
+    assert all(compose["services"][name].get("init") is True for name in APP_SERVICES)
+
+
 def test_agent_reaches_redis_on_its_loopback_published_port(tmp_path: Path) -> None:
     services = resolved_compose(write_env(tmp_path, REDIS_HOST_PORT="16379"))["services"]
     url = urlparse(services["agent"]["environment"]["FLEETWATCH_AGENT_REDIS_URL"])

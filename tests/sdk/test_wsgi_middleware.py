@@ -26,6 +26,11 @@ def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         environ["fleetwatch.route"] = "/items/<id>"
     if path == "/slow":
         time.sleep(0.35)
+    if path == "/cleared":
+        logger = StructuredLogger(APP_LOGGER)
+        logger.set_context(user_id="u-1")
+        logger.clear_context()  # the app's fields go; the request's own ids stay
+        logger.info("after clear")
     if path == "/boom":
         raise RuntimeError("handler exploded")
     if path == "/missing":
@@ -191,3 +196,27 @@ def test_failing_request_log_handler_does_not_break_the_response(capture_logs):
         logger.propagate = True
     assert (status, body) == (200, b"hello world")
     assert observer.errors == 1
+
+
+def test_clear_context_inside_a_request_keeps_the_request_ids(served):
+    url, _, requests_log, app_log = served
+    status, headers, _ = get(f"{url}/cleared", {"X-Request-ID": "req-clear-1"})
+    assert status == 200 and headers["X-Request-ID"] == "req-clear-1"
+    after = next(e for e in app_log.entries() if e["message"] == "after clear")
+    assert after["request_id"] == "req-clear-1"
+    assert HEX32.match(after["trace_id"]) and HEX16.match(after["span_id"])
+    assert "user_id" not in after
+    (done,) = [e for e in requests_log.entries() if e["message"] == "Request completed"]
+    assert (done["request_id"], done["trace_id"], done["span_id"]) == (
+        "req-clear-1",
+        after["trace_id"],
+        after["span_id"],
+    )
+
+
+def test_clear_context_outside_a_request_still_clears_everything():
+    from agent.sdk import clear_context, get_context, set_context
+
+    set_context(request_id="left-over", user_id="u")
+    clear_context()
+    assert dict(get_context()) == {}

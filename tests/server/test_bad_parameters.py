@@ -79,3 +79,41 @@ def test_valid_paging_still_pages(api, db):
     body = api.get("/api/v1/monitoring/hosts", {"limit": "2", "offset": "1"}).json()
     assert body["count"] == 5 and len(body["data"]) == 2
     assert "offset=3" in body["next"] and body["previous"] is not None
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/monitoring/alerts/history?since=2026-12-01T10:00:00%2B16:00",
+        "/api/v1/monitoring/alerts/history?until=1723-03-16T10:33:23-18:03",
+        "/api/v1/logs/search?start=1723-03-16T10:33:23-18:03",
+        "/api/v1/logs/search?end=2026-12-01T10:00:00%2B23:59",
+        "/api/v1/logs/stats?start=2026-12-01T10:00:00-23:30",
+        "/api/v1/monitoring/metrics/system?start=2026-12-01T10:00:00%2B20:00",
+    ],
+)
+def test_a_utc_offset_postgres_cannot_store_is_turned_into_utc_not_a_500(api, url):
+    # Postgres refuses offsets beyond 15:59 ("time zone displacement out of range"); the same
+    # instant in UTC is fine.
+    response = api.get(url)
+    assert response.status_code in (200, 400), response.content[:300]
+    if response.status_code == 400:  # outside what the endpoint accepts (e.g. before 1970)
+        assert response.json()["detail"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "url, parameter",
+    [
+        ("/api/v1/monitoring/alerts/history?since=0001-01-01T00:00:00%2B05:00", "since"),
+        ("/api/v1/monitoring/alerts/history?until=9999-12-31T23:00:00-05:00", "until"),
+        ("/api/v1/logs/search?start=0001-01-01T00:00:00%2B05:00", "start"),
+        ("/api/v1/logs/search?end=9999-12-31T23:00:00-05:00", "end"),
+        ("/api/v1/monitoring/query?metric=system_load1&start=9999-12-31T23:00:00-05:00", "start"),
+    ],
+)
+def test_a_time_outside_what_utc_can_hold_is_a_400_naming_the_parameter(api, url, parameter):
+    response = api.get(url)
+    assert response.status_code == 400, response.content[:300]
+    assert parameter in response.json()["detail"]

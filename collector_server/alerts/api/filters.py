@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import django_filters
+from django import forms
+from django_filters.fields import IsoDateTimeField
 
 from collector_server.alerts.models import SEVERITY_CHOICES, Alert, AlertEvent
+
+
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 time, turned into UTC: Postgres refuses UTC offsets beyond 15:59 (a 500 otherwise)."""
+
+    def to_python(self, value):
+        parsed = super().to_python(value)
+        if parsed is None:
+            return None
+        try:
+            return parsed.astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise forms.ValidationError(f"{value!r} is out of range once turned into UTC") from None
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
 
 
 class AlertFilter(django_filters.FilterSet):
@@ -24,8 +45,8 @@ class AlertEventFilter(django_filters.FilterSet):
     rule = django_filters.NumberFilter(field_name="rule_id")
     host = django_filters.CharFilter(field_name="alert__labels__host")
     to_state = django_filters.CharFilter(field_name="to_state")
-    since = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt")
+    since = UtcIsoDateTimeFilter(field_name="at", lookup_expr="gte")
+    until = UtcIsoDateTimeFilter(field_name="at", lookup_expr="lt")
 
     class Meta:
         model = AlertEvent

@@ -32,7 +32,12 @@ def timestamp(name: str, raw: str | None) -> datetime | None:
         value = datetime.fromisoformat(text.replace(" ", "+") if text.count(" ") == 1 else text)
     except ValueError:
         raise BadParameter(name, f"{raw!r} is not a time (use ISO 8601 or seconds since 1970)") from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)  # Postgres refuses UTC offsets beyond 15:59
+    except OverflowError:
+        raise BadParameter(name, f"{raw!r} is out of range once turned into UTC") from None
 
 
 def integer(name: str, raw: str | None, default: int, minimum: int, maximum: int) -> int:

@@ -22,11 +22,17 @@ class HealthView(KnownQueryParamsMixin, APIView):
     @extend_schema(
         summary="Health of the server and the pipeline",
         description=(
-            "Checks Postgres, Redis (PING, maxmemory-policy noeviction), RQ worker heartbeats, "
+            "Checks Postgres, Redis (PING, maxmemory-policy noeviction, append-only file), RQ worker heartbeats, "
             "the cron scheduler heartbeat and the lag/pending entries of the ingest streams."
         ),
         responses={
-            200: OpenApiResponse(OpenApiTypes.OBJECT, description="Every check passed."),
+            200: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description=(
+                    "Every check passed (status healthy), or passed with a risk named in `degraded` "
+                    "(status degraded: e.g. a Redis without an append-only file)."
+                ),
+            ),
             503: OpenApiResponse(
                 OpenApiTypes.OBJECT, description="At least one check failed; see `failing`."
             ),
@@ -49,5 +55,5 @@ class HealthView(KnownQueryParamsMixin, APIView):
         if scope not in health.SCOPES:
             raise BadParameter("scope", f"must be one of {', '.join(health.SCOPES)}, not {scope!r}")
         body = health.report(health.run_checks(scope))
-        code = status.HTTP_200_OK if body["status"] == "healthy" else status.HTTP_503_SERVICE_UNAVAILABLE
+        code = status.HTTP_503_SERVICE_UNAVAILABLE if body["failing"] else status.HTTP_200_OK
         return Response(body, status=code)

@@ -36,7 +36,7 @@ def timestamp(params: QueryDict, name: str, default: datetime) -> datetime:
     value = _timestamp(params, name, default)
     if not EARLIEST <= value <= LATEST:
         raise BadParameter(name, f"{value.isoformat()} is outside {EARLIEST.year}-{LATEST.year}")
-    return value
+    return value.astimezone(UTC)  # Postgres refuses UTC offsets beyond 15:59
 
 
 def _timestamp(params: QueryDict, name: str, default: datetime) -> datetime:
