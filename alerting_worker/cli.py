@@ -49,8 +49,7 @@ def worker_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="", help="worker name (default host:pid)")
     args = parser.parse_args(argv)
     _startup()
-    from rq import SimpleWorker, Worker
-
+    from alerting_worker.jobs_guard import build_worker
     from alerting_worker.queues import ALL_QUEUES, get_queue
 
     names = [q.strip() for q in args.queues.split(",") if q.strip()] or list(ALL_QUEUES)
@@ -61,9 +60,8 @@ def worker_main(argv: list[str] | None = None) -> int:
         return 2
     # SimpleWorker keeps the series cache and the database connection between jobs;
     # ingest jobs are long (seconds), so forking buys little and costs the cache.
-    worker_class = Worker if args.fork else SimpleWorker
     name = args.name or f"{socket.gethostname()}:{uuid.uuid4().hex[:6]}"
-    worker = worker_class(queues, connection=queues[0].connection, name=name)
+    worker = build_worker(queues, name=name, fork=args.fork)
     # with_scheduler: RQ parks retried jobs (a notification after a webhook 503) and jobs
     # enqueued for later in its ScheduledJobRegistry; only a worker running RQ's scheduler
     # (one per queue holds the lock, checking every second) moves them back when they are due.
@@ -77,11 +75,10 @@ def worker_main(argv: list[str] | None = None) -> int:
 
 def build_cron(connection):
     """Return an RQ CronScheduler with every entry of alerting_worker.schedule."""
-    from rq.cron import CronScheduler
-
+    from alerting_worker.jobs_guard import GuardedCronScheduler
     from alerting_worker.schedule import SCHEDULE
 
-    cron = CronScheduler(connection=connection)
+    cron = GuardedCronScheduler(connection=connection)
     for entry in SCHEDULE:
         module, _, attr = entry.func.rpartition(".")
         func = getattr(importlib.import_module(module), attr)

@@ -13,8 +13,9 @@ from collections.abc import Iterable
 
 import redis
 from django.http import HttpRequest, HttpResponse
-from rq import Queue, Worker
+from rq import Worker
 
+from alerting_worker import jobs_guard
 from collector_server.monitoring import health
 from collector_server.monitoring.models import Host
 from shared import streams
@@ -33,6 +34,7 @@ PIPELINE_COUNTERS = {
     "logs_ingested": "Log entries stored.",
     "logs_rejected": "Log entries dropped as invalid.",
     "logs_truncated": "Log messages cut to the maximum stored length (the entry is kept).",
+    "jobs_refused": "RQ jobs refused unrun: not JSON, or naming a function outside the allow-list.",
     "deadletters_trimmed": "Oldest dead letters removed to keep the dead-letter stream at DEADLETTER_MAXLEN.",
 }
 QUEUES = ("ingest", "alerts", "notifications", "maintenance")
@@ -105,7 +107,7 @@ def redis_families(client: redis.Redis) -> list[Family]:
     workers = Family(f"{NAMESPACE}_workers", "gauge", "RQ workers registered.").add(Worker.count(client))
     depth = Family(f"{NAMESPACE}_queue_depth", "gauge", "Jobs waiting in an RQ queue.")
     for name in QUEUES:
-        depth.add(Queue(name, connection=client).count, queue=name)
+        depth.add(jobs_guard.get_queue(name, client).count, queue=name)
     return [*families, length, lag, pending, oldest, dead, workers, depth]
 
 
