@@ -58,6 +58,13 @@ try:
     # A Redis that may evict keys can silently lose unread stream entries: refuse to start.
     ALLOW_REDIS_EVICTION = config.envbool("FLEETWATCH_ALLOW_REDIS_EVICTION", False)
 
+    # Agent identity (docs/security.md). Tests push unsigned batches unless they opt in.
+    REQUIRE_SIGNED_BATCHES = config.envbool("FLEETWATCH_REQUIRE_SIGNED_BATCHES", "pytest" not in sys.modules)
+    ENROLLMENT_KEY = config.envsecret("FLEETWATCH_ENROLLMENT_KEY", "")
+    ENROLLMENT_ROTATION_GRACE_SECONDS = config.envint("ENROLLMENT_ROTATION_GRACE_SECONDS", 86400, minimum=0)
+    ENROLLMENT_CACHE_SECONDS = config.envint("ENROLLMENT_CACHE_SECONDS", 30, minimum=1)
+    REDIS_AGENT_USER = config.envstr("REDIS_AGENT_USER", "fleetwatch-agent")
+
     # Health endpoint thresholds
     HEALTH_MAX_STREAM_LAG = config.envint("HEALTH_MAX_STREAM_LAG", 100000, minimum=1)
     HEALTH_MAX_PENDING_AGE_SECONDS = config.envint("HEALTH_MAX_PENDING_AGE_SECONDS", 300, minimum=1)
@@ -106,6 +113,7 @@ INSTALLED_APPS = [
     "collector_server.monitoring",
     "collector_server.alerts",
     "collector_server.logs",
+    "collector_server.enrollments",
 ]
 
 MIDDLEWARE = [

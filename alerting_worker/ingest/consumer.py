@@ -27,8 +27,9 @@ from django.db import connection, transaction
 from redis import Redis
 from redis.exceptions import ResponseError
 
-from alerting_worker.ingest import identities, stats
+from alerting_worker.ingest import identities, signatures, stats
 from shared import streams
+from shared.signing import COUNTER_PREFIX
 from shared.wire import Batch, WireError, decode_batch
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,7 @@ class StreamConsumer:
         chunk: int = 500,
         block_ms: int = 1000,
         claim_idle_ms: int = 60_000,
+        verifier: signatures.Verifier | None = None,
     ) -> None:
         self.client = client
         self.kind = kind
@@ -114,6 +116,7 @@ class StreamConsumer:
         self.chunk = chunk
         self.block_ms = block_ms
         self.claim_idle_ms = claim_idle_ms
+        self.verifier = verifier or signatures.Verifier(client)
 
     def drain(self, max_seconds: float = 20.0, stop_when_empty: bool = True) -> DrainResult:
         """Process entries until the stream is empty or `max_seconds` have passed."""
@@ -168,8 +171,16 @@ class StreamConsumer:
     def _process(self, entries: list[Entry], result: DrainResult) -> None:
         good: list[tuple[bytes, Batch]] = []
         dead: list[tuple[bytes, bytes, str]] = []
+        counts: Counter[str] = Counter()
+        self.verifier.begin_chunk()
         for entry_id, fields in entries:
             payload = (fields or {}).get(streams.PAYLOAD_FIELD, b"")
+            try:  # before decoding: the signature covers the exact bytes
+                signer = self.verifier.check(fields or {}, payload)
+            except signatures.Refused as exc:
+                dead.append((entry_id, payload, str(exc)))
+                counts[COUNTER_PREFIX + exc.code] += 1
+                continue
             try:
                 batch = decode_batch(payload)
             except WireError as exc:
@@ -178,8 +189,9 @@ class StreamConsumer:
             if batch.kind != self.kind:
                 dead.append((entry_id, payload, f"{batch.kind} batch on the {self.kind} stream"))
                 continue
+            if signer is not None:
+                signer.apply(batch)  # the enrollment's host, never the batch's claim
             good.append((entry_id, batch))
-        counts: Counter[str] = Counter()
         if good:
             dead.extend(self.store([b for _, b in good], counts, result, {id(b): i for i, b in good}))
         self.acknowledge([e[0] for e in entries], dead, counts)

@@ -18,7 +18,7 @@ from rq import Worker
 from alerting_worker import jobs_guard
 from collector_server.monitoring import health
 from collector_server.monitoring.models import Host
-from shared import streams
+from shared import signing, streams
 
 log = logging.getLogger(__name__)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -90,6 +90,14 @@ def redis_families(client: redis.Redis) -> list[Family]:
         Family(f"{NAMESPACE}_{name}_total", "counter", help_text).add(stats.get(name, 0))
         for name, help_text in PIPELINE_COUNTERS.items()
     ]
+    refused = Family(
+        f"{NAMESPACE}_batches_refused_total",
+        "counter",
+        "Batches dead-lettered because their signature was refused (also in batches_deadlettered), by reason.",
+    )
+    for reason in signing.REASONS:
+        refused.add(stats.get(signing.COUNTER_PREFIX + reason, 0), reason=reason)
+    families.append(refused)
     length = Family(f"{NAMESPACE}_stream_length", "gauge", "Entries in the stream.")
     lag = Family(f"{NAMESPACE}_stream_lag", "gauge", "Entries not yet delivered to the ingest group.")
     pending = Family(f"{NAMESPACE}_stream_pending", "gauge", "Entries delivered but not yet acknowledged.")
