@@ -36,6 +36,20 @@ def _startup() -> None:
             file=sys.stderr,
         )
         raise SystemExit(2)
+    _check_agent_acl(get_redis(), settings.REDIS_AGENT_USER)
+
+
+def _check_agent_acl(client, user: str) -> None:
+    """Verify that the agents' Redis user may only XADD; the health endpoint reports the result."""
+    from shared import redis_acl
+
+    result = redis_acl.record_check(client, user)
+    for problem in result["problems"]:
+        log.error("agent Redis user %r: %s", user, problem)
+    if not result["exists"]:
+        log.warning(
+            "agent Redis user %r: %s", user, result.get("error") or "does not exist (agents share REDIS_URL?)"
+        )
 
 
 def worker_main(argv: list[str] | None = None) -> int:

@@ -149,6 +149,10 @@ def up(var: Path, port: int) -> int:
         credentials.write_text(json.dumps(fields))
         credentials.chmod(0o600)
     fields = json.loads(credentials.read_text())
+    from collector_server import local_agent
+
+    local_agent.enroll(env)  # batches are signed: FLEETWATCH_REQUIRE_SIGNED_BATCHES defaults to true
+    env["FLEETWATCH_AGENT_REDIS_URL"] = local_agent.create_redis_user(env, var) or env["REDIS_URL"]
     stack = Stack(var=var, env=env, port=port)
     stack.start()
     status, _ = stack.wait_http("/api/v1/monitoring/health", timeout=90, ok=(200, 503))

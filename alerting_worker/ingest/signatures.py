@@ -53,14 +53,17 @@ class Identity:
 
     key_id: str
     host: str
+    group: bool = False
 
     def apply(self, batch: Batch) -> None:
         """Store the batch as this enrollment's: its host name, and sequences namespaced by key id.
 
-        The namespace keeps one host from claiming (and so suppressing as duplicates) the
-        batch identities of another host's agent id.
+        A group enrollment (one credential for a DaemonSet's nodes) keeps the node the batch
+        names, under the group's name: "<group>/<node>", never a host outside the group. The
+        namespace keeps one host from claiming (and so suppressing as duplicates) the batch
+        identities of another host's agent id.
         """
-        batch.host = self.host
+        batch.host = f"{self.host}/{batch.host}" if self.group else self.host
         batch.agent_id = f"{self.key_id}:{batch.agent_id}"
 
 
@@ -102,7 +105,7 @@ def load(key_id: str) -> _Entry:
     enrollment = Enrollment.objects.filter(key_id=key_id).first()
     if enrollment is None:
         return entry
-    entry.identity = Identity(enrollment.key_id, enrollment.host_name)
+    entry.identity = Identity(enrollment.key_id, enrollment.host_name, enrollment.group)
     entry.revoked = enrollment.revoked
     entry.macs = [
         (hmac.new(secret.encode("ascii"), digestmod=hashlib.sha256), until)

@@ -11,7 +11,7 @@ from collector_server.enrollments.models import Enrollment
 
 @admin.register(Enrollment)
 class EnrollmentAdmin(admin.ModelAdmin):
-    list_display = ["host_name", "key_id", "created_at", "rotated_at", "revoked_at"]
+    list_display = ["host_name", "key_id", "group", "created_at", "rotated_at", "revoked_at"]
     list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["host_name", "key_id"]
     readonly_fields = [
@@ -22,18 +22,20 @@ class EnrollmentAdmin(admin.ModelAdmin):
         "revoked_at",
         "created_by",
     ]
-    fields = ["host_name", "note", *readonly_fields]
+    fields = ["host_name", "group", "note", *readonly_fields]
     actions = ["revoke", "rotate"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Enrollment | None = None) -> list[str]:
         # The host name of an existing enrollment is its identity: enroll again instead.
-        return [*self.readonly_fields, "host_name"] if obj else self.readonly_fields
+        return [*self.readonly_fields, "host_name", "group"] if obj else self.readonly_fields
 
     def save_model(self, request: HttpRequest, obj: Enrollment, form, change: bool) -> None:
         if change:
             super().save_model(request, obj, form, change)
             return
-        created, credential = Enrollment.enroll(obj.host_name, user=request.user, note=obj.note)
+        created, credential = Enrollment.enroll(
+            obj.host_name, user=request.user, note=obj.note, group=obj.group
+        )
         obj.pk, obj.key_id = created.pk, created.key_id
         self.message_user(
             request,

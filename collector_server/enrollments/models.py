@@ -48,6 +48,11 @@ class Enrollment(models.Model):
     salt = models.CharField(max_length=64, editable=False)
     previous_salt = models.CharField(max_length=64, blank=True, default="", editable=False)
     previous_valid_until = models.DateTimeField(null=True, blank=True, editable=False)
+    group = models.BooleanField(
+        default=False,
+        help_text="One credential for many hosts (a Kubernetes DaemonSet): each batch is stored as "
+        "<host name>/<the host it names>, so it can never claim a host outside this group.",
+    )
     note = models.CharField(max_length=500, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -67,13 +72,16 @@ class Enrollment(models.Model):
         return self.revoked_at is not None
 
     @classmethod
-    def enroll(cls, host_name: str, user=None, note: str = "") -> tuple[Enrollment, Credential]:
+    def enroll(
+        cls, host_name: str, user=None, note: str = "", group: bool = False
+    ) -> tuple[Enrollment, Credential]:
         """Create an enrollment; return it with the credential, shown this once."""
         enrollment = cls(
             host_name=host_name,
             key_id=secrets.token_hex(KEY_ID_BYTES),
             salt=secrets.token_hex(SALT_BYTES),
             note=note,
+            group=group,
             created_by=user if getattr(user, "pk", None) else None,
         )
         enrollment.full_clean()

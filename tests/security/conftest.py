@@ -1,3 +1,5 @@
 from __future__ import annotations
 
-from tests.ingest.conftest import clean_tables, metrics_stream  # noqa: F401 - fixtures used here too
+# Fixtures of other areas used here too: the ingest tables and the deployment renderers.
+from tests.deploy.conftest import chart, compose, render  # noqa: F401
+from tests.ingest.conftest import clean_tables, metrics_stream  # noqa: F401

@@ -14,6 +14,7 @@ class EnrollmentSerializer(serializers.ModelSerializer):
             "id",
             "host_name",
             "key_id",
+            "group",
             "note",
             "created_at",
             "rotated_at",

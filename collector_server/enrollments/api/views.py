@@ -33,6 +33,7 @@ class EnrollmentViewSet(
             serializer.validated_data["host_name"],
             user=request.user,
             note=serializer.validated_data.get("note", ""),
+            group=serializer.validated_data.get("group", False),
         )
         body = EnrollmentCreatedSerializer(enrollment, context={"credential": credential}).data
         return Response(body, status=status.HTTP_201_CREATED)

@@ -19,6 +19,11 @@ class Command(BaseCommand):
         )
         parser.add_argument("--note", default="")
         parser.add_argument(
+            "--group",
+            action="store_true",
+            help="one credential for many hosts (a Kubernetes DaemonSet): batches are stored as HOST/<node>",
+        )
+        parser.add_argument(
             "--credential-file",
             default="",
             help="write the credential to this file (mode 0600) instead of printing it, e.g. the agent's "
@@ -26,11 +31,13 @@ class Command(BaseCommand):
         )
         parser.add_argument("--quiet", action="store_true", help="print only the credential")
 
-    def handle(self, *args, host_name: str, note: str, credential_file: str, quiet: bool, **options) -> None:
+    def handle(
+        self, *args, host_name: str, note: str, group: bool, credential_file: str, quiet: bool, **options
+    ) -> None:
         host_name = host_name.strip()
         if not host_name:
             raise CommandError("host_name must not be empty")
-        enrollment, credential = Enrollment.enroll(host_name, note=note)
+        enrollment, credential = Enrollment.enroll(host_name, note=note, group=group)
         if credential_file:
             path = Path(credential_file)
             path.parent.mkdir(parents=True, exist_ok=True)
