@@ -23,9 +23,11 @@ def _startup() -> None:
     from django.conf import settings
 
     from alerting_worker.redis_checks import check_redis
-    from collector_server.redis_conn import get_redis
+    from collector_server.redis_conn import get_redis, get_stream_redis
 
     problems = check_redis(get_redis(), settings.REDIS_SOCKET_TIMEOUT, settings.INGEST_BLOCK_MS)
+    if settings.STREAM_REDIS_URL:
+        problems += check_redis(get_stream_redis(), settings.REDIS_SOCKET_TIMEOUT, settings.INGEST_BLOCK_MS)
     for problem in problems:
         log.error("redis check: %s", problem)
     if problems and not settings.ALLOW_REDIS_EVICTION:
@@ -36,7 +38,7 @@ def _startup() -> None:
             file=sys.stderr,
         )
         raise SystemExit(2)
-    _check_agent_acl(get_redis(), settings.REDIS_AGENT_USER)
+    _check_agent_acl(get_stream_redis(), settings.REDIS_AGENT_USER)
 
 
 def _check_agent_acl(client, user: str) -> None:

@@ -63,7 +63,8 @@ def create_redis_user(env: dict[str, str], var: Path) -> str | None:
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_urlsafe(24))
     password = secret_file.read_text().strip()
-    client = redis.Redis.from_url(env["REDIS_URL"])
+    redis_url = env.get("STREAM_REDIS_URL") or env["REDIS_URL"]  # the agents write to the streams' Redis
+    client = redis.Redis.from_url(redis_url)
     try:
         redis_acl.ensure_agent_user(client, user, password, env.get("FLEETWATCH_STREAM_PREFIX") or None)
     except redis.RedisError as exc:
@@ -71,4 +72,4 @@ def create_redis_user(env: dict[str, str], var: Path) -> str | None:
         return None
     finally:
         client.close()
-    return agent_redis_url(env["REDIS_URL"], user, password)
+    return agent_redis_url(redis_url, user, password)

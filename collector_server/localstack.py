@@ -152,7 +152,8 @@ def up(var: Path, port: int) -> int:
     from collector_server import local_agent
 
     local_agent.enroll(env)  # batches are signed: FLEETWATCH_REQUIRE_SIGNED_BATCHES defaults to true
-    env["FLEETWATCH_AGENT_REDIS_URL"] = local_agent.create_redis_user(env, var) or env["REDIS_URL"]
+    fallback = env.get("STREAM_REDIS_URL") or env["REDIS_URL"]
+    env["FLEETWATCH_AGENT_REDIS_URL"] = local_agent.create_redis_user(env, var) or fallback
     stack = Stack(var=var, env=env, port=port)
     stack.start()
     status, _ = stack.wait_http("/api/v1/monitoring/health", timeout=90, ok=(200, 503))

@@ -37,6 +37,9 @@ try:
     DATABASES = {"default": _db}
 
     REDIS_URL = config.check_redis_url(config.envsecret("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    # The streams (and the pipeline counters) may live on another Redis, off the RQ one; empty: REDIS_URL.
+    _stream_url = config.envsecret("STREAM_REDIS_URL", "")
+    STREAM_REDIS_URL = config.check_redis_url(_stream_url, name="STREAM_REDIS_URL") if _stream_url else ""
     # Blocking stream reads must end well before the socket times out (checked at start-up).
     REDIS_SOCKET_TIMEOUT = config.envfloat("REDIS_SOCKET_TIMEOUT", 30.0, minimum=1.0)
     STREAM_PREFIX = config.envstr("FLEETWATCH_STREAM_PREFIX", "fleetwatch")

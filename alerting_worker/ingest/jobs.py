@@ -12,7 +12,7 @@ from rq import get_current_job
 from alerting_worker.ingest.consumer import DrainResult, StreamConsumer, default_consumer_name
 from alerting_worker.ingest.metrics_handler import MetricsHandler
 from alerting_worker.queues import INGEST, get_queue
-from collector_server.redis_conn import get_redis
+from collector_server.redis_conn import get_stream_redis
 from shared import streams
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def drain(
         return {"skipped": 1}
     close_old_connections()
     consumer = StreamConsumer(
-        get_redis(),
+        get_stream_redis(),
         kind,
         handler_for(kind),
         consumer=consumer_name(),

@@ -129,7 +129,7 @@ def _changed(**kwargs) -> None:
 
 def announce_change() -> None:
     """Tell every worker to drop its cached enrollments (bump the version key)."""
-    from collector_server.redis_conn import get_redis
+    from collector_server.redis_conn import get_stream_redis
     from shared.streams import enrollments_version_key
 
-    get_redis().incr(enrollments_version_key())
+    get_stream_redis().incr(enrollments_version_key())

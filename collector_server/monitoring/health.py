@@ -64,6 +64,11 @@ def health_redis() -> redis.Redis:
     return _client(settings.REDIS_URL)
 
 
+def health_stream_redis() -> redis.Redis:
+    """The streams' Redis (STREAM_REDIS_URL, by default the same as REDIS_URL), short timeouts."""
+    return _client(getattr(settings, "STREAM_REDIS_URL", "") or settings.REDIS_URL)
+
+
 def check_database() -> Check:
     """SELECT 1 on the default database."""
     started = time.monotonic()
@@ -220,8 +225,9 @@ def run_checks(scope: str = "pipeline") -> list[Check]:
         for name in ("workers", "scheduler", "streams"):
             checks.append(Check(name, False, {"error": "redis is unreachable"}))
         return checks
-    checks.extend([check_workers(client), check_scheduler(client), check_streams(client)])
-    checks.append(check_agent_acl(client))
+    stream_client = health_stream_redis()
+    checks.extend([check_workers(client), check_scheduler(client), check_streams(stream_client)])
+    checks.append(check_agent_acl(stream_client))
     return checks
 
 

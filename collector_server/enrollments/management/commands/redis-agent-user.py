@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlparse
 
 from django.core.management.base import BaseCommand, CommandError
 
-from collector_server.redis_conn import get_redis
+from collector_server.redis_conn import get_stream_redis
 from shared import redis_acl
 
 
@@ -27,7 +27,7 @@ class Command(BaseCommand):
         if not agent_url or not parsed.username or not parsed.password:
             raise CommandError("AGENT_REDIS_URL (or --agent-url) must name the agents' user and password")
         user, password = unquote(parsed.username), unquote(parsed.password)
-        client = get_redis()
+        client = get_stream_redis()  # the agents write to the streams' Redis
         redis_acl.ensure_agent_user(client, user, password)
         found = redis_acl.check_agent_user(client, user)
         if found["problems"]:
