@@ -16,10 +16,15 @@ from collector_server.enrollments.api.serializers import (
     RotateSerializer,
 )
 from collector_server.enrollments.models import Enrollment
+from collector_server.monitoring.api.known_params import KnownQueryParamsMixin
 
 
 class EnrollmentViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
+    KnownQueryParamsMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet,
 ):
     queryset = Enrollment.objects.all()
     serializer_class = EnrollmentSerializer
