@@ -31,7 +31,7 @@ from django.conf import settings
 from redis import Redis
 
 from shared import streams
-from shared.signing import KEY_FIELD, REASONS, SIGNATURE_FIELD, SIGNATURE_RE
+from shared.signing import KEY_FIELD, KEY_ID_RE, REASONS, SIGNATURE_FIELD, SIGNATURE_RE
 from shared.wire import Batch
 
 CACHE_LIMIT = 10_000
@@ -137,6 +137,8 @@ class Verifier:
         if key is None or sig is None or not SIGNATURE_RE.match(sig):
             raise Refused("bad_signature", "signature fields 'k' and 's' (64 hex digits) are both required")
         key_id = key.decode("ascii", errors="replace")
+        if not KEY_ID_RE.match(key_id):  # no database query for what cannot be a key id
+            raise Refused("unknown_key", f"unknown key id {key_id[:64]!r}")
         entry = self.cache.get(key_id)
         if entry.identity is None:
             raise Refused("unknown_key", f"unknown key id {key_id!r}")
