@@ -7,6 +7,7 @@ machine's shared Redis.
 from __future__ import annotations
 
 import base64
+import os
 import subprocess
 from pathlib import Path
 from urllib.parse import urlparse
@@ -106,6 +107,13 @@ def test_compose_redis_gives_the_agent_only_xadd_and_disables_the_default_user(c
         with pytest.raises(redis.exceptions.AuthenticationError):
             redis.Redis(host="127.0.0.1", port=port).ping()  # the default user is off
         assert "REDIS_URL" not in compose["services"]["agent"]["environment"]
+        # The Redis health check, as Compose runs it inside the container (REDISCLI_AUTH from .env).
+        service = compose["services"]["redis"]
+        test = service["healthcheck"]["test"]
+        assert test[0] == "CMD-SHELL"
+        check_env = {**os.environ, **service["environment"]}
+        command = test[1].replace("redis-cli", f"redis-cli -p {port}", 1)
+        assert subprocess.run(["sh", "-c", command], env=check_env, timeout=10).returncode == 0
     finally:
         proc.kill()
         proc.wait(timeout=10)
