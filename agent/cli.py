@@ -15,7 +15,7 @@ import msgpack
 from agent import __version__
 from agent.collectors import REGISTRY
 from agent.components import attach_health, build_components
-from agent.config import AgentConfig, ConfigError, load_config
+from agent.config import CREDENTIAL_FILE, AgentConfig, ConfigError, load_config, save_credential
 from agent.runner import Component, MetricsAgent
 
 log = logging.getLogger("agent")
@@ -41,6 +41,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--list-collectors", action="store_true", help="print the collectors and their metrics"
     )
+    parser.add_argument(
+        "--save-credential",
+        metavar="CREDENTIAL",
+        help="store the enrollment credential (from fleetwatch-manage enroll-agent) in the state directory and exit",
+    )
     parser.add_argument("--version", action="version", version=f"fleetwatch-agent {__version__}")
     args = parser.parse_args(argv)
     if args.print_batch and not args.once:
@@ -53,13 +58,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.list_collectors:
         return list_collectors()
     try:
-        config = load_config(
-            args.config, overrides={"interval": args.interval}, available_collectors=list(REGISTRY)
-        )
+        overrides = {"interval": args.interval, "credential": args.save_credential}
+        config = load_config(args.config, overrides=overrides, available_collectors=list(REGISTRY))
     except ConfigError as exc:
         print(f"fleetwatch-agent: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     setup_logging(config.log_level)
+    if args.save_credential:
+        path = save_credential(config.state_dir, config.credential)
+        print(f"credential {config.credential.key_id} saved to {path}")
+        return 0
+    if config.credential is None:
+        log.warning(
+            "no enrollment credential (FLEETWATCH_AGENT_CREDENTIAL, _CREDENTIAL_FILE or %s): batches are "
+            "unsigned, and workers with FLEETWATCH_REQUIRE_SIGNED_BATCHES=true refuse them",
+            config.state_dir / CREDENTIAL_FILE,
+        )
     if args.once:
         return run_once(config, print_batch=args.print_batch)
     agent = MetricsAgent(config)

@@ -44,7 +44,7 @@ class LogShipping:
 
         stream = streams.stream_key(streams.LOGS, config.stream_prefix)
         spool = Spool(spool_dir(config.state_dir, streams.LOGS), config.spool_cap_bytes)
-        self.transport = Transport(config.redis_url, stream, spool)
+        self.transport = Transport(config.redis_url, stream, spool, credential=config.credential)
         info = AgentInfo(config.agent_id, config.host, __version__)
         self.shipper = LogShipper(ship_config, info, self.transport.send, metrics_transport.send)
 

@@ -22,6 +22,7 @@ from typing import Any
 from agent.collectors.hostpaths import DEFAULT_PROCFS, HostPaths
 from shared import config as envcfg
 from shared.config import ConfigError
+from shared.signing import Credential, CredentialError, parse_credential
 from shared.streams import DEFAULT_PREFIX
 from shared.wire import LABEL_NAME_RE
 
@@ -33,6 +34,7 @@ DEFAULT_SPOOL_CAP = 100 * 1024 * 1024
 DEFAULT_CONFIG_PATH = Path("/etc/fleetwatch/agent.toml")
 ENV_PREFIX = "FLEETWATCH_AGENT_"
 AGENT_ID_FILE = "agent_id"
+CREDENTIAL_FILE = "credential"  # in the state directory, when no other credential is given
 AGENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 RESERVED_LABELS = frozenset({"host"})
 KNOWN_KEYS = frozenset(
@@ -49,6 +51,8 @@ KNOWN_KEYS = frozenset(
         "log_level",
         "procfs",
         "hostfs",
+        "credential",
+        "credential_file",
     }
 )
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -72,6 +76,8 @@ class AgentConfig:
     log_level: str = "INFO"
     procfs: str = DEFAULT_PROCFS  # the host's /proc (``/host/proc`` in a container)
     hostfs: str = ""  # where the host's / is mounted, for disk usage ("" = this is the host's /)
+    # The enrollment credential that signs every batch (None: batches go unsigned).
+    credential: Credential | None = None
     # The whole TOML document, so that other components ([logs], ...) read their own table.
     document: dict[str, Any] = field(default_factory=dict)
 
@@ -161,6 +167,7 @@ def _validate(
         log_level=_log_level(raw),
         procfs=_directory(raw, "procfs", DEFAULT_PROCFS),
         hostfs=_directory(raw, "hostfs", ""),
+        credential=_credential(raw, state_dir),
         document=document,
     )
 
@@ -261,6 +268,40 @@ def persisted_agent_id(state_dir: Path) -> str:
     tmp.write_text(new_id + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return new_id
+
+
+def _credential(raw: dict[str, Any], state_dir: Path) -> Credential | None:
+    """Return the credential: given directly, in a named file (a mounted Secret), or in the state dir."""
+    if "credential" in raw:
+        text, source = _string(raw, "credential", ""), raw["credential"][1]
+    elif "credential_file" in raw:
+        path, source = Path(_string(raw, "credential_file", "")), raw["credential_file"][1]
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{source}={str(path)!r}: {exc.strerror}") from None
+    else:
+        path, source = state_dir / CREDENTIAL_FILE, f"{state_dir / CREDENTIAL_FILE}"
+        if not path.exists():
+            return None
+        text = path.read_text(encoding="utf-8")
+    if not text.strip():
+        return None
+    try:
+        return parse_credential(text)
+    except CredentialError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def save_credential(state_dir: Path, credential: Credential) -> Path:
+    """Write the credential to the state directory, readable by its owner only."""
+    path = state_dir / CREDENTIAL_FILE
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(f"{credential}\n")
+    os.replace(tmp, path)
+    return path
 
 
 def _host(raw: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from agent.spool import Spool
+from shared.signing import Credential, Signer
 from shared.streams import PAYLOAD_FIELD
 
 log = logging.getLogger("agent.transport")
@@ -40,10 +41,13 @@ class Transport:
         socket_timeout: float = SOCKET_TIMEOUT,
         connect_timeout: float = CONNECT_TIMEOUT,
         replay_budget: float = REPLAY_BUDGET_SECONDS,
+        credential: Credential | None = None,
     ) -> None:
         self.stream_key = stream_key
         self.spool = spool
         self.replay_budget = replay_budget
+        # Signed when sent, not when spooled: a rotated credential also covers the spool.
+        self._signer = Signer(credential) if credential else None
         self.batches_sent_total = 0
         self.send_errors_total = 0
         self.reachable = True
@@ -89,8 +93,12 @@ class Transport:
     def _push(self, batches: list[bytes]) -> int:
         """XADD the batches in one pipeline; return how many leading ones Redis took."""
         pipe = self._client.pipeline(transaction=False)
+        signer = self._signer
         for batch in batches:
-            pipe.xadd(self.stream_key, {PAYLOAD_FIELD: batch})
+            fields = {PAYLOAD_FIELD: batch}
+            if signer is not None:
+                fields.update(signer.fields(batch))
+            pipe.xadd(self.stream_key, fields)
         try:
             results = pipe.execute(raise_on_error=False)
         except redis.RedisError as exc:

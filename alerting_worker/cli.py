@@ -18,9 +18,11 @@ def _startup() -> None:
     django_setup.setup()
     from django.conf import settings
 
-    from collector_server.redis_conn import get_redis
+    from collector_server.redis_conn import get_redis, get_stream_redis
 
     problems = _redis_problems_when_reachable(get_redis(), settings)
+    if settings.STREAM_REDIS_URL:
+        problems += _redis_problems_when_reachable(get_stream_redis(), settings)
     for problem in problems:
         log.error("redis check: %s", problem)
     if problems and not settings.ALLOW_REDIS_EVICTION:
@@ -31,6 +33,20 @@ def _startup() -> None:
             file=sys.stderr,
         )
         raise SystemExit(2)
+    _check_agent_acl(get_stream_redis(), settings.REDIS_AGENT_USER)
+
+
+def _check_agent_acl(client, user: str) -> None:
+    """Verify that the agents' Redis user may only XADD; the health endpoint reports the result."""
+    from shared import redis_acl
+
+    result = redis_acl.record_check(client, user)
+    for problem in result["problems"]:
+        log.error("agent Redis user %r: %s", user, problem)
+    if not result["exists"]:
+        log.warning(
+            "agent Redis user %r: %s", user, result.get("error") or "does not exist (agents share REDIS_URL?)"
+        )
 
 
 def _redis_problems_when_reachable(client, settings) -> list[str]:

@@ -18,9 +18,9 @@ import logging
 import time
 
 import redis
-from rq.cron import CronScheduler
 from rq.exceptions import StopRequested
 
+from alerting_worker.jobs_guard import GuardedCronScheduler
 from alerting_worker.resilience import REDIS_DOWN, Outage
 
 log = logging.getLogger("fleetwatch.scheduler")
@@ -80,7 +80,7 @@ class Leadership:
         self.confirmed_at = None
 
 
-class LeaderCronScheduler(CronScheduler):
+class LeaderCronScheduler(GuardedCronScheduler):
     """RQ's CronScheduler that enqueues only while it holds the lease and rides out Redis outages."""
 
     def __init__(self, connection: redis.Redis, lease: Leadership, **kwargs) -> None:

@@ -23,10 +23,12 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
-from rq import SimpleWorker, Worker, worker_registration
+from rq import worker_registration
 from rq.job_lifecycle import call_exception_handlers
 from rq.scheduler import RQScheduler
 from rq.worker import WorkerStatus
+
+from alerting_worker.jobs_guard import GuardedSimpleWorker, GuardedWorker
 
 log = logging.getLogger("fleetwatch.worker")
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
@@ -315,9 +317,9 @@ class OutageTolerantMixin:
                 self.wait_for_horse()  # type: ignore[attr-defined]
 
 
-class OutageTolerantSimpleWorker(OutageTolerantMixin, SimpleWorker):
+class OutageTolerantSimpleWorker(OutageTolerantMixin, GuardedSimpleWorker):
     """RQ's SimpleWorker (jobs in the worker process) that outlives Redis and Postgres outages."""
 
 
-class OutageTolerantWorker(OutageTolerantMixin, Worker):
+class OutageTolerantWorker(OutageTolerantMixin, GuardedWorker):
     """RQ's forking Worker that outlives Redis and Postgres outages."""

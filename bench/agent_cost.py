@@ -1,6 +1,7 @@
 """Measure what the agent costs a host: CPU per cycle, RSS, series per batch.
 
     .venv/bin/python bench/agent_cost.py [--cycles 50] [--redis-url redis://127.0.0.1:6379/0]
+    .venv/bin/python bench/agent_cost.py --signing [--cycles 100]   # signed vs unsigned, same run
 
 One cycle is collect + encode + XADD, the work the agent does every interval. CPU time is
 ``time.process_time`` (user + system of this process) around each cycle, reported as the
@@ -87,6 +88,47 @@ def measure_cycles(redis_url: str, prefix: str, cycles: int, state_dir: str) -> 
     return statistics.median(samples)
 
 
+def measure_signing(redis_url: str, prefix: str, cycles: int) -> None:
+    """CPU per cycle of an agent signing its batches and one that does not, cycles interleaved."""
+    from shared.signing import Credential, Signer
+
+    credential = Credential("0123456789abcdef", "s" * 43)
+    agents = {}
+    with tempfile.TemporaryDirectory() as signed_dir, tempfile.TemporaryDirectory() as plain_dir:
+        for name, state_dir, cred in (("signed", signed_dir, str(credential)), ("unsigned", plain_dir, "")):
+            env = {
+                "FLEETWATCH_AGENT_STATE_DIR": state_dir,
+                "FLEETWATCH_AGENT_REDIS_URL": redis_url,
+                "FLEETWATCH_STREAM_PREFIX": prefix,
+                "FLEETWATCH_AGENT_CREDENTIAL": cred,
+            }
+            agents[name] = MetricsAgent(load_config(None, env=env, available_collectors=list(REGISTRY)))
+        assert agents["signed"].config.credential and not agents["unsigned"].config.credential
+        samples: dict[str, list[float]] = {name: [] for name in agents}
+        order = list(agents.items())
+        for index in range(cycles + 3):
+            order.reverse()  # neither agent always runs first after the pause
+            for name, agent in order:
+                spent = cpu_ms(agent.run_once)
+                if index >= 3:  # warm-up cycles left out
+                    samples[name].append(spent)
+            time.sleep(CYCLE_GAP_SECONDS)
+        batch = agents["signed"].build_batch()
+        for agent in agents.values():
+            agent.close()
+    signer = Signer(credential)
+    rounds = 2000
+    started = time.process_time()
+    for _ in range(rounds):
+        signer.fields(batch)
+    sign_us = (time.process_time() - started) / rounds * 1e6
+    signed, unsigned = statistics.median(samples["signed"]), statistics.median(samples["unsigned"])
+    print(f"cycles per agent:           {cycles} (interleaved, same run)")
+    print(f"CPU per cycle, unsigned:    {unsigned:.3f} ms (median)")
+    print(f"CPU per cycle, signed:      {signed:.3f} ms (median)   difference {signed - unsigned:+.3f} ms")
+    print(f"HMAC-SHA256 of one {len(batch)}-byte batch: {sign_us:.1f} us (Signer.fields, {rounds} rounds)")
+
+
 def measure_tcp_readers(interval: float = 10.0) -> float:
     """Compare the ways of counting TCP states; the chosen one runs once per STATES_EVERY_SECONDS."""
     netlink = statistics.median(cpu_ms(count_netlink_tcp_states) for _ in range(20))
@@ -139,11 +181,15 @@ def measure_rss(redis_url: str, prefix: str, state_dir: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=50)
+    parser.add_argument("--signing", action="store_true", help="only compare signed and unsigned cycles")
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
     args = parser.parse_args()
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     client = redis.Redis.from_url(args.redis_url)
     try:
+        if args.signing:
+            measure_signing(args.redis_url, prefix, args.cycles)
+            return 0
         with tempfile.TemporaryDirectory() as state_dir:
             cycle = measure_cycles(args.redis_url, prefix, args.cycles, state_dir)
         walk = measure_tcp_readers()

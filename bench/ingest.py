@@ -8,8 +8,11 @@ measures the raw binary-COPY ceiling of this machine into a table of the same sh
 worker's path in-process to show where the time goes.
 
     .venv/bin/python bench/ingest.py [--hosts 1000] [--series 50] [--rounds 10] [--workers 2]
+    .venv/bin/python bench/ingest.py --signing ...   # signed and unsigned runs interleaved, same workers
 
-It uses its own database (fleetwatch_bench, dropped at the end) and Redis db 14.
+It uses its own database (fleetwatch_bench, dropped at the end) and Redis db 14 (or
+FLEETWATCH_BENCH_DB / FLEETWATCH_BENCH_REDIS_DB). With --signing the batches of every other run
+carry an HMAC signature of a group enrollment ("bench/<host>"), which the workers verify.
 """
 
 from __future__ import annotations
@@ -26,8 +29,8 @@ import benchdb  # bench/ is the script directory, so it is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-BENCH_DB = "fleetwatch_bench"
-REDIS_URL = "redis://127.0.0.1:6379/14"
+BENCH_DB = os.environ.get("FLEETWATCH_BENCH_DB", "fleetwatch_bench")
+REDIS_URL = f"redis://127.0.0.1:6379/{os.environ.get('FLEETWATCH_BENCH_REDIS_DB', '14')}"
 os.environ.update(
     DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}",
     REDIS_URL=REDIS_URL,
@@ -36,6 +39,7 @@ os.environ.update(
     DJANGO_SETTINGS_MODULE="collector_server.settings",
     LOG_LEVEL="WARNING",
     INGEST_BLOCK_MS="500",
+    FLEETWATCH_REQUIRE_SIGNED_BATCHES="false",  # --signing interleaves signed and unsigned runs
 )
 
 
@@ -88,15 +92,15 @@ def setup() -> None:
 def start_workers(workers: int) -> list[subprocess.Popen]:
     """Start real worker processes, each running one long drain job on the metrics stream."""
     import redis
-    from rq import Queue
 
+    from alerting_worker import jobs_guard
     from alerting_worker.ingest.consumer import ensure_group
     from shared import streams
 
     client = redis.Redis.from_url(REDIS_URL)
     client.flushdb()
     ensure_group(client, streams.stream_key("metrics"))
-    queue = Queue("ingest", connection=client)
+    queue = jobs_guard.get_queue("ingest", client)
     for _ in range(workers):
         queue.enqueue("alerting_worker.ingest.jobs.drain", "metrics", 3600.0, False, job_timeout=4000)
     procs = [
@@ -111,7 +115,7 @@ def start_workers(workers: int) -> list[subprocess.Popen]:
     return procs
 
 
-def run_pipeline(batches: list[bytes], procs: list[subprocess.Popen]) -> dict[str, float]:
+def run_pipeline(batches: list[bytes], procs: list[subprocess.Popen], signer=None) -> dict[str, float]:
     """XADD every batch; return the seconds until the workers have committed all their samples."""
     import redis
 
@@ -125,7 +129,10 @@ def run_pipeline(batches: list[bytes], procs: list[subprocess.Popen]) -> dict[st
     t0 = time.perf_counter()
     pipe = client.pipeline(transaction=False)
     for i, payload in enumerate(batches):
-        pipe.xadd(key, {b"b": payload})
+        fields = {b"b": payload}
+        if signer is not None:
+            fields.update(signer.fields(payload))
+        pipe.xadd(key, fields)
         if i % 500 == 499:
             pipe.execute()
     pipe.execute()
@@ -180,16 +187,30 @@ def copy_ceiling(samples: int, index: bool = True) -> float:
 
 def phases(batches: list[bytes]) -> dict[str, float]:
     """CPU seconds per 100k samples of the worker's Python steps, warm cache, GC paused as in the worker."""
+    import hashlib
+    import hmac
     from collections import Counter
 
     from alerting_worker.ingest.consumer import paused_gc
     from alerting_worker.ingest.metrics_handler import pack_rows
     from shared.wire import decode_batch
 
+    keyed = hmac.new(b"s" * 43, digestmod=hashlib.sha256)  # what signatures.Verifier does per entry
+    signed = [(b, hmac.new(b"s" * 43, b, hashlib.sha256).hexdigest().encode()) for b in batches]
     fast: dict[tuple, int] = {}
-    timings: dict[str, list[float]] = {"decode": [], "series lookup": [], "pack COPY rows": []}
+    timings: dict[str, list[float]] = {
+        "verify signature": [],
+        "decode": [],
+        "series lookup": [],
+        "pack COPY rows": [],
+    }
     for attempt in range(4):  # the first pass fills the cache; the others are the warm path
         with paused_gc():
+            tv = time.process_time()
+            for payload, sig in signed:
+                mac = keyed.copy()
+                mac.update(payload)
+                assert hmac.compare_digest(mac.hexdigest().encode(), sig)
             t0 = time.process_time()
             decoded = [decode_batch(b) for b in batches]
             t1 = time.process_time()
@@ -206,7 +227,7 @@ def phases(batches: list[bytes]) -> dict[str, float]:
             t3 = time.process_time()
         if attempt:
             n = sum(b.sample_count() for b in decoded) / 100_000
-            for name, seconds in zip(timings, (t1 - t0, t2 - t1, t3 - t2), strict=True):
+            for name, seconds in zip(timings, (t0 - tv, t1 - t0, t2 - t1, t3 - t2), strict=True):
                 timings[name].append(seconds / n)
     return {name: statistics.median(values) for name, values in timings.items()}
 
@@ -218,35 +239,52 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3, help="pipeline runs; the median is reported")
+    parser.add_argument("--signing", action="store_true", help="interleave signed and unsigned runs")
     args = parser.parse_args()
     setup()
     from shared.wire import decode_batch, encode_batch
 
+    signers = {"unsigned": None}
+    if args.signing:
+        from collector_server.enrollments.models import Enrollment
+        from shared.signing import Signer
+
+        signers["signed"] = Signer(Enrollment.enroll("bench", group=True)[1])
     procs = start_workers(args.workers)
     base = make_batches(args.hosts, args.series, args.rounds)
+    by_mode: dict[str, list[float]] = {mode: [] for mode in signers}
     try:
-        warm = run_pipeline(
-            base[: args.hosts], procs
-        )  # creates the series once, as a fleet's first minute does
-        print(
-            f"warm-up (first batch of every host, creates {args.hosts * args.series:,} series): "
-            f"{warm['seconds']:.2f} s"
-        )
-        runs = []
-        for attempt in range(args.repeat):
-            # Fresh epochs: no batch is a duplicate of an earlier run's.
-            batches = [_with_epoch(b, attempt + 2, decode_batch, encode_batch) for b in base]
-            result = run_pipeline(batches, procs)
-            rate = result["stored"] / result["seconds"]
-            runs.append(rate)
+        for mode, signer in signers.items():  # a signed batch's host is "bench/<host>": its own series
+            warm = run_pipeline(base[: args.hosts], procs, signer)  # creates the series once
             print(
-                f"run {attempt + 1}: {result['stored']:,} samples in {result['seconds']:.2f} s "
-                f"({rate:,.0f}/s; XADD of {len(batches):,} batches took {result['xadd_seconds']:.2f} s)"
+                f"warm-up {mode} (first batch of every host, creates {args.hosts * args.series:,} series): "
+                f"{warm['seconds']:.2f} s"
             )
+        runs = by_mode["unsigned"]
+        order = list(signers.items())
+        for attempt in range(args.repeat):
+            order.reverse()  # neither mode always runs first
+            for index, (mode, signer) in enumerate(order):
+                # Fresh epochs: no batch is a duplicate of an earlier run's.
+                epoch = 2 + attempt * 2 + index
+                batches = [_with_epoch(b, epoch, decode_batch, encode_batch) for b in base]
+                result = run_pipeline(batches, procs, signer)
+                rate = result["stored"] / result["seconds"]
+                by_mode[mode].append(rate)
+                print(
+                    f"run {attempt + 1} {mode}: {result['stored']:,} samples in {result['seconds']:.2f} s "
+                    f"({rate:,.0f}/s; XADD of {len(batches):,} batches took {result['xadd_seconds']:.2f} s)"
+                )
     finally:
         for p in procs:
             p.kill()  # a warm shutdown would wait for the hour-long drain job
             p.wait(timeout=30)
+    if args.signing:
+        plain, signed = statistics.median(by_mode["unsigned"]), statistics.median(by_mode["signed"])
+        print(
+            f"\nsigned vs unsigned, same workers, interleaved: median {signed:,.0f} vs {plain:,.0f} "
+            f"samples/s ({(signed / plain - 1) * 100:+.1f} %)"
+        )
     ceiling = copy_ceiling(args.hosts * args.series * args.rounds)
     median = statistics.median(runs)
     print(

@@ -108,15 +108,15 @@ def teardown() -> None:
 
 def start_workers(workers: int) -> list[subprocess.Popen]:
     import redis
-    from rq import Queue
 
+    from alerting_worker import jobs_guard
     from alerting_worker.ingest.consumer import ensure_group
     from shared import streams
 
     client = redis.Redis.from_url(REDIS_URL)
     client.flushdb()
     ensure_group(client, streams.stream_key("logs"))
-    queue = Queue("ingest", connection=client)
+    queue = jobs_guard.get_queue("ingest", client)
     for _ in range(workers):
         queue.enqueue("alerting_worker.ingest.jobs.drain", "logs", 3600.0, False, job_timeout=4000)
     procs = [

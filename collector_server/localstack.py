@@ -224,6 +224,11 @@ def up(var: Path, port: int) -> int:
         credentials.write_text(json.dumps(fields))
         credentials.chmod(0o600)
     fields = json.loads(credentials.read_text())
+    from collector_server import local_agent
+
+    local_agent.enroll(env)  # batches are signed: FLEETWATCH_REQUIRE_SIGNED_BATCHES defaults to true
+    fallback = env.get("STREAM_REDIS_URL") or env["REDIS_URL"]
+    env["FLEETWATCH_AGENT_REDIS_URL"] = local_agent.create_redis_user(env, var) or fallback
     supervisor = start_supervisor(var, env, port)
     status = wait_for_health(port, supervisor)
     base = f"http://127.0.0.1:{port}"

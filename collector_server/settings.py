@@ -37,6 +37,9 @@ try:
     DATABASES = {"default": _db}
 
     REDIS_URL = config.check_redis_url(config.envsecret("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    # The streams (and the pipeline counters) may live on another Redis, off the RQ one; empty: REDIS_URL.
+    _stream_url = config.envsecret("STREAM_REDIS_URL", "")
+    STREAM_REDIS_URL = config.check_redis_url(_stream_url, name="STREAM_REDIS_URL") if _stream_url else ""
     # Blocking stream reads must end well before the socket times out (checked at start-up).
     REDIS_SOCKET_TIMEOUT = config.envfloat("REDIS_SOCKET_TIMEOUT", 30.0, minimum=1.0)
     STREAM_PREFIX = config.envstr("FLEETWATCH_STREAM_PREFIX", "fleetwatch")
@@ -77,6 +80,13 @@ try:
     ALLOW_VOLATILE_REDIS = config.envbool("FLEETWATCH_ALLOW_VOLATILE_REDIS", False)
     # Longest pause between reconnection tries of a worker or scheduler during an outage.
     RECONNECT_MAX_SECONDS = config.envfloat("RECONNECT_MAX_SECONDS", 5.0, minimum=0.1, maximum=300.0)
+
+    # Agent identity (docs/security.md). Tests push unsigned batches unless they opt in.
+    REQUIRE_SIGNED_BATCHES = config.envbool("FLEETWATCH_REQUIRE_SIGNED_BATCHES", "pytest" not in sys.modules)
+    ENROLLMENT_KEY = config.envsecret("FLEETWATCH_ENROLLMENT_KEY", "")
+    ENROLLMENT_ROTATION_GRACE_SECONDS = config.envint("ENROLLMENT_ROTATION_GRACE_SECONDS", 86400, minimum=0)
+    ENROLLMENT_CACHE_SECONDS = config.envint("ENROLLMENT_CACHE_SECONDS", 30, minimum=1)
+    REDIS_AGENT_USER = config.envstr("REDIS_AGENT_USER", "fleetwatch-agent")
 
     # Health endpoint thresholds
     HEALTH_MAX_STREAM_LAG = config.envint("HEALTH_MAX_STREAM_LAG", 100000, minimum=1)
@@ -126,6 +136,7 @@ INSTALLED_APPS = [
     "collector_server.monitoring",
     "collector_server.alerts",
     "collector_server.logs",
+    "collector_server.enrollments",
 ]
 
 MIDDLEWARE = [

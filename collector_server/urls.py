@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/v1/monitoring/", include("collector_server.monitoring.api.urls")),
     path("api/v1/monitoring/", include("collector_server.alerts.api.urls")),
     path("api/v1/monitoring/", include("collector_server.logs.api.monitoring_urls")),
+    path("api/v1/monitoring/", include("collector_server.enrollments.api.urls")),
     path("api/v1/logs/", include("collector_server.logs.api.urls")),
     # The seed documents' unversioned alert paths (POST alerts, PUT alerts/{id}/resolve), an alias.
     path("api/monitoring/", include("collector_server.alerts.api.seed_urls")),

@@ -29,3 +29,8 @@ def counter_key(name: str, key_prefix: str | None = None) -> str:
 def stats_key(key_prefix: str | None = None) -> str:
     """Return the Redis hash of pipeline counters (samples_ingested, batches_deadlettered, ...)."""
     return f"{key_prefix if key_prefix is not None else prefix()}:stats"
+
+
+def enrollments_version_key(key_prefix: str | None = None) -> str:
+    """Return the Redis key bumped on every enrollment change (workers drop their cache)."""
+    return f"{key_prefix if key_prefix is not None else prefix()}:enrollments:version"

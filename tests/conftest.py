@@ -15,6 +15,9 @@ import redis as redis_lib
 
 TEST_REDIS_DB = int(os.environ.get("FLEETWATCH_TEST_REDIS_DB", "15"))
 TEST_DB_SUFFIX = os.environ.get("FLEETWATCH_TEST_DB_SUFFIX", "main")
+# Tests push unsigned batches unless they opt in (settings.REQUIRE_SIGNED_BATCHES, or this
+# variable in a started process's environment); the settings default is the same under pytest.
+os.environ.setdefault("FLEETWATCH_REQUIRE_SIGNED_BATCHES", "false")
 # The machine's shared Redis keeps no append-only file: the processes the tests start (which
 # copy this environment) must not report it as degraded. Tests of that report clear it.
 os.environ.setdefault("FLEETWATCH_ALLOW_VOLATILE_REDIS", "true")

@@ -35,9 +35,10 @@ from django.db import connection, transaction
 from redis import Redis
 from redis.exceptions import ResponseError
 
-from alerting_worker.ingest import failures, identities, limits, stats
+from alerting_worker.ingest import failures, identities, limits, signatures, stats
 from alerting_worker.ingest.failures import DependencyUnavailable, Failure
 from shared import host_limits, streams
+from shared.signing import COUNTER_PREFIX
 from shared.wire import Batch, WireError, decode_batch
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,7 @@ class StreamConsumer:
         claim_idle_ms: int = 60_000,
         max_deliveries: int = DEFAULT_MAX_DELIVERIES,
         max_batch_bytes: int = 0,
+        verifier: signatures.Verifier | None = None,
     ) -> None:
         self.client = client
         self.kind = kind
@@ -145,6 +147,7 @@ class StreamConsumer:
         self.claim_idle_ms = claim_idle_ms
         self.max_deliveries = max_deliveries
         self.max_batch_bytes = max_batch_bytes  # per-host limit; 0: only the wire format's own
+        self.verifier = verifier or signatures.Verifier(client)
 
     def drain(self, max_seconds: float = 20.0, stop_when_empty: bool = True) -> DrainResult:
         """Process entries until the stream is empty or `max_seconds` have passed."""
@@ -227,6 +230,7 @@ class StreamConsumer:
         deliveries = self.deliveries(chunk.entries) if chunk.redelivered else {}
         last_errors = self.last_errors(deliveries) if deliveries else {}
         good: list[tuple[bytes, Batch]] = []
+        self.verifier.begin_chunk()
         for entry_id, fields in chunk.entries:
             count = deliveries.get(entry_id, 1)
             if count > self.max_deliveries:
@@ -256,6 +260,12 @@ class StreamConsumer:
             chunk.dead.append((entry_id, b"", "entry deleted from the stream before it was stored"))
             return None
         payload = fields.get(streams.PAYLOAD_FIELD, b"")
+        try:  # before decoding: the signature covers the exact bytes
+            signer = self.verifier.check(fields, payload)
+        except signatures.Refused as exc:
+            chunk.dead.append((entry_id, payload, str(exc)))
+            chunk.counts[COUNTER_PREFIX + exc.code] += 1
+            return None
         try:
             batch = decode_batch(payload)
         except WireError as exc:
@@ -264,6 +274,8 @@ class StreamConsumer:
         if batch.kind != self.kind:
             chunk.dead.append((entry_id, payload, f"{batch.kind} batch on the {self.kind} stream"))
             return None
+        if signer is not None:
+            signer.apply(batch)  # the enrollment's host, never the batch's claim
         if self.max_batch_bytes and len(payload) > self.max_batch_bytes:
             reason = f"batch of {len(payload)} bytes exceeds LIMIT_BATCH_BYTES ({self.max_batch_bytes})"
             chunk.dead.append((entry_id, payload, reason))

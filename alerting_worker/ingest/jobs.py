@@ -15,7 +15,7 @@ from rq import get_current_job
 from alerting_worker.ingest.consumer import DrainResult, StreamConsumer, default_consumer_name
 from alerting_worker.ingest.metrics_handler import MetricsHandler
 from alerting_worker.queues import INGEST, get_queue
-from collector_server.redis_conn import get_redis
+from collector_server.redis_conn import get_stream_redis
 from shared import streams
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def drain(
         return {"skipped": 1}
     close_old_connections()
     consumer = StreamConsumer(
-        get_redis(),
+        get_stream_redis(),
         kind,
         handler_for(kind),
         consumer=consumer_name(),
@@ -113,7 +113,7 @@ class IngestSummary:
 def _lag(kind: str) -> str:
     """Entries of the stream not yet delivered to the ingest group ("?" when Redis cannot say)."""
     try:
-        groups = get_redis().xinfo_groups(streams.stream_key(kind))
+        groups = get_stream_redis().xinfo_groups(streams.stream_key(kind))
     except Exception:  # no stream yet, or Redis busy: the summary must never fail the drain
         return "?"
     for group in groups:

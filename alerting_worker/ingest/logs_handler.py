@@ -15,7 +15,7 @@ from psycopg import Cursor
 
 from alerting_worker.ingest import stats
 from collector_server.logs import writer
-from collector_server.redis_conn import get_redis
+from collector_server.redis_conn import get_stream_redis
 from shared.wire import Batch
 
 
@@ -62,6 +62,6 @@ def write_logs(cursor: Cursor, batches: list[Batch]) -> int:
 
 def add_stats(counts: Counter[str]) -> None:
     """Add non-zero counters to the pipeline stats hash."""
-    pipe = get_redis().pipeline(transaction=False)
+    pipe = get_stream_redis().pipeline(transaction=False)
     stats.add(pipe, counts)
     pipe.execute()

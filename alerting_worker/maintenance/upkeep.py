@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import connection
 
 from collector_server.monitoring import partitions
-from collector_server.redis_conn import get_redis
+from collector_server.redis_conn import get_stream_redis
 from shared import streams
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def trim_streams() -> dict[str, int]:
     Because nothing unread is ever trimmed, the streams never drop data: when workers
     fall behind, Redis fills, XADD fails (noeviction) and agents spool to disk.
     """
-    client = get_redis()
+    client = get_stream_redis()
     trimmed = {}
     for kind in (streams.METRICS, streams.LOGS):
         key = streams.stream_key(kind)

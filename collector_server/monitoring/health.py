@@ -67,6 +67,11 @@ def health_redis() -> redis.Redis:
     return _client(settings.REDIS_URL)
 
 
+def health_stream_redis() -> redis.Redis:
+    """The streams' Redis (STREAM_REDIS_URL, by default the same as REDIS_URL), short timeouts."""
+    return _client(getattr(settings, "STREAM_REDIS_URL", "") or settings.REDIS_URL)
+
+
 def check_database() -> Check:
     """SELECT 1 on the default database."""
     started = time.monotonic()
@@ -234,8 +239,28 @@ def run_checks(scope: str = "pipeline") -> list[Check]:
         for name in ("workers", "scheduler", "streams"):
             checks.append(Check(name, False, {"error": "redis is unreachable"}))
         return checks
-    checks.extend([check_workers(client), check_scheduler(client), check_streams(client)])
+    stream_client = health_stream_redis()
+    checks.extend([check_workers(client), check_scheduler(client), check_streams(stream_client)])
+    checks.append(check_agent_acl(stream_client))
     return checks
+
+
+def check_agent_acl(client: redis.Redis) -> Check:
+    """What the workers found at start-up: the agents' Redis user may only XADD to the streams."""
+    from shared import redis_acl
+
+    try:
+        found = redis_acl.read_check(client)
+    except (redis.RedisError, ValueError) as exc:
+        return Check("agent_credentials", False, {"error": f"{type(exc).__name__}: {exc}"})
+    if found is None:
+        return Check("agent_credentials", True, {"warning": "no worker has checked the agent user yet"})
+    details = {k: found.get(k) for k in ("user", "exists", "checked_at")}
+    if found.get("problems"):
+        return Check("agent_credentials", False, details | {"error": "; ".join(found["problems"])})
+    if not found.get("checked"):
+        details["warning"] = found.get("error") or "the agent user does not exist: agents share REDIS_URL"
+    return Check("agent_credentials", True, details)
 
 
 def report(checks: list[Check]) -> dict[str, Any]:

@@ -13,11 +13,12 @@ from collections.abc import Iterable
 
 import redis
 from django.http import HttpRequest, HttpResponse
-from rq import Queue, Worker
+from rq import Worker
 
+from alerting_worker import jobs_guard
 from collector_server.monitoring import health
 from collector_server.monitoring.models import Host
-from shared import host_limits, streams
+from shared import host_limits, signing, streams
 
 log = logging.getLogger(__name__)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -33,6 +34,7 @@ PIPELINE_COUNTERS = {
     "logs_ingested": "Log entries stored.",
     "logs_rejected": "Log entries dropped as invalid.",
     "logs_truncated": "Log messages cut to the maximum stored length (the entry is kept).",
+    "jobs_refused": "RQ jobs refused unrun: not JSON, or naming a function outside the allow-list.",
     "deadletters_trimmed": "Oldest dead letters removed to keep the dead-letter stream at DEADLETTER_MAXLEN.",
     "batches_deadlettered_deliveries": "Entries dead-lettered after more than INGEST_MAX_DELIVERIES deliveries.",
 }
@@ -81,14 +83,26 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def redis_families(client: redis.Redis) -> list[Family]:
-    """Pipeline counters, streams, dead letters, RQ workers and queues."""
-    raw = client.hgetall(streams.stats_key())
+def redis_families(client: redis.Redis, stream_client: redis.Redis | None = None) -> list[Family]:
+    """Pipeline counters, streams, dead letters (on the streams' Redis), RQ workers and queues."""
+    stream_client = stream_client or client
+    raw = stream_client.hgetall(streams.stats_key())
     stats = {_text(k): int(v) for k, v in raw.items()}
+    if stream_client is not client:  # jobs are refused on the RQ Redis, and counted there
+        refused_jobs = client.hget(streams.stats_key(), jobs_guard.REFUSED_COUNTER)
+        stats[jobs_guard.REFUSED_COUNTER] = int(refused_jobs or 0)
     families = [
         Family(f"{NAMESPACE}_{name}_total", "counter", help_text).add(stats.get(name, 0))
         for name, help_text in PIPELINE_COUNTERS.items()
     ]
+    refused = Family(
+        f"{NAMESPACE}_batches_refused_total",
+        "counter",
+        "Batches dead-lettered because their signature was refused (also in batches_deadlettered), by reason.",
+    )
+    for reason in signing.REASONS:
+        refused.add(stats.get(signing.COUNTER_PREFIX + reason, 0), reason=reason)
+    families.append(refused)
     length = Family(f"{NAMESPACE}_stream_length", "gauge", "Entries in the stream.")
     lag = Family(f"{NAMESPACE}_stream_lag", "gauge", "Entries not yet delivered to the ingest group.")
     pending = Family(f"{NAMESPACE}_stream_pending", "gauge", "Entries delivered but not yet acknowledged.")
@@ -96,17 +110,17 @@ def redis_families(client: redis.Redis) -> list[Family]:
         f"{NAMESPACE}_stream_oldest_pending_seconds", "gauge", "Age of the oldest unacknowledged entry."
     )
     for kind in health.STREAM_KINDS:
-        state = health.stream_state(client, kind)
+        state = health.stream_state(stream_client, kind)
         length.add(state["length"], stream=kind)
         lag.add(state["lag"], stream=kind)
         pending.add(state["pending"], stream=kind)
         oldest.add(state["oldest_pending_seconds"], stream=kind)
     dead = Family(f"{NAMESPACE}_deadletter_length", "gauge", "Entries in the dead-letter stream.")
-    dead.add(int(client.xlen(streams.stream_key(streams.DEAD_LETTER))))
+    dead.add(int(stream_client.xlen(streams.stream_key(streams.DEAD_LETTER))))
     workers = Family(f"{NAMESPACE}_workers", "gauge", "RQ workers registered.").add(Worker.count(client))
     depth = Family(f"{NAMESPACE}_queue_depth", "gauge", "Jobs waiting in an RQ queue.")
     for name in QUEUES:
-        depth.add(Queue(name, connection=client).count, queue=name)
+        depth.add(jobs_guard.get_queue(name, client).count, queue=name)
     return [*families, length, lag, pending, oldest, dead, workers, depth, limit_family(client)]
 
 
@@ -138,7 +152,8 @@ def collect() -> list[Family]:
     up = Family(f"{NAMESPACE}_up", "gauge", "Whether the source of these figures could be read.")
     families: list[Family] = []
     try:
-        families.extend(redis_families(health.health_redis()))
+        rq_client, stream_client = health.health_redis(), health.health_stream_redis()
+        families.extend(redis_families(rq_client, stream_client if stream_client is not rq_client else None))
         up.add(1, component="redis")
     except redis.RedisError as exc:
         log.warning("metrics: cannot read Redis: %s", exc)

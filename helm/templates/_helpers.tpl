@@ -49,6 +49,10 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
+{{- define "fleetwatch.agentSecretName" -}}
+{{- default (printf "%s-agent" (include "fleetwatch.fullname" .)) .Values.agentExistingSecret }}
+{{- end }}
+
 {{- define "fleetwatch.secretName" -}}
 {{- default (include "fleetwatch.fullname" .) .Values.existingSecret }}
 {{- end }}

@@ -8,8 +8,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
-from rq import SimpleWorker
 
+from alerting_worker.jobs_guard import build_worker
 from alerting_worker.queues import ALERTS, get_queue
 from collector_server.alerts.defaults import ensure_default_channels
 from collector_server.alerts.models import Alert, AlertRule, Channel
@@ -109,7 +109,7 @@ def test_periodic_job_runs_through_a_real_rq_worker(redis_client, metrics):
     AlertRule.objects.filter(name="Critical Memory Usage").update(for_seconds=0)
     metrics.gauge("system_memory_usage_percent", datetime.now(UTC), 97.0, host="db-1")
     job = get_queue(ALERTS).enqueue("alerting_worker.alerting.jobs.evaluate_and_dispatch")
-    SimpleWorker([get_queue(ALERTS)], connection=redis_client).work(burst=True)
+    build_worker([get_queue(ALERTS)], name="test-alerts").work(burst=True)
     job.refresh()
     assert job.get_status() == "finished", job.latest_result()
     assert job.return_value()["transitions"] == 1

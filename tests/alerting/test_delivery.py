@@ -10,10 +10,10 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from rq import SimpleWorker
 from rq.registry import ScheduledJobRegistry
 
 from alerting_worker.alerting import deliver, dispatch, evaluate, jobs
+from alerting_worker.jobs_guard import build_worker
 from alerting_worker.queues import NOTIFICATIONS, get_queue
 from collector_server.alerts.models import Alert, AlertRule, Channel, DeliveryAttempt, Notification
 
@@ -48,7 +48,7 @@ def resolve(metrics, now, host: str = "web-1") -> None:
 
 
 def work(redis_client) -> None:
-    SimpleWorker([get_queue(NOTIFICATIONS)], connection=redis_client).work(burst=True)
+    build_worker([get_queue(NOTIFICATIONS)], name="test-notify").work(burst=True)
 
 
 def dispatch_and_work(redis_client, django_capture_on_commit_callbacks, at) -> list[Notification]:

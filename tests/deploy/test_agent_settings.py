@@ -46,6 +46,8 @@ def resolve_pod_env(ctr: dict[str, Any], secret: dict[str, Any], node: str) -> d
             values[name] = node
         elif "secretKeyRef" in source:
             assert source["secretKeyRef"]["name"] == secret["metadata"]["name"]
+            if source["secretKeyRef"].get("optional") and source["secretKeyRef"]["key"] not in secret["data"]:
+                continue
             values[name] = base64.b64decode(secret["data"][source["secretKeyRef"]["key"]]).decode()
         else:
             values[name] = entry["value"]
@@ -53,10 +55,13 @@ def resolve_pod_env(ctr: dict[str, Any], secret: dict[str, Any], node: str) -> d
 
 
 def test_chart_agent_settings_load_and_report_the_node(render: Render, tmp_path: Path) -> None:
-    values = {"secrets": {"redisUrl": "redis://redis.data:6379/2"}, "config": {"streamPrefix": "fw-prod"}}
+    values = {
+        "agentSecrets": {"redisUrl": "redis://fleetwatch-agent:pw@redis.data:6379/2"},
+        "config": {"streamPrefix": "fw-prod"},
+    }
     docs = render(values)
     agent = find(docs, "DaemonSet", "-agent")
-    secret = find(docs, "Secret", "fw-fleetwatch")
+    secret = find(docs, "Secret", "fw-fleetwatch-agent")  # the only Secret the agents read
     env = resolve_pod_env(container(agent), secret, node="node-7.cluster.local")
     mounts = {m["mountPath"]: m["name"] for m in container(agent)["volumeMounts"]}
     volumes = {v["name"]: v for v in pod_spec(agent)["volumes"]}
@@ -67,5 +72,5 @@ def test_chart_agent_settings_load_and_report_the_node(render: Render, tmp_path:
     }
     config = load_config(env=with_stand_ins(env, tmp_path))
     assert config.host == "node-7.cluster.local"
-    assert config.redis_url == "redis://redis.data:6379/2"
+    assert config.redis_url == "redis://fleetwatch-agent:pw@redis.data:6379/2"
     assert config.stream_prefix == "fw-prod"

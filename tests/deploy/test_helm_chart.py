@@ -92,8 +92,8 @@ def test_autoscaler_bounds_the_wrong_way_round_are_refused(render: Render) -> No
 
 
 def test_default_release_has_every_part(render: Render) -> None:
-    expected = ["ConfigMap", "DaemonSet", "Deployment", "Deployment", "Deployment", "Job"]
-    expected += ["PodDisruptionBudget", "Secret", "Secret", "Service", "ServiceAccount"]
+    expected = ["ConfigMap", "DaemonSet", "Deployment", "Deployment", "Deployment", "Job", "Job"]
+    expected += ["PodDisruptionBudget", "Secret", "Secret", "Secret", "Service", "ServiceAccount"]
     assert kinds(render()) == sorted(expected)
 
 
@@ -384,7 +384,7 @@ def test_existing_secret_replaces_the_chart_secret(render: Render) -> None:
                 for e in container(doc)["env"]
                 if "secretKeyRef" in e.get("valueFrom", {})
             }
-    assert refs == {"fleetwatch-credentials"}
+    assert refs == {"fleetwatch-credentials", "fleetwatch-agent-credentials"}
 
 
 def test_secret_key_is_generated_when_not_given(render: Render) -> None:

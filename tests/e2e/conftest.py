@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
+from collector_server import local_agent
 from collector_server.localstack import Stack
 
 
@@ -31,7 +32,9 @@ def stack(tmp_path: Path, redis_client, redis_url, partitions):
         # Its own app socket: never the machine-wide default another agent may hold.
         FLEETWATCH_AGENT_SOCKET=str(tmp_path / "agent.sock"),
         INGEST_JOB_SECONDS="5",
+        FLEETWATCH_REQUIRE_SIGNED_BATCHES="true",  # as `make up` runs it: the agent is enrolled
     )
+    local_agent.enroll(env)  # never local_agent.create_redis_user here: this Redis is shared
     running = Stack(var=tmp_path, env=env, port=free_port(), agent_interval=1.0)
     running.start()
     yield running

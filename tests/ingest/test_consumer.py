@@ -167,8 +167,7 @@ def test_component_batches_belong_to_the_agents_host(redis_client, metrics_strea
 
 
 def test_ingested_metrics_queue_one_rule_evaluation(redis_client, metrics_stream):
-    from rq import Queue, SimpleWorker
-
+    from alerting_worker import jobs_guard
     from alerting_worker.ingest import alert_trigger
 
     for _ in range(3):
@@ -176,11 +175,11 @@ def test_ingested_metrics_queue_one_rule_evaluation(redis_client, metrics_stream
     c = consumer(redis_client)
     c.chunk = 1  # three chunks, three commits
     c.drain(max_seconds=5)
-    alerts = Queue("alerts", connection=redis_client)
+    alerts = jobs_guard.get_queue("alerts", redis_client)
     assert alerts.count == 1  # debounced: one evaluation waits, whatever the number of chunks
     assert alert_trigger.take(redis_client) == ["system_cpu_usage_percent", "system_network_bytes_sent_total"]
     alert_trigger.notify(redis_client, {"system_cpu_usage_percent"})
-    SimpleWorker([alerts], connection=redis_client).work(burst=True)
+    jobs_guard.build_worker([alerts], name="test-alerts").work(burst=True)
     assert alerts.count == 0
     assert alert_trigger.take(redis_client) == []  # the job took the names
 

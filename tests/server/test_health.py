@@ -52,7 +52,7 @@ def test_healthy_pipeline_answers_200_with_every_service(anonymous, db, live_pip
     assert body["status"] == "healthy"
     assert body["failing"] == []
     services = body["services"]
-    assert set(services) == {"database", "redis", "workers", "scheduler", "streams"}
+    assert set(services) == {"database", "redis", "workers", "scheduler", "streams", "agent_credentials"}
     assert services["workers"]["alive"] == 1
     assert services["workers"]["names"] == ["test-worker"]
     assert services["scheduler"]["names"] == ["test-scheduler"]

@@ -6,8 +6,9 @@ from datetime import timedelta
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from rq import Queue, Worker
+from rq import Worker
 
+from alerting_worker import jobs_guard
 from collector_server.monitoring import health
 from shared import streams
 from tests.server.conftest import make_host
@@ -62,7 +63,7 @@ def test_metrics_report_streams_deadletters_workers_queues_and_hosts(anonymous, 
     metrics_client.xreadgroup(streams.CONSUMER_GROUP, "c1", {key: ">"}, count=1)
     metrics_client.xadd(streams.stream_key(streams.DEAD_LETTER), {b"b": b"x", b"reason": b"bad"})
     Worker(["ingest"], connection=metrics_client, name="w1").register_birth()
-    Queue("maintenance", connection=metrics_client).enqueue(noop)
+    jobs_guard.get_queue("maintenance", metrics_client).enqueue(noop)
     make_host("web-1")
     make_host("old-1", seen_ago=timedelta(hours=2))
     make_host("old-2", seen_ago=timedelta(hours=2))

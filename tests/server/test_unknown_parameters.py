@@ -106,6 +106,8 @@ VALID: dict[str, dict[str, str]] = {
         "limit": "1",
         "cursor": "{cursor}",
     },
+    "/api/v1/monitoring/enrollments": {"limit": "10", "offset": "0"},
+    "/api/v1/monitoring/enrollments/{id}": {},
     "/api/v1/logs/stats": {"hours": "2"},
     "/api/v1/logs/requests/{request_id}": {},
 }
@@ -115,9 +117,19 @@ EXTRA = {"/api/v1/logs/search": {"attr.k": "v"}}
 ALIASES = ["/api/monitoring/alerts"]
 
 
+@pytest.fixture(autouse=True)
+def staff_viewer(viewer):
+    """The viewer may read every endpoint here, the admin-only enrollments too."""
+    viewer.is_staff = True
+    viewer.save()
+
+
 @pytest.fixture
 def world(db, partitions):
     """One of everything a GET endpoint reads; returns the values to fill into paths and parameters."""
+    from collector_server.enrollments.models import Enrollment
+
+    enrollment, _ = Enrollment.enroll("web-1")
     host = make_host("web-1", agent_version="1.2.3")
     channel = Channel.objects.create(name="ops", kind="webhook", config={"url": "http://127.0.0.1:9/hook"})
     rule = AlertRule.objects.create(
@@ -157,6 +169,7 @@ def world(db, partitions):
         "/rules/": rule.pk,
         "/silences/": silence.pk,
         "/channels/": channel.pk,
+        "/enrollments/": enrollment.pk,
         "rule": rule.pk,
         "alert": alert.pk,
         "request_id": "req-1",

@@ -1,0 +1,57 @@
+"""fleetwatch-manage enroll-agent HOST: enroll a host and print its credential (shown once)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from collector_server.enrollments.models import Enrollment
+
+
+class Command(BaseCommand):
+    help = "Enroll a host: print the credential its agent signs batches with (shown only this once)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "host_name", help="the host name every batch signed with this key is stored under"
+        )
+        parser.add_argument("--note", default="")
+        parser.add_argument(
+            "--group",
+            action="store_true",
+            help="one credential for many hosts (a Kubernetes DaemonSet): batches are stored as HOST/<node>",
+        )
+        parser.add_argument(
+            "--credential-file",
+            default="",
+            help="write the credential to this file (mode 0600) instead of printing it, e.g. the agent's "
+            "state directory's 'credential' file",
+        )
+        parser.add_argument("--quiet", action="store_true", help="print only the credential")
+
+    def handle(
+        self, *args, host_name: str, note: str, group: bool, credential_file: str, quiet: bool, **options
+    ) -> None:
+        host_name = host_name.strip()
+        if not host_name:
+            raise CommandError("host_name must not be empty")
+        enrollment, credential = Enrollment.enroll(host_name, note=note, group=group)
+        if credential_file:
+            path = Path(credential_file)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(f"{credential}\n")
+            self.stdout.write(
+                f"enrolled {host_name} (key id {enrollment.key_id}); credential written to {path}"
+            )
+            return
+        if quiet:
+            self.stdout.write(str(credential))
+            return
+        self.stdout.write(f"enrolled {host_name} (key id {enrollment.key_id})")
+        self.stdout.write(f"credential (shown only now): {credential}")
+        self.stdout.write(f"on the host: fleetwatch-agent --save-credential {credential}")
+        self.stdout.write(f"   or set:   FLEETWATCH_AGENT_CREDENTIAL={credential}")
