@@ -321,6 +321,7 @@ def _remember(cache: set, value: Any) -> None:
 def _decode_logs(raw: Any) -> list[dict[str, Any]]:
     if type(raw) is not list:
         raise WireError("logs batch needs a 'logs' list")
+    field_types = _LOG_FIELD_TYPES
     for index, record in enumerate(raw):
         if type(record) is not dict:
             raise WireError(f"logs[{index}] must be a map")
@@ -330,12 +331,13 @@ def _decode_logs(raw: Any) -> list[dict[str, Any]]:
         if type(record.get("message")) is not str:
             raise WireError(f"logs[{index}].message must be a string")
         for key, value in record.items():
+            kind = type(value)
+            if key in field_types and kind not in field_types[key]:
+                raise WireError(f"logs[{index}].{key} must be {_LOG_FIELD_WORDS[key]}, got {_quote(value)}")
+            if (kind is dict or kind is list) and nested_too_deep(value):
+                raise WireError(f"logs[{index}].{key!s:.80} is nested more than {MAX_NESTING} levels deep")
             if type(key) is not str:
                 raise WireError(f"logs[{index}] has a key that is not a string: {_quote(key)}")
-            if key in _LOG_FIELD_TYPES and type(value) not in _LOG_FIELD_TYPES[key]:
-                raise WireError(f"logs[{index}].{key} must be {_LOG_FIELD_WORDS[key]}, got {_quote(value)}")
-            if type(value) in _CONTAINERS and nested_too_deep(value):
-                raise WireError(f"logs[{index}].{key} is nested more than {MAX_NESTING} levels deep")
     return raw
 
 
@@ -358,6 +360,11 @@ _LOG_FIELD_WORDS = {
 
 def nested_too_deep(value: Any, limit: int = MAX_NESTING) -> bool:
     """Whether maps and lists in `value` nest deeper than `limit` (iterative: no recursion)."""
+    for child in value.values() if type(value) is dict else value:
+        if type(child) is dict or type(child) is list:
+            break
+    else:  # the common case: one map or list of scalars
+        return limit < 1
     stack = [(value, 1)]
     while stack:
         current, depth = stack.pop()

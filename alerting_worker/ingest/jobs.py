@@ -13,6 +13,7 @@ from django.db import close_old_connections
 from rq import get_current_job
 
 from alerting_worker.ingest.consumer import DrainResult, StreamConsumer, default_consumer_name
+from alerting_worker.ingest.failures import DependencyUnavailable
 from alerting_worker.ingest.metrics_handler import MetricsHandler
 from alerting_worker.queues import INGEST, get_queue
 from collector_server.redis_conn import get_stream_redis
@@ -56,12 +57,38 @@ def drain(
         max_deliveries=settings.INGEST_MAX_DELIVERIES,
         max_batch_bytes=settings.LIMIT_BATCH_BYTES,
     )
-    result = consumer.drain(
-        max_seconds=max_seconds or settings.INGEST_JOB_SECONDS, stop_when_empty=stop_when_empty
-    )
-    close_old_connections()
+    try:
+        result = consumer.drain(
+            max_seconds=max_seconds or settings.INGEST_JOB_SECONDS, stop_when_empty=stop_when_empty
+        )
+    except DependencyUnavailable as exc:
+        outage.waiting(kind, str(exc))
+        return {"waiting": 1}
+    finally:
+        close_old_connections()
+    outage.resumed(kind)
     SUMMARY.add(kind, result)
     return summary(result)
+
+
+class Outage:
+    """Log a database outage once when ingest starts waiting and once when it resumes, not every second."""
+
+    def __init__(self) -> None:
+        self.since: dict[str, float] = {}
+
+    def waiting(self, kind: str, problem: str) -> None:
+        if kind not in self.since:
+            self.since[kind] = time.monotonic()
+            log.warning("%s; entries stay in the stream until it is back", problem)
+
+    def resumed(self, kind: str) -> None:
+        started = self.since.pop(kind, None)
+        if started is not None:
+            log.warning("ingest of the %s stream resumed after %.0f s", kind, time.monotonic() - started)
+
+
+outage = Outage()
 
 
 def drain_metrics() -> dict[str, int]:

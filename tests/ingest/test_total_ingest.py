@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import msgpack
@@ -207,3 +208,26 @@ def test_entries_stored_before_redis_went_away_are_acknowledged_when_it_returns(
         assert client.xpending(metrics_stream, "ingest")["pending"] == 0
     finally:
         server.kill()
+
+
+def test_a_drain_job_waits_quietly_through_an_outage_and_says_when_ingest_resumes(
+    redis_client, metrics_stream, caplog
+):
+    from alerting_worker.ingest import jobs
+
+    redis_client.xadd(metrics_stream, {"b": make_batch()})
+    real_port = connection.settings_dict["PORT"]
+    connection.close()
+    connection.settings_dict["PORT"] = "1"
+    try:
+        with caplog.at_level(logging.WARNING, logger="alerting_worker.ingest.jobs"):
+            assert jobs.drain(streams.METRICS) == {"waiting": 1}
+            assert jobs.drain(streams.METRICS) == {"waiting": 1}
+    finally:
+        connection.close()
+        connection.settings_dict["PORT"] = real_port
+    with caplog.at_level(logging.WARNING, logger="alerting_worker.ingest.jobs"):
+        assert jobs.drain(streams.METRICS)["batches"] == 1
+    lines = [r.getMessage() for r in caplog.records if r.name == "alerting_worker.ingest.jobs"]
+    assert len(lines) == 2  # one when it started waiting, one when it resumed: not one per try
+    assert "database unreachable" in lines[0] and "resumed after" in lines[1]
