@@ -212,8 +212,25 @@ class OutageTolerantMixin:
             super().heartbeat(timeout, pipeline)  # type: ignore[misc]
             return
         self._guarded("sending the heartbeat", lambda: super(OutageTolerantMixin, self).heartbeat(timeout))
-        if self.redis_outage.active:
-            self.redis_outage.recovered()
+        if self.redis_outage.active:  # noticed elsewhere (a failed job), over before a wait began
+            self._guarded("registering again", self._reregister)
+            self.redis_outage.recovered(f"worker {self.name} registered again")
+
+    def bootstrap(self, *args: Any, **kwargs: Any) -> None:
+        """RQ's start (registration, command channel), waiting for Redis when it is unreachable."""
+        from rq.exceptions import StopRequested
+
+        while True:
+            try:
+                super().bootstrap(*args, **kwargs)  # type: ignore[misc]
+                break
+            except REDIS_DOWN as exc:
+                if not wait_for_redis(
+                    self.connection, self.redis_outage, exc, "starting", lambda: self._stop_requested
+                ):
+                    raise StopRequested() from None
+                self.connection.delete(self.key)  # our own half-written registration (the name is unique)
+        self.redis_outage.recovered()
 
     def check_for_suspension(self, burst: bool) -> None:
         self._guarded(
@@ -264,7 +281,11 @@ class OutageTolerantMixin:
             logging_level=logging_level if logging_level is not None else self.log.level,  # type: ignore[attr-defined]
             serializer=self.serializer,  # type: ignore[attr-defined]
         )
-        self.scheduler.acquire_locks()
+        try:
+            self.scheduler.acquire_locks()
+        except REDIS_DOWN as exc:  # started after the outage, once the worker is registered again
+            self.redis_outage.failed(exc, "starting RQ's scheduler")
+            return
         if not self.scheduler.acquired_locks:
             return
         if burst:

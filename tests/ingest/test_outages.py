@@ -196,3 +196,25 @@ def test_registrations_and_lease_come_back_after_redis_restarts_empty(tmp_path: 
     finally:
         stop_processes(scheduler, worker)
         redis_server.stop()
+
+
+@pytest.mark.slow
+def test_worker_and_scheduler_started_before_redis_wait_for_it(tmp_path: Path):
+    redis_server = OwnRedis(tmp_path)  # not started yet
+    env = stack_env(redis_server.url, shared_test_database_url(), f"fwlate-{uuid.uuid4().hex[:6]}")
+    logs = {name: tmp_path / f"{name}.log" for name in ("scheduler", "worker")}
+    procs = [process([name], env, logs[name], ROOT) for name in logs]
+    try:
+        for name in logs:
+            wait_until(lambda n=name: "Redis is unreachable" in log_text(logs[n]), 60, f"the {name} to wait")
+        assert all(p.poll() is None for p in procs)
+        redis_server.start()
+        client = redis_server.client()
+        wait_until(lambda: Worker.all(connection=client), 60, "the worker to register")
+        wait_until(
+            lambda: CronScheduler.all(connection=client, cleanup=False), 60, "the scheduler to register"
+        )
+        assert all(p.poll() is None for p in procs)
+    finally:
+        stop_processes(*procs)
+        redis_server.stop()
