@@ -11,6 +11,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from alerting_worker.alerting import egress
 from shared import config
 from shared.config import ConfigError
 
@@ -81,6 +82,13 @@ try:
             f"NOTIFY_RETRY_INTERVALS={','.join(_retry)!r} must be positive seconds, comma-separated"
         )
     NOTIFY_RETRY_INTERVALS = [int(item) for item in _retry]
+    # Outgoing requests (docs/security.md): non-public destinations allowed anyway, redirects followed.
+    FLEETWATCH_ALLOWED_TARGETS = config.envlist("FLEETWATCH_ALLOWED_TARGETS", [])
+    try:
+        egress.parse_allowed_targets(",".join(FLEETWATCH_ALLOWED_TARGETS))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    NOTIFY_MAX_REDIRECTS = config.envint("NOTIFY_MAX_REDIRECTS", 0, minimum=0, maximum=10)
 
     # Logging
     LOG_LEVEL = config.envstr("LOG_LEVEL", "INFO").upper()

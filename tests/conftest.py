@@ -15,6 +15,18 @@ import redis as redis_lib
 
 TEST_REDIS_DB = int(os.environ.get("FLEETWATCH_TEST_REDIS_DB", "15"))
 TEST_DB_SUFFIX = os.environ.get("FLEETWATCH_TEST_DB_SUFFIX", "main")
+# Tests contact only receivers on loopback, which the egress guard refuses unless allowed
+# (docs/security.md); processes a test starts inherit the variable.
+LOOPBACK_TARGETS = "127.0.0.1/32,::1/128"
+os.environ.setdefault("FLEETWATCH_ALLOWED_TARGETS", LOOPBACK_TARGETS)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _loopback_targets_allowed():
+    from django.test import override_settings
+
+    with override_settings(FLEETWATCH_ALLOWED_TARGETS=LOOPBACK_TARGETS.split(",")):
+        yield
 
 
 @pytest.fixture(scope="session")

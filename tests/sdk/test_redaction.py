@@ -127,7 +127,7 @@ def test_headers_are_redacted_by_name_and_bytes_are_decoded():
         "Cookie": REDACTED,
         "X-Api-Key": REDACTED,
         "Accept": "text/html",
-        "Referer": f"https://x.test/cb?code=1&access_token={REDACTED}",
+        "Referer": f"https://x.test/cb?code={REDACTED}&access_token={REDACTED}",
     }
 
 
