@@ -269,7 +269,10 @@ class Redactor:
 
     def redact_query(self, query: str) -> str:
         """Redact the values of sensitive parameters in a query string or URL."""
-        return self.redact_text(query) if query else query
+        if not query:
+            return query
+        # Read as the part after "?", so a first parameter sensitive only in a query (code=) is found.
+        return self.redact_text("?" + query)[1:]
 
     def _redact_pairs(self, text: str) -> str:
         parts: list[str] = []

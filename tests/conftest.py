@@ -19,6 +19,8 @@ TEST_DB_SUFFIX = os.environ.get("FLEETWATCH_TEST_DB_SUFFIX", "main")
 # (docs/security.md); processes a test starts inherit the variable.
 LOOPBACK_TARGETS = "127.0.0.1/32,::1/128"
 os.environ.setdefault("FLEETWATCH_ALLOWED_TARGETS", LOOPBACK_TARGETS)
+# Processes a test starts run with DEBUG off, where ALLOWED_HOSTS is required.
+os.environ.setdefault("ALLOWED_HOSTS", "*")
 
 
 @pytest.fixture(scope="session", autouse=True)
