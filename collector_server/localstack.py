@@ -146,8 +146,7 @@ def up(var: Path, port: int) -> int:
         out = run_checked([sys.executable, "-m", "collector_server", "manage", "bootstrap_admin"], env)
         fields = dict(line.split(": ", 1) for line in out.strip().splitlines() if ": " in line)
         var.mkdir(parents=True, exist_ok=True)
-        credentials.write_text(json.dumps(fields))
-        credentials.chmod(0o600)
+        write_private(credentials, json.dumps(fields))
     fields = json.loads(credentials.read_text())
     stack = Stack(var=var, env=env, port=port)
     stack.start()
@@ -167,6 +166,24 @@ def up(var: Path, port: int) -> int:
     print(f"  API docs:   {base}/api/docs/")
     print("  stop with:  make down")
     return 0
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file readable by its owner only: created 0600 (never chmod'ed after), then renamed in place.
+
+    No other user ever sees the content, not even for a moment, and a reader never sees half a file.
+    """
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def _alive(var: Path, name: str) -> bool:

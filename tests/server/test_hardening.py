@@ -137,3 +137,23 @@ def test_a_slow_user_query_is_cancelled_by_the_statement_timeout(settings, monke
     assert "statement timeout of 100 ms (QUERY_TIMEOUT_MS)" in response.json()["error"]
     search_response = api.get("/api/v1/logs/search", {"pattern": "x"})  # its own answer to a timeout
     assert "took too long" in search_response.json()["error"]
+
+
+def test_admin_credentials_file_is_created_private_never_chmod_after(tmp_path, monkeypatch):
+    from collector_server.localstack import write_private
+
+    def no_chmod(*args, **kwargs):
+        raise AssertionError("permissions must be set when the file is created")
+
+    monkeypatch.setattr(os, "chmod", no_chmod)
+    monkeypatch.setattr(Path, "chmod", no_chmod)
+    old_umask = os.umask(0)  # even with a permissive umask
+    try:
+        target = tmp_path / "admin.json"
+        target.write_text("old")
+        write_private(target, '{"admin user": "admin"}')
+    finally:
+        os.umask(old_umask)
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert target.read_text() == '{"admin user": "admin"}'
+    assert [p.name for p in tmp_path.iterdir()] == ["admin.json"]  # no temporary file left
