@@ -120,7 +120,6 @@ _TOKEN_SHAPES = re.compile(
 )
 _PERCENT = re.compile(r"%%|%(?:\([^)]*\))?[#0\- +]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[hlL]?[diouxXeEfFgGcrsa]")
 _WORD_BEFORE = re.compile(r"([A-Za-z][A-Za-z0-9_.-]*)[\s:=\"']*$")
-_TOKEN_HINTS = ("_", "AKIA", "ASIA", "xox", "glpat-", "AIza")
 _WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
 # A card number as an int: 13 to 19 digits.
 _CARD_INT_MIN = 10**12
@@ -157,6 +156,7 @@ class Redactor:
         extra = {normalise(f) for f in extra_fields if normalise(f)}
         self.names = _SENSITIVE_NORMALISED | extra
         self._cache: dict[str, bool] = {}
+        self._templates: dict[str, frozenset[int]] = {}
 
     def is_sensitive(self, key: str) -> bool:
         """Return whether values under this key name must be hidden."""
@@ -213,7 +213,15 @@ class Redactor:
             text = _PEM_KEY.sub(REDACTED, text)
         if "://" in text:
             text = _URL_PASSWORD.sub(lambda m: f"{m.group('head')}{REDACTED}", text)
-        if any(hint in text for hint in _TOKEN_HINTS):
+        if (
+            "gh" in text
+            or "xox" in text
+            or "AKIA" in text
+            or "ASIA" in text
+            or "AIza" in text
+            or "_live_" in text
+            or "glpat-" in text
+        ):
             text = _TOKEN_SHAPES.sub(REDACTED, text)
         if _DIGIT_RUN.search(text) is not None:  # a cheap scan first: most text has no card-like run
             text = _CARD.sub(_card_replacement, text)
@@ -241,20 +249,32 @@ class Redactor:
             return self.redact(args)
         if not isinstance(args, tuple):
             args = (args,)
+        hidden = self._hidden_positions(msg)
         out = list(args)
-        index = 0
-        for match in _PERCENT.finditer(msg):
-            if match.group(0) == "%%":
-                continue
-            if index >= len(out):
-                break
-            word = _WORD_BEFORE.search(msg, max(0, match.start() - 48), match.start())
-            if word is not None and self.is_sensitive(word.group(1)):
+        for index, value in enumerate(out):
+            if index in hidden:
                 out[index] = REDACTED
-            elif isinstance(out[index], str | Mapping | list | tuple):
-                out[index] = self.redact(out[index])
-            index += 1
+            elif isinstance(value, Mapping | list | tuple):
+                out[index] = self.redact(value)  # by key; plain text is redacted once, in the message
         return tuple(out)
+
+    def _hidden_positions(self, msg: str) -> frozenset[int]:
+        """Return the positions of the arguments that follow a sensitive word (cached per template)."""
+        cached = self._templates.get(msg)
+        if cached is None:
+            positions = set()
+            index = 0
+            for match in _PERCENT.finditer(msg):
+                if match.group(0) == "%%":
+                    continue
+                word = _WORD_BEFORE.search(msg, max(0, match.start() - 48), match.start())
+                if word is not None and self.is_sensitive(word.group(1)):
+                    positions.add(index)
+                index += 1
+            cached = frozenset(positions)
+            if len(self._templates) < 4096:
+                self._templates[msg] = cached
+        return cached
 
     def redact_headers(self, headers: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> dict[str, Any]:
         """Return headers as a dict with sensitive ones (Authorization, Cookie, ...) hidden."""

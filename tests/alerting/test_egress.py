@@ -30,6 +30,9 @@ REFUSED_URLS = [
     ("http://127.0.0.1:8080/hook", "loopback"),
     ("http://[::1]/hook", "loopback"),
     ("http://localhost/hook", "loopback"),  # /etc/hosts: resolved locally, nothing is sent
+    ("http://2130706433/", "loopback"),  # 127.0.0.1 as one number, read by the resolver
+    ("http://0177.0.0.1/", "loopback"),  # octal
+    ("http://0x7f.1/", "loopback"),  # hex, short form
     ("http://10.0.0.5/hook", "private"),
     ("http://192.168.1.1/", "private"),
     ("http://172.16.3.4/", "private"),
