@@ -187,19 +187,36 @@ class Redactor:
         if _depth >= MAX_DEPTH:
             return TOO_DEEP
         if isinstance(value, Mapping):
-            # Keys leave as text: msgpack and JSON consumers downstream take string keys only.
-            return {
-                (k if isinstance(k, str) else str(k)): (
-                    REDACTED if isinstance(k, str) and self.is_sensitive(k) else self.redact(v, _depth + 1)
-                )
-                for k, v in value.items()
-            }
+            return self._redact_mapping(value, _depth)
         if isinstance(value, list | tuple | set | frozenset):
             return [self.redact(v, _depth + 1) for v in value]
         if isinstance(value, BaseException):
             return self.redact_text(f"{type(value).__name__}: {value}")
         # Anything else leaves the app as its text, so the text is what gets redacted.
         return self.redact_text(str(value))
+
+    def _redact_mapping(self, value: Mapping[Any, Any], depth: int) -> dict[str, Any]:
+        """Redact a map's values by key; plain scalars are handled inline (ingest runs this per record)."""
+        out: dict[str, Any] = {}
+        cache = self._cache
+        for key, item in value.items():
+            if key.__class__ is not str:
+                key = str(key)  # keys leave as text: msgpack and JSON consumers take string keys only
+            else:
+                sensitive = cache.get(key)
+                if sensitive is None:
+                    sensitive = self.is_sensitive(key)
+                if sensitive:
+                    out[key] = REDACTED
+                    continue
+            cls = item.__class__
+            if cls is str:
+                out[key] = item if len(item) < 6 else self.redact_text(item)
+            elif cls is float or cls is bool or item is None or (cls is int and item < _CARD_INT_MIN):
+                out[key] = item
+            else:
+                out[key] = self.redact(item, depth + 1)
+        return out
 
     def redact_text(self, text: str) -> str:
         """Redact credentials, card numbers and sensitive name=value pairs inside free text."""
