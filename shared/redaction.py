@@ -118,6 +118,7 @@ _TOKEN_SHAPES = re.compile(
     r"|xox[abposr]-[A-Za-z0-9-]{10,}|[sr]k_live_[A-Za-z0-9]{16,}|glpat-[A-Za-z0-9_-]{20,}"
     r"|AIza[0-9A-Za-z_-]{35})\b"
 )
+_PLAIN_ARGS = frozenset({str, int, float, bool, type(None)})
 _PERCENT = re.compile(r"%%|%(?:\([^)]*\))?[#0\- +]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[hlL]?[diouxXeEfFgGcrsa]")
 _WORD_BEFORE = re.compile(r"([A-Za-z][A-Za-z0-9_.-]*)[\s:=\"']*$")
 _WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
@@ -262,17 +263,19 @@ class Redactor:
         return self.redact_text(text)
 
     def _redact_args(self, msg: str, args: Any) -> Any:
-        if isinstance(args, Mapping):
-            return self.redact(args)
-        if not isinstance(args, tuple):
+        if args.__class__ is not tuple:
+            if isinstance(args, Mapping):
+                return self.redact(args)
             args = (args,)
         hidden = self._hidden_positions(msg)
+        if not hidden and all(value.__class__ in _PLAIN_ARGS for value in args):
+            return args  # plain values: their text is redacted once, in the message
         out = list(args)
         for index, value in enumerate(out):
             if index in hidden:
                 out[index] = REDACTED
-            elif isinstance(value, Mapping | list | tuple):
-                out[index] = self.redact(value)  # by key; plain text is redacted once, in the message
+            elif value.__class__ not in _PLAIN_ARGS and isinstance(value, Mapping | list | tuple):
+                out[index] = self.redact(value)  # by key
         return tuple(out)
 
     def _hidden_positions(self, msg: str) -> frozenset[int]:
