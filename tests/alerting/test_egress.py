@@ -288,3 +288,27 @@ def test_test_outcome_of_another_channel_is_not_found(admin_api):
     two = Channel.objects.create(name="two", kind="webhook", config={"url": "http://127.0.0.1:9/"})
     note = notify_test.queue_test(one)
     assert admin_api.get(f"{BASE}/channels/{two.pk}/test/{note.pk}").status_code == 404
+
+
+def test_the_admin_refuses_the_same_destination_as_the_api(nothing_allowed):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw-root-123"))
+    form = {
+        "name": "metadata",
+        "kind": "webhook",
+        "config": '{"url": "http://169.254.169.254/latest/meta-data/"}',
+        "enabled": "on",
+        "group_by": "[]",
+        "group_wait_seconds": "30",
+        "group_interval_seconds": "300",
+        "repeat_interval_seconds": "14400",
+        "rate_limit_per_hour": "10",
+        "created_at_0": "2026-01-01",
+        "created_at_1": "00:00:00",
+    }
+    response = client.post("/admin/alerts/channel/add/", form)
+    assert response.status_code == 200  # the form again, with the error
+    assert "url points to a link-local address" in response.content.decode()
+    assert not Channel.objects.filter(name="metadata").exists()
