@@ -21,7 +21,7 @@ COPY . .
 RUN /opt/fleetwatch/bin/pip install ".[agent,server]" \
     && /opt/fleetwatch/bin/pip uninstall -y pip setuptools wheel
 # Admin and API browser assets, collected once at build time.
-RUN DJANGO_SETTINGS_MODULE=collector_server.settings FLEETWATCH_ALLOW_INSECURE_KEY=true \
+RUN DJANGO_SETTINGS_MODULE=collector_server.settings FLEETWATCH_ALLOW_INSECURE_KEY=true ALLOWED_HOSTS=localhost \
     STATIC_ROOT=/opt/fleetwatch/static /opt/fleetwatch/bin/python -m django collectstatic --noinput -v 0
 
 # ---- runtime: the virtualenv on a clean slim base, run as a non-root user -----

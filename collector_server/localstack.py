@@ -221,8 +221,7 @@ def up(var: Path, port: int) -> int:
         out = run_checked([sys.executable, "-m", "collector_server", "manage", "bootstrap_admin"], env)
         fields = dict(line.split(": ", 1) for line in out.strip().splitlines() if ": " in line)
         var.mkdir(parents=True, exist_ok=True)
-        credentials.write_text(json.dumps(fields))
-        credentials.chmod(0o600)
+        write_private(credentials, json.dumps(fields))
     fields = json.loads(credentials.read_text())
     from collector_server import local_agent
 
@@ -289,6 +288,24 @@ def supervise(var: Path, port: int, names: tuple[str, ...] = PROCESSES) -> int:
     stack = Stack(var=var, env=stack_env(var), port=port)
     Supervisor(stack, names).run()
     return 0
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file readable by its owner only: created 0600 (never chmod'ed after), then renamed in place.
+
+    No other user ever sees the content, not even for a moment, and a reader never sees half a file.
+    """
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def _alive(var: Path, name: str) -> bool:

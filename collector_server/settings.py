@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import sys
 import warnings
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from alerting_worker.alerting import egress
 from shared import config
 from shared.config import ConfigError
 
@@ -21,12 +23,18 @@ warnings.filterwarnings("ignore", message="No directory at")
 try:
     DEBUG = config.envbool("DEBUG", False)
     SECRET_KEY = config.envsecret("SECRET_KEY", "")
+    testing = "pytest" in sys.modules
     if not SECRET_KEY:
-        testing = "pytest" in sys.modules
         if not (DEBUG or testing or config.envbool("FLEETWATCH_ALLOW_INSECURE_KEY", False)):
             raise ConfigError("SECRET_KEY must be set (or SECRET_KEY_FILE) unless DEBUG=true")
         SECRET_KEY = "insecure-development-key-do-not-use-in-production"
-    ALLOWED_HOSTS = config.envlist("ALLOWED_HOSTS", ["*"])
+    ALLOWED_HOSTS = config.envlist("ALLOWED_HOSTS", [])
+    if not ALLOWED_HOSTS:
+        if not (DEBUG or testing):
+            raise ConfigError(
+                "ALLOWED_HOSTS must be set (the host names the server answers to) when DEBUG is false"
+            )
+        ALLOWED_HOSTS = ["*"]
     CSRF_TRUSTED_ORIGINS = config.envlist("CSRF_TRUSTED_ORIGINS", [])
 
     DATABASE_URL = config.envsecret("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/fleetwatch")
@@ -111,6 +119,34 @@ try:
             f"NOTIFY_RETRY_INTERVALS={','.join(_retry)!r} must be positive seconds, comma-separated"
         )
     NOTIFY_RETRY_INTERVALS = [int(item) for item in _retry]
+    # Outgoing requests (docs/security.md): non-public destinations allowed anyway, redirects followed.
+    FLEETWATCH_ALLOWED_TARGETS = config.envlist("FLEETWATCH_ALLOWED_TARGETS", [])
+    try:
+        egress.parse_allowed_targets(",".join(FLEETWATCH_ALLOWED_TARGETS))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    NOTIFY_MAX_REDIRECTS = config.envint("NOTIFY_MAX_REDIRECTS", 0, minimum=0, maximum=10)
+
+    # Hardening (docs/security.md): off for plain HTTP on a laptop, on in the production examples.
+    SESSION_COOKIE_SECURE = config.envbool("SESSION_COOKIE_SECURE", False)
+    CSRF_COOKIE_SECURE = config.envbool("CSRF_COOKIE_SECURE", False)
+    SECURE_SSL_REDIRECT = config.envbool("SECURE_SSL_REDIRECT", False)
+    SECURE_REDIRECT_EXEMPT = [r"^api/v1/monitoring/health", r"^metrics$"]  # probes and scrapes over HTTP
+    SECURE_HSTS_SECONDS = config.envint("SECURE_HSTS_SECONDS", 0, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = config.envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+    SECURE_HSTS_PRELOAD = config.envbool("SECURE_HSTS_PRELOAD", False)
+    SECURE_PROXY_SSL_HEADER = config.proxy_ssl_header(config.envstr("SECURE_PROXY_SSL_HEADER", ""))
+    # Statement timeout of the queries a request drives (query API, rule preview, log search); 0: none.
+    QUERY_TIMEOUT_MS = config.envint("QUERY_TIMEOUT_MS", 30000, minimum=0)
+    # Login throttling (django-axes): failures per user name and address, then a cool-off.
+    AXES_FAILURE_LIMIT = config.envint("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+    AXES_COOLOFF_TIME = timedelta(minutes=config.envint("LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+    AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+    AXES_RESET_ON_SUCCESS = True
+    # .env.example's placeholders must never run a stack.
+    config.refuse_placeholders(
+        {"SECRET_KEY": SECRET_KEY, "DATABASE_URL": DATABASE_URL, "REDIS_URL": REDIS_URL}
+    )
 
     # Logging
     LOG_LEVEL = config.envstr("LOG_LEVEL", "INFO").upper()
@@ -133,6 +169,8 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc served from the package (offline installs)
+    "axes",
     "collector_server.monitoring",
     "collector_server.alerts",
     "collector_server.logs",
@@ -149,6 +187,11 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # login throttling (last, as django-axes asks)
+]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "collector_server.urls"
@@ -201,6 +244,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Metrics, logs, hosts and alerts of a fleet of hosts.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOGGING = {

@@ -132,3 +132,34 @@ def check_redis_url(url: str, name: str = "REDIS_URL") -> str:
     if parsed.scheme not in {"redis", "rediss", "unix"}:
         raise ConfigError(f"{name}={url!r}: expected redis://, rediss:// or unix://")
     return url
+
+
+PLACEHOLDER = "change-me"
+
+
+def refuse_placeholders(
+    values: Mapping[str, str] | None = None, env: Mapping[str, str] | None = None
+) -> None:
+    """Raise ConfigError naming a variable that still holds a ``change-me`` placeholder.
+
+    Every environment variable is looked at, and ``values`` (settings read from ``NAME_FILE``).
+    """
+    seen = {**(os.environ if env is None else env), **(values or {})}
+    for name, value in sorted(seen.items()):
+        if PLACEHOLDER in str(value).lower():
+            raise ConfigError(
+                f"{name} still holds the placeholder {PLACEHOLDER!r} (.env.example): set a real value"
+            )
+
+
+def proxy_ssl_header(value: str, name: str = "SECURE_PROXY_SSL_HEADER") -> tuple[str, str] | None:
+    """Parse ``X-Forwarded-Proto`` or ``X-Forwarded-Proto: https`` into Django's (META key, value) pair."""
+    if not value.strip():
+        return None
+    header, _, expected = value.partition(":")
+    header, expected = header.strip(), expected.strip() or "https"
+    if not header or not all(part.isalnum() for part in header.split("-")):
+        raise ConfigError(
+            f"{name}={value!r} must be a header name, optionally ': value' (X-Forwarded-Proto: https)"
+        )
+    return "HTTP_" + header.upper().replace("-", "_"), expected

@@ -108,7 +108,9 @@ def record_fields(
         "timestamp": iso_utc(record.created),
         "level": record.levelname,
         "logger": record.name,
-        "message": redactor.redact_text(record.getMessage()),
+        "message": redactor.redact_message(record.msg, record.args)
+        if record.args
+        else redactor.redact_text(str(record.msg)),
         "module": record.module,
         "function": record.funcName,
         "line": record.lineno,

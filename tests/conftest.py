@@ -21,6 +21,12 @@ os.environ.setdefault("FLEETWATCH_REQUIRE_SIGNED_BATCHES", "false")
 # The machine's shared Redis keeps no append-only file: the processes the tests start (which
 # copy this environment) must not report it as degraded. Tests of that report clear it.
 os.environ.setdefault("FLEETWATCH_ALLOW_VOLATILE_REDIS", "true")
+# Tests contact only receivers on loopback, which the egress guard refuses unless allowed
+# (docs/security.md); processes a test starts inherit the variable.
+LOOPBACK_TARGETS = "127.0.0.1/32,::1/128"
+os.environ.setdefault("FLEETWATCH_ALLOWED_TARGETS", LOOPBACK_TARGETS)
+# Processes a test starts run with DEBUG off, where ALLOWED_HOSTS is required.
+os.environ.setdefault("ALLOWED_HOSTS", "*")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -29,6 +35,14 @@ def volatile_redis_allowed():
     from django.conf import settings
 
     settings.ALLOW_VOLATILE_REDIS = True
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _loopback_targets_allowed():
+    from django.test import override_settings
+
+    with override_settings(FLEETWATCH_ALLOWED_TARGETS=LOOPBACK_TARGETS.split(",")):
+        yield
 
 
 @pytest.fixture(scope="session")

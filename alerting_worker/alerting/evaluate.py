@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from collector_server.alerts import log_query
+from collector_server.alerts import format_spec, log_query
 from collector_server.alerts import query as q
 from collector_server.alerts.models import COMPARISONS, Alert, AlertEvent, AlertRule, severity_rank
 
@@ -56,7 +56,7 @@ def _field(fields: dict[str, Any], name: str, conversion: str | None, spec: str,
     if conversion:
         value = {"r": repr, "s": str, "a": ascii}[conversion](value)
     try:
-        return format(value, spec)
+        return format(value, format_spec.clamp(spec))
     except (ValueError, TypeError):  # e.g. {host:.1f}: the value as it is rather than nothing
         return str(value)
 

@@ -8,14 +8,17 @@ with ``permanent=True`` when retrying cannot help (bad credentials, 4xx).
 from __future__ import annotations
 
 import json
+import logging
 import smtplib
 import ssl
-import urllib.error
-import urllib.request
 from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Any
 from urllib.parse import urlparse
+
+from alerting_worker.alerting import egress
+
+log = logging.getLogger(__name__)
 
 HTTP_TIMEOUT = 10.0
 SMTP_TIMEOUT = 15.0
@@ -37,6 +40,8 @@ class Transport:
 
     kind = ""
     secret_fields: tuple[str, ...] = ()
+    # Where the secrets go: changing one of these requires every stored secret again.
+    destination_fields: tuple[str, ...] = ()
 
     def validate_config(self, config: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
@@ -47,31 +52,47 @@ class Transport:
 
 
 def _require_url(config: dict[str, Any], key: str) -> str:
+    """Return the http(s) URL under ``key``; refuse one whose host is not a public address."""
     url = config.get(key)
     if not isinstance(url, str) or urlparse(url).scheme not in ("http", "https") or not urlparse(url).netloc:
         raise ValueError(f"{key} must be an http(s) URL")
+    egress.check_url(url, key, resolve_now=False)
     return url
 
 
+def max_redirects() -> int:
+    """Redirects a channel's HTTP request follows (setting NOTIFY_MAX_REDIRECTS, 0 by default)."""
+    try:
+        from django.conf import settings
+
+        return int(getattr(settings, "NOTIFY_MAX_REDIRECTS", 0))
+    except Exception:  # outside Django
+        return 0
+
+
 class HttpTransport(Transport):
-    """POST JSON with a timeout; 5xx, 429 and network errors are transient, other 4xx permanent."""
+    """POST JSON through the egress guard; 5xx, 429 and network errors are transient, other 4xx permanent.
+
+    The description of an answer is its status and status class only: the remote body never
+    reaches a caller (a test send must not turn a channel into a way of reading internal pages).
+    """
 
     def post(self, url: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> str:
         data = json.dumps(body).encode()
-        request = urllib.request.Request(url, data=data, method="POST")
-        request.add_header("Content-Type", "application/json")
-        for name, value in (headers or {}).items():
-            request.add_header(name, value)
         try:
-            with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:
-                return f"{response.status} {response.read(200).decode(errors='replace')}"
-        except urllib.error.HTTPError as exc:
-            text = exc.read(200).decode(errors="replace")
-            permanent = 400 <= exc.code < 500 and exc.code not in (408, 429)
-            raise TransportError(f"HTTP {exc.code}: {text}", permanent=permanent) from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise TransportError(f"connection failed: {reason}") from None
+            answer = egress.post(
+                url,
+                data,
+                {"Content-Type": "application/json", **(headers or {})},
+                timeout=HTTP_TIMEOUT,
+                max_redirects=max_redirects(),
+            )
+        except egress.EgressError as exc:
+            raise TransportError(exc.message, permanent=exc.permanent) from None
+        if answer.status >= 400:
+            permanent = answer.status < 500 and answer.status not in (408, 429)
+            raise TransportError(f"HTTP {answer.status} ({answer.status_class})", permanent=permanent)
+        return f"HTTP {answer.status} ({answer.status_class})"
 
 
 class WebhookTransport(HttpTransport):
@@ -79,6 +100,7 @@ class WebhookTransport(HttpTransport):
 
     kind = "webhook"
     secret_fields = ("url", "headers")
+    destination_fields = ("url",)
 
     def validate_config(self, config: dict[str, Any]) -> dict[str, Any]:
         headers = config.get("headers", {})
@@ -96,6 +118,7 @@ class SlackTransport(HttpTransport):
 
     kind = "slack"
     secret_fields = ("webhook_url",)
+    destination_fields = ("webhook_url",)
     COLORS = {"firing": "#d63232", "resolved": "#36a64f"}
 
     def validate_config(self, config: dict[str, Any]) -> dict[str, Any]:
@@ -130,6 +153,7 @@ class PagerDutyTransport(HttpTransport):
 
     kind = "pagerduty"
     secret_fields = ("routing_key",)
+    destination_fields = ("url",)
 
     def validate_config(self, config: dict[str, Any]) -> dict[str, Any]:
         key = config.get("routing_key")
@@ -164,6 +188,7 @@ class EmailTransport(Transport):
 
     kind = "email"
     secret_fields = ("password",)
+    destination_fields = ("host", "port")
     SECURITY = ("starttls", "ssl", "none")
 
     def validate_config(self, config: dict[str, Any]) -> dict[str, Any]:
@@ -173,6 +198,7 @@ class EmailTransport(Transport):
         port = config.get("port", 587)
         if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
             raise ValueError("port must be an integer 1 … 65535")
+        egress.check_host(host, port, "host", resolve_now=False)
         security = config.get("security", "starttls")
         if security not in self.SECURITY:
             raise ValueError(f"security must be one of {', '.join(self.SECURITY)}")
@@ -210,9 +236,8 @@ class EmailTransport(Transport):
         except smtplib.SMTPAuthenticationError as exc:
             raise TransportError(f"SMTP authentication failed: {exc.smtp_code}", permanent=True) from None
         except smtplib.SMTPResponseException as exc:
-            raise TransportError(
-                f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", permanent=exc.smtp_code >= 500
-            ) from None
+            # The code only: the server's text is remote content, never shown to a caller.
+            raise TransportError(f"SMTP {exc.smtp_code}", permanent=exc.smtp_code >= 500) from None
         except smtplib.SMTPRecipientsRefused as exc:
             raise TransportError(f"all recipients refused: {list(exc.recipients)}", permanent=True) from None
         except ssl.SSLCertVerificationError as exc:
@@ -221,8 +246,12 @@ class EmailTransport(Transport):
                 "through SSL_CERT_FILE, or set insecure_skip_verify for a self-signed relay)",
                 permanent=True,
             ) from None
+        except (egress.TargetRefused, ValueError) as exc:
+            raise TransportError(str(exc), permanent=isinstance(exc, egress.TargetRefused)) from None
         except (smtplib.SMTPException, OSError) as exc:
-            raise TransportError(f"SMTP connection failed: {exc}") from None
+            # One message whatever the cause: a closed port and a non-SMTP one read the same.
+            log.info("email: no SMTP session with %s (%s)", config["host"], type(exc).__name__)
+            raise TransportError(f"no SMTP session with {config['host']}") from None
         return f"250 accepted ({len(config['to']) - len(refused)} recipients)"
 
     def _connect(self, config: dict[str, Any]) -> smtplib.SMTP:
@@ -231,9 +260,13 @@ class EmailTransport(Transport):
         if config.get("insecure_skip_verify"):
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
+        # Checked again now (DNS can change since validation); the connection goes to a checked address.
+        addresses = egress.check_host(config["host"], config["port"], "host", resolve_now=True)
         if config["security"] == "ssl":
-            return smtplib.SMTP_SSL(config["host"], config["port"], timeout=SMTP_TIMEOUT, context=context)
-        smtp = smtplib.SMTP(config["host"], config["port"], timeout=SMTP_TIMEOUT)
+            return egress.PinnedSMTPSSL(
+                addresses, config["host"], config["port"], timeout=SMTP_TIMEOUT, context=context
+            )
+        smtp = egress.PinnedSMTP(addresses, config["host"], config["port"], timeout=SMTP_TIMEOUT)
         if config["security"] == "starttls":
             try:
                 smtp.starttls(context=context)

@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from collector_server.alerts import format_spec
 from collector_server.alerts import matchers as m
 from collector_server.alerts import query as q
 
@@ -39,9 +40,11 @@ def severity_rank(severity: str) -> int:
 
 
 def _check_template(text: str) -> None:
-    for _, name, _, _ in string.Formatter().parse(text):
+    for _, name, spec, _ in string.Formatter().parse(text):
         if name is not None and not name.isidentifier():
             raise ValueError(f"placeholder {{{name}}} must be a plain label name or 'value'")
+        if spec and format_spec.too_wide(spec):
+            raise ValueError(format_spec.too_wide(spec))
 
 
 class AlertRule(models.Model):

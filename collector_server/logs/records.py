@@ -20,6 +20,7 @@ from json.encoder import c_encode_basestring, c_make_encoder  # type: ignore[att
 from typing import Any
 
 from collector_server.logs import levels
+from shared import redaction
 
 MAX_MESSAGE_CHARS = 32 * 1024
 MAX_NAME_CHARS = 200
@@ -119,6 +120,7 @@ def to_row(record: Any, host: str, window: Window, max_attrs_bytes: int = 0) -> 
         raise RecordRejected(f"host must be 1 to {MAX_HOST_CHARS} characters", "host")
     service, logger, request_id, trace_id, span_id = [_name(record, field) for field in NAME_FIELDS]
     attrs = _attrs(record)
+    message, attrs = redaction.redact_record(message, attrs)  # every producer's records (docs/security.md)
     truncated = len(message) > MAX_MESSAGE_CHARS
     if truncated:
         attrs[TRUNCATED_ATTR] = len(message)

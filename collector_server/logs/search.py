@@ -21,6 +21,7 @@ from rest_framework.exceptions import APIException
 
 from collector_server.logs import levels, words
 from collector_server.logs.api import params
+from collector_server.monitoring import statement_timeout
 from collector_server.monitoring.api import known_params
 from collector_server.monitoring.api.errors import BadParameter
 
@@ -310,7 +311,9 @@ def fetch(sql: str, args: list[Any], pattern_param: str | None = None) -> list[t
     """Run a read query with a time limit; turn Postgres' regex errors into a 400."""
     try:
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(f"SET LOCAL statement_timeout = {SEARCH_TIMEOUT_MS}")
+            cursor.execute(
+                "SET LOCAL statement_timeout = %s", [statement_timeout.timeout_ms(SEARCH_TIMEOUT_MS)]
+            )
             cursor.execute(sql, args)
             return cursor.fetchall()
     except DataError as exc:

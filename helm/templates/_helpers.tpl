@@ -41,11 +41,12 @@ app.kubernetes.io/component: {{ .component }}
 {{ printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) | quote }}
 {{- end }}
 
+{{/* The ServiceAccount of one component (its own when the chart creates them): (dict "ctx" $ "component" "server"). */}}
 {{- define "fleetwatch.serviceAccountName" -}}
-{{- if .Values.serviceAccount.create }}
-{{- default (printf "%s" (include "fleetwatch.fullname" .)) .Values.serviceAccount.name }}
+{{- if .ctx.Values.serviceAccount.create }}
+{{- printf "%s-%s" (include "fleetwatch.fullname" .ctx) .component }}
 {{- else }}
-{{- default "default" .Values.serviceAccount.name }}
+{{- default "default" .ctx.Values.serviceAccount.name }}
 {{- end }}
 {{- end }}
 
@@ -77,6 +78,15 @@ SMTP_PORT: {{ $c.alerting.smtpPort | quote }}
 SMTP_USERNAME: {{ $c.alerting.smtpUsername | quote }}
 ALERT_FROM_EMAIL: {{ $c.alerting.fromEmail | quote }}
 ALERT_TO_EMAILS: {{ join "," $c.alerting.toEmails | quote }}
+FLEETWATCH_ALLOWED_TARGETS: {{ join "," $c.allowedTargets | quote }}
+QUERY_TIMEOUT_MS: {{ $c.queryTimeoutMs | int64 | quote }}
+SESSION_COOKIE_SECURE: {{ $c.https.secureCookies | quote }}
+CSRF_COOKIE_SECURE: {{ $c.https.secureCookies | quote }}
+SECURE_SSL_REDIRECT: {{ $c.https.sslRedirect | quote }}
+SECURE_HSTS_SECONDS: {{ $c.https.hstsSeconds | int64 | quote }}
+SECURE_HSTS_INCLUDE_SUBDOMAINS: {{ $c.https.hstsIncludeSubdomains | quote }}
+SECURE_HSTS_PRELOAD: {{ $c.https.hstsPreload | quote }}
+SECURE_PROXY_SSL_HEADER: {{ $c.https.proxySslHeader | quote }}
 {{- end }}
 
 {{/* Secret settings as env entries reading the chart's Secret (or existingSecret). */}}

@@ -10,7 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
 
 from alerting_worker.jobs_guard import build_worker
-from alerting_worker.queues import ALERTS, get_queue
+from alerting_worker.queues import ALERTS, NOTIFICATIONS, get_queue
 from collector_server.alerts.defaults import ensure_default_channels
 from collector_server.alerts.models import Alert, AlertRule, Channel
 
@@ -57,15 +57,19 @@ def test_admin_rejects_the_same_bad_rule_as_the_api(admin_client_logged_in):
     assert "unknown aggregation &#x27;median&#x27;" in response.content.decode()
 
 
-def test_admin_send_test_notification_action(admin_client_logged_in, http_receiver):
+def test_admin_send_test_notification_action(
+    admin_client_logged_in, http_receiver, redis_client, django_capture_on_commit_callbacks
+):
     receiver = http_receiver()
     channel = Channel.objects.create(name="hook", kind="webhook", config={"url": receiver.url})
-    response = admin_client_logged_in.post(
-        "/admin/alerts/channel/",
-        {"action": "send_test_notification", "_selected_action": [channel.pk]},
-        follow=True,
-    )
-    assert "Test notification sent to hook" in response.content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client_logged_in.post(
+            "/admin/alerts/channel/",
+            {"action": "send_test_notification", "_selected_action": [channel.pk]},
+            follow=True,
+        )
+    assert "Test notification to hook queued" in response.content.decode()
+    SimpleWorker([get_queue(NOTIFICATIONS)], connection=redis_client).work(burst=True)
     assert receiver.wait(1)[0].body["groupLabels"] == {"alertname": "TestNotification"}
 
 

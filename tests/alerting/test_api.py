@@ -187,13 +187,24 @@ def test_silence_created_through_the_api_records_its_author(operator):
     assert bad.status_code == 400 and "matchers" in bad.json()["detail"]
 
 
-def test_send_test_notification_reaches_the_receiver(operator, http_receiver):
+def test_send_test_notification_is_queued_and_reaches_the_receiver(
+    operator, http_receiver, redis_client, django_capture_on_commit_callbacks
+):
+    from rq import SimpleWorker
+
+    from alerting_worker.queues import NOTIFICATIONS, get_queue
+
     receiver = http_receiver()
     channel = Channel(name="t", kind="webhook", config={"url": receiver.url})
     channel.save()
-    response = operator.post(f"{BASE}/channels/{channel.pk}/test")
-    assert response.status_code == 200 and response.json()["success"] is True
+    with django_capture_on_commit_callbacks(execute=True):
+        response = operator.post(f"{BASE}/channels/{channel.pk}/test")
+    assert response.status_code == 202 and response.json()["status"] == "pending"
+    assert receiver.requests == []  # the server process sends nothing itself
+    SimpleWorker([get_queue(NOTIFICATIONS)], connection=redis_client).work(burst=True)
     assert receiver.wait(1)[0].body["alerts"][0]["labels"]["alertname"] == "TestNotification"
+    outcome = operator.get(response.json()["url"]).json()
+    assert outcome["success"] is True and outcome["message"] == "Test notification sent to t: HTTP 200 (2xx)"
 
 
 def test_unsaved_rule_can_be_previewed_before_saving(operator, metrics):

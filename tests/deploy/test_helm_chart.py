@@ -93,7 +93,8 @@ def test_autoscaler_bounds_the_wrong_way_round_are_refused(render: Render) -> No
 
 def test_default_release_has_every_part(render: Render) -> None:
     expected = ["ConfigMap", "DaemonSet", "Deployment", "Deployment", "Deployment", "Job", "Job"]
-    expected += ["PodDisruptionBudget", "Secret", "Secret", "Secret", "Service", "ServiceAccount"]
+    expected += ["PodDisruptionBudget", "Secret", "Secret", "Secret", "Service"] + ["ServiceAccount"] * 5
+    expected += ["NetworkPolicy"] * 4
     assert kinds(render()) == sorted(expected)
 
 
@@ -335,8 +336,13 @@ def test_migrations_job_reads_a_secret_that_exists_before_it_runs(render: Render
     assert int(hook["helm.sh/hook-weight"]) < int(job["metadata"]["annotations"]["helm.sh/hook-weight"])
     refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in container(job)["env"] if "valueFrom" in e}
     assert refs == {hook_secret["metadata"]["name"]}
-    # A ServiceAccount created by the chart is not there yet during pre-install.
-    assert "serviceAccountName" not in pod_spec(job)
+    # The Job's own ServiceAccount is a hook too, created before the Job in pre-install.
+    account = find(docs, "ServiceAccount", "-migrations")
+    assert pod_spec(job)["serviceAccountName"] == account["metadata"]["name"]
+    assert (
+        account["metadata"]["annotations"]["helm.sh/hook"] == job["metadata"]["annotations"]["helm.sh/hook"]
+    )
+    assert int(account["metadata"]["annotations"]["helm.sh/hook-weight"]) < 0
 
 
 def test_migrations_job_gets_the_same_settings_as_the_server(render: Render) -> None:

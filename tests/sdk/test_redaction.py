@@ -127,7 +127,7 @@ def test_headers_are_redacted_by_name_and_bytes_are_decoded():
         "Cookie": REDACTED,
         "X-Api-Key": REDACTED,
         "Accept": "text/html",
-        "Referer": f"https://x.test/cb?code=1&access_token={REDACTED}",
+        "Referer": f"https://x.test/cb?code={REDACTED}&access_token={REDACTED}",
     }
 
 
@@ -275,3 +275,71 @@ def test_other_ints_are_kept(value):
 
 def test_the_epoch_guard_above_is_luhn_valid():
     assert luhn_ok("1705314645121") and luhn_ok("1705314645123456788")  # so only the leading digit keeps it
+
+
+# The leaks listed in issue 10, each through the SDK's JSONFormatter as an application logs it.
+PEM_KEY = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7\n-----END RSA PRIVATE KEY-----"
+
+
+def formatted(*args, **kwargs) -> dict:
+    import json
+    import logging
+
+    from agent.sdk import JSONFormatter
+
+    exc_info = kwargs.pop("exc_info", None)
+    record = logging.LogRecord("app", logging.INFO, __file__, 1, args[0], args[1:] or None, exc_info)
+    for key, value in kwargs.items():
+        setattr(record, key, value)
+    return json.loads(JSONFormatter().format(record))
+
+
+@pytest.mark.parametrize(
+    ("message", "secret"),
+    [
+        ("Authorization: Token 0123456789abcdef", "0123456789abcdef"),
+        ("authorization=Token abcdef123 next", "abcdef123"),
+        ("db at postgres://app:pw-in-url@db:5432/app", "pw-in-url"),
+        ("fetch https://u:p4ss@host.test/x", "p4ss"),
+        ("callback /oauth?state=1&code=one-time-code", "one-time-code"),
+        ("GET /dl?sig=sigvalue123&se=2026", "sigvalue123"),
+        ("https://b.s3.test/k?X-Amz-Credential=AKIA&X-Amz-Signature=deadbeef01", "deadbeef01"),
+        (f"loaded {PEM_KEY}", "MIIEpAIBAAKCAQEA7"),
+        ("gh token ghp_" + "A1b2C3d4" * 5, "A1b2C3d4"),
+        ("aws key AKIAIOSFODNN7EXAMPLE used", "AKIAIOSFODNN7EXAMPLE"),
+        ("slack xoxb-1234567890-abcdefghij", "abcdefghij"),
+    ],
+)
+def test_issue_leaks_in_message_text_are_redacted(message, secret):
+    out = formatted(message)["message"]
+    assert secret not in out and REDACTED in out
+
+
+@pytest.mark.parametrize("name", ["aws_secret_access_key", "passphrase", "dsn", "sentry_dsn", "session_id"])
+def test_issue_key_names_are_redacted(name):
+    assert formatted("x", **{name: "hidden-value"})[name] == REDACTED
+
+
+def test_secrets_in_positional_arguments_are_redacted():
+    entry = formatted("user %s logged in with password %s and %r", "ann", "hunter2", {"token": "t0k"})
+    assert entry["message"] == f"user ann logged in with password {REDACTED} and {{'token': '{REDACTED}'}}"
+
+
+def test_secrets_in_exception_text_are_redacted():
+    password, token = "exc" + "-pw", "ghp_" + "x" * 36  # built, so the traceback's source line holds neither
+    try:
+        raise ConnectionError(f"could not connect to postgres://app:{password}@db/app with {token}")
+    except ConnectionError:
+        import sys
+
+        entry = formatted("failed", exc_info=sys.exc_info())
+    assert "exc-pw" not in entry["exception"] and "ghp_x" not in entry["exception"]
+    assert "ConnectionError: could not connect to postgres://app:[REDACTED]@db/app" in entry["exception"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["status code: 404", "error code=E42 in parser", "the token expired", "see https://example.test/docs"],
+)
+def test_look_alikes_of_the_new_rules_are_kept(text):
+    assert redact(text) == text

@@ -13,6 +13,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from alerting_worker.alerting import notify_test
 from alerting_worker.ingest.logs_handler import write_logs
 from collector_server.alerts.models import Alert, AlertEvent, AlertRule, Channel, Silence
 from tests.logs.conftest import make_batch, record
@@ -88,6 +89,7 @@ VALID: dict[str, dict[str, str]] = {
         "offset": "0",
     },
     "/api/v1/monitoring/channels/{id}": {},
+    "/api/v1/monitoring/channels/{id}/test/{notification_id}": {},
     "/api/v1/logs/search": {
         "start": HOUR_AGO,
         "end": FUTURE,
@@ -170,6 +172,7 @@ def world(db, partitions):
         "/silences/": silence.pk,
         "/channels/": channel.pk,
         "/enrollments/": enrollment.pk,
+        "notification_id": notify_test.queue_test(channel).pk,
         "rule": rule.pk,
         "alert": alert.pk,
         "request_id": "req-1",
@@ -181,6 +184,7 @@ def world(db, partitions):
 def url_of(path: str, world: dict) -> str:
     if "{request_id}" in path:
         return path.replace("{request_id}", world["request_id"])
+    path = path.replace("{notification_id}", str(world["notification_id"]))
     for part, pk in world.items():
         if part.startswith("/") and part in path + "/":
             return path.replace("{id}", str(pk))

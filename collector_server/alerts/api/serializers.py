@@ -217,6 +217,9 @@ class ChannelSerializer(ModelCleanMixin, serializers.ModelSerializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if self.instance is not None and "config" in attrs and isinstance(attrs["config"], dict):
+            _require_secrets_for_new_destination(
+                self.instance, attrs.get("kind", self.instance.kind), attrs["config"]
+            )
             # A partial config keeps the stored secrets the client cannot see.
             kept = {
                 k: v for k, v in self.instance.config.items() if attrs["config"].get(k) in (None, SECRET_MASK)
@@ -230,3 +233,37 @@ class ChannelSerializer(ModelCleanMixin, serializers.ModelSerializer):
         except ValueError:
             secret = ()
         return {k: (SECRET_MASK if k in secret and v else v) for k, v in (channel.config or {}).items()}
+
+
+def _require_secrets_for_new_destination(channel: Channel, kind: str, config: dict[str, Any]) -> None:
+    """Refuse a change of destination (or kind) that would send a stored secret somewhere new.
+
+    Otherwise anyone allowed to edit a channel could point it at their own server and press
+    "test" to receive the SMTP password, the routing key or the webhook's headers.
+    """
+    try:
+        transport = transports.get(kind)
+    except ValueError:
+        return  # the model's clean() names the unknown kind
+    stored = channel.config or {}
+    moved = [
+        f
+        for f in transport.destination_fields
+        if f in config and config[f] not in (None, SECRET_MASK, stored.get(f))
+    ]
+    if kind != channel.kind:
+        moved.append("kind")
+    if not moved:
+        return
+    missing = [
+        f
+        for f in transport.secret_fields
+        if f not in moved and stored.get(f) and config.get(f) in (None, SECRET_MASK)
+    ]
+    if missing:
+        raise serializers.ValidationError(
+            {
+                "config": f"changing {' and '.join(moved)} requires {' and '.join(missing)} again "
+                "(a stored secret is never sent to a new destination)"
+            }
+        )

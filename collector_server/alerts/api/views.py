@@ -10,6 +10,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -17,7 +18,16 @@ from alerting_worker.alerting import notify_test
 from collector_server.alerts import matchers
 from collector_server.alerts.api import serializers as s
 from collector_server.alerts.api.filters import AlertEventFilter, AlertFilter
-from collector_server.alerts.models import SEVERITIES, Alert, AlertEvent, AlertRule, Channel, Silence
+from collector_server.alerts.models import (
+    SEVERITIES,
+    Alert,
+    AlertEvent,
+    AlertRule,
+    Channel,
+    Notification,
+    Silence,
+)
+from collector_server.monitoring import statement_timeout
 from collector_server.monitoring.api.known_params import KnownQueryParamsMixin, paging_parameters
 from collector_server.monitoring.api.pagination import CheckedLimitOffsetPagination
 
@@ -189,12 +199,14 @@ class AlertRuleViewSet(KnownQueryParamsMixin, viewsets.ModelViewSet):
     filterset_fields = ["enabled", "severity", "query_type"]
 
     @action(detail=True, methods=["get"])
+    @statement_timeout.limited
     def preview(self, request: Request, pk: str | None = None) -> Response:
         """Evaluate the rule now: the value per group and whether it breaches."""
         rule = self.get_object()
         return Response({"success": True, "data": preview_rule(rule)})
 
     @action(detail=False, methods=["post"], url_path="preview")
+    @statement_timeout.limited
     def preview_unsaved(self, request: Request) -> Response:
         """Validate and evaluate a rule body without saving it (what it would do)."""
         body = self.get_serializer(data=request.data)
@@ -232,7 +244,20 @@ class ChannelViewSet(KnownQueryParamsMixin, viewsets.ModelViewSet):
 
     @action(detail=True, methods=["post"])
     def test(self, request: Request, pk: str | None = None) -> Response:
-        """Send a test notification now and report the outcome."""
-        ok, detail = notify_test.send_test(self.get_object())
-        code = status.HTTP_200_OK if ok else status.HTTP_502_BAD_GATEWAY
-        return Response({"success": ok, "message": detail}, status=code)
+        """Queue a test notification to the worker; its outcome is read from ``test/{notification}``."""
+        channel = self.get_object()
+        note = notify_test.queue_test(channel)
+        body = notify_test.outcome(note)
+        body["url"] = request.build_absolute_uri(f"{request.path.rstrip('/')}/{note.pk}")
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+    @action(detail=True, methods=["get"], url_path=r"test/(?P<notification_id>\d+)")
+    def test_outcome(self, request: Request, pk: str | None = None, notification_id: str = "") -> Response:
+        """Return a queued test notification's status and a short reason."""
+        channel = self.get_object()
+        note = Notification.objects.filter(
+            pk=int(notification_id), channel=channel, group_key=notify_test.TEST_GROUP_KEY
+        ).first()
+        if note is None:
+            raise NotFound(f"no test notification {notification_id} of channel {channel.pk}")
+        return Response(notify_test.outcome(note))

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from collector_server.logs import api_metrics, search, stats
 from collector_server.logs.api import params
+from collector_server.monitoring import statement_timeout
 from collector_server.monitoring.api.errors import BadParameter
 from collector_server.monitoring.api.known_params import KnownQueryParamsMixin
 
@@ -55,6 +56,7 @@ class LogStatsView(KnownQueryParamsMixin, APIView):
     """GET /api/v1/logs/stats?hours=24: counts per level and service over time, top messages."""
 
     @extend_schema(parameters=[OpenApiParameter("hours", int)], responses=OpenApiTypes.OBJECT)
+    @statement_timeout.limited
     def get(self, request: Request) -> Response:
         max_hours = settings.LOG_RETENTION_DAYS * 24
         hours = params.integer("hours", request.query_params.get("hours"), 24, 1, max_hours)

@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from collector_server.monitoring import query
+from collector_server.monitoring import query, statement_timeout
 from collector_server.monitoring.api import params
 from collector_server.monitoring.api.errors import BadParameter
 from collector_server.monitoring.api.known_params import KnownQueryParamsMixin
@@ -45,6 +45,7 @@ class QueryView(KnownQueryParamsMixin, APIView):
         ],
         responses={200: OpenApiTypes.OBJECT},
     )
+    @statement_timeout.limited
     def get(self, request: Request) -> Response:
         qp = request.query_params
         metric = params.metric_name(qp)
