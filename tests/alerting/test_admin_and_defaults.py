@@ -69,7 +69,7 @@ def test_admin_send_test_notification_action(
             follow=True,
         )
     assert "Test notification to hook queued" in response.content.decode()
-    SimpleWorker([get_queue(NOTIFICATIONS)], connection=redis_client).work(burst=True)
+    build_worker([get_queue(NOTIFICATIONS)], name="test-notify").work(burst=True)
     assert receiver.wait(1)[0].body["groupLabels"] == {"alertname": "TestNotification"}
 
 

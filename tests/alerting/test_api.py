@@ -190,8 +190,8 @@ def test_silence_created_through_the_api_records_its_author(operator):
 def test_send_test_notification_is_queued_and_reaches_the_receiver(
     operator, http_receiver, redis_client, django_capture_on_commit_callbacks
 ):
-    from rq import SimpleWorker
 
+    from alerting_worker.jobs_guard import build_worker
     from alerting_worker.queues import NOTIFICATIONS, get_queue
 
     receiver = http_receiver()
@@ -201,7 +201,7 @@ def test_send_test_notification_is_queued_and_reaches_the_receiver(
         response = operator.post(f"{BASE}/channels/{channel.pk}/test")
     assert response.status_code == 202 and response.json()["status"] == "pending"
     assert receiver.requests == []  # the server process sends nothing itself
-    SimpleWorker([get_queue(NOTIFICATIONS)], connection=redis_client).work(burst=True)
+    build_worker([get_queue(NOTIFICATIONS)], name="test-notify").work(burst=True)
     assert receiver.wait(1)[0].body["alerts"][0]["labels"]["alertname"] == "TestNotification"
     outcome = operator.get(response.json()["url"]).json()
     assert outcome["success"] is True and outcome["message"] == "Test notification sent to t: HTTP 200 (2xx)"

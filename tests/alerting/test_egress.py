@@ -18,9 +18,9 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from rest_framework.test import APIClient
-from rq import SimpleWorker
 
 from alerting_worker.alerting import deliver, egress, notify_test
+from alerting_worker.jobs_guard import build_worker
 from alerting_worker.queues import NOTIFICATIONS, get_queue
 from collector_server.alerts.models import Channel, Notification
 
@@ -91,7 +91,7 @@ def resolve_to(monkeypatch, table: dict[str, list[str]]) -> list[str]:
 
 
 def work(redis_client) -> None:
-    SimpleWorker([get_queue(NOTIFICATIONS)], connection=redis_client).work(burst=True)
+    build_worker([get_queue(NOTIFICATIONS)], name="test-notify").work(burst=True)
 
 
 @pytest.mark.parametrize("url,kind", REFUSED_URLS)

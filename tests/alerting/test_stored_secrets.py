@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
-from rq import SimpleWorker
 
+from alerting_worker.jobs_guard import build_worker
 from alerting_worker.queues import NOTIFICATIONS, get_queue
 from collector_server.alerts.models import Channel
 
@@ -75,7 +75,7 @@ def press_test(admin_api, channel_id, redis_client, capture) -> dict[str, Any]:
     with capture(execute=True):
         queued = admin_api.post(f"{BASE}/channels/{channel_id}/test")
     assert queued.status_code == 202
-    SimpleWorker([get_queue(NOTIFICATIONS)], connection=redis_client).work(burst=True)
+    build_worker([get_queue(NOTIFICATIONS)], name="test-notify").work(burst=True)
     return admin_api.get(queued.json()["url"]).json()
 
 
