@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/v1/logs/", include("collector_server.logs.api.urls")),
     # The seed documents' unversioned alert paths (POST alerts, PUT alerts/{id}/resolve), an alias.
     path("api/monitoring/", include("collector_server.alerts.api.seed_urls")),
+    path("prometheus/", include("collector_server.prometheus_api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api-auth/", include("rest_framework.urls")),
