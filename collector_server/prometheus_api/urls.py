@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from collector_server.prometheus_api import views
+from collector_server.prometheus_api import views, write_views
 
 app_name = "prometheus-api"
 
@@ -15,5 +15,6 @@ urlpatterns = [
     path("api/v1/labels", views.LabelsView.as_view(), name="labels"),
     path("api/v1/label/<str:name>/values", views.LabelValuesView.as_view(), name="label-values"),
     path("api/v1/metadata", views.MetadataView.as_view(), name="metadata"),
+    path("api/v1/write", write_views.RemoteWriteView.as_view(), name="remote-write"),
     path("api/v1/status/buildinfo", views.BuildInfoView.as_view(), name="buildinfo"),
 ]

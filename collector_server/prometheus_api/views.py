@@ -11,6 +11,7 @@ import time
 
 from django.http import QueryDict
 from rest_framework import exceptions
+from rest_framework.authentication import BasicAuthentication, SessionAuthentication, TokenAuthentication
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -49,6 +50,9 @@ class PrometheusView(APIView):
     """Base: GET and POST (form) parameters, Prometheus' error shape."""
 
     renderer_classes = [JSONRenderer]
+    # Basic auth too: what Grafana's data source and Prometheus' remote_write offer, and the only
+    # way promtool (no HTTP config in 2.42) can authenticate (user:password in the URL).
+    authentication_classes = [TokenAuthentication, BasicAuthentication, SessionAuthentication]
     http_method_names = ["get", "post", "options"]
 
     def get_scope(self) -> Scope | None:
