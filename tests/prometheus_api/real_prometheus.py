@@ -29,9 +29,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_prometheus(workdir: Path, config: str) -> Iterator[str]:
+def running_prometheus(workdir: Path, config: str, port: int | None = None) -> Iterator[str]:
     """Run Prometheus with `config` and the remote-write receiver; yield its base URL."""
-    port = free_port()
+    port = port or free_port()
     (workdir / "prometheus.yml").write_text(config)
     log = (workdir / "prometheus.log").open("w")
     process = subprocess.Popen(
