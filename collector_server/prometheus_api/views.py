@@ -12,6 +12,7 @@ import time
 from django.http import QueryDict
 from rest_framework import exceptions
 from rest_framework.authentication import BasicAuthentication, SessionAuthentication, TokenAuthentication
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -46,10 +47,21 @@ def success(data: object) -> Response:
     return Response({"status": "success", "data": data})
 
 
+class AnyAccept(BaseContentNegotiation):
+    """Answer in the view's one format whatever Accept says (Prometheus' scrape Accept included)."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
 class PrometheusView(APIView):
     """Base: GET and POST (form) parameters, Prometheus' error shape."""
 
     renderer_classes = [JSONRenderer]
+    content_negotiation_class = AnyAccept
     # Basic auth too: what Grafana's data source and Prometheus' remote_write offer, and the only
     # way promtool (no HTTP config in 2.42) can authenticate (user:password in the URL).
     authentication_classes = [TokenAuthentication, BasicAuthentication, SessionAuthentication]
