@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/monitoring/", include("collector_server.alerts.api.seed_urls")),
     path("prometheus/", include("collector_server.prometheus_api.urls")),
     path("federate", FederateView.as_view(), name="prometheus-federate"),
+    path("otlp/", include("collector_server.prometheus_api.otlp_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api-auth/", include("rest_framework.urls")),

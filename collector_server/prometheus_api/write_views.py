@@ -12,7 +12,7 @@ from django.http import HttpResponse
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from collector_server.prometheus_api import remote_write, stream_queue
+from collector_server.prometheus_api import otlp, remote_write, stream_queue
 from collector_server.prometheus_api.promql.values import PromQLError
 from collector_server.prometheus_api.views import PrometheusView, error
 from shared import streams
@@ -57,3 +57,24 @@ class RemoteWriteView(PushView):
         by_host = remote_write.to_series(write_request, counts)
         stream_queue.queue(streams.METRICS, "remote-write", body, by_host, counts)
         return HttpResponse(status=204)
+
+
+class OtlpView(PushView):
+    """OTLP/HTTP: POST /otlp/v1/metrics and /otlp/v1/logs (protobuf or JSON, gzip or not)."""
+
+    signal = "metrics"
+
+    def post(self, request: Request) -> HttpResponse:
+        content_type = request.headers.get("Content-Type", "")
+        body = read_body(request)
+        message = otlp.decode(
+            otlp.EXPORTS[self.signal], body, content_type, request.headers.get("Content-Encoding", "").lower()
+        )
+        counts: Counter[str] = Counter()
+        if self.signal == "metrics":
+            stream_queue.queue(streams.METRICS, "otlp", body, otlp.metrics_to_series(message, counts), counts)
+        else:
+            stream_queue.queue(streams.LOGS, "otlp", body, otlp.logs_to_records(message, counts), counts)
+        if content_type.split(";")[0].strip().lower() == "application/json":
+            return HttpResponse(b"{}", content_type="application/json")
+        return HttpResponse(b"", content_type="application/x-protobuf")
