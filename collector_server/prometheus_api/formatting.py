@@ -10,13 +10,20 @@ from collector_server.prometheus_api.promql.values import RangeSamples, Scalar, 
 
 def number(value: float) -> str:
     """Format a sample value as Prometheus does (Go's 'f', -1: shortest, no exponent)."""
+    text = repr(value)
+    if text[-2:] == ".0":
+        return text[:-2]
+    if "e" in text or "n" in text:  # exponent, nan, inf
+        return _unusual(value, text)
+    return text
+
+
+def _unusual(value: float, text: str) -> str:
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):
         return "+Inf" if value > 0 else "-Inf"
-    text = repr(value)
-    if "e" in text:
-        text = format(Decimal(text), "f")
+    text = format(Decimal(text), "f")
     return text[:-2] if text.endswith(".0") else text
 
 

@@ -35,6 +35,7 @@ def drain(redis_client) -> None:
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:.*LoggingHandler.*:DeprecationWarning")
 def test_the_sdk_exporters_metrics_and_logs_are_queryable_and_searchable(live_server, redis_client):
     token = Token.objects.create(user=User.objects.create_user("otel", password="otel-password-1")).key
     headers = {"Authorization": f"Token {token}"}

@@ -63,3 +63,34 @@ def test_unsupported_function_is_bad_data_naming_it(api, cpu):
     assert body["status"] == "error"
     assert body["errorType"] == "bad_data"
     assert "holt_winters" in body["error"]
+
+
+def test_minute_steps_over_hours_read_the_rollups(api, store, now_s):
+    from datetime import UTC, datetime
+
+    from django.db import connection
+
+    from collector_server.monitoring.models import RollupState
+
+    counter = store.series("jobs_done_total", "counter", host="batch-1")
+    start = now_s - 8 * 3600
+    rows = []
+    for m in range(8 * 60):
+        bucket = datetime.fromtimestamp(start + 60 * m, UTC)
+        last = 30.0 * (m + 1)
+        rows.append((counter.id, bucket, last - 30, last, 4 * last, 4, last, 30.0))
+    with connection.cursor() as cursor:
+        cursor.executemany("INSERT INTO monitoring_rollup_1m VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", rows)
+    RollupState.objects.create(level="1m", done_until=datetime.fromtimestamp(now_s, UTC))
+    # No raw sample exists at all: every value below comes from the rollups.
+    params = {"start": start + 3600, "end": now_s - 60, "step": 60}
+    response = api.get("/prometheus/api/v1/query_range", {"query": "rate(jobs_done_total[5m])", **params})
+    assert response.status_code == 200, response.content
+    (series,) = response.json()["data"]["result"]
+    assert {v for _, v in series["values"]} == {"0.5"}
+    assert len(series["values"]) == 7 * 60 - 1 + 1
+    response = api.get(
+        "/prometheus/api/v1/query_range", {"query": "max_over_time(jobs_done_total[2m])", **params}
+    )
+    first = response.json()["data"]["result"][0]["values"][0]
+    assert first == [start + 3600, "1800"]

@@ -159,20 +159,31 @@ class Evaluator:
         series = self._selected(selector)
         range_ms, offset = _ms(matrix.range), _ms(selector.offset)
         level = storage.level_for(self.steps, range_ms) if name in ROLLUP_FUNCTIONS else storage.RAW
-        windows = storage.window_stats(series, self.steps, range_ms, offset, level, q)
-        fn = RANGE_FUNCTIONS[name]
+        if level != storage.RAW:
+            found = storage.rollup_values(series, self.steps, range_ms, offset, level, name)
+        else:
+            found = self._raw_range_values(name, series, range_ms, offset, q)
         out = []
         for s in series:
-            stats = windows.get(s.id)
-            if stats is None:
+            values = found.get(s.id)
+            if values is None:
                 continue
-            values = [
-                None if st is None else fn(st, t - offset, range_ms)
-                for st, t in zip(stats, self.times, strict=True)
-            ]
             labels = s.metric if name in KEEPS_NAME else without_name(s.metric)
             out.append(Series(labels, values))
         return Vector(out)
+
+    def _raw_range_values(
+        self, name: str, series: list, range_ms: int, offset: int, q: float | None
+    ) -> dict[int, list[float | None]]:
+        windows = storage.window_stats(series, self.steps, range_ms, offset, q)
+        fn = RANGE_FUNCTIONS[name]
+        return {
+            sid: [
+                None if st is None else fn(st, t - offset, range_ms)
+                for st, t in zip(stats, self.times, strict=True)
+            ]
+            for sid, stats in windows.items()
+        }
 
     def _fn_time(self, args: list) -> Scalar:
         return Scalar([t / 1000 for t in self.times])

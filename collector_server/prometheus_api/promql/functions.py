@@ -14,9 +14,6 @@ def extrapolated(
     stats: WindowStats, t_ms: int, range_ms: int, is_counter: bool, is_rate: bool
 ) -> float | None:
     """Prometheus' extrapolatedRate: the change over the window, extrapolated towards its edges."""
-    if stats.increase is not None:  # from rollups: whole buckets, no extrapolation
-        value = stats.increase if is_counter else stats.last_v - stats.first_v
-        return value / (range_ms / 1000) if is_rate else value
     if stats.count < 2:
         return None
     result = stats.last_v - stats.first_v

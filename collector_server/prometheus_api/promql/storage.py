@@ -7,9 +7,10 @@ Two reading paths, chosen per query by `query.choose_level` (the monitoring API'
   one row of statistics per (series, step): count, first and last two samples, the sum of
   counter-reset corrections, sum, min, max, variance.
 * 1-minute or 1-hour rollups (steps of a minute or more, long ranges): a window function
-  over the rollup buckets returns, per series and bucket end, the sums over the buckets of
-  the window (increase, sum, count, min, max, last). Rates from rollups are the increase
-  of whole buckets divided by the range, without Prometheus' extrapolation to the edges.
+  over the rollup buckets computes, per series and bucket end, the function over the
+  buckets of the window (increase, sum, count, min, max, last). Rates from rollups are the
+  increase of whole buckets divided by the range, without Prometheus' extrapolation to
+  the edges. Functions rollups cannot answer (irate, delta, stddev, quantile...) read raw.
 
 Series selection is the one place a caller's scope (e.g. an organisation) narrows what a
 query can see: `select_series(..., scope=...)`.
@@ -22,10 +23,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-from django.db import DataError, connection
+from django.db import DataError, connection, transaction
 
 from collector_server.monitoring import query as monitoring_query
-from collector_server.monitoring.query import LEVEL_SECONDS, RAW, SeriesInfo, rows_sql
+from collector_server.monitoring.query import LEVEL_1H, LEVEL_1M, LEVEL_SECONDS, RAW, SeriesInfo, rows_sql
 from collector_server.prometheus_api.promql.values import NAME, PromQLError, Steps
 
 MAX_SERIES = 20_000
@@ -76,7 +77,6 @@ class WindowStats:
     high: float
     variance: float | None
     quantile: float | None = None
-    increase: float | None = None  # set by the rollup path instead of first/last
 
 
 def matcher_sql(matcher: LabelMatcher) -> tuple[str, list[object]]:
@@ -117,9 +117,11 @@ def parse_labels(value: object) -> dict[str, str]:
     return {k: str(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
 
-def fetch(sql: str, params: object) -> list[tuple]:
+def fetch(sql: str, params: object, work_mem: str | None = None) -> list[tuple]:
     try:
-        with connection.cursor() as cursor:
+        with transaction.atomic(), connection.cursor() as cursor:
+            if work_mem:
+                cursor.execute("SELECT set_config('work_mem', %s, true)", [work_mem])
             cursor.execute(sql, params)
             return cursor.fetchall()
     except DataError as exc:
@@ -133,11 +135,20 @@ def _dt(ms: int) -> datetime:
 
 
 def level_for(steps: Steps, window_ms: int) -> str:
-    """Raw samples or a rollup level for these steps (the monitoring API's rule)."""
+    """Raw samples or a rollup level for these steps (the monitoring API's rule).
+
+    A level whose buckets are wider than the window (a 5m rate over 1h buckets) is
+    replaced by the next finer one.
+    """
     start = _dt(steps.start_ms - window_ms)
     end = _dt(steps.end_ms)
     step_seconds = steps.step_ms // 1000 if steps.count > 1 else 0
-    return monitoring_query.choose_level(start, end, step_seconds)
+    level = monitoring_query.choose_level(start, end, step_seconds)
+    if level == LEVEL_1H and window_ms < LEVEL_SECONDS[LEVEL_1H] * 1000:
+        level = LEVEL_1M
+    if level == LEVEL_1M and window_ms < LEVEL_SECONDS[LEVEL_1M] * 1000:
+        level = RAW
+    return level
 
 
 def _infos(series: list[StoredSeries]) -> list[SeriesInfo]:
@@ -197,20 +208,12 @@ def latest_points(
 
 
 def window_stats(
-    series: list[StoredSeries],
-    steps: Steps,
-    range_ms: int,
-    offset_ms: int,
-    level: str,
-    quantile: float | None = None,
+    series: list[StoredSeries], steps: Steps, range_ms: int, offset_ms: int, quantile: float | None = None
 ) -> dict[int, list[WindowStats | None]]:
-    """Return, per series id, the statistics of the window [t - range, t] at each step."""
+    """Return, per series id, the statistics of the raw samples in [t - range, t] at each step."""
     if not series:
         return {}
-    if level == RAW:
-        rows = _raw_windows(series, steps, range_ms, offset_ms, quantile)
-    else:
-        rows = _rollup_windows(series, steps, range_ms, offset_ms, level)
+    rows = _raw_windows(series, steps, range_ms, offset_ms, quantile)
     result: dict[int, list[WindowStats | None]] = {}
     for sid, k, stats in rows:
         result.setdefault(sid, [None] * steps.count)[k] = stats
@@ -277,47 +280,74 @@ def _raw_windows(
     return out
 
 
-def _rollup_windows(
-    series: list[StoredSeries], steps: Steps, range_ms: int, offset_ms: int, level: str
-) -> list[tuple[int, int, WindowStats]]:
+# What each range function is over rollup buckets: a window aggregate over the buckets of
+# the window, and the value made of it.
+ROLLUP_VALUE_SQL = {
+    "rate": ("sum(increase)", "v / %(range_s)s"),
+    "increase": ("sum(increase)", "v"),
+    "avg_over_time": ("sum(sum) / nullif(sum(count), 0)", "v"),
+    "sum_over_time": ("sum(sum)", "v"),
+    "min_over_time": ("min(min)", "v"),
+    "max_over_time": ("max(max)", "v"),
+    "count_over_time": ("sum(count)", "v::float8"),
+    "last_over_time": ("last_value(last)", "v"),
+    "present_over_time": ("count(*)", "1.0::float8"),
+}
+# Sorting a day of 1-minute rollups of a hundred series must not spill to disk.
+QUERY_WORK_MEM = "64MB"
+
+
+def rollup_values(
+    series: list[StoredSeries], steps: Steps, range_ms: int, offset_ms: int, level: str, function: str
+) -> dict[int, list[float | None]]:
+    """Return, per series id, `function` over the rollup buckets of each step's window.
+
+    A window function sums the buckets ending within (t - range, t], t rounded down to a
+    bucket end; only the bucket ends some step needs are kept (a hash join, not a scan of
+    an array per row), and Postgres computes the function's value.
+    """
+    if not series:
+        return {}
     width = LEVEL_SECONDS[level] * 1000
     t0 = steps.start_ms - offset_ms
     hi = steps.end_ms - offset_ms
-    # Step k reads the buckets that end within (t - range, t], t rounded down to a bucket end.
     ends: dict[int, list[int]] = {}
     for k in range(steps.count):
         ends.setdefault(((t0 + k * steps.step_ms) // width) * width, []).append(k)
     params = _rollup_params(level, series, t0 - range_ms - width, hi)
-    params.update(ends=list(ends), frame=timedelta(milliseconds=max(0, range_ms - width)))
+    first, last = min(ends), max(ends)
+    params.update(
+        ends=list(ends),
+        frame=timedelta(milliseconds=max(0, range_ms - width)),
+        range_s=range_ms / 1000,
+        first=first,
+        last=last,
+        step=steps.step_ms,
+    )
+    if steps.step_ms % width == 0:
+        # Every step is a whole number of buckets: the wanted ends are first + k * step.
+        wanted = "WHERE e BETWEEN %(first)s AND %(last)s AND (e - %(first)s) %% %(step)s = 0"
+    else:
+        wanted = "JOIN unnest(%(ends)s::bigint[]) AS wanted(e) USING (e)"
+    aggregate, value = ROLLUP_VALUE_SQL[function]
     sql = f"""
-        SELECT series_id, e, n, total, low, high, last_v, inc FROM (
-            SELECT series_id, (extract(epoch FROM t) * 1000)::bigint + {width} AS e,
-                   sum(count) OVER w AS n, sum(sum) OVER w AS total, min(min) OVER w AS low,
-                   max(max) OVER w AS high, last AS last_v, sum(increase) OVER w AS inc
+        SELECT series_id, e, {value} FROM (
+            SELECT series_id, (extract(epoch FROM t) * 1000)::bigint + {width} AS e, {aggregate} OVER w AS v
             FROM ({rows_sql(level)}) r
             WINDOW w AS (PARTITION BY series_id ORDER BY t RANGE BETWEEN %(frame)s PRECEDING AND CURRENT ROW)
-        ) x WHERE e = ANY(%(ends)s)
+        ) x {wanted}
     """
-    out = []
-    for sid, end, count, total, low, high, last_v, inc in fetch(sql, params):
-        stats = WindowStats(
-            count=int(count),
-            first_t=end,
-            last_t=end,
-            first_v=last_v,
-            last_v=last_v,
-            prev_t=None,
-            prev_v=None,
-            resets=0.0,
-            total=total,
-            low=low,
-            high=high,
-            variance=None,
-            increase=inc,
-        )
-        for k in ends.get(end, ()):
-            out.append((sid, k, stats))
-    return out
+    result: dict[int, list[float | None]] = {}
+    count = steps.count
+    for sid, end, value in fetch(sql, params, work_mem=QUERY_WORK_MEM):
+        if value is None:
+            continue
+        values = result.get(sid)
+        if values is None:
+            values = result[sid] = [None] * count
+        for k in ends[end]:
+            values[k] = value
+    return result
 
 
 def raw_samples(series: list[StoredSeries], at_ms: int, range_ms: int) -> dict[int, list[tuple[int, float]]]:
