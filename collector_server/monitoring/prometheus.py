@@ -34,6 +34,11 @@ PIPELINE_COUNTERS = {
     "logs_rejected": "Log entries dropped as invalid.",
     "logs_truncated": "Log messages cut to the maximum stored length (the entry is kept).",
     "deadletters_trimmed": "Oldest dead letters removed to keep the dead-letter stream at DEADLETTER_MAXLEN.",
+    "remote_write_samples_queued": "Samples received by Prometheus remote write and queued to the stream.",
+    "remote_write_stale_markers": "Remote-write staleness markers skipped (they carry no value).",
+    "otlp_points_queued": "OTLP metric points queued to the stream (histogram buckets counted one by one).",
+    "otlp_points_unsupported": "OTLP points skipped: delta temporality or exponential histograms.",
+    "otlp_logs_queued": "OTLP log records queued to the stream.",
 }
 QUEUES = ("ingest", "alerts", "notifications", "maintenance")
 

@@ -59,6 +59,8 @@ class PrometheusView(APIView):
 
     renderer_classes = [JSONRenderer]
     content_negotiation_class = AnyAccept
+    # Prometheus' API is described by Prometheus (docs/prometheus.md), not in fleetwatch's OpenAPI schema.
+    schema = None
     # Basic auth too: what Grafana's data source and Prometheus' remote_write offer, and the only
     # way promtool (no HTTP config in 2.42) can authenticate (user:password in the URL).
     authentication_classes = [TokenAuthentication, BasicAuthentication, SessionAuthentication]
