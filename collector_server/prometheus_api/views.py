@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 
-from django.http import QueryDict
+from django.http import HttpResponse, QueryDict
 from rest_framework import exceptions
 from rest_framework.authentication import BasicAuthentication, SessionAuthentication, TokenAuthentication
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 
 from collector_server.prometheus_api import catalog, formatting
 from collector_server.prometheus_api.params import parse_duration, parse_time
+from collector_server.prometheus_api.promql import fastpath
 from collector_server.prometheus_api.promql.evaluator import Evaluator, parse
 from collector_server.prometheus_api.promql.storage import Scope
 from collector_server.prometheus_api.promql.values import PromQLError, Scalar, Steps, Vector
@@ -127,7 +128,7 @@ class QueryView(PrometheusView):
 
 
 class QueryRangeView(PrometheusView):
-    def answer(self, params: QueryDict, **kwargs: str) -> Response:
+    def answer(self, params: QueryDict, **kwargs: str) -> Response | HttpResponse:
         query = _query(params)
         start = parse_time("start", _required(params, "start"))
         end = parse_time("end", _required(params, "end"))
@@ -145,7 +146,12 @@ class QueryRangeView(PrometheusView):
                 "Try decreasing the query resolution (?step=XX)"
             )
         steps = Steps(start, end, step)
-        value = Evaluator(steps, self.get_scope()).eval(parse(query))
+        tree = parse(query)
+        fast = fastpath.matrix_json(tree, steps, self.get_scope())
+        if fast is not None:
+            body = '{"status":"success","data":{"resultType":"matrix","result":' + fast + "}}"
+            return HttpResponse(body, content_type="application/json")
+        value = Evaluator(steps, self.get_scope()).eval(tree)
         if not isinstance(value, Vector | Scalar):
             raise PromQLError(
                 f'invalid expression type "{type(value).__name__.lower()}" for range query, must be Scalar or instant Vector'

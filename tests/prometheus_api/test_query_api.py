@@ -94,3 +94,65 @@ def test_minute_steps_over_hours_read_the_rollups(api, store, now_s):
     )
     first = response.json()["data"]["result"][0]["values"][0]
     assert first == [start + 3600, "1800"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "sum by (host) (rate(jobs_done_total[5m]))",
+        "avg without (code) (increase(jobs_done_total[10m]))",
+        "max(max_over_time(jobs_done_total[3m] offset 2m))",
+        "count(count_over_time(jobs_done_total[5m]))",
+        "last_over_time(jobs_done_total[2m])",
+    ],
+)
+def test_the_postgres_only_path_answers_like_the_general_one(api, store, now_s, query, monkeypatch):
+    """`* 1` sends the same query through the general evaluator; the answers must be equal."""
+    from datetime import UTC, datetime
+
+    from collector_server.prometheus_api.promql import fastpath
+
+    answered = []
+    original = fastpath.matrix_json
+
+    def recording(*args):
+        result = original(*args)
+        answered.append(result is not None)
+        return result
+
+    monkeypatch.setattr(fastpath, "matrix_json", recording)
+
+    from django.db import connection
+
+    from collector_server.monitoring.models import RollupState
+
+    start = now_s - 3 * 3600
+    rows = []
+    for h, host in enumerate(("batch-1", "batch-2", "batch-3")):
+        for code in ("200", "500"):
+            counter = store.series("jobs_done_total", "counter", host=host, code=code)
+            for m in range(3 * 60):
+                if (m + h) % 17 == 0:
+                    continue  # a gap now and then
+                bucket = datetime.fromtimestamp(start + 60 * m, UTC)
+                inc = float((m * (h + 1)) % 7 + len(code))
+                rows.append((counter.id, bucket, 0.0, 10.0 * m, 5.0 * m, 4, 10.0 * m + h, inc))
+    with connection.cursor() as cursor:
+        cursor.executemany("INSERT INTO monitoring_rollup_1m VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", rows)
+    RollupState.objects.create(level="1m", done_until=datetime.fromtimestamp(now_s, UTC))
+    params = {"start": start + 1800, "end": now_s - 120, "step": 120}
+    fast = api.get("/prometheus/api/v1/query_range", {"query": query, **params})
+    general = api.get("/prometheus/api/v1/query_range", {"query": f"({query}) * 1", **params})
+    assert fast.status_code == general.status_code == 200
+    assert answered == [True, False]
+    fast_result = {tuple(sorted(r["metric"].items())): r["values"] for r in fast.json()["data"]["result"]}
+    general_result = {
+        tuple(sorted((k, v) for k, v in r["metric"].items() if k != "__name__")): r["values"]
+        for r in general.json()["data"]["result"]
+    }
+    if query.startswith("last_over_time"):
+        fast_result = {tuple(kv for kv in k if kv[0] != "__name__"): v for k, v in fast_result.items()}
+    assert fast_result and fast_result.keys() == general_result.keys()
+    for key, values in general_result.items():
+        assert [t for t, _ in fast_result[key]] == [t for t, _ in values]
+        assert [float(v) for _, v in fast_result[key]] == pytest.approx([float(v) for _, v in values])

@@ -297,17 +297,24 @@ ROLLUP_VALUE_SQL = {
 QUERY_WORK_MEM = "64MB"
 
 
-def rollup_values(
+@dataclass
+class RollupQuery:
+    """The SQL of a range function over rollups: rows (series_id, e, value), e a bucket end in ms."""
+
+    sql: str
+    params: dict[str, object]
+    ends: dict[int, list[int]]  # bucket end -> the steps that read it
+
+
+def rollup_query(
     series: list[StoredSeries], steps: Steps, range_ms: int, offset_ms: int, level: str, function: str
-) -> dict[int, list[float | None]]:
-    """Return, per series id, `function` over the rollup buckets of each step's window.
+) -> RollupQuery:
+    """Build the query of `function` over the rollup buckets of each step's window.
 
     A window function sums the buckets ending within (t - range, t], t rounded down to a
-    bucket end; only the bucket ends some step needs are kept (a hash join, not a scan of
-    an array per row), and Postgres computes the function's value.
+    bucket end; only the bucket ends some step needs are kept (arithmetically when the step
+    is a whole number of buckets, else by a hash join), and Postgres computes the value.
     """
-    if not series:
-        return {}
     width = LEVEL_SECONDS[level] * 1000
     t0 = steps.start_ms - offset_ms
     hi = steps.end_ms - offset_ms
@@ -315,37 +322,45 @@ def rollup_values(
     for k in range(steps.count):
         ends.setdefault(((t0 + k * steps.step_ms) // width) * width, []).append(k)
     params = _rollup_params(level, series, t0 - range_ms - width, hi)
-    first, last = min(ends), max(ends)
     params.update(
         ends=list(ends),
         frame=timedelta(milliseconds=max(0, range_ms - width)),
         range_s=range_ms / 1000,
-        first=first,
-        last=last,
+        first=min(ends),
+        last=max(ends),
         step=steps.step_ms,
     )
     if steps.step_ms % width == 0:
-        # Every step is a whole number of buckets: the wanted ends are first + k * step.
         wanted = "WHERE e BETWEEN %(first)s AND %(last)s AND (e - %(first)s) %% %(step)s = 0"
     else:
         wanted = "JOIN unnest(%(ends)s::bigint[]) AS wanted(e) USING (e)"
     aggregate, value = ROLLUP_VALUE_SQL[function]
     sql = f"""
-        SELECT series_id, e, {value} FROM (
+        SELECT series_id, e, {value} AS value FROM (
             SELECT series_id, (extract(epoch FROM t) * 1000)::bigint + {width} AS e, {aggregate} OVER w AS v
             FROM ({rows_sql(level)}) r
             WINDOW w AS (PARTITION BY series_id ORDER BY t RANGE BETWEEN %(frame)s PRECEDING AND CURRENT ROW)
         ) x {wanted}
     """
+    return RollupQuery(sql, params, ends)
+
+
+def rollup_values(
+    series: list[StoredSeries], steps: Steps, range_ms: int, offset_ms: int, level: str, function: str
+) -> dict[int, list[float | None]]:
+    """Return, per series id, `function` over the rollup buckets of each step's window."""
+    if not series:
+        return {}
+    query = rollup_query(series, steps, range_ms, offset_ms, level, function)
     result: dict[int, list[float | None]] = {}
     count = steps.count
-    for sid, end, value in fetch(sql, params, work_mem=QUERY_WORK_MEM):
+    for sid, end, value in fetch(query.sql, query.params, work_mem=QUERY_WORK_MEM):
         if value is None:
             continue
         values = result.get(sid)
         if values is None:
             values = result[sid] = [None] * count
-        for k in ends[end]:
+        for k in query.ends[end]:
             values[k] = value
     return result
 
