@@ -25,6 +25,8 @@ from typing import Any
 from agent import __version__
 from agent.config import AgentConfig
 from agent.runner import Component, MetricsAgent, spool_dir
+from agent.scrape.config import scrape_targets
+from agent.scrape.scraper import Scraper
 from agent.spool import Spool
 from agent.transport import Transport
 from shared import streams
@@ -90,6 +92,9 @@ def build_components(config: AgentConfig, metrics_transport: Transport) -> list[
     ship_config = log_ship_config(config)
     if ship_config.socket_enabled or ship_config.files:
         components.append(LogShipping(config, metrics_transport, ship_config))
+    targets = scrape_targets(config.document)
+    if targets:
+        components.append(Scraper(targets, config.agent_id, config.host, metrics_transport.send))
     # --- register further shippers here ---
     return components
 

@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from collector_server.monitoring import prometheus, views
+from collector_server.prometheus_api.federate import FederateView
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -15,6 +16,9 @@ urlpatterns = [
     path("api/v1/logs/", include("collector_server.logs.api.urls")),
     # The seed documents' unversioned alert paths (POST alerts, PUT alerts/{id}/resolve), an alias.
     path("api/monitoring/", include("collector_server.alerts.api.seed_urls")),
+    path("prometheus/", include("collector_server.prometheus_api.urls")),
+    path("federate", FederateView.as_view(), name="prometheus-federate"),
+    path("otlp/", include("collector_server.prometheus_api.otlp_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),

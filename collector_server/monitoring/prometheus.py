@@ -37,6 +37,11 @@ PIPELINE_COUNTERS = {
     "jobs_refused": "RQ jobs refused unrun: not JSON, or naming a function outside the allow-list.",
     "deadletters_trimmed": "Oldest dead letters removed to keep the dead-letter stream at DEADLETTER_MAXLEN.",
     "batches_deadlettered_deliveries": "Entries dead-lettered after more than INGEST_MAX_DELIVERIES deliveries.",
+    "remote_write_samples_queued": "Samples received by Prometheus remote write and queued to the stream.",
+    "remote_write_stale_markers": "Remote-write staleness markers skipped (they carry no value).",
+    "otlp_points_queued": "OTLP metric points queued to the stream (histogram buckets counted one by one).",
+    "otlp_points_unsupported": "OTLP points skipped: delta temporality or exponential histograms.",
+    "otlp_logs_queued": "OTLP log records queued to the stream.",
 }
 QUEUES = ("ingest", "alerts", "notifications", "maintenance")
 

@@ -1,0 +1,139 @@
+"""Measure the PromQL API's query_range latency: `sum by (host) (rate(x[5m]))` over 100 hosts.
+
+    .venv/bin/python bench/promql.py [--hosts 100] [--days 7] [--runs 20] [--keep]
+
+Seeds a throwaway database (fleetwatch_bench_promql) with one counter per host: 1-minute
+rollups for `--days` days (written with COPY, as the rollup job would have left them,
+RollupState set to a minute ago) and raw samples every 15 s for the last 10 minutes
+(the part the rollup job has not reached yet, which the query reads raw). Then it times
+/prometheus/api/v1/query_range through Django's test client (the full DRF stack and JSON
+rendering, no HTTP) and prints p50 and p95 of `--runs` calls for:
+
+  * 24 h at a 60 s step (1,440 points per host);
+  * 7 days at a 600 s step (1,008 points per host: what a 1,000-pixel Grafana panel asks for);
+  * 7 days at a 60 s step (10,080 points per host, the most the API allows at 7 days).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+BENCH_DB = "fleetwatch_bench_promql"
+os.environ.setdefault("DEBUG", "true")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "collector_server.settings")
+os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}"
+
+from bench import benchdb  # noqa: E402
+
+METRIC = "bench_requests_total"
+QUERY = f"sum by (host) (rate({METRIC}[5m]))"
+
+
+def seed(hosts: int, days: int) -> tuple[int, int]:
+    """Write the rollups and the raw tail; return (rollup rows, raw rows)."""
+    from django.db import connection
+
+    from collector_server.monitoring import partitions
+    from collector_server.monitoring.models import Host, RollupState, Series
+
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    start = now - timedelta(days=days)
+    day = start.date() - timedelta(days=1)
+    while day <= now.date() + timedelta(days=1):
+        for spec in partitions.REGISTRY.values():
+            partitions.ensure_partition(spec, day)
+        day += timedelta(days=1)
+    minutes = days * 1440
+    rollups, raw = io.StringIO(), io.StringIO()
+    raw_rows = 0
+    for h in range(hosts):
+        name = f"host-{h:03d}"
+        host = Host.objects.create(agent_id=f"agent-{name}", hostname=name, last_seen=now)
+        labels = {"host": name, "code": "200"}
+        series = Series.objects.create(
+            name=METRIC, kind="counter", labels=labels, labels_key=f"code=200,host={name}", host=host
+        )
+        per_minute = 60.0 * (1 + h % 7)
+        for m in range(minutes):
+            bucket = start + timedelta(minutes=m)
+            last = per_minute * (m + 1)
+            rollups.write(
+                f"{series.id}\t{bucket.isoformat()}\t{last - per_minute}\t{last}\t{4 * last}\t4\t{last}\t{per_minute}\n"
+            )
+        for k in range(40):
+            ts = now - timedelta(seconds=600 - 15 * k)
+            raw.write(f"{series.id}\t{ts.isoformat()}\t{per_minute * (minutes + k / 4)}\n")
+            raw_rows += 1
+    with connection.cursor() as cursor:
+        rollups.seek(0)
+        with cursor.copy("COPY monitoring_rollup_1m FROM STDIN") as copy:
+            copy.write(rollups.read())
+        raw.seek(0)
+        with cursor.copy("COPY monitoring_sample FROM STDIN") as copy:
+            copy.write(raw.read())
+        cursor.execute("ANALYZE")
+    RollupState.objects.create(level="1m", done_until=now - timedelta(minutes=1))
+    return hosts * minutes, raw_rows
+
+
+def percentiles(client, params: dict[str, object], runs: int) -> tuple[float, float, int, int]:
+    durations = []
+    status, series = 0, 0
+    for _ in range(runs):
+        started = time.perf_counter()
+        response = client.get("/prometheus/api/v1/query_range", params)
+        durations.append((time.perf_counter() - started) * 1000)
+        status = response.status_code
+        series = len(response.json()["data"]["result"]) if status == 200 else 0
+    durations.sort()
+    p95 = durations[min(len(durations) - 1, round(0.95 * (len(durations) - 1)))]
+    return statistics.median(durations), p95, status, series
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, default=100)
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
+    args = parser.parse_args()
+    benchdb.create(BENCH_DB)
+    started = time.perf_counter()
+    rollup_rows, raw_rows = seed(args.hosts, args.days)
+    print(
+        f"seeded {rollup_rows} 1-minute rollups and {raw_rows} raw samples "
+        f"({args.hosts} hosts x {args.days} days) in {time.perf_counter() - started:.1f}s"
+    )
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    client = Client()
+    client.force_login(User.objects.create_user("bench", password="bench-password-1"))
+    end = int(time.time()) // 60 * 60
+    cases = [
+        ("24 h, step 60 s", end - 86400, 60),
+        (f"{args.days} d, step 600 s", end - args.days * 86400, 600),
+        (f"{args.days} d, step 60 s", end - args.days * 86400, 60),
+    ]
+    print(f"query: {QUERY}")
+    print(f"{'p50 ms':>8} {'p95 ms':>8} status series  range")
+    for label, start, step in cases:
+        params = {"query": QUERY, "start": start, "end": end, "step": step}
+        client.get("/prometheus/api/v1/query_range", params)  # warm the connection and caches
+        p50, p95, status, series = percentiles(client, params, args.runs)
+        print(f"{p50:8.1f} {p95:8.1f} {status:6d} {series:6d}  {label}")
+    if not args.keep:
+        benchdb.drop(BENCH_DB)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Prometheus-compatible interfaces: the HTTP query API (PromQL), remote write, federation, OTLP."""

@@ -1,0 +1,1 @@
+"""A PromQL evaluator over fleetwatch's storage (parsing by promql-parser)."""

@@ -1,0 +1,107 @@
+"""The common dashboard query answered entirely by Postgres, JSON included.
+
+`sum by (host) (rate(x[5m]))` over a day at a one-minute step is 1,440 points per host:
+building and formatting them in Python costs more than computing them. When a range
+query is exactly an aggregation (sum, avg, min, max, count; by, without or neither) of a
+range function the rollups answer, or such a function alone, and the rollups are the
+source, Postgres computes the window, aggregates the groups and writes each series'
+`values` array; Python only assembles the response. Anything else returns None and takes
+the general path (which gives the same answers: tests/prometheus_api/test_query_api.py).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from collector_server.prometheus_api.promql import storage
+from collector_server.prometheus_api.promql.aggregate import group_labels
+from collector_server.prometheus_api.promql.evaluator import KEEPS_NAME, Evaluator
+from collector_server.prometheus_api.promql.storage import LEVEL_SECONDS, ROLLUP_VALUE_SQL, Scope
+from collector_server.prometheus_api.promql.values import Steps, without_name
+
+SQL_AGGREGATES = {"sum": "sum", "avg": "avg", "min": "min", "max": "max", "count": "count"}
+VALUE_TEXT = (
+    "CASE WHEN value = 'NaN'::float8 THEN 'NaN' WHEN value = 'Infinity'::float8 THEN '+Inf' "
+    "WHEN value = '-Infinity'::float8 THEN '-Inf' ELSE value::text END"
+)
+
+
+def _unwrap(node: object) -> object:
+    while type(node).__name__ == "ParenExpr":
+        node = node.expr
+    return node
+
+
+def _shape(node: object) -> tuple[str | None, list[str], bool, object] | None:
+    """Return (aggregation or None, labels, by, the Call) when the query has the fast shape."""
+    node = _unwrap(node)
+    op, names, by = None, [], True
+    if type(node).__name__ == "AggregateExpr":
+        op = str(node.op)
+        if op not in SQL_AGGREGATES or node.param is not None:
+            return None
+        if node.modifier is not None:
+            names = list(node.modifier.labels)
+            by = str(node.modifier.type).endswith("By")
+        node = _unwrap(node.expr)
+    if type(node).__name__ != "Call" or node.func.name not in ROLLUP_VALUE_SQL:
+        return None
+    matrix = node.args[0] if node.args else None
+    if type(matrix).__name__ != "MatrixSelector" or matrix.vector_selector.at is not None:
+        return None
+    return op, names, by, node
+
+
+def matrix_json(tree: object, steps: Steps, scope: Scope | None) -> str | None:
+    """Return the `result` array of a query_range answer as JSON text, or None (general path)."""
+    if steps.count < 2:
+        return None
+    shape = _shape(tree)
+    if shape is None:
+        return None
+    op, names, by, call = shape
+    matrix = call.args[0]
+    range_ms = int(matrix.range.total_seconds() * 1000)
+    selector = matrix.vector_selector
+    offset_ms = int((selector.offset or timedelta(0)).total_seconds() * 1000)
+    level = storage.level_for(steps, range_ms)
+    if level == storage.RAW or steps.step_ms % (LEVEL_SECONDS[level] * 1000):
+        return None
+    series = Evaluator(steps, scope)._selected(selector)
+    groups: dict[tuple, tuple[dict[str, str], int]] = {}
+    members: list[tuple[int, int]] = []
+    for s in series:
+        if op is None:
+            labels = s.metric if call.func.name in KEEPS_NAME else without_name(s.metric)
+        else:
+            labels = group_labels(s.labels | {"__name__": s.name}, names, by)
+        key = tuple(sorted(labels.items()))
+        if op is None and key in groups:
+            return None  # two series with one label set: let the general path decide
+        gid = groups.setdefault(key, (labels, len(groups)))[1]
+        members.append((s.id, gid))
+    if not series:
+        return "[]"
+    query = storage.rollup_query(series, steps, range_ms, offset_ms, level, call.func.name)
+    first_end = query.params["first"]
+    shift = steps.start_ms - offset_ms - first_end + offset_ms  # step time = bucket end + shift
+    whole = (first_end + shift) % 1000 == 0 and steps.step_ms % 1000 == 0
+    ts = "(e + %(shift)s) / 1000" if whole else "round((e + %(shift)s) / 1000.0, 3)"
+    params = dict(query.params)
+    params.update(sids=[m[0] for m in members], gids=[m[1] for m in members], shift=shift)
+    sql = f"""
+        WITH v AS ({query.sql}),
+             g AS (SELECT * FROM unnest(%(sids)s::bigint[], %(gids)s::int[]) AS g(sid, gid))
+        SELECT gid, json_agg(json_build_array({ts}, {VALUE_TEXT}) ORDER BY e)::text FROM (
+            SELECT g.gid, v.e, {SQL_AGGREGATES.get(op or "max")}(v.value)::float8 AS value
+            FROM v JOIN g ON g.sid = v.series_id WHERE v.value IS NOT NULL GROUP BY 1, 2
+        ) a GROUP BY gid
+    """
+    arrays = dict(storage.fetch(sql, params, work_mem=storage.QUERY_WORK_MEM))
+    parts = [
+        f'{{"metric":{json.dumps(labels, separators=(",", ":"))},"values":{arrays[gid]}}}'
+        for key, (labels, gid) in sorted(groups.items())
+        if gid in arrays
+    ]
+    return "[" + ",".join(parts) + "]"

@@ -1,0 +1,380 @@
+"""Read series and samples for PromQL: selection and window aggregation run in Postgres.
+
+Two reading paths, chosen per query by `query.choose_level` (the monitoring API's rule):
+
+* raw samples (short ranges, fine steps): exact Prometheus semantics. Each sample is
+  assigned in SQL to the evaluation steps whose window contains it, and Postgres returns
+  one row of statistics per (series, step): count, first and last two samples, the sum of
+  counter-reset corrections, sum, min, max, variance.
+* 1-minute or 1-hour rollups (steps of a minute or more, long ranges): a window function
+  over the rollup buckets computes, per series and bucket end, the function over the
+  buckets of the window (increase, sum, count, min, max, last). Rates from rollups are the
+  increase of whole buckets divided by the range, without Prometheus' extrapolation to
+  the edges. Functions rollups cannot answer (irate, delta, stddev, quantile...) read raw.
+
+Series selection is the one place a caller's scope (e.g. an organisation) narrows what a
+query can see: `select_series(..., scope=...)`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+from django.db import DataError, connection, transaction
+
+from collector_server.monitoring import query as monitoring_query
+from collector_server.monitoring.query import LEVEL_1H, LEVEL_1M, LEVEL_SECONDS, RAW, SeriesInfo, rows_sql
+from collector_server.prometheus_api.promql.values import NAME, PromQLError, Steps
+
+MAX_SERIES = 20_000
+MATCH_OPS = {"Equal": "=", "NotEqual": "!=", "Re": "=~", "NotRe": "!~"}
+
+
+@dataclass(frozen=True)
+class LabelMatcher:
+    name: str
+    op: str  # = != =~ !~
+    value: str
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A SQL condition on monitoring_series (alias s) that every selection must meet."""
+
+    sql: str
+    params: tuple[object, ...] = ()
+
+
+@dataclass
+class StoredSeries:
+    id: int
+    name: str
+    kind: str
+    labels: dict[str, str]
+
+    @property
+    def metric(self) -> dict[str, str]:
+        return {NAME: self.name, **self.labels}
+
+
+@dataclass
+class WindowStats:
+    """What one window of samples gives the range functions."""
+
+    count: int
+    first_t: int
+    last_t: int
+    first_v: float
+    last_v: float
+    prev_t: int | None
+    prev_v: float | None
+    resets: float
+    total: float
+    low: float
+    high: float
+    variance: float | None
+    quantile: float | None = None
+
+
+def matcher_sql(matcher: LabelMatcher) -> tuple[str, list[object]]:
+    """Return a WHERE fragment on monitoring_series s for one matcher."""
+    if matcher.name == NAME:
+        column, params = "s.name", []
+    else:
+        column, params = "coalesce(s.labels ->> %s, '')", [matcher.name]
+    if matcher.op in ("=~", "!~"):
+        sql_op = "~" if matcher.op == "=~" else "!~"
+        return f"{column} {sql_op} %s", [*params, f"^(?:{matcher.value})$"]
+    sql_op = "=" if matcher.op == "=" else "<>"
+    return f"{column} {sql_op} %s", [*params, matcher.value]
+
+
+def select_series(matchers: list[LabelMatcher], scope: Scope | None = None) -> list[StoredSeries]:
+    """Return the stored series that satisfy every matcher (and the scope)."""
+    where, params = ["true"], []
+    if scope is not None:
+        where.append(scope.sql)
+        params.extend(scope.params)
+    for matcher in matchers:
+        fragment, extra = matcher_sql(matcher)
+        where.append(fragment)
+        params.extend(extra)
+    sql = f"SELECT s.id, s.name, s.kind, s.labels FROM monitoring_series s WHERE {' AND '.join(where)} ORDER BY s.id LIMIT %s"
+    rows = fetch(sql, [*params, MAX_SERIES + 1])
+    if len(rows) > MAX_SERIES:
+        raise PromQLError(
+            f"the selector matches more than {MAX_SERIES} series; add label matchers", "execution"
+        )
+    return [StoredSeries(r[0], r[1], r[2], parse_labels(r[3])) for r in rows]
+
+
+def parse_labels(value: object) -> dict[str, str]:
+    if isinstance(value, str | bytes):
+        value = json.loads(value)
+    return {k: str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+
+def fetch(sql: str, params: object, work_mem: str | None = None) -> list[tuple]:
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            if work_mem:
+                cursor.execute("SELECT set_config('work_mem', %s, true)", [work_mem])
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+    except DataError as exc:
+        if isinstance(exc.__cause__, psycopg.errors.InvalidRegularExpression):
+            raise PromQLError(f"invalid regular expression: {str(exc).splitlines()[0]}") from None
+        raise
+
+
+def _dt(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def level_for(steps: Steps, window_ms: int) -> str:
+    """Raw samples or a rollup level for these steps (the monitoring API's rule).
+
+    A level whose buckets are wider than the window (a 5m rate over 1h buckets) is
+    replaced by the next finer one.
+    """
+    start = _dt(steps.start_ms - window_ms)
+    end = _dt(steps.end_ms)
+    step_seconds = steps.step_ms // 1000 if steps.count > 1 else 0
+    level = monitoring_query.choose_level(start, end, step_seconds)
+    if level == LEVEL_1H and window_ms < LEVEL_SECONDS[LEVEL_1H] * 1000:
+        level = LEVEL_1M
+    if level == LEVEL_1M and window_ms < LEVEL_SECONDS[LEVEL_1M] * 1000:
+        level = RAW
+    return level
+
+
+def _infos(series: list[StoredSeries]) -> list[SeriesInfo]:
+    return [SeriesInfo(s.id, s.kind, s.labels) for s in series]
+
+
+def _rollup_params(level: str, series: list[StoredSeries], lo_ms: int, hi_ms: int) -> dict[str, object]:
+    width = LEVEL_SECONDS[level] * 1000
+    start = _dt((lo_ms // width) * width)
+    return monitoring_query.row_params(level, _infos(series), start, _dt(hi_ms + 1))
+
+
+def latest_points(
+    series: list[StoredSeries], steps: Steps, offset_ms: int, lookback_ms: int, level: str
+) -> dict[int, list[float | None]]:
+    """Return, per series id, the value an instant selector sees at each step (lookback applied)."""
+    if not series:
+        return {}
+    t0 = steps.start_ms - offset_ms
+    hi = steps.end_ms - offset_ms
+    lo = t0 - lookback_ms
+    if level == RAW:
+        source = (
+            "SELECT series_id, (extract(epoch FROM ts) * 1000)::bigint AS t, value AS v FROM monitoring_sample "
+            "WHERE series_id = ANY(%(ids)s) AND ts >= %(lo_ts)s AND ts <= %(hi_ts)s"
+        )
+        params: dict[str, object] = {"ids": [s.id for s in series]}
+    else:
+        width = LEVEL_SECONDS[level] * 1000
+        # A bucket's last value is known at the bucket's end.
+        source = (
+            f"SELECT series_id, (extract(epoch FROM t) * 1000)::bigint + {width} AS t, last AS v "
+            f"FROM ({rows_sql(level)}) r"
+        )
+        params = _rollup_params(level, series, lo - width, hi)
+    params.update(t0=t0, step=steps.step_ms, lo=lo, hi=hi, lo_ts=_dt(lo), hi_ts=_dt(hi))
+    sql = f"""
+        SELECT DISTINCT ON (series_id, k) series_id, k, t, v FROM (
+            SELECT series_id, t, v, greatest(0, ceil((t - %(t0)s)::float8 / %(step)s))::int AS k
+            FROM ({source}) p WHERE t >= %(lo)s AND t <= %(hi)s
+        ) x ORDER BY series_id, k, t DESC
+    """
+    rows = fetch(sql, params)
+    found: dict[int, dict[int, tuple[int, float]]] = {}
+    for sid, k, t, v in rows:
+        found.setdefault(sid, {})[k] = (t, v)
+    result: dict[int, list[float | None]] = {}
+    for sid, by_step in found.items():
+        values: list[float | None] = []
+        current: tuple[int, float] | None = None
+        for k in range(steps.count):
+            current = by_step.get(k, current)
+            at = t0 + k * steps.step_ms
+            values.append(current[1] if current is not None and current[0] >= at - lookback_ms else None)
+        result[sid] = values
+    return result
+
+
+def window_stats(
+    series: list[StoredSeries], steps: Steps, range_ms: int, offset_ms: int, quantile: float | None = None
+) -> dict[int, list[WindowStats | None]]:
+    """Return, per series id, the statistics of the raw samples in [t - range, t] at each step."""
+    if not series:
+        return {}
+    rows = _raw_windows(series, steps, range_ms, offset_ms, quantile)
+    result: dict[int, list[WindowStats | None]] = {}
+    for sid, k, stats in rows:
+        result.setdefault(sid, [None] * steps.count)[k] = stats
+    return result
+
+
+def _raw_windows(
+    series: list[StoredSeries], steps: Steps, range_ms: int, offset_ms: int, quantile: float | None
+) -> list[tuple[int, int, WindowStats]]:
+    t0 = steps.start_ms - offset_ms
+    hi = steps.end_ms - offset_ms
+    lo = t0 - range_ms
+    quantile_sql = ", percentile_cont(%(q)s) WITHIN GROUP (ORDER BY s.v)" if quantile is not None else ""
+    # Each sample joins the steps whose window [t - range, t] holds it: k from
+    # ceil((ts - t0) / step) to floor((ts - t0 + range) / step).
+    sql = f"""
+        WITH s AS (
+            SELECT series_id, (extract(epoch FROM ts) * 1000)::bigint AS t, value AS v,
+                   CASE WHEN value < lag(value) OVER w THEN lag(value) OVER w ELSE 0 END AS corr
+            FROM monitoring_sample
+            WHERE series_id = ANY(%(ids)s) AND ts >= %(lo_ts)s AND ts <= %(hi_ts)s
+            WINDOW w AS (PARTITION BY series_id ORDER BY ts)
+        )
+        SELECT s.series_id, g.k, count(*), min(s.t), max(s.t),
+               (array_agg(s.v ORDER BY s.t))[1], (array_agg(s.v ORDER BY s.t DESC))[1:2],
+               (array_agg(s.t ORDER BY s.t DESC))[1:2],
+               sum(s.corr) - (array_agg(s.corr ORDER BY s.t))[1],
+               sum(s.v), min(s.v), max(s.v), var_pop(s.v){quantile_sql}
+        FROM s CROSS JOIN LATERAL generate_series(
+            greatest(0, ceil((s.t - %(t0)s)::float8 / %(step)s)::bigint),
+            least(%(last_k)s, floor((s.t - %(t0)s + %(range)s)::float8 / %(step)s)::bigint)
+        ) AS g(k)
+        GROUP BY 1, 2
+    """
+    params = {
+        "ids": [s.id for s in series],
+        "lo_ts": _dt(lo),
+        "hi_ts": _dt(hi),
+        "t0": t0,
+        "step": steps.step_ms,
+        "range": range_ms,
+        "last_k": steps.count - 1,
+        "q": quantile,
+    }
+    out = []
+    for row in fetch(sql, params):
+        sid, k, count, first_t, last_t, first_v, lasts, last_ts, resets, total, low, high, var = row[:13]
+        stats = WindowStats(
+            count=count,
+            first_t=first_t,
+            last_t=last_t,
+            first_v=first_v,
+            last_v=lasts[0],
+            prev_t=last_ts[1] if len(last_ts) > 1 else None,
+            prev_v=lasts[1] if len(lasts) > 1 else None,
+            resets=resets or 0.0,
+            total=total,
+            low=low,
+            high=high,
+            variance=var,
+            quantile=row[13] if quantile is not None else None,
+        )
+        out.append((sid, int(k), stats))
+    return out
+
+
+# What each range function is over rollup buckets: a window aggregate over the buckets of
+# the window, and the value made of it.
+ROLLUP_VALUE_SQL = {
+    "rate": ("sum(increase)", "v / %(range_s)s"),
+    "increase": ("sum(increase)", "v"),
+    "avg_over_time": ("sum(sum) / nullif(sum(count), 0)", "v"),
+    "sum_over_time": ("sum(sum)", "v"),
+    "min_over_time": ("min(min)", "v"),
+    "max_over_time": ("max(max)", "v"),
+    "count_over_time": ("sum(count)", "v::float8"),
+    "last_over_time": ("last_value(last)", "v"),
+    "present_over_time": ("count(*)", "1.0::float8"),
+}
+# Sorting a day of 1-minute rollups of a hundred series must not spill to disk.
+QUERY_WORK_MEM = "64MB"
+
+
+@dataclass
+class RollupQuery:
+    """The SQL of a range function over rollups: rows (series_id, e, value), e a bucket end in ms."""
+
+    sql: str
+    params: dict[str, object]
+    ends: dict[int, list[int]]  # bucket end -> the steps that read it
+
+
+def rollup_query(
+    series: list[StoredSeries], steps: Steps, range_ms: int, offset_ms: int, level: str, function: str
+) -> RollupQuery:
+    """Build the query of `function` over the rollup buckets of each step's window.
+
+    A window function sums the buckets ending within (t - range, t], t rounded down to a
+    bucket end; only the bucket ends some step needs are kept (arithmetically when the step
+    is a whole number of buckets, else by a hash join), and Postgres computes the value.
+    """
+    width = LEVEL_SECONDS[level] * 1000
+    t0 = steps.start_ms - offset_ms
+    hi = steps.end_ms - offset_ms
+    ends: dict[int, list[int]] = {}
+    for k in range(steps.count):
+        ends.setdefault(((t0 + k * steps.step_ms) // width) * width, []).append(k)
+    params = _rollup_params(level, series, t0 - range_ms - width, hi)
+    params.update(
+        ends=list(ends),
+        frame=timedelta(milliseconds=max(0, range_ms - width)),
+        range_s=range_ms / 1000,
+        first=min(ends),
+        last=max(ends),
+        step=steps.step_ms,
+    )
+    if steps.step_ms % width == 0:
+        wanted = "WHERE e BETWEEN %(first)s AND %(last)s AND (e - %(first)s) %% %(step)s = 0"
+    else:
+        wanted = "JOIN unnest(%(ends)s::bigint[]) AS wanted(e) USING (e)"
+    aggregate, value = ROLLUP_VALUE_SQL[function]
+    sql = f"""
+        SELECT series_id, e, {value} AS value FROM (
+            SELECT series_id, (extract(epoch FROM t) * 1000)::bigint + {width} AS e, {aggregate} OVER w AS v
+            FROM ({rows_sql(level)}) r
+            WINDOW w AS (PARTITION BY series_id ORDER BY t RANGE BETWEEN %(frame)s PRECEDING AND CURRENT ROW)
+        ) x {wanted}
+    """
+    return RollupQuery(sql, params, ends)
+
+
+def rollup_values(
+    series: list[StoredSeries], steps: Steps, range_ms: int, offset_ms: int, level: str, function: str
+) -> dict[int, list[float | None]]:
+    """Return, per series id, `function` over the rollup buckets of each step's window."""
+    if not series:
+        return {}
+    query = rollup_query(series, steps, range_ms, offset_ms, level, function)
+    result: dict[int, list[float | None]] = {}
+    count = steps.count
+    for sid, end, value in fetch(query.sql, query.params, work_mem=QUERY_WORK_MEM):
+        if value is None:
+            continue
+        values = result.get(sid)
+        if values is None:
+            values = result[sid] = [None] * count
+        for k in query.ends[end]:
+            values[k] = value
+    return result
+
+
+def raw_samples(series: list[StoredSeries], at_ms: int, range_ms: int) -> dict[int, list[tuple[int, float]]]:
+    """Return the raw samples of each series in [at - range, at]."""
+    if not series:
+        return {}
+    rows = fetch(
+        "SELECT series_id, (extract(epoch FROM ts) * 1000)::bigint, value FROM monitoring_sample "
+        "WHERE series_id = ANY(%s) AND ts >= %s AND ts <= %s ORDER BY series_id, ts",
+        [[s.id for s in series], _dt(at_ms - range_ms), _dt(at_ms)],
+    )
+    out: dict[int, list[tuple[int, float]]] = {}
+    for sid, t, v in rows:
+        out.setdefault(sid, []).append((t, v))
+    return out

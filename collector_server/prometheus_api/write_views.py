@@ -1,0 +1,80 @@
+"""Receivers that push into fleetwatch: Prometheus remote write (and OTLP, see otlp_views)."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+import redis
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpResponse
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from collector_server.prometheus_api import otlp, remote_write, stream_queue
+from collector_server.prometheus_api.promql.values import PromQLError
+from collector_server.prometheus_api.views import PrometheusView, error
+from shared import streams
+
+log = logging.getLogger(__name__)
+
+
+def read_body(request: Request) -> bytes:
+    """Return the raw body; Django refuses one above DATA_UPLOAD_MAX_MEMORY_SIZE."""
+    try:
+        return request.body
+    except RequestDataTooBig:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        raise PromQLError(f"request body larger than {limit} bytes (DATA_UPLOAD_MAX_MEMORY_SIZE)") from None
+
+
+class PushView(PrometheusView):
+    """POST only; the body is read raw (no DRF parsing)."""
+
+    http_method_names = ["post", "options"]
+    parser_classes: list = []
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, redis.RedisError):
+            # The sender keeps the data and retries: nothing is lost while Redis is away.
+            log.warning("cannot queue pushed data: %s", exc)
+            response = error("unavailable", f"cannot queue the data: {exc}")
+            response.status_code = 503
+            response["Retry-After"] = "5"
+            return response
+        return super().handle_exception(exc)
+
+
+class RemoteWriteView(PushView):
+    def post(self, request: Request) -> HttpResponse:
+        encoding = request.headers.get("Content-Encoding", "")
+        if encoding.lower() != "snappy":
+            raise PromQLError(f"Content-Encoding must be snappy (remote write 1.0), not {encoding!r}")
+        body = read_body(request)
+        write_request = remote_write.decode(body)
+        counts: Counter[str] = Counter()
+        by_host = remote_write.to_series(write_request, counts)
+        stream_queue.queue(streams.METRICS, "remote-write", body, by_host, counts)
+        return HttpResponse(status=204)
+
+
+class OtlpView(PushView):
+    """OTLP/HTTP: POST /otlp/v1/metrics and /otlp/v1/logs (protobuf or JSON, gzip or not)."""
+
+    signal = "metrics"
+
+    def post(self, request: Request) -> HttpResponse:
+        content_type = request.headers.get("Content-Type", "")
+        body = read_body(request)
+        message = otlp.decode(
+            otlp.EXPORTS[self.signal], body, content_type, request.headers.get("Content-Encoding", "").lower()
+        )
+        counts: Counter[str] = Counter()
+        if self.signal == "metrics":
+            stream_queue.queue(streams.METRICS, "otlp", body, otlp.metrics_to_series(message, counts), counts)
+        else:
+            stream_queue.queue(streams.LOGS, "otlp", body, otlp.logs_to_records(message, counts), counts)
+        if content_type.split(";")[0].strip().lower() == "application/json":
+            return HttpResponse(b"{}", content_type="application/json")
+        return HttpResponse(b"", content_type="application/x-protobuf")
