@@ -21,6 +21,9 @@ SIGNATURE_RE = re.compile(rb"^[0-9a-f]{64}$")
 # Why a worker refuses an entry; counted as batches_refused_<reason> in the stats hash.
 REASONS = ("unsigned", "unknown_key", "revoked", "bad_signature")
 COUNTER_PREFIX = "batches_refused_"
+# The web process's own receivers (remote write, OTLP) sign what they queue with this key id:
+# not hex, so no enrollment ever has it (collector_server.enrollments.models.server_secret).
+SERVER_KEY_ID = "fleetwatchserver"
 
 
 class CredentialError(ValueError):

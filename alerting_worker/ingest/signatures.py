@@ -26,12 +26,13 @@ import hashlib
 import hmac
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
 from redis import Redis
 
 from shared import streams
-from shared.signing import KEY_FIELD, KEY_ID_RE, REASONS, SIGNATURE_FIELD, SIGNATURE_RE
+from shared.signing import KEY_FIELD, KEY_ID_RE, REASONS, SERVER_KEY_ID, SIGNATURE_FIELD, SIGNATURE_RE
 from shared.wire import Batch
 
 CACHE_LIMIT = 10_000
@@ -123,9 +124,22 @@ class Verifier:
     def __init__(self, client: Redis, cache: EnrollmentCache = CACHE) -> None:
         self.client = client
         self.cache = cache
+        self.server_mac: Any = None
 
     def begin_chunk(self) -> None:
         self.cache.sync(self.client)
+
+    def check_server(self, sig: bytes, payload: bytes) -> None:
+        """Accept a batch the web process queued (remote write, OTLP): its host stays as named."""
+        if self.server_mac is None:
+            from collector_server.enrollments.models import server_secret
+
+            self.server_mac = hmac.new(server_secret().encode("ascii"), digestmod=hashlib.sha256)
+        mac = self.server_mac.copy()
+        mac.update(payload)
+        if not hmac.compare_digest(mac.hexdigest().encode("ascii"), sig):
+            raise Refused("bad_signature", "signature does not match the server's own key")
+        return None
 
     def check(self, fields: dict[bytes, bytes], payload: bytes) -> Identity | None:
         """Return the signer's identity, None for an accepted unsigned entry, or raise Refused."""
@@ -139,6 +153,8 @@ class Verifier:
         key_id = key.decode("ascii", errors="replace")
         if not KEY_ID_RE.match(key_id):  # no database query for what cannot be a key id
             raise Refused("unknown_key", f"unknown key id {key_id[:64]!r}")
+        if key_id == SERVER_KEY_ID:
+            return self.check_server(sig, payload)
         entry = self.cache.get(key_id)
         if entry.identity is None:
             raise Refused("unknown_key", f"unknown key id {key_id!r}")

@@ -40,6 +40,14 @@ def derive_secret(key_id: str, salt: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
+def server_secret() -> str:
+    """The secret the server's own receivers sign their batches with (derived, never stored)."""
+    from shared.signing import SERVER_KEY_ID
+
+    # Its batches keep the host they name: the request was authenticated by the API.
+    return derive_secret(SERVER_KEY_ID, "server-receivers")
+
+
 class Enrollment(models.Model):
     host_name = models.CharField(
         max_length=255, help_text="Every batch signed with this key is stored under this host name."

@@ -14,8 +14,10 @@ from collections import Counter
 from typing import Any
 
 from alerting_worker.ingest import stats
-from collector_server.redis_conn import get_redis
+from collector_server.enrollments.models import server_secret
+from collector_server.redis_conn import get_stream_redis
 from shared import streams
+from shared.signing import SERVER_KEY_ID, Credential, Signer
 from shared.wire import encode_batch
 
 # A batch stays far below the wire format's 16 MiB limit.
@@ -39,7 +41,8 @@ def queue(
     """XADD one batch per host (and per chunk of entries); return the number of batches."""
     digest = hashlib.sha256(body).digest()
     size = SERIES_PER_BATCH if kind == streams.METRICS else LOGS_PER_BATCH
-    client = get_redis()
+    client = get_stream_redis()
+    signer = Signer(Credential(SERVER_KEY_ID, server_secret()))  # accepted while signing is required
     pipe = client.pipeline(transaction=False)
     batches = 0
     now = time.time()
@@ -57,7 +60,7 @@ def queue(
                 series=chunk if kind == streams.METRICS else None,
                 logs=chunk if kind == streams.LOGS else None,
             )
-            pipe.xadd(streams.stream_key(kind), {streams.PAYLOAD_FIELD: payload})
+            pipe.xadd(streams.stream_key(kind), {streams.PAYLOAD_FIELD: payload, **signer.fields(payload)})
             batches += 1
     if counts:
         stats.add(pipe, counts)
