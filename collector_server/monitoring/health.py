@@ -43,6 +43,7 @@ class Check:
     name: str
     healthy: bool
     details: dict[str, Any] = field(default_factory=dict)
+    duration_ms: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {"healthy": self.healthy, **self.details}
@@ -209,10 +210,10 @@ def run_checks(scope: str = "pipeline") -> list[Check]:
     out of the load balancer exactly when operators need to look. "pipeline" checks everything.
     """
     if scope == "live":
-        return [check_process()]
-    checks = [check_database()]
+        return [_timed(check_process)]
+    checks = [_timed(check_database)]
     client = health_redis()
-    redis_check = check_redis(client)
+    redis_check = _timed(check_redis, client)
     checks.append(redis_check)
     if scope == "server":
         return checks
@@ -220,8 +221,18 @@ def run_checks(scope: str = "pipeline") -> list[Check]:
         for name in ("workers", "scheduler", "streams"):
             checks.append(Check(name, False, {"error": "redis is unreachable"}))
         return checks
-    checks.extend([check_workers(client), check_scheduler(client), check_streams(client)])
+    checks.extend(
+        [_timed(check_workers, client), _timed(check_scheduler, client), _timed(check_streams, client)]
+    )
     return checks
+
+
+def _timed(check: Any, *args: Any) -> Check:
+    """Run one check and record how long it took (the seed 003 health body reports it)."""
+    started = time.perf_counter()
+    result = check(*args)
+    result.duration_ms = round((time.perf_counter() - started) * 1000.0, 3)
+    return result
 
 
 def report(checks: list[Check]) -> dict[str, Any]:

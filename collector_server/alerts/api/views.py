@@ -7,8 +7,8 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, status, viewsets
+from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,12 +20,39 @@ from collector_server.alerts.api.filters import AlertEventFilter, AlertFilter
 from collector_server.alerts.models import SEVERITIES, Alert, AlertEvent, AlertRule, Channel, Silence
 from collector_server.monitoring.api.known_params import KnownQueryParamsMixin, paging_parameters
 from collector_server.monitoring.api.pagination import CheckedLimitOffsetPagination
+from collector_server.monitoring.api.schema import ErrorSerializer, envelope, message_envelope
+from collector_server.monitoring.api.strict import EmptyBodySerializer
 
 
 def _actor(request: Request) -> str:
     return request.user.get_username() if request.user and request.user.is_authenticated else ""
 
 
+CONFLICT = {409: ErrorSerializer}
+SUMMARY = inline_serializer(
+    "AlertSummary",
+    {
+        "total": serializers.IntegerField(),
+        "by_severity": serializers.DictField(child=serializers.IntegerField()),
+        "by_state": serializers.DictField(child=serializers.IntegerField()),
+    },
+)
+
+
+@extend_schema_view(
+    list=extend_schema(responses=envelope("AlertList", s.AlertSerializer(many=True), count=True)),
+    create=extend_schema(
+        request=s.ManualAlertSerializer,
+        responses={201: envelope("AlertCreated", s.AlertSerializer()), **CONFLICT},
+    ),
+    acknowledge=extend_schema(
+        request=s.AcknowledgeSerializer, responses={200: message_envelope("AlertAcknowledged"), **CONFLICT}
+    ),
+    resolve=extend_schema(
+        request=s.ResolveSerializer, responses={200: message_envelope("AlertResolved"), **CONFLICT}
+    ),
+    summary=extend_schema(responses=envelope("AlertSummaryResponse", SUMMARY)),
+)
 class AlertViewSet(KnownQueryParamsMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Active alerts (``?state=`` widens the list), the history, a summary and operator actions."""
 
@@ -63,6 +90,7 @@ class AlertViewSet(KnownQueryParamsMixin, mixins.RetrieveModelMixin, viewsets.Ge
                     value=data["value"],
                     summary=data["summary"] or data["name"],
                     description=data["description"],
+                    annotations=data["annotations"],
                     manual=True,
                     created_by=_actor(request),
                     started_at=now,
@@ -88,6 +116,8 @@ class AlertViewSet(KnownQueryParamsMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @action(detail=True, methods=["post", "put"])  # PUT: the seed documents' verb
     def acknowledge(self, request: Request, pk: str | None = None) -> Response:
         alert = self.get_object()
+        if alert.source != Alert.FLEETWATCH:
+            return _conflict(_read_only(alert))
         body = s.AcknowledgeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         now, actor = timezone.now(), _actor(request)
@@ -115,6 +145,10 @@ class AlertViewSet(KnownQueryParamsMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @action(detail=True, methods=["post", "put"])  # PUT: the seed documents' verb
     def resolve(self, request: Request, pk: str | None = None) -> Response:
         alert = self.get_object()
+        body = s.ResolveSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        if alert.source != Alert.FLEETWATCH:
+            return _conflict(_read_only(alert))
         now, actor = timezone.now(), _actor(request)
         with transaction.atomic():
             changed = Alert.objects.filter(pk=alert.pk, state__in=Alert.ACTIVE_STATES).update(
@@ -131,7 +165,7 @@ class AlertViewSet(KnownQueryParamsMixin, mixins.RetrieveModelMixin, viewsets.Ge
                 value=alert.value,
                 at=now,
                 actor=actor,
-                note=str(request.data.get("comment", ""))[:2000],
+                note=body.validated_data["comment"],
             )
         return Response({"success": True, "message": f"Alert {alert.pk} resolved"})
 
@@ -151,6 +185,7 @@ class AlertViewSet(KnownQueryParamsMixin, mixins.RetrieveModelMixin, viewsets.Ge
         summary="Alert state changes, newest first",
         filters=True,
         parameters=paging_parameters(pagination_class),
+        responses=envelope("AlertHistory", s.AlertEventSerializer(many=True), count=True),
     )
     @action(
         detail=False,
@@ -178,8 +213,26 @@ class SeedAlertViewSet(AlertViewSet):
     schema = None
 
 
+def _read_only(alert: Alert) -> str:
+    return f"Alert {alert.pk} comes from {alert.source} and is read-only here; act on it there"
+
+
 def _conflict(message: str) -> Response:
     return Response({"success": False, "error": message}, status=status.HTTP_409_CONFLICT)
+
+
+PREVIEW = envelope(
+    "RulePreview",
+    inline_serializer(
+        "RulePreviewGroup",
+        {
+            "labels": serializers.DictField(child=serializers.CharField()),
+            "value": serializers.FloatField(allow_null=True),
+            "breaches": serializers.BooleanField(allow_null=True),
+        },
+        many=True,
+    ),
+)
 
 
 class AlertRuleViewSet(KnownQueryParamsMixin, viewsets.ModelViewSet):
@@ -188,12 +241,14 @@ class AlertRuleViewSet(KnownQueryParamsMixin, viewsets.ModelViewSet):
     serializer_class = s.AlertRuleSerializer
     filterset_fields = ["enabled", "severity", "query_type"]
 
+    @extend_schema(responses=PREVIEW)
     @action(detail=True, methods=["get"])
     def preview(self, request: Request, pk: str | None = None) -> Response:
         """Evaluate the rule now: the value per group and whether it breaches."""
         rule = self.get_object()
         return Response({"success": True, "data": preview_rule(rule)})
 
+    @extend_schema(responses=PREVIEW)
     @action(detail=False, methods=["post"], url_path="preview")
     def preview_unsaved(self, request: Request) -> Response:
         """Validate and evaluate a rule body without saving it (what it would do)."""
@@ -230,9 +285,14 @@ class ChannelViewSet(KnownQueryParamsMixin, viewsets.ModelViewSet):
     serializer_class = s.ChannelSerializer
     filterset_fields = ["kind", "enabled", "status"]
 
+    @extend_schema(
+        request=EmptyBodySerializer,
+        responses={200: message_envelope("ChannelTest"), 502: message_envelope("ChannelTestFailed")},
+    )
     @action(detail=True, methods=["post"])
     def test(self, request: Request, pk: str | None = None) -> Response:
         """Send a test notification now and report the outcome."""
+        EmptyBodySerializer(data=request.data).is_valid(raise_exception=True)
         ok, detail = notify_test.send_test(self.get_object())
         code = status.HTTP_200_OK if ok else status.HTTP_502_BAD_GATEWAY
         return Response({"success": ok, "message": detail}, status=code)
