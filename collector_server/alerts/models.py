@@ -370,6 +370,8 @@ class Channel(models.Model):
         from alerting_worker.alerting import transports
 
         errors = {}
+        if not isinstance(self.config or {}, dict):
+            raise ValidationError({"config": "must be an object of the kind's settings"})
         try:
             self.config = transports.get(self.kind).validate_config(self.config or {})
         except ValueError as exc:

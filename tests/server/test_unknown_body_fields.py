@@ -62,3 +62,9 @@ def test_channel_with_a_misspelt_timer_is_refused_not_created(operator):
     assert answer.status_code == 400
     assert "group_wait_seconds" in answer.json()["error"]  # the accepted names are listed
     assert not Channel.objects.filter(name="hook").exists()
+
+
+def test_channel_config_that_is_not_an_object_is_a_400(operator):
+    body = {"name": "x", "kind": "email", "config": 0.5}
+    answer = operator.post("/api/v1/monitoring/channels", body, format="json")
+    assert answer.status_code == 400 and answer.json()["error"].startswith("config:")

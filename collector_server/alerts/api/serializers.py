@@ -263,6 +263,8 @@ class ChannelSerializer(RejectUnknownFieldsMixin, ModelCleanMixin, serializers.M
         read_only_fields = ["suppressed_count", "status", "last_error", "created_at"]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "config" in attrs and not isinstance(attrs["config"], dict):
+            raise serializers.ValidationError({"config": ["must be an object of the kind's settings"]})
         if self.instance is not None and "config" in attrs and isinstance(attrs["config"], dict):
             # A partial config keeps the stored secrets the client cannot see.
             kept = {
