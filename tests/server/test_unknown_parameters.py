@@ -14,7 +14,15 @@ from django.db import connection
 from django.utils import timezone
 
 from alerting_worker.ingest.logs_handler import write_logs
-from collector_server.alerts.models import Alert, AlertEvent, AlertRule, Channel, Silence
+from collector_server.alerts.models import (
+    Alert,
+    AlertEvent,
+    AlertRule,
+    Channel,
+    EscalationPolicy,
+    Route,
+    Silence,
+)
 from tests.logs.conftest import make_batch, record
 from tests.server.conftest import make_host
 
@@ -88,6 +96,16 @@ VALID: dict[str, dict[str, str]] = {
         "offset": "0",
     },
     "/api/v1/monitoring/channels/{id}": {},
+    "/api/v1/monitoring/routes": {
+        "parent": "{route}",
+        "channel": "{channel}",
+        "generated": "false",
+        "limit": "10",
+        "offset": "0",
+    },
+    "/api/v1/monitoring/routes/{id}": {},
+    "/api/v1/monitoring/escalation-policies": {"limit": "10", "offset": "0"},
+    "/api/v1/monitoring/escalation-policies/{id}": {},
     "/api/v1/logs/search": {
         "start": HOUR_AGO,
         "end": FUTURE,
@@ -142,6 +160,8 @@ def world(db, partitions):
     silence = Silence.objects.create(
         matchers=[{"name": "host", "op": "=", "value": "web-1"}], ends_at=timezone.now() + timedelta(hours=1)
     )
+    route = Route.objects.create(name="root")
+    policy = EscalationPolicy.objects.create(name="policy")
     logs = [
         record("hello one", service="api", logger="app", request_id="req-1", trace_id="trace-1", span_id="span-1",
                attrs={"k": "v"}, ago=120),
@@ -157,7 +177,11 @@ def world(db, partitions):
         "/rules/": rule.pk,
         "/silences/": silence.pk,
         "/channels/": channel.pk,
+        "/routes/": route.pk,
+        "/escalation-policies/": policy.pk,
         "rule": rule.pk,
+        "route": route.pk,
+        "channel": channel.pk,
         "alert": alert.pk,
         "request_id": "req-1",
         "start": str(int(now - 3600)),
