@@ -112,6 +112,13 @@ try:
     ALERT_FROM_EMAIL = config.envstr("ALERT_FROM_EMAIL", "")
     ALERT_TO_EMAILS = config.envlist("ALERT_TO_EMAILS", [])
     SLACK_WEBHOOK_URL = config.envsecret("SLACK_WEBHOOK_URL", "")
+    # Kill switches of the seeds: false stops dispatching to every channel of that kind.
+    ENABLE_EMAIL_ALERTS = config.envbool("ENABLE_EMAIL_ALERTS", True)
+    ENABLE_SLACK_ALERTS = config.envbool("ENABLE_SLACK_ALERTS", True)
+    # Where users reach this server: externalURL and generatorURL of notifications link here.
+    ALERT_EXTERNAL_URL = config.envstr("ALERT_EXTERNAL_URL", "http://localhost:8000").rstrip("/")
+    if not ALERT_EXTERNAL_URL.startswith(("http://", "https://")):
+        raise ConfigError(f"ALERT_EXTERNAL_URL={ALERT_EXTERNAL_URL!r} must be an http(s) URL")
     # Seconds between delivery attempts of a notification after a transient error (one retry each).
     _retry = config.envlist("NOTIFY_RETRY_INTERVALS", ["5", "15", "60", "180", "600"])
     if not _retry or not all(item.isdigit() and int(item) > 0 for item in _retry):
@@ -234,7 +241,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "collector_server.monitoring.api.schema.FleetwatchAutoSchema",
     "DEFAULT_PAGINATION_CLASS": "collector_server.monitoring.api.pagination.CheckedLimitOffsetPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "collector_server.monitoring.api.errors.exception_handler",

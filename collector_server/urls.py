@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from collector_server.monitoring import prometheus, views
+from collector_server.monitoring.api import seed_health_views as seed_health
 from collector_server.prometheus_api.federate import FederateView
 
 urlpatterns = [
@@ -19,6 +20,13 @@ urlpatterns = [
     path("prometheus/", include("collector_server.prometheus_api.urls")),
     path("federate", FederateView.as_view(), name="prometheus-federate"),
     path("otlp/", include("collector_server.prometheus_api.otlp_urls")),
+    # The seed documents' health and metrics paths (docs/api.md, "Seed paths").
+    path("api/v1/monitoring/status", seed_health.SeedHealthAlias.as_view(), name="seed-status"),
+    path("api/health", seed_health.SeedHealthAlias.as_view(), name="seed-api-health"),
+    path("api/metrics", prometheus.metrics_view, name="seed-api-metrics"),
+    path("health", seed_health.basic_health, name="seed-health"),
+    path("health/detailed", seed_health.detailed_health, name="seed-health-detailed"),
+    path("health/metrics", seed_health.health_metrics, name="seed-health-metrics"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),

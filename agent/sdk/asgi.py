@@ -35,6 +35,8 @@ class ASGIMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
         state = self.observer.begin(headers.get("x-request-id"), headers.get("traceparent"))
         sizes = {"status": 500, "request": 0, "response": 0}
+        limit = self.observer.wants_body()
+        captured = bytearray()
         extra_headers = [
             (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in state.response_headers()
         ]
@@ -42,7 +44,10 @@ class ASGIMiddleware:
         async def observed_receive() -> Message:
             message = await receive()
             if message.get("type") == "http.request":
-                sizes["request"] += len(message.get("body", b""))
+                chunk = message.get("body", b"")
+                sizes["request"] += len(chunk)
+                if len(captured) < limit:
+                    captured.extend(chunk[: limit - len(captured)])
             return message
 
         async def observed_send(message: Message) -> None:
@@ -70,6 +75,8 @@ class ASGIMiddleware:
                 response_bytes=sizes["response"],
                 query=scope.get("query_string", b"").decode("latin-1"),
                 exc=error,
+                headers=headers if self.observer.log_headers else None,
+                body=bytes(captured) if limit else None,
             )
 
     def _route(self, scope: Scope) -> str | None:

@@ -5,7 +5,9 @@ from the ``FLEETWATCH_SDK`` setting, a dict with any of: ``service``, ``slow_thr
 ``flush_interval``, ``socket_path`` (the agent's endpoint; by default ``$FLEETWATCH_AGENT_SOCKET``
 or ``/run/fleetwatch/agent.sock``, as for ``AgentClient()``), ``ship_metrics`` (True by default:
 the API metrics go to the agent every ``flush_interval``; False, or ``socket_path: None``, keeps
-them in the process only), ``logger``, ``log_requests``.
+them in the process only), ``logger``, ``log_requests``, ``log_headers`` (True: the request line
+carries the redacted request headers), ``log_body_bytes`` (0: off; else the first N bytes of the
+body, redacted).
 """
 
 from __future__ import annotations
@@ -17,7 +19,15 @@ from agent.sdk.client import AgentClient
 from agent.sdk.observer import RequestObserver
 
 UNMATCHED_ROUTE = "__unmatched__"
-_OPTIONS = {"service", "slow_threshold_ms", "flush_interval", "logger", "log_requests"}
+_OPTIONS = {
+    "service",
+    "slow_threshold_ms",
+    "flush_interval",
+    "logger",
+    "log_requests",
+    "log_headers",
+    "log_body_bytes",
+}
 
 
 def observer_from_settings() -> RequestObserver:
@@ -58,18 +68,21 @@ class RequestLoggingMiddleware:
     def __call__(self, request: Any) -> Any:
         headers = request.headers
         state = self.observer.begin(headers.get("X-Request-ID"), headers.get("traceparent"))
+        body = _body_prefix(request, self.observer.wants_body())
         try:
             response = self.get_response(request)
         except BaseException as exc:
-            self._finish(request, state, 500, 0, exc)
+            self._finish(request, state, 500, 0, exc, body)
             raise
         for name, value in state.response_headers():
             response[name] = value
         size = _response_size(response)
-        self._finish(request, state, response.status_code, size, None)
+        self._finish(request, state, response.status_code, size, None, body)
         return response
 
-    def _finish(self, request: Any, state: Any, status: int, size: int, exc: BaseException | None) -> None:
+    def _finish(
+        self, request: Any, state: Any, status: int, size: int, exc: BaseException | None, body: bytes | None
+    ) -> None:
         match = getattr(request, "resolver_match", None)
         if match is not None and match.route:
             route = "/" + match.route.lstrip("^").rstrip("$")
@@ -89,7 +102,19 @@ class RequestLoggingMiddleware:
             response_bytes=size,
             query=request.META.get("QUERY_STRING", ""),
             exc=exc,
+            headers=dict(request.headers) if self.observer.log_headers else None,
+            body=body,
         )
+
+
+def _body_prefix(request: Any, limit: int) -> bytes | None:
+    """Read the body now (Django keeps it for the view) and return its first ``limit`` bytes."""
+    if not limit:
+        return None
+    try:
+        return request.body[:limit]
+    except Exception:  # too large for DATA_UPLOAD_MAX_MEMORY_SIZE, or already streamed: not logged
+        return None
 
 
 def _response_size(response: Any) -> int:

@@ -2,11 +2,17 @@
 
 Before: take X-Request-ID / traceparent (or create them) and put request id, trace id and span
 id in the log context. After: count the request in ApiMetrics, log it, warn when it was slow.
+
+The request line can carry the request's headers (``log_headers``, on by default; Authorization,
+Cookie and other sensitive ones are redacted) and the first ``log_body_bytes`` of its body (0 by
+default: bodies are not logged), redacted like any logged value: a JSON body's sensitive fields,
+and tokens or card numbers in any text.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import re
 import time
@@ -21,6 +27,7 @@ from shared.jsonlog import CONTEXT_ATTR, FIELDS_ATTR, TRUSTED_ATTR
 from shared.redaction import Redactor, default_redactor
 
 DEFAULT_SLOW_MS = 1000.0
+MAX_LOG_BODY_BYTES = 65536
 DEFAULT_LOGGER = "fleetwatch.requests"
 REQUEST_ID_HEADER = "X-Request-ID"
 TRACEPARENT_HEADER = "traceparent"
@@ -74,7 +81,11 @@ class RequestObserver:
         logger: logging.Logger | str = DEFAULT_LOGGER,
         log_requests: bool = True,
         redactor: Redactor | None = None,
+        log_headers: bool = True,
+        log_body_bytes: int = 0,
     ) -> None:
+        if not 0 <= log_body_bytes <= MAX_LOG_BODY_BYTES:
+            raise ValueError(f"log_body_bytes must be 0 … {MAX_LOG_BODY_BYTES}, got {log_body_bytes}")
         if slow_threshold_ms < 0:
             raise ValueError(f"slow_threshold_ms must be >= 0, got {slow_threshold_ms}")
         if flush_interval <= 0:
@@ -87,6 +98,8 @@ class RequestObserver:
         self.logger = logger if isinstance(logger, logging.Logger) else logging.getLogger(logger)
         self.log_requests = log_requests
         self.redactor = redactor or default_redactor()
+        self.log_headers = log_headers
+        self.log_body_bytes = log_body_bytes
         self._flusher_started = False
         self.errors = 0
 
@@ -113,15 +126,31 @@ class RequestObserver:
         response_bytes: int,
         query: str = "",
         exc: BaseException | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
     ) -> None:
-        """Count and log a finished request, then restore the log context."""
+        """Count and log a finished request, then restore the log context.
+
+        ``body`` is what the middleware captured: at most ``log_body_bytes`` + 1 bytes.
+        """
         duration = time.perf_counter() - state.start
         try:
             route = route or route_template(path)
             self.metrics.observe(route, method, status, duration, request_bytes, response_bytes)
             if self.log_requests:
+                extra_fields = self._request_fields(headers, body)
                 self._log(
-                    state, method, path, route, status, duration, request_bytes, response_bytes, query, exc
+                    state,
+                    method,
+                    path,
+                    route,
+                    status,
+                    duration,
+                    request_bytes,
+                    response_bytes,
+                    query,
+                    exc,
+                    extra_fields,
                 )
         except Exception:  # bookkeeping must never fail the request; the count shows it happened
             self.errors += 1
@@ -141,6 +170,7 @@ class RequestObserver:
         response_bytes: int,
         query: str,
         exc: BaseException | None,
+        extra_fields: dict[str, Any] | None = None,
     ) -> None:
         slow = duration > self.slow_threshold_s
         level = logging.ERROR if status >= 500 else logging.INFO
@@ -148,7 +178,7 @@ class RequestObserver:
             return
         # The path and route may carry what the app put in a URL: they are redacted. The rest
         # is the SDK's own figures (and a query string it has redacted already): trusted.
-        fields: dict[str, Any] = {"path": path, "route": route}
+        fields: dict[str, Any] = {"path": path, "route": route, **(extra_fields or {})}
         trusted: dict[str, Any] = {
             "method": method,
             "status_code": status,
@@ -170,6 +200,30 @@ class RequestObserver:
         if slow and self.logger.isEnabledFor(logging.WARNING):
             slow_trusted = {**trusted, "slow_threshold_ms": self.slow_threshold_s * 1000.0}
             self._emit(logging.WARNING, "Slow request", None, {**extra, TRUSTED_ATTR: slow_trusted})
+
+    def _request_fields(self, headers: Mapping[str, str] | None, body: bytes | None) -> dict[str, Any]:
+        """The redacted headers and body prefix to add to the request line, as configured."""
+        out: dict[str, Any] = {}
+        if self.log_headers and headers:
+            out["request_headers"] = self.redactor.redact_headers(headers)
+        if self.log_body_bytes and body:
+            truncated = len(body) > self.log_body_bytes
+            out["request_body"] = self._redact_body(body[: self.log_body_bytes], truncated)
+            out["request_body_truncated"] = truncated
+        return out
+
+    def _redact_body(self, body: bytes, truncated: bool) -> str:
+        text = body.decode("utf-8", errors="replace")
+        if not truncated:
+            try:
+                return json.dumps(self.redactor.redact(json.loads(text)), ensure_ascii=False)
+            except ValueError:
+                pass
+        return self.redactor.redact_text(text)
+
+    def wants_body(self) -> int:
+        """How many body bytes a middleware should capture (0: none)."""
+        return self.log_body_bytes + 1 if self.log_body_bytes and self.log_requests else 0
 
     def _emit(self, level: int, message: str, exc_info: Any, extra: dict[str, Any]) -> None:
         """Log through the logger's handlers and filters without the caller lookup.

@@ -8,6 +8,7 @@ from typing import Any
 from agent.sdk.observer import RequestObserver, RequestState
 
 ROUTE_ENVIRON_KEY = "fleetwatch.route"
+BODY_ENVIRON_KEY = "fleetwatch.request_body"
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
@@ -31,6 +32,7 @@ class WSGIMiddleware:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         state = self.observer.begin(environ.get("HTTP_X_REQUEST_ID"), environ.get("HTTP_TRACEPARENT"))
+        self._capture_body(environ)
         status_box = [500]
 
         def observed_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -43,6 +45,20 @@ class WSGIMiddleware:
             self._finish(environ, state, 500, 0, exc)
             raise
         return _ObservedBody(body, lambda size, exc: self._finish(environ, state, status_box[0], size, exc))
+
+    def _capture_body(self, environ: dict[str, Any]) -> None:
+        """Read the first bytes of the body for the log and put them back in front of the stream."""
+        limit = self.observer.wants_body()
+        stream = environ.get("wsgi.input")
+        if not limit or stream is None:
+            return
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return
+        prefix = stream.read(min(limit, length)) if length > 0 else b""
+        environ[BODY_ENVIRON_KEY] = prefix
+        environ["wsgi.input"] = _ReplayedInput(prefix, stream)
 
     def _finish(
         self, environ: dict[str, Any], state: RequestState, status: int, size: int, exc: BaseException | None
@@ -64,7 +80,49 @@ class WSGIMiddleware:
             response_bytes=size,
             query=environ.get("QUERY_STRING", ""),
             exc=exc,
+            headers=_headers(environ) if self.observer.log_headers else None,
+            body=environ.get(BODY_ENVIRON_KEY),
         )
+
+
+def _headers(environ: dict[str, Any]) -> dict[str, str]:
+    out = {k[5:].replace("_", "-").title(): str(v) for k, v in environ.items() if k.startswith("HTTP_")}
+    for name in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        if environ.get(name):
+            out[name.replace("_", "-").title()] = str(environ[name])
+    return out
+
+
+class _ReplayedInput:
+    """wsgi.input with the bytes already read for the log served again first."""
+
+    def __init__(self, prefix: bytes, rest: Any) -> None:
+        self.prefix = prefix
+        self.rest = rest
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            data, self.prefix = self.prefix + self.rest.read(), b""
+            return data
+        head, self.prefix = self.prefix[:size], self.prefix[size:]
+        return head + (self.rest.read(size - len(head)) if len(head) < size else b"")
+
+    def readline(self, size: int = -1) -> bytes:
+        if self.prefix:
+            cut = self.prefix.find(b"\n") + 1 or len(self.prefix)
+            if 0 <= size < cut:
+                cut = size
+            head, self.prefix = self.prefix[:cut], self.prefix[cut:]
+            if head.endswith(b"\n") or (0 <= size == len(head)):
+                return head
+            return head + self.rest.readline(-1 if size < 0 else size - len(head))
+        return self.rest.readline(size)
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        return list(iter(self.readline, b""))
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.readline, b"")
 
 
 class _ObservedBody:

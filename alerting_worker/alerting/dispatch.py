@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from alerting_worker.alerting import evaluate, payloads
+from alerting_worker.alerting import escalation, evaluate, payloads, routing
+from collector_server.alerts.fingerprint import ROOT_ROUTE_KEY
 from collector_server.alerts.models import (
     Alert,
     AlertEvent,
@@ -41,13 +43,22 @@ HOST_DOWN_QUERY = "host_down"
 
 
 def dispatch_all(now: datetime | None = None) -> list[int]:
-    """Dispatch every enabled channel; return the ids of the notifications written."""
+    """Dispatch every enabled channel, then advance escalations; return the ids of the notifications written."""
     now = now or timezone.now()
     muted = mark_muted(now)
+    tree = routing.load_tree()
     written: list[int] = []
-    for channel in Channel.objects.filter(enabled=True):
-        written.extend(dispatch_channel(channel, now, muted))
+    for channel in Channel.objects.filter(enabled=True).exclude(kind__in=switched_off_kinds()):
+        written.extend(dispatch_channel(channel, now, muted, tree))
+    if tree.root is not None:
+        written.extend(escalation.advance(tree, now, muted))
     return written
+
+
+def switched_off_kinds() -> list[str]:
+    """Channel kinds turned off by ENABLE_EMAIL_ALERTS / ENABLE_SLACK_ALERTS (the seeds' switches)."""
+    switches = {Channel.EMAIL: settings.ENABLE_EMAIL_ALERTS, Channel.SLACK: settings.ENABLE_SLACK_ALERTS}
+    return [kind for kind, on in switches.items() if not on]
 
 
 def mark_muted(now: datetime) -> set[int]:
@@ -72,37 +83,86 @@ def _channel_alerts(channel: Channel) -> list[Alert]:
     routed = Q(rule__channels=channel)
     if channel.is_default:
         routed |= Q(rule__isnull=True) | Q(rule__channels__isnull=True)
-    return list(Alert.objects.filter(routed, state=Alert.FIRING).select_related("rule").distinct())
+    # Alerts received from an Alertmanager were notified there: never sent on (no loops).
+    alerts = Alert.objects.filter(routed, state=Alert.FIRING, source=Alert.FLEETWATCH)
+    return list(alerts.select_related("rule").distinct())
 
 
-def group_key(channel: Channel, labels: dict[str, Any]) -> tuple[str, dict[str, str]]:
-    names = channel.group_by or ["alertname"]
+def group_key(
+    group_by: list[str] | tuple[str, ...], labels: dict[str, Any], omit_missing: bool = False
+) -> tuple[str, dict[str, str]]:
+    """Return the stored group key and the group labels (routes omit missing labels, as Alertmanager)."""
+    names = [n for n in (list(group_by) or ["alertname"]) if not omit_missing or n in labels]
     group_labels = {n: str(labels.get(n, "")) for n in names}
     return ",".join(f"{k}={group_labels[k]}" for k in sorted(group_labels)), group_labels
 
 
-def dispatch_channel(channel: Channel, now: datetime, muted: set[int] | None = None) -> list[int]:
+def channel_policy(channel: Channel) -> routing.RoutePolicy:
+    """The channel's own grouping and timers (no routing tree)."""
+    return routing.RoutePolicy(
+        route_id=None,
+        route_key=ROOT_ROUTE_KEY,
+        channel_id=channel.pk,
+        group_by=tuple(channel.group_by or ["alertname"]),
+        group_wait=channel.group_wait_seconds,
+        group_interval=channel.group_interval_seconds,
+        repeat=None,
+        escalation_id=None,
+    )
+
+
+def _assignments(channel: Channel, tree: routing.Tree) -> list[tuple[Alert, routing.RoutePolicy]]:
+    """The firing alerts this channel is told of, each with the route (or channel) policy grouping it."""
+    if tree.root is None:
+        policy = channel_policy(channel)
+        return [(alert, policy) for alert in _channel_alerts(channel)]
+    out = []
+    for alert in firing_alerts():
+        out.extend((alert, p) for p in tree.match(alert.labels) if p.channel_id == channel.pk)
+    return out
+
+
+def firing_alerts() -> list[Alert]:
+    return list(Alert.objects.filter(state=Alert.FIRING, source=Alert.FLEETWATCH).select_related("rule"))
+
+
+def _stored_key(policy: routing.RoutePolicy, key: str) -> str:
+    return key if policy.route_id is None else f"route{policy.route_id}|{key}"
+
+
+def dispatch_channel(
+    channel: Channel, now: datetime, muted: set[int] | None = None, tree: routing.Tree | None = None
+) -> list[int]:
     """Decide and write the notifications of one channel (one dispatcher per channel at a time)."""
     muted = mark_muted(now) if muted is None else muted
+    tree = routing.load_tree() if tree is None else tree
     written: list[int] = []
     with transaction.atomic():
         if not _try_lock(channel.pk):
             return written
         groups: dict[str, list[Alert]] = defaultdict(list)
         labels_of: dict[str, dict[str, str]] = {}
-        for alert in _channel_alerts(channel):
-            key, labels = group_key(channel, alert.labels)
-            labels_of[key] = labels
+        policy_of: dict[str, routing.RoutePolicy] = {}
+        for alert, policy in _assignments(channel, tree):
+            key, labels = group_key(policy.group_by, alert.labels, omit_missing=policy.route_id is not None)
+            key = _stored_key(policy, key)
+            labels_of[key], policy_of[key] = labels, policy
             if alert.pk not in muted:
                 groups[key].append(alert)
         rows = {g.key: g for g in NotificationGroup.objects.filter(channel=channel)}
         for key in set(groups) | set(rows):
-            note = _dispatch_group(
-                channel, key, labels_of.get(key) or rows[key].labels, groups.get(key, []), rows.get(key), now
-            )
+            policy = policy_of.get(key) or _row_policy(rows[key], channel, tree)
+            labels = labels_of.get(key) or rows[key].labels
+            note = _dispatch_group(channel, key, labels, groups.get(key, []), rows.get(key), now, policy)
             if note is not None:
                 written.append(note.pk)
     return written
+
+
+def _row_policy(row: NotificationGroup, channel: Channel, tree: routing.Tree) -> routing.RoutePolicy:
+    """The policy of a group with no firing alert left: its route's, else the channel's."""
+    policy = tree.policies.get(row.route_id) if row.route_id else None
+    return policy or channel_policy(channel)
 
 
 def _try_lock(channel_id: int) -> bool:
@@ -161,6 +221,7 @@ def _dispatch_group(
     firing: list[Alert],
     row: NotificationGroup | None,
     now: datetime,
+    policy: routing.RoutePolicy,
 ) -> Notification | None:
     view = _view(firing, row, now)
     notified = set(row.notified) if row else set()
@@ -168,10 +229,10 @@ def _dispatch_group(
         if not firing:
             return None
         first = min(a.fired_at or a.started_at for a in firing)
-        if now < first + timedelta(seconds=channel.group_wait_seconds):
+        if now < first + timedelta(seconds=policy.group_wait):
             return None
         reason = "new"
-    elif now >= row.last_sent_at + timedelta(seconds=channel.group_interval_seconds) and (
+    elif now >= row.last_sent_at + timedelta(seconds=policy.group_interval) and (
         view.firing_fps - notified
         or view.resolved
         or view.new_flapping
@@ -179,17 +240,19 @@ def _dispatch_group(
         or _escalated(firing, notified, row.last_sent_at)
     ):
         reason = "update"
-    elif firing and now >= row.last_sent_at + timedelta(seconds=_repeat_seconds(channel, firing)):
+    elif firing and now >= row.last_sent_at + timedelta(seconds=_repeat_seconds(channel, firing, policy)):
         reason = "repeat"
     else:
         return None
-    return _send(channel, key, labels, view, row, reason, now)
+    return _send(channel, key, labels, view, row, reason, now, policy)
 
 
-def _repeat_seconds(channel: Channel, firing: list[Alert]) -> int:
-    """Return the group's repeat interval: the shortest its rules set, else the channel's (or the setting)."""
+def _repeat_seconds(channel: Channel, firing: list[Alert], policy: routing.RoutePolicy) -> int:
+    """Return the group's repeat interval: the shortest its rules set, else the route's, else the channel's."""
     overrides = [a.rule.repeat_interval_seconds for a in firing if a.rule and a.rule.repeat_interval_seconds]
-    return min(overrides) if overrides else channel.effective_repeat_seconds
+    if overrides:
+        return min(overrides)
+    return policy.repeat if policy.repeat is not None else channel.effective_repeat_seconds
 
 
 def _latest_by_fingerprint(fingerprints: set[str]) -> dict[str, Alert]:
@@ -200,7 +263,8 @@ def _latest_by_fingerprint(fingerprints: set[str]) -> dict[str, Alert]:
     for name, labels_key in pairs:
         cond |= Q(name=name, labels_key=labels_key)
     latest: dict[str, Alert] = {}
-    for alert in Alert.objects.filter(cond).select_related("rule").order_by("started_at", "pk"):
+    own = Alert.objects.filter(cond, source=Alert.FLEETWATCH)
+    for alert in own.select_related("rule").order_by("started_at", "pk"):
         latest[alert.fingerprint] = alert
     return latest
 
@@ -241,13 +305,21 @@ def _send(
     row: NotificationGroup | None,
     reason: str,
     now: datetime,
+    policy: routing.RoutePolicy,
 ) -> Notification:
     """Write the outbox row and the group state together; enqueue delivery after commit."""
     firing = view.firing + view.flapping_open
     # Resolutions always go out: whoever was told an alert fired is told when it resolves.
     suppressed = bool(firing) and not view.resolved and _over_limit(channel, now)
     body = payloads.alertmanager(
-        channel, key, labels, [] if suppressed else firing, view.resolved, now, flapping=view.flapping
+        channel,
+        key,
+        labels,
+        [] if suppressed else firing,
+        view.resolved,
+        now,
+        flapping=view.flapping,
+        route_key=policy.route_key,
     )
     digest = hashlib.sha1(f"{channel.pk}:{key}".encode()).hexdigest()[:12]
     note = Notification.objects.create(
@@ -264,7 +336,7 @@ def _send(
         notified = view.still_open | (view.firing_fps & told_before)
     else:
         notified = view.firing_fps | view.still_open
-    row = row or NotificationGroup(channel=channel, key=key, labels=labels)
+    row = row or NotificationGroup(channel=channel, key=key, labels=labels, route_id=policy.route_id)
     row.notified, row.last_sent_at, row.sends = sorted(notified), now, row.sends + 1
     row.flapping_told = sorted(view.flapping & notified)
     if notified or suppressed:

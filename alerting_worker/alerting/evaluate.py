@@ -128,9 +128,9 @@ def evaluate_all(now: datetime | None = None, metrics: set[str] | None = None) -
 
 def close_orphans(now: datetime, stats: EvalStats) -> None:
     """End the open alerts of rules that were disabled or deleted (nothing would ever resolve them)."""
-    orphans = Alert.objects.filter(state__in=Alert.ACTIVE_STATES, manual=False).filter(
-        Q(rule__isnull=True) | Q(rule__enabled=False)
-    )
+    orphans = Alert.objects.filter(
+        state__in=Alert.ACTIVE_STATES, manual=False, source=Alert.FLEETWATCH
+    ).filter(Q(rule__isnull=True) | Q(rule__enabled=False))
     for alert in orphans:
         to_state = Alert.RESOLVED if alert.state == Alert.FIRING else Alert.INACTIVE
         extra = {"resolved_at": now} if to_state == Alert.RESOLVED else {}

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 
 from collector_server.alerts import log_query
+from collector_server.alerts.fingerprint import ROOT_ROUTE_KEY, group_key, label_fingerprint
 from collector_server.alerts.models import Alert, Channel
+
+# Alertmanager's "no end" for a firing alert: Go's zero time.
+ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
 def _iso(value: datetime | None) -> str:
-    return value.isoformat().replace("+00:00", "Z") if value else ""
+    """Return an RFC 3339 UTC time ('…Z'), or Go's zero time for none."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else ZERO_TIME
 
 
 def alert_entry(alert: Alert, status: str, flapping: bool = False) -> dict[str, Any]:
@@ -25,19 +30,21 @@ def alert_entry(alert: Alert, status: str, flapping: bool = False) -> dict[str, 
     logs = log_query.alert_logs_url(alert)
     if logs is not None:  # a log_count alert points at the records that made it fire
         generator = annotations["logs_url"] = f"{external_url()}{logs}"
+    labels = {k: str(v) for k, v in alert.labels.items()}
     return {
         "status": status,
-        "labels": {k: str(v) for k, v in alert.labels.items()},
+        "labels": labels,
         "annotations": {k: str(v) for k, v in annotations.items() if v != ""},
         "startsAt": _iso(alert.fired_at or alert.started_at),
-        "endsAt": _iso(alert.resolved_at) if status == "resolved" else "",
+        "endsAt": _iso(alert.resolved_at) if status == "resolved" else ZERO_TIME,
         "generatorURL": generator,
-        "fingerprint": alert.fingerprint,
+        "fingerprint": label_fingerprint(labels),
     }
 
 
 def external_url() -> str:
-    return getattr(settings, "ALERT_EXTERNAL_URL", "") or "http://fleetwatch"
+    """The server's address as users reach it (setting ALERT_EXTERNAL_URL), without a trailing slash."""
+    return settings.ALERT_EXTERNAL_URL.rstrip("/")
 
 
 def _common(dicts: list[dict[str, str]]) -> dict[str, str]:
@@ -55,14 +62,15 @@ def alertmanager(
     resolved: list[Alert],
     now: datetime,
     flapping: set[str] | None = None,
+    route_key: str = ROOT_ROUTE_KEY,
 ) -> dict[str, Any]:
-    """Return the payload Alertmanager would POST for this group."""
+    """Return the payload Alertmanager would POST for this group (``key`` is fleetwatch's own group key)."""
     flapping = flapping or set()
     alerts = [alert_entry(a, "firing", a.fingerprint in flapping) for a in firing]
     alerts += [alert_entry(a, "resolved") for a in resolved]
     return {
         "version": "4",
-        "groupKey": f"{channel.pk}:{{{key}}}",
+        "groupKey": group_key(group_labels, route_key),
         "truncatedAlerts": 0,
         "status": "firing" if firing else "resolved",
         "receiver": channel.name,
@@ -77,18 +85,19 @@ def alertmanager(
 
 def test_payload(channel: Channel, now: datetime) -> dict[str, Any]:
     """A payload for the admin's 'send test notification'."""
+    labels = {"alertname": "TestNotification", "severity": "info"}
     entry = {
         "status": "firing",
-        "labels": {"alertname": "TestNotification", "severity": "info"},
+        "labels": labels,
         "annotations": {"summary": f"Test notification from fleetwatch to {channel.name}"},
         "startsAt": _iso(now),
-        "endsAt": "",
-        "generatorURL": external_url(),
-        "fingerprint": f"test|{channel.pk}",
+        "endsAt": ZERO_TIME,
+        "generatorURL": f"{external_url()}/admin/alerts/channel/{channel.pk}/change/",
+        "fingerprint": label_fingerprint(labels),
     }
     return {
         "version": "4",
-        "groupKey": f"{channel.pk}:{{test}}",
+        "groupKey": group_key({"alertname": "TestNotification"}),
         "truncatedAlerts": 0,
         "status": "firing",
         "receiver": channel.name,

@@ -11,6 +11,7 @@ import json
 import logging
 import smtplib
 import ssl
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Any
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 HTTP_TIMEOUT = 10.0
 SMTP_TIMEOUT = 15.0
 PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
+DEFAULT_AM_TTL = 3 * 4 * 3600  # three default repeat intervals
 PD_SEVERITY = {"critical": "critical", "high": "error", "medium": "warning", "low": "info", "info": "info"}
 
 
@@ -77,7 +79,7 @@ class HttpTransport(Transport):
     reaches a caller (a test send must not turn a channel into a way of reading internal pages).
     """
 
-    def post(self, url: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> str:
+    def post(self, url: str, body: dict[str, Any] | list[Any], headers: dict[str, str] | None = None) -> str:
         data = json.dumps(body).encode()
         try:
             answer = egress.post(
@@ -111,6 +113,56 @@ class WebhookTransport(HttpTransport):
     def send(self, config: dict[str, Any], payload: dict[str, Any], idempotency_key: str) -> str:
         headers = {**config.get("headers", {}), "Idempotency-Key": idempotency_key}
         return self.post(config["url"], payload, headers)
+
+
+class AlertmanagerTransport(HttpTransport):
+    """An Alertmanager: each alert POSTed to ``<url>/api/v2/alerts`` as Prometheus would send it.
+
+    A firing alert's ``endsAt`` is the send time plus ``ttl_seconds`` (set by the channel to
+    three repeat intervals), so Alertmanager resolves it by itself if fleetwatch stops
+    re-sending it; a resolved alert carries its real end, which resolves it at once.
+    """
+
+    kind = "alertmanager"
+    secret_fields = ("headers",)
+    API_PATH = "/api/v2/alerts"
+
+    def validate_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        headers = config.get("headers", {})
+        if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+            raise ValueError("headers must be an object of strings")
+        url = _require_url(config, "url").rstrip("/")
+        if url.endswith(self.API_PATH):
+            url = url[: -len(self.API_PATH)]
+        ttl = config.get("ttl_seconds")
+        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 60):
+            raise ValueError("ttl_seconds must be an integer of at least 60")
+        return {"url": url, "headers": headers, **({"ttl_seconds": ttl} if ttl is not None else {})}
+
+    def send(self, config: dict[str, Any], payload: dict[str, Any], idempotency_key: str) -> str:
+        sent_at = _parse_time(payload["sentAt"])
+        ttl = timedelta(seconds=config.get("ttl_seconds") or DEFAULT_AM_TTL)
+        alerts = []
+        for alert in payload["alerts"]:
+            ends = alert["endsAt"] if alert["status"] == "resolved" else _rfc3339(sent_at + ttl)
+            alerts.append(
+                {
+                    "labels": alert["labels"],
+                    "annotations": alert["annotations"],
+                    "startsAt": alert["startsAt"],
+                    "endsAt": ends,
+                    "generatorURL": alert["generatorURL"],
+                }
+            )
+        return self.post(config["url"] + self.API_PATH, alerts, config.get("headers"))
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _rfc3339(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class SlackTransport(HttpTransport):
@@ -149,7 +201,7 @@ class SlackTransport(HttpTransport):
 
 
 class PagerDutyTransport(HttpTransport):
-    """PagerDuty Events API v2: one trigger/resolve event per alert, deduplicated by its fingerprint."""
+    """PagerDuty Events API v2: one trigger/resolve event per alert, deduplicated by its labels."""
 
     kind = "pagerduty"
     secret_fields = ("routing_key",)
@@ -168,7 +220,7 @@ class PagerDutyTransport(HttpTransport):
             event = {
                 "routing_key": config["routing_key"],
                 "event_action": "resolve" if alert["status"] == "resolved" else "trigger",
-                "dedup_key": alert["fingerprint"],
+                "dedup_key": dedup_key(alert["labels"]),
                 "payload": {
                     "summary": alert["annotations"].get("summary")
                     or alert["labels"].get("alertname", "alert"),
@@ -181,6 +233,14 @@ class PagerDutyTransport(HttpTransport):
                 event["links"] = [{"href": alert["annotations"]["logs_url"], "text": "Log records"}]
             responses.append(self.post(config.get("url") or PAGERDUTY_URL, event))
         return "; ".join(responses)
+
+
+def dedup_key(labels: dict[str, str]) -> str:
+    """PagerDuty's dedup key: the label fingerprint without ``severity``, so a raised severity
+    updates the same incident (and its resolve closes it) instead of opening another."""
+    from collector_server.alerts.fingerprint import label_fingerprint
+
+    return label_fingerprint({k: v for k, v in labels.items() if k != "severity"})
 
 
 class EmailTransport(Transport):
@@ -302,14 +362,22 @@ def email_body(payload: dict[str, Any]) -> str:
         if alert["annotations"].get("logs_url"):
             lines.append(f"  log records: {alert['annotations']['logs_url']}")
         lines.append(
-            f"  since {alert['startsAt']}" + (f", ended {alert['endsAt']}" if alert["endsAt"] else "")
+            f"  since {alert['startsAt']}"
+            + (f", ended {alert['endsAt']}" if alert["status"] == "resolved" else "")
         )
         lines.append("")
     return "\n".join(lines)
 
 
 REGISTRY: dict[str, Transport] = {
-    t.kind: t for t in (EmailTransport(), SlackTransport(), WebhookTransport(), PagerDutyTransport())
+    t.kind: t
+    for t in (
+        EmailTransport(),
+        SlackTransport(),
+        WebhookTransport(),
+        PagerDutyTransport(),
+        AlertmanagerTransport(),
+    )
 }
 
 

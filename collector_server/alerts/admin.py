@@ -238,3 +238,6 @@ class NotificationAdmin(admin.ModelAdmin):
     list_filter = ["status", "channel"]
     readonly_fields = [f.name for f in Notification._meta.fields]
     inlines = [DeliveryAttemptInline]
+
+
+from collector_server.alerts import routing_admin  # noqa: E402, F401  (registers Route, EscalationPolicy)

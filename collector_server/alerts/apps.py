@@ -7,4 +7,9 @@ class AlertsConfig(AppConfig):
     verbose_name = "Alerting"
 
     def ready(self) -> None:
-        from collector_server.alerts import log_query  # noqa: F401  (registers the log_count query type)
+        from collector_server.alerts import (
+            log_query,  # noqa: F401  (registers the log_count query type)
+            signals,
+        )
+
+        signals.connect()

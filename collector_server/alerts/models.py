@@ -21,6 +21,8 @@ from collector_server.alerts import query as q
 
 SEVERITIES = ["info", "low", "medium", "high", "critical"]
 SEVERITY_CHOICES = [(s, s) for s in SEVERITIES]
+# Severities of other systems (seed 004, Prometheus rules) and the fleetwatch severity they mean.
+SEVERITY_ALIASES = {"warning": "medium", "error": "high", "page": "critical", "none": "info"}
 COMPARISONS = {
     ">": lambda a, b: a > b,
     ">=": lambda a, b: a >= b,
@@ -155,6 +157,7 @@ class Alert(models.Model):
     """One episode of a rule for one label set: pending → firing → resolved (or pending → inactive)."""
 
     INACTIVE, PENDING, FIRING, RESOLVED = "inactive", "pending", "firing", "resolved"
+    FLEETWATCH, ALERTMANAGER = "fleetwatch", "alertmanager"
     STATE_CHOICES = [(s, s) for s in (INACTIVE, PENDING, FIRING, RESOLVED)]
     ACTIVE_STATES = (PENDING, FIRING)
 
@@ -171,6 +174,12 @@ class Alert(models.Model):
     description = models.TextField(blank=True)
     annotations = models.JSONField(default=dict, blank=True)
     manual = models.BooleanField(default=False)
+    source = models.CharField(
+        max_length=20,
+        choices=[("fleetwatch", "fleetwatch"), ("alertmanager", "alertmanager")],
+        default="fleetwatch",
+        help_text="alertmanager: received from an Alertmanager's webhook, shown read-only.",
+    )
     created_by = models.CharField(max_length=150, blank=True)
     started_at = models.DateTimeField(default=timezone.now)
     fired_at = models.DateTimeField(null=True, blank=True)
@@ -190,7 +199,7 @@ class Alert(models.Model):
         constraints = [
             # At most one open episode per rule and label set: concurrent evaluators cannot both create it.
             models.UniqueConstraint(
-                fields=["name", "labels_key"],
+                fields=["source", "name", "labels_key"],
                 condition=models.Q(state__in=["pending", "firing"]),
                 name="alert_one_open_episode",
             )
@@ -214,7 +223,15 @@ class Alert(models.Model):
 
     @property
     def fingerprint(self) -> str:
+        """fleetwatch's own key of the alert's series (group state refers to it)."""
         return f"{self.name}|{self.labels_key}"
+
+    @property
+    def label_fingerprint(self) -> str:
+        """Alertmanager's fingerprint of the alert's labels (16 hex digits)."""
+        from collector_server.alerts.fingerprint import label_fingerprint
+
+        return label_fingerprint({k: str(v) for k, v in self.labels.items()})
 
 
 class AlertEvent(models.Model):
@@ -303,10 +320,11 @@ class Silence(models.Model):
 
 
 class Channel(models.Model):
-    """A place notifications go: email, Slack, a generic webhook or PagerDuty."""
+    """A place notifications go: email, Slack, a generic webhook, PagerDuty or an Alertmanager."""
 
     EMAIL, SLACK, WEBHOOK, PAGERDUTY = "email", "slack", "webhook", "pagerduty"
-    KIND_CHOICES = [(k, k) for k in (EMAIL, SLACK, WEBHOOK, PAGERDUTY)]
+    ALERTMANAGER = "alertmanager"
+    KIND_CHOICES = [(k, k) for k in (EMAIL, SLACK, WEBHOOK, PAGERDUTY, ALERTMANAGER)]
     OK, FAILING = "ok", "failing"
 
     name = models.CharField(max_length=200, unique=True)
@@ -355,12 +373,16 @@ class Channel(models.Model):
         from alerting_worker.alerting import transports
 
         errors = {}
+        if not isinstance(self.config or {}, dict):
+            raise ValidationError({"config": "must be an object of the kind's settings"})
         try:
             if not isinstance(self.config or {}, dict):
                 raise ValueError(f"must be an object, not {type(self.config).__name__}")
             self.config = transports.get(self.kind).validate_config(self.config or {})
         except ValueError as exc:
             errors["kind" if self.kind not in transports.REGISTRY else "config"] = str(exc)
+        else:
+            errors.update(self._clean_alertmanager_ttl())
         if not isinstance(self.group_by, list) or not all(isinstance(x, str) for x in self.group_by):
             errors["group_by"] = "must be a list of label names"
         if self.fallback_id is not None:
@@ -369,6 +391,16 @@ class Channel(models.Model):
                 errors["fallback"] = problem
         if errors:
             raise ValidationError(errors)
+
+    def _clean_alertmanager_ttl(self) -> dict[str, str]:
+        """An Alertmanager forgets a firing alert at its endsAt: it must outlive the repeat interval."""
+        if self.kind != self.ALERTMANAGER:
+            return {}
+        repeat = self.effective_repeat_seconds
+        ttl = self.config.setdefault("ttl_seconds", 3 * repeat)
+        if ttl <= repeat:
+            return {"config": f"ttl_seconds ({ttl}) must exceed the repeat interval ({repeat}s)"}
+        return {}
 
     def _fallback_loop(self) -> str:
         """Follow the fallback chain as it would be saved; describe a loop in it, or return ""."""
@@ -402,6 +434,13 @@ class NotificationGroup(models.Model):
     notified = models.JSONField(default=list, help_text="Fingerprints of the alerts last told firing.")
     flapping_told = models.JSONField(default=list, help_text="Fingerprints already told as flapping.")
     sends = models.PositiveIntegerField(default=0)
+    route = models.ForeignKey(
+        "Route",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        help_text="Blank: the channel's own grouping.",
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["channel", "key"], name="group_channel_key_uniq")]
@@ -443,3 +482,135 @@ class DeliveryAttempt(models.Model):
 
     class Meta:
         ordering = ["-at"]
+
+
+class EscalationPolicy(models.Model):
+    """Steps notified one after the other while a firing alert is not acknowledged (PagerDuty-style)."""
+
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "escalation policies"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EscalationStep(models.Model):
+    """Notify ``channel`` once the alert has gone ``delay_minutes`` unacknowledged since the previous step."""
+
+    policy = models.ForeignKey(EscalationPolicy, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveIntegerField(default=0, help_text="Steps run in this order.")
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="escalation_steps")
+    delay_minutes = models.PositiveIntegerField(
+        default=0, help_text="Minutes after the previous step (after firing for the first step)."
+    )
+
+    class Meta:
+        ordering = ["policy", "position", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.policy.name} #{self.position}: {self.channel.name} after {self.delay_minutes} min"
+
+
+class Route(models.Model):
+    """A node of the routing tree, with Alertmanager's semantics (docs/alerting.md, "Routing tree").
+
+    The root (no parent) takes every alert; an alert descends into the first child whose
+    matchers accept it, and on into later siblings only while the matched child has
+    ``continue_matching``; the deepest matching nodes notify their receiver. Blank settings
+    (receiver, grouping, timers) are the parent's.
+    """
+
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
+    position = models.PositiveIntegerField(default=0, help_text="Order among the parent's children.")
+    name = models.CharField(max_length=200, blank=True)
+    matchers = models.JSONField(
+        default=list, blank=True, help_text='[{"name": "team", "op": "=", "value": "db"}]; the root has none.'
+    )
+    channel = models.ForeignKey(
+        Channel,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="routes",
+        help_text="Receiver.",
+    )
+    continue_matching = models.BooleanField(
+        default=False, help_text="Alertmanager's `continue`: after matching here, try the next siblings too."
+    )
+    group_by = models.JSONField(null=True, blank=True, help_text="Blank: the parent's (root: alertname).")
+    group_wait_seconds = models.PositiveIntegerField(null=True, blank=True)
+    group_interval_seconds = models.PositiveIntegerField(null=True, blank=True)
+    repeat_interval_seconds = models.PositiveIntegerField(null=True, blank=True)
+    escalation = models.ForeignKey(
+        EscalationPolicy, null=True, blank=True, on_delete=models.SET_NULL, related_name="routes"
+    )
+    rule = models.ForeignKey(
+        AlertRule,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="routes",
+        help_text="Set on the routes kept in step with a rule's channel list.",
+    )
+    generated = models.BooleanField(
+        default=False,
+        help_text="Kept in step with the rules' channel lists and the default channels (rebuilt on change).",
+    )
+
+    class Meta:
+        ordering = ["parent_id", "position", "id"]
+
+    def __str__(self) -> str:
+        return self.name or f"route {self.pk}"
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        try:
+            self.matchers = m.normalize(self.matchers)
+        except ValueError as exc:
+            errors["matchers"] = str(exc)
+        if self.parent_id is None:
+            if self.matchers:
+                errors["matchers"] = "the root route matches every alert: it takes no matchers"
+            if Route.objects.filter(parent__isnull=True).exclude(pk=self.pk).exists():
+                errors["parent"] = "there is already a root route; give this one a parent"
+        elif self.pk is not None and self._descends_from_itself():
+            errors["parent"] = "a route cannot be inside itself"
+        if self.group_by is not None and (
+            not isinstance(self.group_by, list) or not all(isinstance(x, str) for x in self.group_by)
+        ):
+            errors["group_by"] = "must be a list of label names"
+        if errors:
+            raise ValidationError(errors)
+
+    def _descends_from_itself(self) -> bool:
+        seen, current = set(), self.parent_id
+        while current is not None and current not in seen:
+            if current == self.pk:
+                return True
+            seen.add(current)
+            current = Route.objects.filter(pk=current).values_list("parent_id", flat=True).first()
+        return False
+
+
+class EscalationState(models.Model):
+    """Where one alert is in its escalation: the next step and when it is due, who was told."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="escalations")
+    policy = models.ForeignKey(EscalationPolicy, on_delete=models.CASCADE, related_name="states")
+    next_step = models.PositiveIntegerField(default=0)
+    next_at = models.DateTimeField(null=True, blank=True, help_text="Blank: no further step.")
+    notified_channels = models.JSONField(default=list, help_text="Ids of the channels told it fired.")
+    stopped_reason = models.CharField(max_length=20, blank=True)
+    resolved_told = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["alert", "policy"], name="escalation_alert_policy_uniq")
+        ]

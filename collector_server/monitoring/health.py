@@ -46,6 +46,7 @@ class Check:
     details: dict[str, Any] = field(default_factory=dict)
     # Working, but at risk (a Redis that would lose the streams on a restart): status "degraded", 200.
     degraded: bool = False
+    duration_ms: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {"healthy": self.healthy, **({"degraded": True} if self.degraded else {}), **self.details}
@@ -228,10 +229,10 @@ def run_checks(scope: str = "pipeline") -> list[Check]:
     out of the load balancer exactly when operators need to look. "pipeline" checks everything.
     """
     if scope == "live":
-        return [check_process()]
-    checks = [check_database()]
+        return [_timed(check_process)]
+    checks = [_timed(check_database)]
     client = health_redis()
-    redis_check = check_redis(client)
+    redis_check = _timed(check_redis, client)
     checks.append(redis_check)
     if scope == "server":
         return checks
@@ -240,8 +241,14 @@ def run_checks(scope: str = "pipeline") -> list[Check]:
             checks.append(Check(name, False, {"error": "redis is unreachable"}))
         return checks
     stream_client = health_stream_redis()
-    checks.extend([check_workers(client), check_scheduler(client), check_streams(stream_client)])
-    checks.append(check_agent_acl(stream_client))
+    checks.extend(
+        [
+            _timed(check_workers, client),
+            _timed(check_scheduler, client),
+            _timed(check_streams, stream_client),
+            _timed(check_agent_acl, stream_client),
+        ]
+    )
     return checks
 
 
@@ -261,6 +268,14 @@ def check_agent_acl(client: redis.Redis) -> Check:
     if not found.get("checked"):
         details["warning"] = found.get("error") or "the agent user does not exist: agents share REDIS_URL"
     return Check("agent_credentials", True, details)
+
+
+def _timed(check: Any, *args: Any) -> Check:
+    """Run one check and record how long it took (the seed 003 health body reports it)."""
+    started = time.perf_counter()
+    result = check(*args)
+    result.duration_ms = round((time.perf_counter() - started) * 1000.0, 3)
+    return result
 
 
 def report(checks: list[Check]) -> dict[str, Any]:

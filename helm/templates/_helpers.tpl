@@ -73,6 +73,9 @@ ROLLUP_1H_RETENTION_DAYS: {{ $c.retention.rollup1hDays | quote }}
 LOG_RETENTION_DAYS: {{ $c.retention.logDays | quote }}
 ALERT_CHECK_INTERVAL: {{ $c.alerting.checkInterval | quote }}
 ALERT_COOLDOWN_PERIOD: {{ $c.alerting.cooldownPeriod | quote }}
+ALERT_EXTERNAL_URL: {{ $c.alerting.externalUrl | quote }}
+ENABLE_EMAIL_ALERTS: {{ $c.alerting.enableEmail | quote }}
+ENABLE_SLACK_ALERTS: {{ $c.alerting.enableSlack | quote }}
 SMTP_SERVER: {{ $c.alerting.smtpServer | quote }}
 SMTP_PORT: {{ $c.alerting.smtpPort | quote }}
 SMTP_USERNAME: {{ $c.alerting.smtpUsername | quote }}

@@ -15,7 +15,15 @@ from django.utils import timezone
 
 from alerting_worker.alerting import notify_test
 from alerting_worker.ingest.logs_handler import write_logs
-from collector_server.alerts.models import Alert, AlertEvent, AlertRule, Channel, Silence
+from collector_server.alerts.models import (
+    Alert,
+    AlertEvent,
+    AlertRule,
+    Channel,
+    EscalationPolicy,
+    Route,
+    Silence,
+)
 from tests.logs.conftest import make_batch, record
 from tests.server.conftest import make_host
 
@@ -90,6 +98,16 @@ VALID: dict[str, dict[str, str]] = {
     },
     "/api/v1/monitoring/channels/{id}": {},
     "/api/v1/monitoring/channels/{id}/test/{notification_id}": {},
+    "/api/v1/monitoring/routes": {
+        "parent": "{route}",
+        "channel": "{channel}",
+        "generated": "false",
+        "limit": "10",
+        "offset": "0",
+    },
+    "/api/v1/monitoring/routes/{id}": {},
+    "/api/v1/monitoring/escalation-policies": {"limit": "10", "offset": "0"},
+    "/api/v1/monitoring/escalation-policies/{id}": {},
     "/api/v1/logs/search": {
         "start": HOUR_AGO,
         "end": FUTURE,
@@ -156,6 +174,8 @@ def world(db, partitions):
     silence = Silence.objects.create(
         matchers=[{"name": "host", "op": "=", "value": "web-1"}], ends_at=timezone.now() + timedelta(hours=1)
     )
+    route = Route.objects.create(name="root")
+    policy = EscalationPolicy.objects.create(name="policy")
     logs = [
         record("hello one", service="api", logger="app", request_id="req-1", trace_id="trace-1", span_id="span-1",
                attrs={"k": "v"}, ago=120),
@@ -173,7 +193,11 @@ def world(db, partitions):
         "/channels/": channel.pk,
         "/enrollments/": enrollment.pk,
         "notification_id": notify_test.queue_test(channel).pk,
+        "/routes/": route.pk,
+        "/escalation-policies/": policy.pk,
         "rule": rule.pk,
+        "route": route.pk,
+        "channel": channel.pk,
         "alert": alert.pk,
         "request_id": "req-1",
         "start": str(int(now - 3600)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -10,7 +11,16 @@ from rest_framework import serializers
 
 from alerting_worker.alerting import transports
 from collector_server.alerts import log_query
-from collector_server.alerts.models import Alert, AlertEvent, AlertRule, Channel, Silence
+from collector_server.alerts.models import (
+    SEVERITIES,
+    SEVERITY_ALIASES,
+    Alert,
+    AlertEvent,
+    AlertRule,
+    Channel,
+    Silence,
+)
+from collector_server.monitoring.api.strict import RejectUnknownFieldsMixin
 
 SECRET_MASK = "********"
 
@@ -47,7 +57,7 @@ def _current(instance: Any, model: Any) -> dict[str, Any]:
     }
 
 
-class AlertRuleSerializer(ModelCleanMixin, serializers.ModelSerializer):
+class AlertRuleSerializer(RejectUnknownFieldsMixin, ModelCleanMixin, serializers.ModelSerializer):
     channels = serializers.PrimaryKeyRelatedField(many=True, queryset=Channel.objects.all(), required=False)
 
     class Meta:
@@ -81,6 +91,9 @@ class AlertSerializer(serializers.ModelSerializer):
     status = serializers.CharField(source="display_state", read_only=True)
     rule = serializers.PrimaryKeyRelatedField(read_only=True)
     created_at = serializers.DateTimeField(source="started_at", read_only=True)
+    fingerprint = serializers.CharField(
+        source="label_fingerprint", read_only=True, help_text="Alertmanager's fingerprint of the labels."
+    )
     metadata = serializers.SerializerMethodField()
     logs_url = serializers.SerializerMethodField(
         help_text="For a log_count rule: the log search listing the records of the last breached window."
@@ -100,6 +113,8 @@ class AlertSerializer(serializers.ModelSerializer):
             "value",
             "rule",
             "manual",
+            "source",
+            "fingerprint",
             "created_at",
             "updated_at",
             "fired_at",
@@ -123,19 +138,51 @@ class AlertSerializer(serializers.ModelSerializer):
         return {"value": alert.value, "annotations": alert.annotations, "created_by": alert.created_by}
 
 
-class ManualAlertSerializer(serializers.Serializer):
-    """A client-raised alert (the seed's POST /alerts)."""
+class ManualAlertSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    """A client-raised alert: the seed 000 body (``name``) or the seed 004 body (``alertType``).
 
-    name = serializers.CharField(max_length=200)
+    Seed 004's ``message`` is the summary, ``endpointId`` and ``modelName`` become the labels
+    ``endpoint_id`` and ``model``, ``metadata`` the annotations; its severity ``warning`` is
+    fleetwatch's ``medium`` (see SEVERITY_ALIASES).
+    """
+
+    name = serializers.CharField(max_length=200, required=False)
+    alertType = serializers.CharField(max_length=200, required=False, help_text="Seed 004: the alert's name.")
     description = serializers.CharField(required=False, allow_blank=True, default="")
     summary = serializers.CharField(required=False, allow_blank=True, default="")
-    severity = serializers.ChoiceField(choices=[s for s, _ in Alert._meta.get_field("severity").choices])
+    message = serializers.CharField(required=False, allow_blank=True, help_text="Seed 004: the summary.")
+    severity = serializers.ChoiceField(choices=[*SEVERITIES, *SEVERITY_ALIASES])
     labels = serializers.DictField(child=serializers.CharField(), required=False, default=dict)
+    endpointId = serializers.CharField(required=False, help_text="Seed 004: the label endpoint_id.")
+    modelName = serializers.CharField(required=False, help_text="Seed 004: the label model.")
+    metadata = serializers.DictField(required=False, help_text="Seed 004: kept as the alert's annotations.")
     value = serializers.FloatField(required=False, allow_null=True, default=None)
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        name = attrs.pop("name", None) or attrs.pop("alertType", None)
+        if not name:
+            raise serializers.ValidationError({"name": ["required (or alertType)"]})
+        labels = dict(attrs["labels"])
+        for field, label in (("endpointId", "endpoint_id"), ("modelName", "model")):
+            if field in attrs:
+                labels[label] = attrs.pop(field)
+        metadata = attrs.pop("metadata", {})
+        return {
+            **attrs,
+            "name": name,
+            "severity": SEVERITY_ALIASES.get(attrs["severity"], attrs["severity"]),
+            "summary": attrs["summary"] or attrs.pop("message", "") or "",
+            "labels": labels,
+            "annotations": {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()},
+        }
 
-class AcknowledgeSerializer(serializers.Serializer):
+
+class AcknowledgeSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class ResolveSerializer(AcknowledgeSerializer):
+    """The body of resolve: an optional comment."""
 
 
 class AlertEventSerializer(serializers.ModelSerializer):
@@ -160,7 +207,7 @@ class AlertEventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class SilenceSerializer(ModelCleanMixin, serializers.ModelSerializer):
+class SilenceSerializer(RejectUnknownFieldsMixin, ModelCleanMixin, serializers.ModelSerializer):
     active = serializers.SerializerMethodField()
 
     class Meta:
@@ -186,7 +233,7 @@ class SilenceSerializer(ModelCleanMixin, serializers.ModelSerializer):
         return silence.is_active(timezone.now())
 
 
-class ChannelSerializer(ModelCleanMixin, serializers.ModelSerializer):
+class ChannelSerializer(RejectUnknownFieldsMixin, ModelCleanMixin, serializers.ModelSerializer):
     """Secrets (SMTP password, webhook URLs, routing keys) are write-only: reads show them masked."""
 
     config = serializers.JSONField(write_only=True)
@@ -216,6 +263,8 @@ class ChannelSerializer(ModelCleanMixin, serializers.ModelSerializer):
         read_only_fields = ["suppressed_count", "status", "last_error", "created_at"]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "config" in attrs and not isinstance(attrs["config"], dict):
+            raise serializers.ValidationError({"config": ["must be an object of the kind's settings"]})
         if self.instance is not None and "config" in attrs and isinstance(attrs["config"], dict):
             _require_secrets_for_new_destination(
                 self.instance, attrs.get("kind", self.instance.kind), attrs["config"]

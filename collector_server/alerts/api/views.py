@@ -7,8 +7,8 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, status, viewsets
+from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
@@ -30,12 +30,39 @@ from collector_server.alerts.models import (
 from collector_server.monitoring import statement_timeout
 from collector_server.monitoring.api.known_params import KnownQueryParamsMixin, paging_parameters
 from collector_server.monitoring.api.pagination import CheckedLimitOffsetPagination
+from collector_server.monitoring.api.schema import ErrorSerializer, envelope, message_envelope
+from collector_server.monitoring.api.strict import EmptyBodySerializer
 
 
 def _actor(request: Request) -> str:
     return request.user.get_username() if request.user and request.user.is_authenticated else ""
 
 
+CONFLICT = {409: ErrorSerializer}
+SUMMARY = inline_serializer(
+    "AlertSummary",
+    {
+        "total": serializers.IntegerField(),
+        "by_severity": serializers.DictField(child=serializers.IntegerField()),
+        "by_state": serializers.DictField(child=serializers.IntegerField()),
+    },
+)
+
+
+@extend_schema_view(
+    list=extend_schema(responses=envelope("AlertList", s.AlertSerializer(many=True), count=True)),
+    create=extend_schema(
+        request=s.ManualAlertSerializer,
+        responses={201: envelope("AlertCreated", s.AlertSerializer()), **CONFLICT},
+    ),
+    acknowledge=extend_schema(
+        request=s.AcknowledgeSerializer, responses={200: message_envelope("AlertAcknowledged"), **CONFLICT}
+    ),
+    resolve=extend_schema(
+        request=s.ResolveSerializer, responses={200: message_envelope("AlertResolved"), **CONFLICT}
+    ),
+    summary=extend_schema(responses=envelope("AlertSummaryResponse", SUMMARY)),
+)
 class AlertViewSet(KnownQueryParamsMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Active alerts (``?state=`` widens the list), the history, a summary and operator actions."""
 
@@ -73,6 +100,7 @@ class AlertViewSet(KnownQueryParamsMixin, mixins.RetrieveModelMixin, viewsets.Ge
                     value=data["value"],
                     summary=data["summary"] or data["name"],
                     description=data["description"],
+                    annotations=data["annotations"],
                     manual=True,
                     created_by=_actor(request),
                     started_at=now,
@@ -98,6 +126,8 @@ class AlertViewSet(KnownQueryParamsMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @action(detail=True, methods=["post", "put"])  # PUT: the seed documents' verb
     def acknowledge(self, request: Request, pk: str | None = None) -> Response:
         alert = self.get_object()
+        if alert.source != Alert.FLEETWATCH:
+            return _conflict(_read_only(alert))
         body = s.AcknowledgeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         now, actor = timezone.now(), _actor(request)
@@ -125,6 +155,10 @@ class AlertViewSet(KnownQueryParamsMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @action(detail=True, methods=["post", "put"])  # PUT: the seed documents' verb
     def resolve(self, request: Request, pk: str | None = None) -> Response:
         alert = self.get_object()
+        body = s.ResolveSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        if alert.source != Alert.FLEETWATCH:
+            return _conflict(_read_only(alert))
         now, actor = timezone.now(), _actor(request)
         with transaction.atomic():
             changed = Alert.objects.filter(pk=alert.pk, state__in=Alert.ACTIVE_STATES).update(
@@ -141,7 +175,7 @@ class AlertViewSet(KnownQueryParamsMixin, mixins.RetrieveModelMixin, viewsets.Ge
                 value=alert.value,
                 at=now,
                 actor=actor,
-                note=str(request.data.get("comment", ""))[:2000],
+                note=body.validated_data["comment"],
             )
         return Response({"success": True, "message": f"Alert {alert.pk} resolved"})
 
@@ -161,6 +195,7 @@ class AlertViewSet(KnownQueryParamsMixin, mixins.RetrieveModelMixin, viewsets.Ge
         summary="Alert state changes, newest first",
         filters=True,
         parameters=paging_parameters(pagination_class),
+        responses=envelope("AlertHistory", s.AlertEventSerializer(many=True), count=True),
     )
     @action(
         detail=False,
@@ -188,8 +223,26 @@ class SeedAlertViewSet(AlertViewSet):
     schema = None
 
 
+def _read_only(alert: Alert) -> str:
+    return f"Alert {alert.pk} comes from {alert.source} and is read-only here; act on it there"
+
+
 def _conflict(message: str) -> Response:
     return Response({"success": False, "error": message}, status=status.HTTP_409_CONFLICT)
+
+
+PREVIEW = envelope(
+    "RulePreview",
+    inline_serializer(
+        "RulePreviewGroup",
+        {
+            "labels": serializers.DictField(child=serializers.CharField()),
+            "value": serializers.FloatField(allow_null=True),
+            "breaches": serializers.BooleanField(allow_null=True),
+        },
+        many=True,
+    ),
+)
 
 
 class AlertRuleViewSet(KnownQueryParamsMixin, viewsets.ModelViewSet):
@@ -198,6 +251,7 @@ class AlertRuleViewSet(KnownQueryParamsMixin, viewsets.ModelViewSet):
     serializer_class = s.AlertRuleSerializer
     filterset_fields = ["enabled", "severity", "query_type"]
 
+    @extend_schema(responses=PREVIEW)
     @action(detail=True, methods=["get"])
     @statement_timeout.limited
     def preview(self, request: Request, pk: str | None = None) -> Response:
@@ -205,6 +259,7 @@ class AlertRuleViewSet(KnownQueryParamsMixin, viewsets.ModelViewSet):
         rule = self.get_object()
         return Response({"success": True, "data": preview_rule(rule)})
 
+    @extend_schema(responses=PREVIEW)
     @action(detail=False, methods=["post"], url_path="preview")
     @statement_timeout.limited
     def preview_unsaved(self, request: Request) -> Response:
@@ -236,21 +291,36 @@ class SilenceViewSet(KnownQueryParamsMixin, viewsets.ModelViewSet):
         serializer.save(created_by=_actor(self.request))
 
 
+# A queued test send (POST channels/{id}/test) and its outcome (GET channels/{id}/test/{n}):
+# a status and a short reason, never the remote body.
+_TEST_FIELDS = {
+    "notification": serializers.IntegerField(),
+    "status": serializers.CharField(),
+    "success": serializers.BooleanField(allow_null=True),
+    "message": serializers.CharField(),
+}
+TEST_OUTCOME = inline_serializer("ChannelTestOutcome", _TEST_FIELDS)
+TEST_OUTCOME_QUEUED = inline_serializer("ChannelTestQueued", {**_TEST_FIELDS, "url": serializers.URLField()})
+
+
 class ChannelViewSet(KnownQueryParamsMixin, viewsets.ModelViewSet):
     lookup_value_regex = r"\d+"
     queryset = Channel.objects.all()
     serializer_class = s.ChannelSerializer
     filterset_fields = ["kind", "enabled", "status"]
 
+    @extend_schema(request=EmptyBodySerializer, responses={202: TEST_OUTCOME_QUEUED})
     @action(detail=True, methods=["post"])
     def test(self, request: Request, pk: str | None = None) -> Response:
         """Queue a test notification to the worker; its outcome is read from ``test/{notification}``."""
+        EmptyBodySerializer(data=request.data).is_valid(raise_exception=True)
         channel = self.get_object()
         note = notify_test.queue_test(channel)
         body = notify_test.outcome(note)
         body["url"] = request.build_absolute_uri(f"{request.path.rstrip('/')}/{note.pk}")
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(responses={200: TEST_OUTCOME})
     @action(detail=True, methods=["get"], url_path=r"test/(?P<notification_id>\d+)")
     def test_outcome(self, request: Request, pk: str | None = None, notification_id: str = "") -> Response:
         """Return a queued test notification's status and a short reason."""

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,6 +18,7 @@ from collector_server.logs.api import params
 from collector_server.monitoring import statement_timeout
 from collector_server.monitoring.api.errors import BadParameter
 from collector_server.monitoring.api.known_params import KnownQueryParamsMixin
+from collector_server.monitoring.api.schema import envelope
 
 MAX_REQUEST_RECORDS = 10_000
 MAX_API_MINUTES = 60 * 24 * 31
@@ -40,12 +42,37 @@ SEARCH_PARAMETERS = [
 ]
 
 
+LOG_RECORD = inline_serializer(
+    "LogRecord",
+    {
+        "id": serializers.IntegerField(),
+        "timestamp": serializers.DateTimeField(),
+        "host": serializers.CharField(),
+        "service": serializers.CharField(),
+        "level": serializers.CharField(),
+        "logger": serializers.CharField(),
+        "message": serializers.CharField(),
+        "request_id": serializers.CharField(allow_null=True),
+        "trace_id": serializers.CharField(allow_null=True),
+        "span_id": serializers.CharField(allow_null=True),
+        "attributes": serializers.DictField(),
+    },
+    many=True,
+)
+LOG_SEARCH_RESPONSE = envelope(
+    "LogSearchResult",
+    LOG_RECORD,
+    count=True,
+    next_cursor=serializers.CharField(allow_null=True, help_text="Pass as `cursor` for the next page."),
+)
+
+
 class LogSearchView(KnownQueryParamsMixin, APIView):
     """GET /api/v1/logs/search: filter log records; page with next_cursor."""
 
     query_param_prefixes = (search.ATTR_PREFIX,)  # attr.<key>=<value>: records whose attribute matches
 
-    @extend_schema(parameters=SEARCH_PARAMETERS, responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=SEARCH_PARAMETERS, responses=LOG_SEARCH_RESPONSE)
     def get(self, request: Request) -> Response:
         query = search.parse(request.query_params)
         rows, next_cursor = search.run(query)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -15,10 +15,41 @@ from collector_server.monitoring import query, statement_timeout
 from collector_server.monitoring.api import params
 from collector_server.monitoring.api.errors import BadParameter
 from collector_server.monitoring.api.known_params import KnownQueryParamsMixin
+from collector_server.monitoring.api.schema import envelope
 from collector_server.monitoring.api.system_data import iso
 
 DEFAULT_SPAN = timedelta(hours=1)
 MAX_SPAN = timedelta(days=366)
+
+
+QUERY_RESPONSE = envelope(
+    "QueryResult",
+    inline_serializer(
+        "QueryData",
+        {
+            "metric": serializers.CharField(),
+            "agg": serializers.CharField(),
+            "start": serializers.DateTimeField(),
+            "end": serializers.DateTimeField(),
+            "step": serializers.IntegerField(help_text="Seconds."),
+            "source": serializers.CharField(help_text="raw, 1m or 1h."),
+            "series": inline_serializer(
+                "QuerySeries",
+                {
+                    "labels": serializers.DictField(child=serializers.CharField()),
+                    "points": serializers.ListField(
+                        child=serializers.ListField(
+                            child=serializers.FloatField(), min_length=2, max_length=2
+                        ),
+                        help_text="[unix seconds, value]",
+                    ),
+                },
+                many=True,
+            ),
+        },
+    ),
+    count=True,
+)
 
 
 class QueryView(KnownQueryParamsMixin, APIView):
@@ -43,7 +74,7 @@ class QueryView(KnownQueryParamsMixin, APIView):
             OpenApiParameter("agg", str, enum=list(query.AGGREGATIONS), description="Default avg."),
             OpenApiParameter("by", str, description="Comma-separated labels to group series by."),
         ],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: QUERY_RESPONSE},
     )
     @statement_timeout.limited
     def get(self, request: Request) -> Response:

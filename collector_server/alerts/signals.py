@@ -1,0 +1,31 @@
+"""Keep the generated routes in step with rules, channels and the root route (see route_sync)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.db.models.signals import m2m_changed, post_delete, post_save
+
+from collector_server.alerts import route_sync
+from collector_server.alerts.models import AlertRule, Channel, Route
+
+
+def _rebuild_later(**kwargs: Any) -> None:
+    if route_sync.tree_is_on():
+        transaction.on_commit(route_sync.rebuild)
+
+
+def _route_saved(sender: type, instance: Route, created: bool, **kwargs: Any) -> None:
+    if created and instance.parent_id is None:
+        transaction.on_commit(route_sync.rebuild)
+
+
+def connect() -> None:
+    for model in (AlertRule, Channel):
+        post_save.connect(_rebuild_later, sender=model, dispatch_uid=f"routes-{model.__name__}-save")
+        post_delete.connect(_rebuild_later, sender=model, dispatch_uid=f"routes-{model.__name__}-delete")
+    m2m_changed.connect(
+        _rebuild_later, sender=AlertRule.channels.through, dispatch_uid="routes-rule-channels"
+    )
+    post_save.connect(_route_saved, sender=Route, dispatch_uid="routes-root-created")
