@@ -50,6 +50,7 @@ ALLOWED_FUNCTIONS = frozenset(
         "alerting_worker.alerting.jobs.dispatch_only",
         "alerting_worker.alerting.jobs.deliver_notification",
         "alerting_worker.alerting.jobs.sweep_outbox",
+        "alerting_worker.alerting.notify_test.deliver_test",
     }
 )
 
