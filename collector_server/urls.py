@@ -2,10 +2,10 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from collector_server.monitoring import prometheus, views
+from collector_server.monitoring import prometheus
 
 urlpatterns = [
-    path("", views.dashboard, name="dashboard"),
+    path("", include("collector_server.ui.urls")),
     path("admin/", admin.site.urls),
     path("metrics", prometheus.metrics_view, name="prometheus-metrics"),
     path("api/v1/monitoring/", include("collector_server.monitoring.api.urls")),
