@@ -23,7 +23,7 @@
     const tbody = document.querySelector("#host-logs tbody");
     try {
       const body = await FW.api("/api/v1/logs/search?limit=20&host=" + encodeURIComponent(host));
-      tbody.innerHTML = body.data.length ? body.data.map(FW.logRow).join("") :
+      tbody.innerHTML = body.data.length ? body.data.map((r) => FW.logRow(r, false)).join("") :
         '<tr><td colspan="4" class="muted">No log records.</td></tr>';
     } catch (err) {
       tbody.innerHTML = '<tr><td colspan="4" class="error">Could not load the logs: ' + FW.esc(err.message) + "</td></tr>";
