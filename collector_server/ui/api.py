@@ -90,6 +90,8 @@ class FleetView(KnownQueryParamsMixin, APIView):
     )
     def get(self, request: Request) -> Response:
         start, end, step = _range_and_step(request, default_width=120)
+        # A sparkline needs no finer than a minute: the 1 m rollups serve it (raw only for their tail).
+        step = max(step, fleet.MIN_STEP_SECONDS)
         return Response({"success": True, "data": fleet.fleet(start, end, step)})
 
 

@@ -21,6 +21,7 @@ SPARKLINES: dict[str, tuple[tuple[str, str, tuple[str, ...]], ...]] = {
         ("system_network_bytes_sent_total", "rate", ('interface=""',)),
     ),
 }
+MIN_STEP_SECONDS = 60
 SPARKLINE_UNITS = {"cpu": "%", "memory": "%", "disk": "%", "network": "B/s"}
 
 
