@@ -10,7 +10,8 @@ from django.shortcuts import get_object_or_404, render
 from django.templatetags.static import static
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from collector_server.alerts.models import SEVERITIES, Alert, AlertRule
+from collector_server.alerts import query as rule_queries
+from collector_server.alerts.models import COMPARISONS, SEVERITIES, Alert, AlertRule
 from collector_server.monitoring import query
 from collector_server.monitoring.models import Host, Series
 from collector_server.ui import charts, endpoint_charts, ranges
@@ -85,7 +86,8 @@ def rule_editor(request: HttpRequest, pk: int | None = None) -> HttpResponse:
         "rule.html",
         "rule",
         rule_id=rule.pk if rule else None,
-        aggregations=query.AGGREGATIONS,
+        aggregations=rule_queries.AGGREGATIONS,
+        comparisons=list(COMPARISONS),
         severities=SEVERITIES,
     )
 

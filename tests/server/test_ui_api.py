@@ -122,7 +122,17 @@ def test_every_page_needs_a_login_and_renders(db, web1):
     assert Client().get("/alerts/")["Location"].startswith("/login/?next=/alerts/")
     client = Client()
     client.force_login(User.objects.create_user("someone"))
-    for path in ("/", "/hosts/web-1/", "/alerts/", "/logs/", "/requests/abc/", "/explore/", "/endpoints/"):
+    pages = (
+        "/",
+        "/hosts/web-1/",
+        "/alerts/",
+        "/logs/",
+        "/requests/abc/",
+        "/explore/",
+        "/endpoints/",
+        "/rules/new/",
+    )
+    for path in pages:
         assert client.get(path).status_code == 200, path
     assert client.get("/hosts/nope/").status_code == 404
     assert client.get("/favicon.ico")["Location"].endswith("ui/favicon.svg")

@@ -292,3 +292,24 @@ def test_pages_fit_a_phone_screen(browser, ui_stack, data, ui_output):
         p.shot(name)
     assert p.errors == []
     context.close()
+
+
+def test_rule_editor_previews_and_saves_a_rule_from_fields(operator, ui_stack, data, ui_output):
+    p = Page(operator, ui_stack, ui_output)
+    p.open(f"/rules/{data['rule']}/")
+    p.page.wait_for_selector(f"#rule-groups tr[data-breaches] >> text=host={HOST}")
+    p.charts_drawn()
+    assert p.page.input_value("#rule input[name=metric]") == "system_cpu_usage_percent"
+    assert canvas_pixels(p.page, "#rule-chart") > 500
+    p.page.fill("#rule input[name=threshold]", "0")
+    p.page.select_option("#rule select[name=comparison]", ">=")
+    p.page.click("#rule-preview")
+    p.page.wait_for_selector("#rule-groups tr[data-breaches=true]")
+    p.shot("rule")
+    p.page.click("#rule-save")
+    p.page.wait_for_selector("#flash.ok")
+    status, rule = api(ui_stack, data["token"], "GET", f"/api/v1/monitoring/rules/{data['rule']}")
+    rule = rule.get("data", rule)
+    assert status == 200 and rule["threshold"] == 0 and rule["comparison"] == ">="
+    assert rule["query"]["group_by"] == ["host"]
+    assert p.errors == []

@@ -30,6 +30,7 @@
   function statusCell(a) {
     let text = '<span class="status ' + FW.esc(a.status) + '">' + FW.esc(a.status) + "</span>";
     if (a.acknowledged_at) text += ' <span class="muted small">by ' + FW.esc(a.acknowledged_by) + (a.ack_comment ? ": " + FW.esc(a.ack_comment) : "") + "</span>";
+    if (a.rule) text += ' <a class="small" href="/rules/' + a.rule + '/">rule</a>';
     if (a.logs_url) text += ' <a class="small" href="' + FW.esc(a.logs_url) + '">logs</a>';
     return text;
   }

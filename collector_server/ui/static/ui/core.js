@@ -274,7 +274,18 @@
         width: width(),
         height: height(),
         series: series,
-        scales: { x: { time: true, min: data.start, max: data.end } },
+        scales: {
+          x: { time: true, min: data.start, max: data.end },
+          // The data's range widened to the thresholds, padded; a flat line gets some room.
+          y: { range: (u, min, max) => {
+            let lo = Math.min.apply(null, [min].concat(self.thresholds));
+            let hi = Math.max.apply(null, [max].concat(self.thresholds));
+            if (lo == null || hi == null || isNaN(lo) || isNaN(hi)) return [0, 1];
+            if (lo === hi) { lo -= Math.abs(lo) * 0.1 || 1; hi += Math.abs(hi) * 0.1 || 1; }
+            const pad = (hi - lo) * 0.05;
+            return [lo >= 0 && lo - pad < 0 ? 0 : lo - pad, hi + pad];
+          } },
+        },
         axes: [Object.assign({}, axis), Object.assign({ values: (u, vals) => vals.map((v) => FW.fmt(v, unit)), size: 60 }, axis)],
         cursor: { sync: { key: "fw" }, drag: { x: true, y: false, setScale: false } },
         legend: { live: true },
