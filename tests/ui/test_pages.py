@@ -206,6 +206,18 @@ def test_range_change_and_zoom_redraw_the_charts(operator, ui_stack, data, ui_ou
     p.shot("host-zoomed")
     p.page.click("#zoom-reset")
     p.page.wait_for_function("!location.search.includes('start=')")
+
+    p.page.click("#refresh-toggle")
+    assert p.page.get_attribute("#refresh-toggle", "aria-pressed") == "true"
+    assert p.page.inner_text("#refresh-toggle") == "Resume refresh"
+    theme = p.page.get_attribute("html", "data-theme")
+    before = drawn_marks(p.page)
+    p.page.keyboard.press("Tab")  # the controls are reachable from the keyboard
+    p.page.focus("#theme-toggle")
+    p.page.keyboard.press("Enter")
+    assert p.page.get_attribute("html", "data-theme") != theme
+    redrawn(p.page, before)  # the charts take the theme's colours
+    p.shot("host-other-theme")
     assert p.errors == []
 
 
@@ -266,6 +278,13 @@ def test_log_search_and_request_view(operator, ui_stack, data, ui_output):
     assert len(times) >= 2 and times == sorted(times)
     assert "payment 4242 declined" in p.page.inner_text("#request-logs")
     p.shot("request")
+
+    p.open("/logs/")
+    p.page.wait_for_selector("#logs tr.lvl-error")
+    p.page.click("#tail-toggle")
+    assert p.page.get_attribute("#tail-toggle", "aria-pressed") == "true"
+    run_app("wsgi", ui_stack.env, ["/sku/9"], ["req-tail"])
+    p.page.wait_for_selector("#logs a.rid >> text=req-tail", timeout=60_000)
     assert p.errors == []
 
 

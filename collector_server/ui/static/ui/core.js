@@ -286,7 +286,7 @@
             return [lo >= 0 && lo - pad < 0 ? 0 : lo - pad, hi + pad];
           } },
         },
-        axes: [Object.assign({}, axis), Object.assign({ values: (u, vals) => vals.map((v) => FW.fmt(v, unit)), size: 60 }, axis)],
+        axes: [Object.assign({}, axis), Object.assign({ values: (u, vals) => vals.map((v) => FW.fmt(v, unit)), size: 72 }, axis)],
         cursor: { sync: { key: "fw" }, drag: { x: true, y: false, setScale: false } },
         legend: { live: true },
         plugins: [markersPlugin(() => data.markers, () => self.thresholds)],
