@@ -1,4 +1,4 @@
-"""Browser tests: one real stack per module, one headless Debian chromium per session.
+"""Browser tests: one real stack per module, one headless Debian chromium per module.
 
 Playwright drives /usr/bin/chromium (apt package ``chromium``; .ci/run installs it when
 missing); it never downloads a browser of its own. Screenshots go to the test's output
@@ -25,22 +25,33 @@ CHROMIUM = os.environ.get("FLEETWATCH_CHROMIUM", "/usr/bin/chromium")
 PASSWORD = "ui-test-password"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """A headless Debian chromium shared by every browser test."""
+    """A headless Debian chromium shared by the tests of a module.
+
+    Module-scoped: Playwright's sync API keeps an event loop running in this thread while it
+    lives, which later tests calling asyncio.run() (tests/sdk) must not inherit.
+    """
     os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-    # Playwright's sync API runs an event loop in this thread; the ORM calls of the tests are still synchronous.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     if not shutil.which(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-dev-shm-usage"]
-        )
-        yield chromium
-        chromium.close()
+    # While the loop runs, the tests' own ORM calls stay synchronous: tell Django so, then undo it.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-dev-shm-usage"]
+            )
+            yield chromium
+            chromium.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture(scope="module")

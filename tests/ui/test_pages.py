@@ -332,3 +332,20 @@ def test_rule_editor_previews_and_saves_a_rule_from_fields(operator, ui_stack, d
     assert status == 200 and rule["threshold"] == 0 and rule["comparison"] == ">="
     assert rule["query"]["group_by"] == ["host"]
     assert p.errors == []
+
+
+def test_a_chart_that_fails_to_load_says_why_and_the_others_still_draw(operator, ui_stack, data, ui_output):
+    p = Page(operator, ui_stack, ui_output)
+    failure = '{"success": false, "error": "database unavailable"}'
+    p.page.route(
+        "**/ui/api/chart?chart=load&*",
+        lambda route: route.fulfill(status=500, content_type="application/json", body=failure),
+    )
+    p.open(f"/hosts/{HOST}/")
+    p.charts_drawn()
+    assert p.page.get_attribute("figure[data-chart=load]", "data-drawn") == "failed"
+    assert "Could not load Load average: database unavailable" in p.page.inner_text("figure[data-chart=load]")
+    assert canvas_pixels(p.page, "figure[data-chart=cpu]") > 500
+    p.page.wait_for_selector("#host-logs tbody tr.lvl-info")
+    p.shot("host-one-chart-failed")
+    assert [e for e in p.errors if "500" not in e] == []
