@@ -23,6 +23,7 @@ from tests.e2e.conftest import free_port
 
 CHROMIUM = os.environ.get("FLEETWATCH_CHROMIUM", "/usr/bin/chromium")
 PASSWORD = "ui-test-password"
+UNMANAGED_TABLES = ("monitoring_sample", "monitoring_rollup_1m", "monitoring_rollup_1h", "logs_entry")
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,7 @@ def ui_stack(django_db_setup, django_db_blocker, tmp_path_factory, redis_url) ->
     """Server, worker, scheduler and agent on the test database, with an operator and a viewer."""
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
-    from django.db import connection
+    from django.db import connection, connections
 
     from collector_server.monitoring import partitions
 
@@ -103,8 +104,14 @@ def ui_stack(django_db_setup, django_db_blocker, tmp_path_factory, redis_url) ->
         client.flushdb()
         client.close()
         with django_db_blocker.unblock():
+            # flush empties the managed tables; the partitioned ones are unmanaged, empty them too
+            # so the records of this module never reach the next one.
             call_command("flush", interactive=False, verbosity=0)
+            with connection.cursor() as cursor:
+                cursor.execute(f"TRUNCATE {', '.join(UNMANAGED_TABLES)}")
             partitions.forget_cache()
+            # Opened while Playwright's loop ran: close it here, where it can be found.
+            connections.close_all()
 
 
 def wait_for_metrics(stack: Stack, timeout: float = 120.0) -> None:

@@ -283,7 +283,8 @@
             if (lo == null || hi == null || isNaN(lo) || isNaN(hi)) return [0, 1];
             if (lo === hi) { lo -= Math.abs(lo) * 0.1 || 1; hi += Math.abs(hi) * 0.1 || 1; }
             const pad = (hi - lo) * 0.05;
-            return [lo >= 0 && lo - pad < 0 ? 0 : lo - pad, hi + pad];
+            // A stacked chart starts at zero, so each band's height reads as its share.
+            return [stacked || (lo >= 0 && lo - pad < 0) ? Math.min(0, lo) : lo - pad, hi + pad];
           } },
         },
         axes: [Object.assign({}, axis), Object.assign({ values: (u, vals) => vals.map((v) => FW.fmt(v, unit)), size: 72 }, axis)],
