@@ -182,6 +182,7 @@ INSTALLED_APPS = [
     "collector_server.alerts",
     "collector_server.logs",
     "collector_server.enrollments",
+    "collector_server.ui",
 ]
 
 MIDDLEWARE = [
@@ -213,6 +214,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "collector_server.ui.roles.context",
             ]
         },
     }
@@ -228,7 +230,7 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = config.envstr("STATIC_ROOT", str(BASE_DIR.parent / "var" / "static"))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/login/"  # the UI's own login: viewers are not staff, the admin's would refuse them
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

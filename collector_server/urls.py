@@ -2,12 +2,12 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from collector_server.monitoring import prometheus, views
+from collector_server.monitoring import prometheus
 from collector_server.monitoring.api import seed_health_views as seed_health
 from collector_server.prometheus_api.federate import FederateView
 
 urlpatterns = [
-    path("", views.dashboard, name="dashboard"),
+    path("", include("collector_server.ui.urls")),
     path("admin/", admin.site.urls),
     path("metrics", prometheus.metrics_view, name="prometheus-metrics"),
     path("api/v1/monitoring/", include("collector_server.monitoring.api.urls")),

@@ -28,8 +28,11 @@ def alert_entry(alert: Alert, status: str, flapping: bool = False) -> dict[str, 
         annotations.setdefault("value", f"{alert.value:g}")
     generator = f"{external_url()}/admin/alerts/alert/{alert.pk}/change/"
     logs = log_query.alert_logs_url(alert)
-    if logs is not None:  # a log_count alert points at the records that made it fire
+    if logs is not None:  # a log_count alert points at the records that made it fire (the UI page)
         generator = annotations["logs_url"] = f"{external_url()}{logs}"
+        annotations["logs_api_url"] = (
+            f"{external_url()}{log_query.alert_logs_url(alert, log_query.SEARCH_PATH)}"
+        )
     labels = {k: str(v) for k, v in alert.labels.items()}
     return {
         "status": status,

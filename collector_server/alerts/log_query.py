@@ -36,6 +36,7 @@ DEFAULT_WINDOW = 300
 STATEMENT_TIMEOUT_MS = 20_000
 MAX_LOOKBACK = 86400  # groups seen this long ago at most are reported with 0 (bounds the scan)
 SEARCH_PATH = "/api/v1/logs/search"
+PAGE_PATH = "/logs/"  # the UI's log page reads the same parameters
 FIELDS = {"level", "min_level", *FILTER_COLUMNS, "pattern", "case_sensitive", "window", "group_by"}
 
 
@@ -215,12 +216,13 @@ def search_params(query: dict[str, Any], labels: dict[str, Any], end: datetime) 
     return params
 
 
-def search_url(query: dict[str, Any], labels: dict[str, Any], end: datetime) -> str:
-    return f"{SEARCH_PATH}?{urlencode(search_params(query, labels, end))}"
+def search_url(query: dict[str, Any], labels: dict[str, Any], end: datetime, path: str = SEARCH_PATH) -> str:
+    return f"{path}?{urlencode(search_params(query, labels, end))}"
 
 
-def alert_logs_url(alert: Any) -> str | None:
-    """Return the search path of the records behind a log_count alert's last breach; None for others."""
+def alert_logs_url(alert: Any, path: str = PAGE_PATH) -> str | None:
+    """Return the log page (or, with path=SEARCH_PATH, the API search) of the records behind a
+    log_count alert's last breach; None for other alerts."""
     rule = alert.rule if alert.rule_id else None
     if rule is None or rule.query_type != LogCountQuery.name:
         return None
@@ -229,7 +231,7 @@ def alert_logs_url(alert: Any) -> str | None:
         query = LogCountQuery().validate(rule.query)
     except ValueError:
         return None
-    return search_url(query, alert.labels or {}, end)
+    return search_url(query, alert.labels or {}, end, path)
 
 
 def _iso(value: datetime) -> str:

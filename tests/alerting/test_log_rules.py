@@ -319,7 +319,9 @@ def test_logs_url_lists_exactly_the_records_of_the_window(operator, logs, now):
     assert alert.state == "firing" and alert.value == 5.0
 
     data = operator.get(f"{BASE}/alerts/{alert.pk}").json()
-    url = data["logs_url"]
+    assert data["logs_url"].startswith("/logs/?")  # the UI page, with the same query
+    assert data["logs_url"].split("?", 1)[1] == data["logs_api_url"].split("?", 1)[1]
+    url = data["logs_api_url"]
     assert url.startswith("/api/v1/logs/search?")
     page = operator.get(url).json()
     assert page["success"] is True and page["count"] == 5 and page["next_cursor"] is None
@@ -344,7 +346,7 @@ def test_logs_url_follows_the_last_breach_after_the_alert_resolves(operator, log
     evaluate.evaluate_all(now + timedelta(seconds=400))
     alert = Alert.objects.get(rule=rule)
     assert alert.state == "resolved"
-    page = operator.get(operator.get(f"{BASE}/alerts/{alert.pk}").json()["logs_url"]).json()
+    page = operator.get(operator.get(f"{BASE}/alerts/{alert.pk}").json()["logs_api_url"]).json()
     assert page["count"] == 4  # the records that made it fire, not the empty window it resolved in
 
 
@@ -373,8 +375,9 @@ def test_webhook_notification_links_to_the_records(logs, now, webhook_channel, o
     [entry] = received.body["alerts"]
     assert entry["labels"]["host"] == "web-1"
     assert entry["generatorURL"] == entry["annotations"]["logs_url"]
-    assert "/api/v1/logs/search?" in entry["annotations"]["logs_url"]
-    path = entry["annotations"]["logs_url"].split("://", 1)[1].split("/", 1)[1]
+    assert "/logs/?" in entry["annotations"]["logs_url"]
+    assert "/api/v1/logs/search?" in entry["annotations"]["logs_api_url"]
+    path = entry["annotations"]["logs_api_url"].split("://", 1)[1].split("/", 1)[1]
     assert operator.get("/" + path).json()["count"] == 4
     assert Alert.objects.get(rule=rule).state == "firing"
 

@@ -42,7 +42,7 @@ def test_link_of_a_group_without_service_lists_exactly_its_records(api, store, n
     for service, alert in alerts.items():
         detail = api.get(f"/api/v1/monitoring/alerts/{alert.pk}")
         assert detail.status_code == 200
-        links[service] = detail.json()["logs_url"]
+        links[service] = detail.json()["logs_api_url"]
     assert "service=&" in links[""] or links[""].endswith("service=")
     page = api.get(links[""])
     assert page.status_code == 200, page.content

@@ -75,35 +75,22 @@ def test_schema_lists_every_monitoring_path_without_generator_errors(api):
     assert {"metric", "match[]", "start", "end", "step", "agg", "by"} <= query_params
 
 
-def test_dashboard_redirects_anonymous_users_to_admin_login(db):
+def test_fleet_page_redirects_anonymous_users_to_the_login_page(db):
     response = Client().get("/")
     assert response.status_code == 302
-    assert response["Location"].startswith("/admin/login/?next=/")
+    assert response["Location"].startswith("/login/?next=/")
 
 
-def test_dashboard_renders_for_a_logged_in_user_with_csrf_cookie(db, viewer):
+def test_fleet_page_renders_for_a_logged_in_user_with_csrf_cookie(db, viewer):
     client = Client()
     client.force_login(viewer)
     response = client.get("/")
     assert response.status_code == 200
     html = response.content.decode()
-    assert 'id="card-cpu"' in html
-    assert "fleetwatch/dashboard.js" in html
-    assert 'data-poll-seconds="30"' in html
+    assert 'id="fleet"' in html
+    assert "ui/fleet.js" in html and "ui/core.js" in html
+    assert 'data-refresh-seconds="30"' in html
     assert "csrftoken" in response.cookies
-
-
-def test_dashboard_script_polls_the_api_and_acknowledges_with_csrf():
-    from django.contrib.staticfiles import finders
-
-    path = finders.find("fleetwatch/dashboard.js")
-    assert path is not None
-    with open(path, encoding="utf-8") as handle:
-        script = handle.read()
-    assert "dashboard/overview" in script
-    assert "metrics/system?minutes=60" in script
-    assert '"/acknowledge"' in script
-    assert "X-CSRFToken" in script
 
 
 @pytest.fixture

@@ -134,4 +134,4 @@ def test_api_needs_credentials_and_dashboard_redirects_over_http(gunicorn):
     assert json.loads(body)["success"] is False
     status, _, headers = fetch(gunicorn + "/")
     assert status == 302
-    assert headers["Location"].startswith("/admin/login/")
+    assert headers["Location"].startswith("/login/")

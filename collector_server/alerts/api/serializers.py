@@ -96,7 +96,10 @@ class AlertSerializer(serializers.ModelSerializer):
     )
     metadata = serializers.SerializerMethodField()
     logs_url = serializers.SerializerMethodField(
-        help_text="For a log_count rule: the log search listing the records of the last breached window."
+        help_text="For a log_count rule: the /logs/ page listing the records of the last breached window."
+    )
+    logs_api_url = serializers.SerializerMethodField(
+        help_text="The same records from the log search API (/api/v1/logs/search)."
     )
 
     class Meta:
@@ -128,11 +131,15 @@ class AlertSerializer(serializers.ModelSerializer):
             "flapping",
             "metadata",
             "logs_url",
+            "logs_api_url",
         ]
         read_only_fields = fields
 
     def get_logs_url(self, alert: Alert) -> str | None:
         return log_query.alert_logs_url(alert)
+
+    def get_logs_api_url(self, alert: Alert) -> str | None:
+        return log_query.alert_logs_url(alert, log_query.SEARCH_PATH)
 
     def get_metadata(self, alert: Alert) -> dict[str, Any]:
         return {"value": alert.value, "annotations": alert.annotations, "created_by": alert.created_by}

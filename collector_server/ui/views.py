@@ -1,0 +1,96 @@
+"""The pages: server-rendered shells whose scripts read the API and the chart-data endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.templatetags.static import static
+from django.views.decorators.csrf import ensure_csrf_cookie
+
+from collector_server.alerts import query as rule_queries
+from collector_server.alerts.models import COMPARISONS, SEVERITIES, Alert, AlertRule
+from collector_server.monitoring import query
+from collector_server.monitoring.models import Host, Series
+from collector_server.ui import charts, endpoint_charts, ranges
+
+REFRESH_SECONDS = 30
+
+
+def _page(request: HttpRequest, template: str, page: str, **extra: Any) -> HttpResponse:
+    context = {
+        "page": page,
+        "ranges": list(ranges.RANGES),
+        "default_range": ranges.DEFAULT_RANGE,
+        "refresh_seconds": REFRESH_SECONDS,
+        **extra,
+    }
+    return render(request, f"ui/{template}", context)
+
+
+def page_view(view):
+    """A page: logged in, with the CSRF cookie its scripts send back on actions."""
+    return login_required(ensure_csrf_cookie(view))
+
+
+@page_view
+def fleet(request: HttpRequest) -> HttpResponse:
+    return _page(request, "fleet.html", "fleet")
+
+
+@page_view
+def host(request: HttpRequest, hostname: str) -> HttpResponse:
+    row = Host.objects.filter(hostname=hostname).first()
+    if row is None:
+        raise Http404(f"no host named {hostname!r}")
+    has_gpu = Series.objects.filter(name__startswith="gpu_", labels__host=hostname).exists()
+    shown = [c.describe() for c in charts.HOST_CHARTS if c.group != "gpu" or has_gpu]
+    return _page(request, "host.html", "host", host=row, charts=shown)
+
+
+@page_view
+def alerts(request: HttpRequest) -> HttpResponse:
+    rules = AlertRule.objects.order_by("name").values("id", "name")
+    states = [s for s, _ in Alert.STATE_CHOICES]
+    return _page(request, "alerts.html", "alerts", severities=SEVERITIES, states=states, rules=rules)
+
+
+@page_view
+def logs(request: HttpRequest) -> HttpResponse:
+    return _page(request, "logs.html", "logs")
+
+
+@page_view
+def request_logs(request: HttpRequest, request_id: str) -> HttpResponse:
+    return _page(request, "request.html", "request", request_id=request_id)
+
+
+@page_view
+def explore(request: HttpRequest) -> HttpResponse:
+    return _page(request, "explore.html", "explore", aggregations=query.AGGREGATIONS)
+
+
+@page_view
+def endpoints(request: HttpRequest) -> HttpResponse:
+    shown = [c.describe() for c in endpoint_charts.ENDPOINT_CHARTS]
+    return _page(request, "endpoints.html", "endpoints", charts=shown)
+
+
+@page_view
+def rule_editor(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    rule = get_object_or_404(AlertRule, pk=pk) if pk is not None else None
+    return _page(
+        request,
+        "rule.html",
+        "rule",
+        rule_id=rule.pk if rule else None,
+        aggregations=rule_queries.AGGREGATIONS,
+        comparisons=list(COMPARISONS),
+        severities=SEVERITIES,
+    )
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    return HttpResponseRedirect(static("ui/favicon.svg"))
