@@ -82,6 +82,13 @@ try:
         )
     NOTIFY_RETRY_INTERVALS = [int(item) for item in _retry]
 
+    # Organisations: where existing data, new hosts and the environment's channels go
+    DEFAULT_ORGANIZATION = config.envstr("DEFAULT_ORGANIZATION", "default")
+    if not DEFAULT_ORGANIZATION or not DEFAULT_ORGANIZATION.replace("-", "").replace("_", "").isalnum():
+        raise ConfigError(
+            f"DEFAULT_ORGANIZATION={DEFAULT_ORGANIZATION!r} must be a slug (letters, digits, - and _)"
+        )
+
     # Logging
     LOG_LEVEL = config.envstr("LOG_LEVEL", "INFO").upper()
     LOG_FORMAT = config.envstr("LOG_FORMAT", "json").lower()
@@ -100,12 +107,12 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "collector_server.monitoring",
     "collector_server.alerts",
     "collector_server.logs",
+    "collector_server.orgs",
 ]
 
 MIDDLEWARE = [
@@ -116,6 +123,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Every request gets an organisation scope (nothing until the caller is known).
+    "collector_server.orgs.middleware.OrganizationScopeMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -151,10 +160,10 @@ LOGIN_URL = "/admin/login/"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "collector_server.orgs.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": ["collector_server.orgs.permissions.OrganizationRole"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -170,6 +179,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Metrics, logs, hosts and alerts of a fleet of hosts.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "collector_server.orgs.schema.add_organization_header",
+    ],
 }
 
 LOGGING = {

@@ -33,6 +33,7 @@ from collector_server.alerts.models import (
     NotificationGroup,
     Silence,
 )
+from collector_server.orgs import scope
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +53,23 @@ def dispatch_all(now: datetime | None = None) -> list[int]:
 
 def mark_muted(now: datetime) -> set[int]:
     """Flag firing alerts as silenced or inhibited (for display) and return the ids of the muted ones."""
-    silences = [s for s in Silence.objects.filter(starts_at__lte=now) if s.is_active(now)]
+    silences: dict[int, list[Silence]] = defaultdict(list)
+    for silence in Silence.objects.filter(starts_at__lte=now):
+        if silence.is_active(now):
+            silences[silence.organization_id].append(silence)
     firing = list(Alert.objects.filter(state=Alert.FIRING).select_related("rule"))
-    down_hosts = {a.host for a in firing if a.rule and a.rule.query_type == HOST_DOWN_QUERY and a.host}
+    # A silence or a down host mutes only alerts of its own organisation.
+    down_hosts = {
+        (a.organization_id, a.host)
+        for a in firing
+        if a.rule and a.rule.query_type == HOST_DOWN_QUERY and a.host
+    }
     muted: set[int] = set()
     for alert in firing:
-        silenced = any(s.matches(alert.labels) for s in silences)
+        silenced = any(s.matches(alert.labels) for s in silences[alert.organization_id])
         inhibited = bool(
-            alert.host in down_hosts and not (alert.rule and alert.rule.query_type == HOST_DOWN_QUERY)
+            (alert.organization_id, alert.host) in down_hosts
+            and not (alert.rule and alert.rule.query_type == HOST_DOWN_QUERY)
         )
         if silenced or inhibited:
             muted.add(alert.pk)
@@ -72,7 +82,8 @@ def _channel_alerts(channel: Channel) -> list[Alert]:
     routed = Q(rule__channels=channel)
     if channel.is_default:
         routed |= Q(rule__isnull=True) | Q(rule__channels__isnull=True)
-    return list(Alert.objects.filter(routed, state=Alert.FIRING).select_related("rule").distinct())
+    firing = Alert.objects.filter(routed, state=Alert.FIRING, organization_id=channel.organization_id)
+    return list(firing.select_related("rule").distinct())
 
 
 def group_key(channel: Channel, labels: dict[str, Any]) -> tuple[str, dict[str, str]]:
@@ -85,7 +96,7 @@ def dispatch_channel(channel: Channel, now: datetime, muted: set[int] | None = N
     """Decide and write the notifications of one channel (one dispatcher per channel at a time)."""
     muted = mark_muted(now) if muted is None else muted
     written: list[int] = []
-    with transaction.atomic():
+    with scope.use_organization(channel.organization_id), transaction.atomic():
         if not _try_lock(channel.pk):
             return written
         groups: dict[str, list[Alert]] = defaultdict(list)

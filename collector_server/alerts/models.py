@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from collector_server.alerts import matchers as m
 from collector_server.alerts import query as q
+from collector_server.orgs.scope import OrgManager, default_organization_id
 
 SEVERITIES = ["info", "low", "medium", "high", "critical"]
 SEVERITY_CHOICES = [(s, s) for s in SEVERITIES]
@@ -50,7 +51,10 @@ class AlertRule(models.Model):
     NODATA_ALERT, NODATA_OK, NODATA_KEEP = "alert", "ok", "keep"
     NODATA_CHOICES = [(NODATA_ALERT, "alert"), (NODATA_OK, "ok"), (NODATA_KEEP, "keep last state")]
 
-    name = models.CharField(max_length=200, unique=True)
+    name = models.CharField(max_length=200)
+    organization = models.ForeignKey(
+        "orgs.Organization", on_delete=models.PROTECT, default=default_organization_id, related_name="+"
+    )
     description = models.TextField(blank=True)
     severity = models.CharField(max_length=10, choices=SEVERITY_CHOICES, default="medium")
     enabled = models.BooleanField(default=True)
@@ -80,8 +84,11 @@ class AlertRule(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = OrgManager()
+
     class Meta:
         ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["organization", "name"], name="rule_org_name_uniq")]
 
     def __str__(self) -> str:
         return self.name
@@ -158,6 +165,9 @@ class Alert(models.Model):
     rule = models.ForeignKey(
         AlertRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
     )
+    organization = models.ForeignKey(
+        "orgs.Organization", on_delete=models.PROTECT, default=default_organization_id, related_name="+"
+    )
     name = models.CharField(max_length=200, db_index=True)
     labels = models.JSONField(default=dict)
     labels_key = models.TextField()
@@ -182,12 +192,14 @@ class Alert(models.Model):
     inhibited = models.BooleanField(default=False)
     flapping = models.BooleanField(default=False)
 
+    objects = OrgManager()
+
     class Meta:
         ordering = ["-started_at"]
         constraints = [
             # At most one open episode per rule and label set: concurrent evaluators cannot both create it.
             models.UniqueConstraint(
-                fields=["name", "labels_key"],
+                fields=["organization", "name", "labels_key"],
                 condition=models.Q(state__in=["pending", "firing"]),
                 name="alert_one_open_episode",
             )
@@ -227,6 +239,8 @@ class AlertEvent(models.Model):
     actor = models.CharField(max_length=150, blank=True)
     note = models.TextField(blank=True)
 
+    objects = OrgManager("alert__organization")
+
     class Meta:
         ordering = ["-at", "-id"]
         indexes = [models.Index(fields=["rule", "labels_key", "at"])]
@@ -238,6 +252,9 @@ class AlertEvent(models.Model):
 class Silence(models.Model):
     """Mute notifications of matching alerts for a time, optionally every week in a window."""
 
+    organization = models.ForeignKey(
+        "orgs.Organization", on_delete=models.PROTECT, default=default_organization_id, related_name="+"
+    )
     matchers = models.JSONField(default=list, help_text='[{"name": "host", "op": "=", "value": "web-1"}]')
     starts_at = models.DateTimeField(default=timezone.now)
     ends_at = models.DateTimeField(null=True, blank=True, help_text="Required unless the silence recurs.")
@@ -249,6 +266,8 @@ class Silence(models.Model):
     created_by = models.CharField(max_length=150, blank=True)
     comment = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = OrgManager()
 
     class Meta:
         ordering = ["-starts_at"]
@@ -306,7 +325,10 @@ class Channel(models.Model):
     KIND_CHOICES = [(k, k) for k in (EMAIL, SLACK, WEBHOOK, PAGERDUTY)]
     OK, FAILING = "ok", "failing"
 
-    name = models.CharField(max_length=200, unique=True)
+    name = models.CharField(max_length=200)
+    organization = models.ForeignKey(
+        "orgs.Organization", on_delete=models.PROTECT, default=default_organization_id, related_name="+"
+    )
     kind = models.CharField(max_length=20, choices=KIND_CHOICES)
     config = models.JSONField(
         default=dict, help_text="Kind-specific settings; secrets are never shown by the API."
@@ -335,8 +357,11 @@ class Channel(models.Model):
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
+    objects = OrgManager()
+
     class Meta:
         ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["organization", "name"], name="channel_org_name_uniq")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.kind})"
@@ -398,6 +423,8 @@ class NotificationGroup(models.Model):
     flapping_told = models.JSONField(default=list, help_text="Fingerprints already told as flapping.")
     sends = models.PositiveIntegerField(default=0)
 
+    objects = OrgManager("channel__organization")
+
     class Meta:
         constraints = [models.UniqueConstraint(fields=["channel", "key"], name="group_channel_key_uniq")]
 
@@ -419,6 +446,8 @@ class Notification(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
 
+    objects = OrgManager("channel__organization")
+
     class Meta:
         ordering = ["-created_at"]
 
@@ -435,6 +464,8 @@ class DeliveryAttempt(models.Model):
     ok = models.BooleanField(default=False)
     permanent = models.BooleanField(default=False)
     response = models.TextField(blank=True)
+
+    objects = OrgManager("notification__channel__organization")
 
     class Meta:
         ordering = ["-at"]

@@ -38,6 +38,7 @@ COLUMNS = (
     "trace_id",
     "span_id",
     "attrs",
+    "organization_id",
 )
 NAME_FIELDS = ("service", "logger", "request_id", "trace_id", "span_id")
 KNOWN_FIELDS = frozenset({"ts", "level", "message", "attrs", "host", *NAME_FIELDS})
@@ -91,8 +92,11 @@ class Row:
     truncated: bool
 
 
-def to_row(record: Any, host: str, window: Window) -> Row:
-    """Validate `record` and return its COPY line; raise RecordRejected naming the problem."""
+def to_row(record: Any, host: str, window: Window, org_text: str) -> Row:
+    """Validate `record` and return its COPY line; raise RecordRejected naming the problem.
+
+    ``org_text`` is the organisation id as text: the sending agent's, never the record's own.
+    """
     if not isinstance(record, dict):
         raise RecordRejected(f"record must be a map, got {type(record).__name__}", "not_a_map")
     ts = _timestamp(record.get("ts"), window)
@@ -142,6 +146,7 @@ def to_row(record: Any, host: str, window: Window) -> Row:
             trace_id or NULL,
             span_id or NULL,
             attrs_json,
+            org_text,
         )
     )
     return Row(line + "\n", int(ts // SECONDS_PER_DAY), truncated)

@@ -15,6 +15,7 @@ from psycopg import Cursor
 from collector_server.logs.models import LOGS_PARTITIONS
 from collector_server.logs.records import COLUMNS, SECONDS_PER_DAY, RecordRejected, Row, Window, to_row
 from collector_server.monitoring import partitions
+from collector_server.orgs.scope import organisations_for_agents
 from shared.wire import Batch
 
 COPY_SQL = f"COPY logs_entry ({', '.join(COLUMNS)}) FROM STDIN"
@@ -83,13 +84,21 @@ def ensure_days(days: Iterable[int]) -> None:
         partitions.ensure_partition(LOGS_PARTITIONS, day_of(day))
 
 
-def rows_from_batches(batches: list[Batch], window: Window, counts: Counter[str]) -> list[Row]:
-    """Return the storable rows of `batches`, counting rejected and truncated records."""
+def rows_from_batches(
+    batches: list[Batch], window: Window, counts: Counter[str], orgs: dict[str, int] | None = None
+) -> list[Row]:
+    """Return the storable rows of `batches`, counting rejected and truncated records.
+
+    ``orgs`` maps a batch's agent id to its organisation (see ``organisations_for_agents``).
+    """
     rows: list[Row] = []
+    if orgs is None:
+        orgs = organisations_for_agents([batch.agent_id for batch in batches])
     for batch in batches:
+        org_text = str(orgs[batch.agent_id])
         for record in batch.logs:
             try:
-                row = to_row(record, batch.host, window)
+                row = to_row(record, batch.host, window, org_text)
             except RecordRejected as exc:
                 counts[REJECTED] += 1
                 counts[REJECTED_PREFIX + exc.kind] += 1

@@ -1,0 +1,204 @@
+"""The organisation scope of the running code, in one place.
+
+A request's scope is set by ``OrganizationScopeMiddleware`` (nothing visible until the
+caller is known) and by the DRF permission class once the token or session user is
+authenticated; workers set it per organisation with ``use_scope``. Code with no scope set
+(workers between organisations, migrations, management commands) sees everything.
+
+The ORM applies the scope through ``OrgManager`` (the default manager of every
+organisation-owned model, so a view that forgets the scope still sees only its
+organisation); raw SQL asks ``sql_filter(column)`` for its WHERE clause.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+
+from collector_server.orgs import roles
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What the caller may see: ``org_ids`` None means every organisation (a superuser)."""
+
+    org_ids: frozenset[int] | None
+    write_org_id: int | None = None
+    roles: dict[int, str] = field(default_factory=dict)
+    superuser: bool = False
+
+    def role_in(self, org_id: int | None) -> str | None:
+        if org_id is None:
+            return None
+        if self.superuser:
+            return roles.ADMIN
+        return self.roles.get(org_id)
+
+    def best_role(self) -> str | None:
+        if self.superuser:
+            return roles.ADMIN
+        return max(self.roles.values(), key=roles.rank, default=None)
+
+    def sees(self, org_id: int | None) -> bool:
+        return self.org_ids is None or org_id in self.org_ids
+
+
+NOTHING = Scope(org_ids=frozenset())
+_current: ContextVar[Scope | None] = ContextVar("fleetwatch_scope", default=None)
+
+
+def current() -> Scope | None:
+    """Return the active scope, or None where no scope applies (background code)."""
+    return _current.get()
+
+
+def activate(scope: Scope | None) -> Any:
+    """Set the scope; return the token for ``deactivate``."""
+    return _current.set(scope)
+
+
+def deactivate(token: Any) -> None:
+    _current.reset(token)
+
+
+@contextlib.contextmanager
+def use_scope(scope: Scope | None) -> Iterator[Scope | None]:
+    token = activate(scope)
+    try:
+        yield scope
+    finally:
+        deactivate(token)
+
+
+def for_organization(org_id: int) -> Scope:
+    """The scope of background work done for one organisation (rule evaluation, dispatch)."""
+    return Scope(org_ids=frozenset({org_id}), write_org_id=org_id, roles={org_id: roles.ADMIN})
+
+
+def use_organization(org_id: int) -> contextlib.AbstractContextManager[Scope | None]:
+    return use_scope(for_organization(org_id))
+
+
+def sql_filter(column: str) -> tuple[str, list[Any]]:
+    """Return (clause, params) restricting ``column`` (an organisation id) to the active scope."""
+    scope = current()
+    if scope is None or scope.org_ids is None:
+        return "TRUE", []
+    return f"{column} = ANY(%s)", [sorted(scope.org_ids)]
+
+
+def sql_filter_named(column: str, name: str = "org_ids") -> tuple[str, dict[str, Any]]:
+    """``sql_filter`` for queries with named (``%(name)s``) parameters."""
+    clause, params = sql_filter(column)
+    if not params:
+        return clause, {}
+    return clause.replace("%s", f"%({name})s"), {name: params[0]}
+
+
+def restrict(queryset: models.QuerySet, path: str) -> models.QuerySet:
+    """Filter ``queryset`` on ``path`` (e.g. "organization", "alert__organization") by the scope."""
+    scope = current()
+    if scope is None or scope.org_ids is None:
+        return queryset
+    key = path if path.endswith("_id") else f"{path}_id"
+    return queryset.filter(**{f"{key}__in": sorted(scope.org_ids)})
+
+
+class OrgQuerySet(models.QuerySet):
+    """``all()`` re-applies the scope, so class-level view querysets are scoped at request time.
+
+    A queryset keeps the scope it was built under: one built inside a request (a view class
+    imported lazily) would carry that request's filter; using it under another scope raises
+    instead of answering with the wrong organisation's rows. ``OrganizationScopeMiddleware``
+    imports every view before the first request for that reason.
+    """
+
+    built_under: Scope | None = None
+
+    def _clone(self) -> OrgQuerySet:
+        clone = super()._clone()
+        clone.built_under = self.built_under
+        return clone
+
+    def all(self) -> OrgQuerySet:
+        if self.built_under is not None and self.built_under != current():
+            raise RuntimeError(
+                f"a {self.model.__name__} queryset built under one organisation scope is used under another; "
+                "build it per request (get_queryset) or at import time"
+            )
+        return restrict(super().all(), getattr(self.model._default_manager, "org_path", "organization"))
+
+
+class OrgManager(models.Manager):
+    """The default manager of an organisation-owned model: scoped to the active organisation(s)."""
+
+    def __init__(self, path: str = "organization") -> None:
+        super().__init__()
+        self.org_path = path
+
+    def deconstruct(self) -> tuple:
+        return (False, "collector_server.orgs.scope.OrgManager", None, (self.org_path,), {})
+
+    def get_queryset(self) -> models.QuerySet:
+        queryset = OrgQuerySet(model=self.model, using=self._db, hints=self._hints)
+        queryset.built_under = current()
+        return restrict(queryset, self.org_path)
+
+
+def default_organization_id() -> int:
+    """The id of the DEFAULT_ORGANIZATION, created when missing.
+
+    Not cached: a flushed test database or a renamed setting must never leave a stale id
+    behind; the lookup is one indexed SELECT, made once per ingest chunk at most.
+    """
+    from collector_server.orgs.models import Organization
+
+    slug = settings.DEFAULT_ORGANIZATION
+    org, _ = Organization.objects.get_or_create(slug=slug, defaults={"name": slug})
+    return org.pk
+
+
+def write_organization_id() -> int:
+    """The organisation new objects go to: the scope's, else the default one."""
+    scope = current()
+    if scope is not None and scope.write_org_id is not None:
+        return scope.write_org_id
+    return default_organization_id()
+
+
+def organisation_for_host(
+    agent_id: str, host_org_id: int | None = None, default_id: int | None = None
+) -> int:
+    """Return the organisation a host's data belongs to: the one place ingest decides it.
+
+    The host row's organisation when it has one; else the default organisation. Agent
+    enrollments, when they exist, are the place to look ``agent_id`` up (before the default).
+    """
+    del agent_id  # enrollments will map the agent to its organisation
+    if host_org_id is not None:
+        return host_org_id
+    return default_id if default_id is not None else default_organization_id()
+
+
+def organisations_for_agents(agent_ids: list[str]) -> dict[str, int]:
+    """Map each agent id of an ingest chunk to its organisation (two queries at most).
+
+    A '/component' suffix (e.g. '<id>/apps') is the same agent: the same host row.
+    """
+    from collector_server.monitoring.models import Host
+
+    keys = {agent_id: agent_id.partition("/")[0] for agent_id in agent_ids}
+    known = dict(
+        Host._base_manager.filter(agent_id__in=set(keys.values())).values_list("agent_id", "organization_id")
+    )
+    default_id = default_organization_id() if len(known) < len(set(keys.values())) else None
+    return {
+        agent_id: organisation_for_host(agent_id, known.get(key), default_id)
+        for agent_id, key in keys.items()
+    }
