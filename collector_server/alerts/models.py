@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from collector_server.alerts import matchers as m
 from collector_server.alerts import query as q
-from collector_server.orgs.scope import OrgManager, default_organization_id
+from collector_server.orgs.scope import OrgManager, organization_field
 
 SEVERITIES = ["info", "low", "medium", "high", "critical"]
 SEVERITY_CHOICES = [(s, s) for s in SEVERITIES]
@@ -52,9 +52,7 @@ class AlertRule(models.Model):
     NODATA_CHOICES = [(NODATA_ALERT, "alert"), (NODATA_OK, "ok"), (NODATA_KEEP, "keep last state")]
 
     name = models.CharField(max_length=200)
-    organization = models.ForeignKey(
-        "orgs.Organization", on_delete=models.PROTECT, default=default_organization_id, related_name="+"
-    )
+    organization = organization_field()
     description = models.TextField(blank=True)
     severity = models.CharField(max_length=10, choices=SEVERITY_CHOICES, default="medium")
     enabled = models.BooleanField(default=True)
@@ -165,9 +163,7 @@ class Alert(models.Model):
     rule = models.ForeignKey(
         AlertRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
     )
-    organization = models.ForeignKey(
-        "orgs.Organization", on_delete=models.PROTECT, default=default_organization_id, related_name="+"
-    )
+    organization = organization_field()
     name = models.CharField(max_length=200, db_index=True)
     labels = models.JSONField(default=dict)
     labels_key = models.TextField()
@@ -252,9 +248,7 @@ class AlertEvent(models.Model):
 class Silence(models.Model):
     """Mute notifications of matching alerts for a time, optionally every week in a window."""
 
-    organization = models.ForeignKey(
-        "orgs.Organization", on_delete=models.PROTECT, default=default_organization_id, related_name="+"
-    )
+    organization = organization_field()
     matchers = models.JSONField(default=list, help_text='[{"name": "host", "op": "=", "value": "web-1"}]')
     starts_at = models.DateTimeField(default=timezone.now)
     ends_at = models.DateTimeField(null=True, blank=True, help_text="Required unless the silence recurs.")
@@ -326,9 +320,7 @@ class Channel(models.Model):
     OK, FAILING = "ok", "failing"
 
     name = models.CharField(max_length=200)
-    organization = models.ForeignKey(
-        "orgs.Organization", on_delete=models.PROTECT, default=default_organization_id, related_name="+"
-    )
+    organization = organization_field()
     kind = models.CharField(max_length=20, choices=KIND_CHOICES)
     config = models.JSONField(
         default=dict, help_text="Kind-specific settings; secrets are never shown by the API."

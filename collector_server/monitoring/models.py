@@ -13,16 +13,14 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from collector_server.orgs.scope import OrgManager, default_organization_id
+from collector_server.orgs.scope import OrgManager, organization_field
 
 
 class Host(models.Model):
     """A machine running an agent, identified by the agent's id."""
 
     agent_id = models.CharField(max_length=200, unique=True)
-    organization = models.ForeignKey(
-        "orgs.Organization", on_delete=models.PROTECT, default=default_organization_id, related_name="+"
-    )
+    organization = organization_field()
     hostname = models.CharField(max_length=255, db_index=True)
     labels = models.JSONField(default=dict, blank=True)
     agent_version = models.CharField(max_length=50, blank=True)
@@ -59,9 +57,7 @@ class Series(models.Model):
     labels = models.JSONField(default=dict)
     labels_key = models.TextField(help_text="Canonical 'k=v,k=v' form of the labels, for uniqueness.")
     host = models.ForeignKey(Host, null=True, blank=True, on_delete=models.SET_NULL, related_name="series")
-    organization = models.ForeignKey(
-        "orgs.Organization", on_delete=models.PROTECT, default=default_organization_id, related_name="+"
-    )
+    organization = organization_field()
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = OrgManager()

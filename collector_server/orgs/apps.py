@@ -9,6 +9,10 @@ class OrgsConfig(AppConfig):
     verbose_name = "Organisations, members, tokens and audit"
 
     def ready(self) -> None:
-        from collector_server.orgs import audit_registry, schema  # noqa: F401 (registers the extension)
+        from django.db.models.signals import pre_save
 
+        from collector_server.orgs import audit_registry, schema  # noqa: F401 (registers the extension)
+        from collector_server.orgs.scope import fill_organization
+
+        pre_save.connect(fill_organization, dispatch_uid="fleetwatch-fill-organization")
         audit_registry.register_defaults()

@@ -151,6 +151,34 @@ class OrgManager(models.Manager):
         return restrict(queryset, self.org_path)
 
 
+def organization_field() -> models.ForeignKey:
+    """The ``organization`` field of an organisation-owned model.
+
+    Left empty, it is filled when the object is saved (``fill_organization``, a pre_save
+    receiver): the active scope's write organisation, else the default one. No default is
+    computed when an object is only built (no database query for an unsaved instance).
+    """
+    return models.ForeignKey(
+        "orgs.Organization",
+        on_delete=models.PROTECT,
+        null=False,
+        blank=True,
+        default=None,
+        related_name="+",
+        help_text="Empty: the organisation you act in.",
+    )
+
+
+def fill_organization(
+    sender: type[models.Model], instance: models.Model, raw: bool = False, **kwargs: Any
+) -> None:
+    """pre_save: give an organisation-owned object without an organisation the one being written to."""
+    if raw or not isinstance(getattr(sender, "_default_manager", None), OrgManager):
+        return
+    if getattr(instance, "organization_id", 0) is None:
+        instance.organization_id = write_organization_id()
+
+
 def default_organization_id() -> int:
     """The id of the DEFAULT_ORGANIZATION, created when missing.
 

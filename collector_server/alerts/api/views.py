@@ -224,7 +224,8 @@ class AlertRuleViewSet(OrganizationScopedMixin, KnownQueryParamsMixin, viewsets.
 
 
 def preview_rule(rule: AlertRule) -> list[dict[str, Any]]:
-    with scope.use_organization(rule.organization_id):  # the rule's organisation's data only
+    org_id = rule.organization_id or scope.write_organization_id()
+    with scope.use_organization(org_id):  # the rule's organisation's data only
         result = rule.evaluate_now()
     return [
         {

@@ -10,7 +10,6 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-import collector_server.orgs.scope
 
 MODELS = ("AlertRule", "Channel", "Silence", "Alert")
 
@@ -35,7 +34,9 @@ def db_default(apps, schema_editor):
 def _fk(null: bool):
     return models.ForeignKey(
         null=null,
-        default=None if null else collector_server.orgs.scope.default_organization_id,
+        blank=True,
+        default=None,
+        help_text="Empty: the organisation you act in.",
         on_delete=django.db.models.deletion.PROTECT,
         related_name="+",
         to="orgs.organization",
