@@ -89,6 +89,9 @@ try:
             f"DEFAULT_ORGANIZATION={DEFAULT_ORGANIZATION!r} must be a slug (letters, digits, - and _)"
         )
 
+    # /metrics for anonymous scrapes (every organisation, labelled); false: a token is required
+    METRICS_PUBLIC = config.envbool("METRICS_PUBLIC", True)
+
     # Logging
     LOG_LEVEL = config.envstr("LOG_LEVEL", "INFO").upper()
     LOG_FORMAT = config.envstr("LOG_FORMAT", "json").lower()

@@ -27,6 +27,7 @@ class MembershipAdmin(OrganizationAdminMixin, admin.ModelAdmin):
     list_display = ["user", "organization", "role", "created_at"]
     list_filter = ["role", "organization"]
     search_fields = ["user__username"]
+    raw_id_fields = ["user"]  # a drop-down would list every user of every organisation
     view_role = roles.ADMIN
 
 

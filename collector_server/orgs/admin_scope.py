@@ -54,6 +54,11 @@ class OrganizationAdminMixin:
         scope = admin_scope(request)
         return roles.at_least(scope.role_in(scope.write_org_id), self.change_role)
 
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        """Filtering by organisation lists every organisation's name: superusers only."""
+        filters = list(super().get_list_filter(request))  # type: ignore[misc]
+        return filters if admin_scope(request).superuser else [f for f in filters if f != "organization"]
+
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         """The organisation of an object: one where the caller holds ``change_role`` (any, for a superuser)."""
         if db_field.name == "organization":
