@@ -25,13 +25,15 @@ class OrganizationScopeMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         scope = NOTHING
         user = getattr(request, "user", None)
+        resolved_for = user
         if user is not None and user.is_authenticated:
             try:
                 scope = scope_for(user, None, requested_slug(request))
             except APIException:
-                scope = NOTHING  # a bad selection: DRF answers it; plain views see nothing
+                scope = NOTHING  # a bad selection: plain views see nothing, DRF resolves again and says why
+                resolved_for = None
         request.fleetwatch_scope = scope
-        request.fleetwatch_scope_user = user
+        request.fleetwatch_scope_user = resolved_for
         token = activate(scope)
         actor_token = audit.set_actor_source(request)
         try:

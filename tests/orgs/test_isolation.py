@@ -106,3 +106,27 @@ def test_the_query_layer_answers_each_organisation_its_own_series(db, partitions
         ).json()
         values = [point[1] for series in data["data"]["series"] for point in series["points"]]
         assert values and set(values) == {expected}, (slug, data)
+
+
+def test_a_superuser_switches_organisation_for_the_session_and_by_header(db, partitions):
+    from django.test import Client
+
+    other = organization("other")
+    Host.objects.create(agent_id="agent-b", hostname="b-host", organization=other)
+    Host.objects.create(agent_id="agent-a", hostname="a-host")
+    root = User.objects.create_superuser("root", "r@example.com", "pw-root-12345")
+    web = Client()
+    web.force_login(root)
+    names = lambda response: sorted(h["hostname"] for h in response.json()["data"])  # noqa: E731
+    assert names(web.get("/api/v1/monitoring/hosts")) == ["a-host", "b-host"]  # a superuser sees all
+    assert names(web.get("/api/v1/monitoring/hosts", HTTP_X_FLEETWATCH_ORGANIZATION="other")) == ["b-host"]
+    assert web.get("/?organization=other").status_code == 302
+    assert names(web.get("/api/v1/monitoring/hosts")) == ["b-host"]
+    assert b"<b>other</b>" in web.get("/").content
+    web.get("/?organization=")
+    assert names(web.get("/api/v1/monitoring/hosts")) == ["a-host", "b-host"]
+    unknown = web.get("/api/v1/monitoring/hosts", HTTP_X_FLEETWATCH_ORGANIZATION="nope")
+    assert unknown.status_code == 404 and "nope" in unknown.json()["error"]
+    outsider = Client()
+    outsider.force_login(member(User.objects.create_user("outsider", is_staff=True), "viewer"))
+    assert outsider.get("/?organization=other").status_code == 403
