@@ -25,10 +25,9 @@ def fill_default(apps, schema_editor):
 
 def db_default(apps, schema_editor):
     """Rows written by raw SQL that names no organisation go to the default one."""
-    org = apps.get_model("orgs", "Organization").objects.get(slug=settings.DEFAULT_ORGANIZATION)
     for name in MODELS:
         table = apps.get_model("alerts", name)._meta.db_table
-        schema_editor.execute(f"ALTER TABLE {table} ALTER COLUMN organization_id SET DEFAULT {int(org.pk)}")
+        schema_editor.execute(f"ALTER TABLE {table} ALTER COLUMN organization_id SET DEFAULT fleetwatch_default_organization()")
 
 
 def _fk(null: bool):

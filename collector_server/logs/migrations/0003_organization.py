@@ -21,6 +21,11 @@ def add_column(apps, schema_editor):
     schema_editor.execute(
         f"ALTER TABLE logs_entry ADD COLUMN IF NOT EXISTS organization_id integer NOT NULL DEFAULT {int(org.pk)}"
     )
+    # Later raw inserts that name no organisation: the default organisation, looked up (or created) when
+    # inserted. Changing the default after the column exists rewrites nothing.
+    schema_editor.execute(
+        "ALTER TABLE logs_entry ALTER COLUMN organization_id SET DEFAULT fleetwatch_default_organization()"
+    )
 
 
 def drop_column(apps, schema_editor):

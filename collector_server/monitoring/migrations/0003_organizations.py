@@ -24,9 +24,8 @@ def fill_default(apps, schema_editor):
 
 def db_default(apps, schema_editor):
     """Rows written by raw SQL that names no organisation (COPY tools, older scripts) go to the default one."""
-    org = apps.get_model("orgs", "Organization").objects.get(slug=settings.DEFAULT_ORGANIZATION)
     for table in ("monitoring_host", "monitoring_series"):
-        schema_editor.execute(f"ALTER TABLE {table} ALTER COLUMN organization_id SET DEFAULT {int(org.pk)}")
+        schema_editor.execute(f"ALTER TABLE {table} ALTER COLUMN organization_id SET DEFAULT fleetwatch_default_organization()")
 
 
 def _fk(null: bool):

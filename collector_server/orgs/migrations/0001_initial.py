@@ -45,6 +45,33 @@ def create_default(apps, schema_editor):
         cursor.execute("DELETE FROM authtoken_token")
 
 
+DEFAULT_FUNCTION = """
+CREATE OR REPLACE FUNCTION fleetwatch_default_organization() RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE found bigint;
+BEGIN
+    SELECT id INTO found FROM orgs_organization WHERE slug = '{slug}';
+    IF found IS NULL THEN
+        INSERT INTO orgs_organization (slug, name, created_at) VALUES ('{slug}', '{slug}', now())
+        ON CONFLICT (slug) DO NOTHING RETURNING id INTO found;
+        IF found IS NULL THEN
+            SELECT id INTO found FROM orgs_organization WHERE slug = '{slug}';
+        END IF;
+    END IF;
+    RETURN found;
+END $$;
+"""
+
+
+def create_default_function(apps, schema_editor):
+    """The column default of organisation ids: rows inserted by raw SQL that name none go to the default."""
+    slug = settings.DEFAULT_ORGANIZATION  # a slug (checked in settings): safe inside the quotes
+    schema_editor.execute(DEFAULT_FUNCTION.format(slug=slug))
+
+
+def drop_default_function(apps, schema_editor):
+    schema_editor.execute("DROP FUNCTION IF EXISTS fleetwatch_default_organization()")
+
+
 class Migration(migrations.Migration):
     initial = True
 
@@ -175,4 +202,5 @@ class Migration(migrations.Migration):
             },
         ),
         migrations.RunPython(create_default, migrations.RunPython.noop),
+        migrations.RunPython(create_default_function, drop_default_function),
     ]
