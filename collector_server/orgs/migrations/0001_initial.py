@@ -46,15 +46,16 @@ def create_default(apps, schema_editor):
 
 
 DEFAULT_FUNCTION = """
-CREATE OR REPLACE FUNCTION fleetwatch_default_organization() RETURNS bigint LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION fleetwatch_default_organization(wanted text DEFAULT '{slug}')
+RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE found bigint;
 BEGIN
-    SELECT id INTO found FROM orgs_organization WHERE slug = '{slug}';
+    SELECT id INTO found FROM orgs_organization WHERE slug = wanted;
     IF found IS NULL THEN
-        INSERT INTO orgs_organization (slug, name, created_at) VALUES ('{slug}', '{slug}', now())
+        INSERT INTO orgs_organization (slug, name, created_at) VALUES (wanted, wanted, now())
         ON CONFLICT (slug) DO NOTHING RETURNING id INTO found;
         IF found IS NULL THEN
-            SELECT id INTO found FROM orgs_organization WHERE slug = '{slug}';
+            SELECT id INTO found FROM orgs_organization WHERE slug = wanted;
         END IF;
     END IF;
     RETURN found;
@@ -69,7 +70,7 @@ def create_default_function(apps, schema_editor):
 
 
 def drop_default_function(apps, schema_editor):
-    schema_editor.execute("DROP FUNCTION IF EXISTS fleetwatch_default_organization()")
+    schema_editor.execute("DROP FUNCTION IF EXISTS fleetwatch_default_organization(text)")
 
 
 class Migration(migrations.Migration):
