@@ -92,6 +92,7 @@ def setup_data(receiver_url: str) -> None:
 
     from collector_server.alerts.models import AlertRule, Channel
     from collector_server.monitoring import partitions
+    from collector_server.orgs.scope import default_organization_id
 
     call_command("migrate", verbosity=0)
     partitions.ensure_ahead(days_ahead=1)
@@ -132,6 +133,7 @@ def setup_data(receiver_url: str) -> None:
     channel.full_clean()
     channel.save()
     rules = []
+    org_id = default_organization_id()  # bulk_create skips the save-time filling of the organisation
     for i in range(RULES - 1):
         query = {
             "metric": f"bench_m{i % METRICS}",
@@ -139,7 +141,9 @@ def setup_data(receiver_url: str) -> None:
             "window": WINDOWS[(i // (METRICS * len(AGGREGATIONS))) % len(WINDOWS)],
             "group_by": ["host"],
         }
-        rules.append(AlertRule(name=f"bench rule {i}", query=query, threshold=1000 + i))
+        rules.append(
+            AlertRule(name=f"bench rule {i}", query=query, threshold=1000 + i, organization_id=org_id)
+        )
     target = AlertRule(
         name="bench target",
         query={"metric": "bench_target", "aggregation": "max", "window": 60, "group_by": ["host"]},

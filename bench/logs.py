@@ -226,7 +226,7 @@ def prepare_rate(records: list[dict[str, Any]]) -> tuple[float, list[Any]]:
 
     window = writer.current_window()
     started = time.perf_counter()
-    rows = [to_row(record, "web-1", window) for record in records]
+    rows = [to_row(record, "web-1", window, "1") for record in records]
     return len(records) / (time.perf_counter() - started), rows
 
 

@@ -218,7 +218,9 @@ def up(var: Path, port: int) -> int:
     print(run_checked([sys.executable, "-m", "collector_server", "migrate"], env).strip())
     credentials = var / "admin.json"
     if not credentials.exists():
-        out = run_checked([sys.executable, "-m", "collector_server", "manage", "bootstrap_admin"], env)
+        out = run_checked(
+            [sys.executable, "-m", "collector_server", "manage", "bootstrap_admin", "--new-token"], env
+        )
         fields = dict(line.split(": ", 1) for line in out.strip().splitlines() if ": " in line)
         var.mkdir(parents=True, exist_ok=True)
         write_private(credentials, json.dumps(fields))

@@ -155,6 +155,16 @@ try:
         {"SECRET_KEY": SECRET_KEY, "DATABASE_URL": DATABASE_URL, "REDIS_URL": REDIS_URL}
     )
 
+    # Organisations: where existing data, new hosts and the environment's channels go
+    DEFAULT_ORGANIZATION = config.envstr("DEFAULT_ORGANIZATION", "default")
+    if not DEFAULT_ORGANIZATION or not DEFAULT_ORGANIZATION.replace("-", "").replace("_", "").isalnum():
+        raise ConfigError(
+            f"DEFAULT_ORGANIZATION={DEFAULT_ORGANIZATION!r} must be a slug (letters, digits, - and _)"
+        )
+
+    # /metrics for anonymous scrapes (every organisation, labelled); false: a token is required
+    METRICS_PUBLIC = config.envbool("METRICS_PUBLIC", True)
+
     # Logging
     LOG_LEVEL = config.envstr("LOG_LEVEL", "INFO").upper()
     LOG_FORMAT = config.envstr("LOG_FORMAT", "json").lower()
@@ -173,7 +183,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and ReDoc served from the package (offline installs)
@@ -183,6 +192,7 @@ INSTALLED_APPS = [
     "collector_server.logs",
     "collector_server.enrollments",
     "collector_server.ui",
+    "collector_server.orgs",
 ]
 
 MIDDLEWARE = [
@@ -193,6 +203,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Every request gets an organisation scope (nothing until the caller is known).
+    "collector_server.orgs.middleware.OrganizationScopeMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # login throttling (last, as django-axes asks)
@@ -234,10 +246,10 @@ LOGIN_URL = "/login/"  # the UI's own login: viewers are not staff, the admin's 
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "collector_server.orgs.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": ["collector_server.orgs.permissions.OrganizationRole"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -256,6 +268,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "collector_server.orgs.schema.add_organization_header",
+    ],
 }
 
 LOGGING = {

@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/v1/monitoring/", include("collector_server.logs.api.monitoring_urls")),
     path("api/v1/monitoring/", include("collector_server.enrollments.api.urls")),
     path("api/v1/logs/", include("collector_server.logs.api.urls")),
+    path("api/v1/", include("collector_server.orgs.api.urls")),
     # The seed documents' unversioned alert paths (POST alerts, PUT alerts/{id}/resolve), an alias.
     path("api/monitoring/", include("collector_server.alerts.api.seed_urls")),
     path("prometheus/", include("collector_server.prometheus_api.urls")),

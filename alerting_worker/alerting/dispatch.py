@@ -35,6 +35,7 @@ from collector_server.alerts.models import (
     NotificationGroup,
     Silence,
 )
+from collector_server.orgs import scope
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +47,15 @@ def dispatch_all(now: datetime | None = None) -> list[int]:
     """Dispatch every enabled channel, then advance escalations; return the ids of the notifications written."""
     now = now or timezone.now()
     muted = mark_muted(now)
-    tree = routing.load_tree()
+    trees = routing.load_trees()  # one routing tree per organisation
     written: list[int] = []
     for channel in Channel.objects.filter(enabled=True).exclude(kind__in=switched_off_kinds()):
+        tree = trees.get(channel.organization_id, routing.EMPTY)
         written.extend(dispatch_channel(channel, now, muted, tree))
-    if tree.root is not None:
-        written.extend(escalation.advance(tree, now, muted))
+    for org_id, tree in sorted(trees.items()):
+        if tree.root is not None:
+            with scope.use_organization(org_id):
+                written.extend(escalation.advance(tree, now, muted, org_id))
     return written
 
 
@@ -63,14 +67,23 @@ def switched_off_kinds() -> list[str]:
 
 def mark_muted(now: datetime) -> set[int]:
     """Flag firing alerts as silenced or inhibited (for display) and return the ids of the muted ones."""
-    silences = [s for s in Silence.objects.filter(starts_at__lte=now) if s.is_active(now)]
+    silences: dict[int, list[Silence]] = defaultdict(list)
+    for silence in Silence.objects.filter(starts_at__lte=now):
+        if silence.is_active(now):
+            silences[silence.organization_id].append(silence)
     firing = list(Alert.objects.filter(state=Alert.FIRING).select_related("rule"))
-    down_hosts = {a.host for a in firing if a.rule and a.rule.query_type == HOST_DOWN_QUERY and a.host}
+    # A silence or a down host mutes only alerts of its own organisation.
+    down_hosts = {
+        (a.organization_id, a.host)
+        for a in firing
+        if a.rule and a.rule.query_type == HOST_DOWN_QUERY and a.host
+    }
     muted: set[int] = set()
     for alert in firing:
-        silenced = any(s.matches(alert.labels) for s in silences)
+        silenced = any(s.matches(alert.labels) for s in silences[alert.organization_id])
         inhibited = bool(
-            alert.host in down_hosts and not (alert.rule and alert.rule.query_type == HOST_DOWN_QUERY)
+            (alert.organization_id, alert.host) in down_hosts
+            and not (alert.rule and alert.rule.query_type == HOST_DOWN_QUERY)
         )
         if silenced or inhibited:
             muted.add(alert.pk)
@@ -84,7 +97,9 @@ def _channel_alerts(channel: Channel) -> list[Alert]:
     if channel.is_default:
         routed |= Q(rule__isnull=True) | Q(rule__channels__isnull=True)
     # Alerts received from an Alertmanager were notified there: never sent on (no loops).
-    alerts = Alert.objects.filter(routed, state=Alert.FIRING, source=Alert.FLEETWATCH)
+    alerts = Alert.objects.filter(
+        routed, state=Alert.FIRING, source=Alert.FLEETWATCH, organization_id=channel.organization_id
+    )
     return list(alerts.select_related("rule").distinct())
 
 
@@ -117,13 +132,15 @@ def _assignments(channel: Channel, tree: routing.Tree) -> list[tuple[Alert, rout
         policy = channel_policy(channel)
         return [(alert, policy) for alert in _channel_alerts(channel)]
     out = []
-    for alert in firing_alerts():
+    for alert in firing_alerts(channel.organization_id):
         out.extend((alert, p) for p in tree.match(alert.labels) if p.channel_id == channel.pk)
     return out
 
 
-def firing_alerts() -> list[Alert]:
-    return list(Alert.objects.filter(state=Alert.FIRING, source=Alert.FLEETWATCH).select_related("rule"))
+def firing_alerts(org_id: int) -> list[Alert]:
+    """The firing alerts of one organisation (a routing tree never sees another's)."""
+    alerts = Alert.objects.filter(state=Alert.FIRING, source=Alert.FLEETWATCH, organization_id=org_id)
+    return list(alerts.select_related("rule"))
 
 
 def _stored_key(policy: routing.RoutePolicy, key: str) -> str:
@@ -135,9 +152,9 @@ def dispatch_channel(
 ) -> list[int]:
     """Decide and write the notifications of one channel (one dispatcher per channel at a time)."""
     muted = mark_muted(now) if muted is None else muted
-    tree = routing.load_tree() if tree is None else tree
+    tree = routing.load_tree(channel.organization_id) if tree is None else tree
     written: list[int] = []
-    with transaction.atomic():
+    with scope.use_organization(channel.organization_id), transaction.atomic():
         if not _try_lock(channel.pk):
             return written
         groups: dict[str, list[Alert]] = defaultdict(list)

@@ -22,23 +22,32 @@ log = logging.getLogger(__name__)
 ACKNOWLEDGED, RESOLVED, LAST_STEP = "acknowledged", "resolved", "last step"
 
 
-def advance(tree: routing.Tree, now: datetime, muted: set[int] | None = None) -> list[int]:
-    """Start, step on, stop and close escalations; return the ids of the notifications written."""
+def advance(
+    tree: routing.Tree, now: datetime, muted: set[int] | None = None, org_id: int | None = None
+) -> list[int]:
+    """Start, step on, stop and close escalations (of ``org_id``'s alerts: ``tree`` is its tree).
+
+    Return the ids of the notifications written.
+    """
     muted = muted or set()
     written: list[int] = []
     with transaction.atomic():
-        _start(tree, now, muted)
-        for state in EscalationState.objects.select_for_update(skip_locked=True).filter(resolved_told=False):
+        _start(tree, now, muted, org_id)
+        states = EscalationState.objects.select_for_update(skip_locked=True).filter(resolved_told=False)
+        if org_id is not None:
+            states = states.filter(alert__organization_id=org_id)
+        for state in states:
             written.extend(_advance_one(state, now, muted))
     return written
 
 
-def _start(tree: routing.Tree, now: datetime, muted: set[int]) -> None:
+def _start(tree: routing.Tree, now: datetime, muted: set[int], org_id: int | None = None) -> None:
     """Give every firing alert routed to an escalation policy its state (first step due at once or later)."""
     started = set(EscalationState.objects.values_list("alert_id", "policy_id"))
-    for alert in Alert.objects.filter(
-        state=Alert.FIRING, source=Alert.FLEETWATCH, acknowledged_at__isnull=True
-    ):
+    firing = Alert.objects.filter(state=Alert.FIRING, source=Alert.FLEETWATCH, acknowledged_at__isnull=True)
+    if org_id is not None:
+        firing = firing.filter(organization_id=org_id)
+    for alert in firing:
         for policy_id in {p.escalation_id for p in tree.match(alert.labels) if p.escalation_id}:
             if (alert.pk, policy_id) in started:
                 continue

@@ -24,6 +24,7 @@ from django.utils import timezone
 from collector_server.alerts import format_spec, log_query
 from collector_server.alerts import query as q
 from collector_server.alerts.models import COMPARISONS, Alert, AlertEvent, AlertRule, severity_rank
+from collector_server.orgs import scope
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +110,26 @@ def evaluate_all(now: datetime | None = None, metrics: set[str] | None = None) -
     rules = list(AlertRule.objects.filter(enabled=True))
     if metrics is not None:
         rules = [r for r in rules if rule_metrics(r) & metrics]
-    cache = _prefetch_batched(rules, now, stats)
+    by_org: dict[int, list[AlertRule]] = defaultdict(list)
+    for rule in rules:
+        by_org[rule.organization_id].append(rule)
+    for org_id, org_rules in sorted(by_org.items()):
+        # Every query of these rules sees only this organisation's series, hosts and logs.
+        with scope.use_organization(org_id):
+            _evaluate_rules(org_rules, now, stats, open_by_rule)
+    if metrics is None:
+        close_orphans(now, stats)
+    return stats
+
+
+def _evaluate_rules(
+    rules: list[AlertRule], now: datetime, stats: EvalStats, open_by_rule: dict[int, dict[str, Alert]]
+) -> None:
+    """Evaluate the rules of one organisation (the caller sets its scope)."""
+    cache, invalid = _prefetch_batched(rules, now, stats)
     for rule in rules:
         stats.rules += 1
-        if rule.name in stats.errors:
+        if rule.pk in invalid:
             continue
         try:
             result = _cached_query(rule, now, cache)
@@ -120,10 +137,7 @@ def evaluate_all(now: datetime | None = None, metrics: set[str] | None = None) -
         except Exception as exc:  # record and go on with the next rule
             log.exception("alerting: rule %s failed to evaluate", rule.name)
             stats.errors[rule.name] = str(exc)
-    stats.distinct_queries = len(cache)
-    if metrics is None:
-        close_orphans(now, stats)
-    return stats
+    stats.distinct_queries += len(cache)
 
 
 def close_orphans(now: datetime, stats: EvalStats) -> None:
@@ -141,15 +155,22 @@ def _cache_key(rule: AlertRule, query: dict[str, Any]) -> str:
     return json.dumps([rule.query_type, query, rule.nodata_timeout_seconds], sort_keys=True)
 
 
-def _prefetch_batched(rules: list[AlertRule], now: datetime, stats: EvalStats) -> dict[str, q.QueryResult]:
-    """Evaluate the metric rules that share a selection together, one scan per selection."""
+def _prefetch_batched(
+    rules: list[AlertRule], now: datetime, stats: EvalStats
+) -> tuple[dict[str, q.QueryResult], set[int]]:
+    """Evaluate the metric rules that share a selection together, one scan per selection.
+
+    Return the results by cache key and the ids of the rules whose query is invalid.
+    """
     selections: dict[str, list[tuple[AlertRule, dict[str, Any]]]] = defaultdict(list)
     log_rules: list[tuple[AlertRule, dict[str, Any]]] = []
+    invalid: set[int] = set()
     for rule in rules:
         try:
             query = q.get(rule.query_type).validate(rule.query)
         except ValueError as exc:
             stats.errors[rule.name] = str(exc)
+            invalid.add(rule.pk)
             continue
         if rule.query_type == log_query.LogCountQuery.name:
             log_rules.append((rule, query))
@@ -165,7 +186,7 @@ def _prefetch_batched(rules: list[AlertRule], now: datetime, stats: EvalStats) -
         results = q.evaluate_metric_batch(base, specs, now, first_rule.nodata_timeout_seconds)
         for rule, query in members:
             cache[_cache_key(rule, query)] = results[(query["aggregation"], query["window"])]
-    return cache
+    return cache, invalid
 
 
 def _prefetch_logs(
@@ -347,6 +368,7 @@ def _open(
         with transaction.atomic():
             alert = Alert.objects.create(
                 rule=rule,
+                organization_id=rule.organization_id,
                 name=rule.name,
                 labels=full,
                 labels_key=key,

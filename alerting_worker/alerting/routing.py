@@ -6,7 +6,7 @@ child has ``continue``; when no child matches, the node itself is the match. Eve
 notifies its receiver, grouped by its ``group_by`` with its own ``group_wait``,
 ``group_interval`` and ``repeat_interval``; a blank setting is the parent's.
 
-With no root route the tree is off and dispatch uses each channel's own settings and the
+Each organisation has its own tree. With no root route the tree is off and dispatch uses each channel's own settings and the
 rules' channel lists (the behaviour before routes existed).
 """
 
@@ -108,5 +108,17 @@ def _pick(own: int | None, inherited: int | bool | None, default: int | None) ->
     return default
 
 
-def load_tree() -> Tree:
-    return Tree(list(Route.objects.all()))
+def load_tree(org_id: int) -> Tree:
+    """The routing tree of one organisation (each organisation has its own root)."""
+    return Tree(list(Route.objects.filter(organization_id=org_id)))
+
+
+def load_trees() -> dict[int, Tree]:
+    """Every organisation's routing tree, by organisation id (only those with routes)."""
+    by_org: dict[int, list[Route]] = defaultdict(list)
+    for route in Route.objects.all():
+        by_org[route.organization_id].append(route)
+    return {org_id: Tree(routes) for org_id, routes in by_org.items()}
+
+
+EMPTY = Tree([])

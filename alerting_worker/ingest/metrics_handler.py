@@ -20,6 +20,7 @@ from psycopg import Cursor
 from alerting_worker.ingest import alert_trigger, rollup_marks
 from alerting_worker.ingest.limits import Limits, host_agent_id
 from collector_server.monitoring import partitions
+from collector_server.orgs.scope import organisations_for_agents
 from collector_server.redis_conn import get_redis
 from shared.labels import labels_key
 from shared.wire import Batch
@@ -31,7 +32,7 @@ _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x0
 _COPY_TRAILER = b"\xff\xff"
 COPY_SQL = "COPY monitoring_sample (series_id, ts, value) FROM STDIN (FORMAT BINARY)"
 
-SeriesKey = tuple[str, str]
+SeriesKey = tuple[int, str, str]  # (organisation id, name, labels key)
 # One advisory lock per host while its new series are counted and created (the high bits keep
 # these keys apart from other advisory locks).
 SERIES_LOCK_NAMESPACE = 0x4657 << 48
@@ -41,7 +42,7 @@ class SeriesCache:
     """Series ids known to be committed, per worker process.
 
     `series` maps the canonical key; `fast` maps what a batch literally carries
-    (host, name, label items in the agent's order) so the hot path skips sorting.
+    (organisation, host, name, label items in the agent's order) so the hot path skips sorting.
     """
 
     LIMIT = 2_000_000
@@ -109,9 +110,9 @@ class MetricsHandler:
         plan: list[tuple[int | SeriesKey, list[list[float]], Batch]] = []
         slow: dict[tuple, SeriesKey] = {}
         for batch in batches:
-            host, host_id = batch.host, host_ids[batch.agent_id]
+            host, (host_id, org_id) = batch.host, host_ids[batch.agent_id]
             for series in batch.series:
-                literal = (host, series.name, *series.labels.items())
+                literal = (org_id, host, series.name, *series.labels.items())
                 sid = fast.get(literal)
                 if sid is not None:
                     plan.append((sid, series.points, batch))
@@ -122,7 +123,7 @@ class MetricsHandler:
                     continue
                 labels = dict(series.labels)
                 labels["host"] = host
-                key = (series.name, labels_key(labels))
+                key = (org_id, series.name, labels_key(labels))
                 slow[literal] = key
                 if key not in self.cache.series:
                     wanted[key] = (series.type, labels, host_id)
@@ -171,19 +172,21 @@ class MetricsHandler:
                 return ids
         keys = sorted(wanted)  # one order for every worker: no deadlocks between inserts
         cursor.execute(
-            "INSERT INTO monitoring_series (name, kind, labels, labels_key, host_id, created_at) "
-            "SELECT n, k, l::jsonb, lk, h, now() FROM unnest(%s::text[], %s::text[], %s::text[], "
-            "%s::text[], %s::bigint[]) AS t(n, k, l, lk, h) "
-            "ON CONFLICT (name, labels_key) DO NOTHING RETURNING id, name, labels_key",
+            "INSERT INTO monitoring_series (organization_id, name, kind, labels, labels_key, host_id, created_at) "
+            "SELECT o, n, k, l::jsonb, lk, h, now() FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], "
+            "%s::text[], %s::bigint[]) AS t(o, n, k, l, lk, h) "
+            "ON CONFLICT (organization_id, name, labels_key) DO NOTHING "
+            "RETURNING id, organization_id, name, labels_key",
             [
                 [k[0] for k in keys],
+                [k[1] for k in keys],
                 [wanted[k][0] for k in keys],
                 [json.dumps(wanted[k][1], sort_keys=True) for k in keys],
-                [k[1] for k in keys],
+                [k[2] for k in keys],
                 [wanted[k][2] for k in keys],
             ],
         )
-        created = {(name, lk): sid for sid, name, lk in cursor.fetchall()}
+        created = {(org, name, lk): sid for sid, org, name, lk in cursor.fetchall()}
         missing = [k for k in keys if k not in created]
         existing = self.lookup(cursor, missing) if missing else {}
         # Series created in this transaction exist for others only once it commits.
@@ -195,11 +198,12 @@ class MetricsHandler:
     def lookup(self, cursor: Cursor, keys: list[SeriesKey]) -> dict[SeriesKey, int]:
         """Return the ids of those of `keys` that exist (committed), remembering them."""
         cursor.execute(
-            "SELECT s.id, s.name, s.labels_key FROM monitoring_series s "
-            "JOIN unnest(%s::text[], %s::text[]) AS t(n, lk) ON s.name = t.n AND s.labels_key = t.lk",
-            [[k[0] for k in keys], [k[1] for k in keys]],
+            "SELECT s.id, s.organization_id, s.name, s.labels_key FROM monitoring_series s "
+            "JOIN unnest(%s::bigint[], %s::text[], %s::text[]) AS t(o, n, lk) "
+            "ON s.organization_id = t.o AND s.name = t.n AND s.labels_key = t.lk",
+            [[k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]],
         )
-        existing = {(name, lk): sid for sid, name, lk in cursor.fetchall()}
+        existing = {(org, name, lk): sid for sid, org, name, lk in cursor.fetchall()}
         self.cache.series.update(existing)
         return existing
 
@@ -285,8 +289,10 @@ def pack_rows(
     return b"".join(chunks), rows, lowest
 
 
-def upsert_hosts(cursor: Cursor, batches: list[Batch]) -> dict[str, int]:
-    """Create or refresh the host of every agent in the chunk; return batch agent id -> host id.
+def upsert_hosts(cursor: Cursor, batches: list[Batch]) -> dict[str, tuple[int, int]]:
+    """Create or refresh the host of every agent in the chunk; return batch agent id -> (host id, org id).
+
+    A new host goes to ``organisation_for_host``'s organisation; an existing one keeps its own.
 
     The agent's own batches set the host's name, labels and version; batches of its
     components (an id with a '/suffix') only refresh last_seen. last_seen is when the batch
@@ -302,23 +308,26 @@ def upsert_hosts(cursor: Cursor, batches: list[Batch]) -> dict[str, int]:
         if current is None or (own, batch.sent_at) >= (current.agent_id == key, current.sent_at):
             latest[key] = batch
     agents = sorted(latest)
+    orgs = organisations_for_agents(agents)
     cursor.execute(
-        "INSERT INTO monitoring_host (agent_id, hostname, labels, agent_version, first_seen, last_seen) "
-        "SELECT a, h, l::jsonb, v, now(), now() FROM unnest(%s::text[], %s::text[], %s::text[], "
-        "%s::text[]) AS x(a, h, l, v) "
+        "INSERT INTO monitoring_host (agent_id, hostname, labels, agent_version, first_seen, last_seen, "
+        "organization_id) "
+        "SELECT a, h, l::jsonb, v, now(), now(), o FROM unnest(%s::text[], %s::text[], %s::text[], "
+        "%s::text[], %s::bigint[]) AS x(a, h, l, v, o) "
         "ON CONFLICT (agent_id) DO UPDATE SET "
         "hostname = EXCLUDED.hostname, "
         "labels = CASE WHEN EXCLUDED.agent_version = '' THEN monitoring_host.labels ELSE EXCLUDED.labels END, "
         "agent_version = CASE WHEN EXCLUDED.agent_version = '' THEN monitoring_host.agent_version "
         "ELSE EXCLUDED.agent_version END, "
-        "last_seen = GREATEST(monitoring_host.last_seen, EXCLUDED.last_seen) RETURNING id, agent_id",
+        "last_seen = GREATEST(monitoring_host.last_seen, EXCLUDED.last_seen) RETURNING id, agent_id, organization_id",
         [
             agents,
             [latest[a].host for a in agents],
             [json.dumps(latest[a].host_labels, sort_keys=True) for a in agents],
             # A component's batch carries no version of the agent: '' keeps the stored one.
             [latest[a].agent_version if latest[a].agent_id == a else "" for a in agents],
+            [orgs[a] for a in agents],
         ],
     )
-    by_host = {agent_id: host_id for host_id, agent_id in cursor.fetchall()}
+    by_host = {agent_id: (host_id, org_id) for host_id, agent_id, org_id in cursor.fetchall()}
     return {batch.agent_id: by_host[host_agent_id(batch.agent_id)] for batch in batches}

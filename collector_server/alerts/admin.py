@@ -25,6 +25,8 @@ from collector_server.alerts.models import (
     Notification,
     Silence,
 )
+from collector_server.orgs import audit, roles
+from collector_server.orgs.admin_scope import OrganizationAdminMixin
 
 PREVIEW_LIMIT = 50
 # The submit button on the rule form: validate and evaluate the rule as edited, save nothing.
@@ -93,7 +95,7 @@ class PreviewOnValid:
 
 
 @admin.register(AlertRule)
-class AlertRuleAdmin(admin.ModelAdmin):
+class AlertRuleAdmin(OrganizationAdminMixin, admin.ModelAdmin):
     list_display = ["name", "severity", "enabled", "query_type", "comparison", "threshold", "for_seconds"]
     list_filter = ["enabled", "severity", "query_type"]
     search_fields = ["name", "description"]
@@ -147,7 +149,8 @@ class AlertEventInline(admin.TabularInline):
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(OrganizationAdminMixin, admin.ModelAdmin):
+    change_role = roles.OPERATOR
     list_display = [
         "name",
         "labels_key",
@@ -171,7 +174,7 @@ class AlertAdmin(admin.ModelAdmin):
             return "-"
         return format_html('<a href="{}">records of the last breached window</a>', url)
 
-    @admin.action(description="Acknowledge the selected firing alerts")
+    @admin.action(description="Acknowledge the selected firing alerts", permissions=["change"])
     def acknowledge(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
         now, actor = timezone.now(), request.user.get_username()
         for alert in queryset.filter(state=Alert.FIRING, acknowledged_at__isnull=True):
@@ -182,11 +185,13 @@ class AlertAdmin(admin.ModelAdmin):
                     alert=alert, rule_id=alert.rule_id, labels_key=alert.labels_key, from_state=Alert.FIRING,
                     to_state="acknowledged", value=alert.value, at=now, actor=actor,
                 )  # fmt: skip
+                audit.record("acknowledge", alert, {"acknowledged_by": ["", actor]})
         messages.success(request, "Acknowledged.")
 
 
 @admin.register(Silence)
-class SilenceAdmin(admin.ModelAdmin):
+class SilenceAdmin(OrganizationAdminMixin, admin.ModelAdmin):
+    change_role = roles.OPERATOR
     list_display = ["id", "comment", "starts_at", "ends_at", "recurrence_days", "created_by", "active_now"]
     readonly_fields = ["created_by", "created_at"]
 
@@ -201,7 +206,7 @@ class SilenceAdmin(admin.ModelAdmin):
 
 
 @admin.register(Channel)
-class ChannelAdmin(admin.ModelAdmin):
+class ChannelAdmin(OrganizationAdminMixin, admin.ModelAdmin):
     list_display = ["name", "kind", "enabled", "is_default", "status_badge", "suppressed_count", "last_error"]
     list_filter = ["kind", "enabled", "status"]
     readonly_fields = ["status", "last_error", "suppressed_count"]
@@ -212,7 +217,7 @@ class ChannelAdmin(admin.ModelAdmin):
         color = "#c00" if channel.status == Channel.FAILING else "#070"
         return format_html('<b style="color:{}">{}</b>', color, channel.status)
 
-    @admin.action(description="Send test notification (queued to the worker)")
+    @admin.action(description="Send test notification (queued to the worker)", permissions=["change"])
     def send_test_notification(self, request: HttpRequest, queryset: QuerySet[Channel]) -> None:
         for channel in queryset:
             note = notify_test.queue_test(channel)
@@ -233,7 +238,7 @@ class DeliveryAttemptInline(admin.TabularInline):
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(OrganizationAdminMixin, admin.ModelAdmin):
     list_display = ["idempotency_key", "channel", "status", "attempts", "created_at", "sent_at"]
     list_filter = ["status", "channel"]
     readonly_fields = [f.name for f in Notification._meta.fields]

@@ -27,6 +27,7 @@ from django.db import DataError, connection, transaction
 
 from collector_server.alerts import query as q
 from collector_server.logs import levels
+from collector_server.orgs import scope
 
 GROUP_COLUMNS = ("host", "service", "logger", "level")
 FILTER_COLUMNS = ("host", "service", "logger")
@@ -129,8 +130,9 @@ def _postgres_regex_error(pattern: str) -> str | None:
 
 def _conditions(query: dict[str, Any]) -> tuple[str, list[Any]]:
     """Return one rule's filters (without its time bound) as SQL and parameters."""
-    clauses: list[str] = []
-    args: list[Any] = []
+    org_clause, org_args = scope.sql_filter("organization_id")
+    clauses: list[str] = [org_clause]
+    args: list[Any] = [*org_args]
     if query["level"]:
         clauses.append("level_no = ANY(%s)")
         args.append([levels.LEVELS[name] for name in query["level"]])

@@ -17,24 +17,36 @@ def alert_families() -> list[Family]:
     open_alerts = Family(f"{NAMESPACE}_alerts_open", "gauge", "Open alerts by state and severity.")
     for row in (
         Alert.objects.filter(state__in=Alert.ACTIVE_STATES)
-        .values("state", "severity")
+        .values("state", "severity", "organization__slug")
         .annotate(n=Count("id"))
     ):
-        open_alerts.add(row["n"], state=row["state"], severity=row["severity"])
+        open_alerts.add(
+            row["n"], state=row["state"], severity=row["severity"], organization=row["organization__slug"]
+        )
     notes = Family(
         f"{NAMESPACE}_notifications",
         "gauge",
         "Outbox rows by channel and status (suppressed = over the channel's hourly limit).",
     )
-    for row in Notification.objects.values("channel__name", "status").annotate(n=Count("id")):
-        notes.add(row["n"], channel=row["channel__name"], status=row["status"])
+    for row in Notification.objects.values("channel__name", "status", "channel__organization__slug").annotate(
+        n=Count("id")
+    ):
+        notes.add(
+            row["n"],
+            channel=row["channel__name"],
+            status=row["status"],
+            organization=row["channel__organization__slug"],
+        )
     suppressed = Family(
         f"{NAMESPACE}_notifications_suppressed_total", "counter", "Notifications dropped by the rate limit."
     )
     failing = Family(
         f"{NAMESPACE}_channel_failing", "gauge", "1 when a channel's last delivery failed for good."
     )
-    for channel in Channel.objects.only("name", "suppressed_count", "status"):
-        suppressed.add(channel.suppressed_count, channel=channel.name)
-        failing.add(1 if channel.status == Channel.FAILING else 0, channel=channel.name)
+    for channel in Channel.objects.select_related("organization").only(
+        "name", "suppressed_count", "status", "organization__slug"
+    ):
+        org = channel.organization.slug
+        suppressed.add(channel.suppressed_count, channel=channel.name, organization=org)
+        failing.add(1 if channel.status == Channel.FAILING else 0, channel=channel.name, organization=org)
     return [open_alerts, notes, suppressed, failing]

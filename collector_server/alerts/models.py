@@ -18,6 +18,7 @@ from django.utils import timezone
 from collector_server.alerts import format_spec
 from collector_server.alerts import matchers as m
 from collector_server.alerts import query as q
+from collector_server.orgs.scope import OrgManager, organization_field, write_organization_id
 
 SEVERITIES = ["info", "low", "medium", "high", "critical"]
 SEVERITY_CHOICES = [(s, s) for s in SEVERITIES]
@@ -55,7 +56,8 @@ class AlertRule(models.Model):
     NODATA_ALERT, NODATA_OK, NODATA_KEEP = "alert", "ok", "keep"
     NODATA_CHOICES = [(NODATA_ALERT, "alert"), (NODATA_OK, "ok"), (NODATA_KEEP, "keep last state")]
 
-    name = models.CharField(max_length=200, unique=True)
+    name = models.CharField(max_length=200)
+    organization = organization_field()
     description = models.TextField(blank=True)
     severity = models.CharField(max_length=10, choices=SEVERITY_CHOICES, default="medium")
     enabled = models.BooleanField(default=True)
@@ -85,8 +87,11 @@ class AlertRule(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = OrgManager()
+
     class Meta:
         ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["organization", "name"], name="rule_org_name_uniq")]
 
     def __str__(self) -> str:
         return self.name
@@ -164,6 +169,7 @@ class Alert(models.Model):
     rule = models.ForeignKey(
         AlertRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
     )
+    organization = organization_field()
     name = models.CharField(max_length=200, db_index=True)
     labels = models.JSONField(default=dict)
     labels_key = models.TextField()
@@ -194,12 +200,14 @@ class Alert(models.Model):
     inhibited = models.BooleanField(default=False)
     flapping = models.BooleanField(default=False)
 
+    objects = OrgManager()
+
     class Meta:
         ordering = ["-started_at"]
         constraints = [
             # At most one open episode per rule and label set: concurrent evaluators cannot both create it.
             models.UniqueConstraint(
-                fields=["source", "name", "labels_key"],
+                fields=["organization", "source", "name", "labels_key"],
                 condition=models.Q(state__in=["pending", "firing"]),
                 name="alert_one_open_episode",
             )
@@ -247,6 +255,8 @@ class AlertEvent(models.Model):
     actor = models.CharField(max_length=150, blank=True)
     note = models.TextField(blank=True)
 
+    objects = OrgManager("alert__organization")
+
     class Meta:
         ordering = ["-at", "-id"]
         indexes = [models.Index(fields=["rule", "labels_key", "at"])]
@@ -258,6 +268,7 @@ class AlertEvent(models.Model):
 class Silence(models.Model):
     """Mute notifications of matching alerts for a time, optionally every week in a window."""
 
+    organization = organization_field()
     matchers = models.JSONField(default=list, help_text='[{"name": "host", "op": "=", "value": "web-1"}]')
     starts_at = models.DateTimeField(default=timezone.now)
     ends_at = models.DateTimeField(null=True, blank=True, help_text="Required unless the silence recurs.")
@@ -269,6 +280,8 @@ class Silence(models.Model):
     created_by = models.CharField(max_length=150, blank=True)
     comment = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = OrgManager()
 
     class Meta:
         ordering = ["-starts_at"]
@@ -327,7 +340,8 @@ class Channel(models.Model):
     KIND_CHOICES = [(k, k) for k in (EMAIL, SLACK, WEBHOOK, PAGERDUTY, ALERTMANAGER)]
     OK, FAILING = "ok", "failing"
 
-    name = models.CharField(max_length=200, unique=True)
+    name = models.CharField(max_length=200)
+    organization = organization_field()
     kind = models.CharField(max_length=20, choices=KIND_CHOICES)
     config = models.JSONField(
         default=dict, help_text="Kind-specific settings; secrets are never shown by the API."
@@ -356,8 +370,11 @@ class Channel(models.Model):
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
+    objects = OrgManager()
+
     class Meta:
         ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["organization", "name"], name="channel_org_name_uniq")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.kind})"
@@ -442,6 +459,8 @@ class NotificationGroup(models.Model):
         help_text="Blank: the channel's own grouping.",
     )
 
+    objects = OrgManager("channel__organization")
+
     class Meta:
         constraints = [models.UniqueConstraint(fields=["channel", "key"], name="group_channel_key_uniq")]
 
@@ -463,6 +482,8 @@ class Notification(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
 
+    objects = OrgManager("channel__organization")
+
     class Meta:
         ordering = ["-created_at"]
 
@@ -480,6 +501,8 @@ class DeliveryAttempt(models.Model):
     permanent = models.BooleanField(default=False)
     response = models.TextField(blank=True)
 
+    objects = OrgManager("notification__channel__organization")
+
     class Meta:
         ordering = ["-at"]
 
@@ -487,12 +510,18 @@ class DeliveryAttempt(models.Model):
 class EscalationPolicy(models.Model):
     """Steps notified one after the other while a firing alert is not acknowledged (PagerDuty-style)."""
 
-    name = models.CharField(max_length=200, unique=True)
+    name = models.CharField(max_length=200)
+    organization = organization_field()
     description = models.TextField(blank=True)
+
+    objects = OrgManager()
 
     class Meta:
         ordering = ["name"]
         verbose_name_plural = "escalation policies"
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="escalation_org_name_uniq")
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -507,6 +536,8 @@ class EscalationStep(models.Model):
     delay_minutes = models.PositiveIntegerField(
         default=0, help_text="Minutes after the previous step (after firing for the first step)."
     )
+
+    objects = OrgManager("policy__organization")
 
     class Meta:
         ordering = ["policy", "position", "id"]
@@ -527,6 +558,7 @@ class Route(models.Model):
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
     )
+    organization = organization_field()
     position = models.PositiveIntegerField(default=0, help_text="Order among the parent's children.")
     name = models.CharField(max_length=200, blank=True)
     matchers = models.JSONField(
@@ -563,6 +595,8 @@ class Route(models.Model):
         help_text="Kept in step with the rules' channel lists and the default channels (rebuilt on change).",
     )
 
+    objects = OrgManager()
+
     class Meta:
         ordering = ["parent_id", "position", "id"]
 
@@ -578,8 +612,12 @@ class Route(models.Model):
         if self.parent_id is None:
             if self.matchers:
                 errors["matchers"] = "the root route matches every alert: it takes no matchers"
-            if Route.objects.filter(parent__isnull=True).exclude(pk=self.pk).exists():
+            org_id = self.organization_id or write_organization_id()
+            roots = Route.objects.filter(parent__isnull=True, organization_id=org_id).exclude(pk=self.pk)
+            if roots.exists():
                 errors["parent"] = "there is already a root route; give this one a parent"
+        elif self.organization_id is not None and self.parent.organization_id != self.organization_id:
+            errors["parent"] = "the parent route belongs to another organisation"
         elif self.pk is not None and self._descends_from_itself():
             errors["parent"] = "a route cannot be inside itself"
         if self.group_by is not None and (
@@ -609,6 +647,8 @@ class EscalationState(models.Model):
     notified_channels = models.JSONField(default=list, help_text="Ids of the channels told it fired.")
     stopped_reason = models.CharField(max_length=20, blank=True)
     resolved_told = models.BooleanField(default=False)
+
+    objects = OrgManager("alert__organization")
 
     class Meta:
         constraints = [

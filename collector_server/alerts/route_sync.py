@@ -20,8 +20,12 @@ from collector_server.alerts.models import AlertRule, Channel, Route
 GENERATED_POSITION = 10_000  # after the operator's own routes
 
 
-def tree_is_on() -> bool:
-    return Route.objects.filter(parent__isnull=True).exists()
+def tree_is_on(org_id: int | None = None) -> bool:
+    """Whether a root route exists (in ``org_id``; None: in any organisation in scope)."""
+    roots = Route._base_manager.filter(parent__isnull=True)
+    if org_id is not None:
+        roots = roots.filter(organization_id=org_id)
+    return roots.exists()
 
 
 def _channel_settings(channel: Channel) -> dict:
@@ -35,19 +39,29 @@ def _channel_settings(channel: Channel) -> dict:
 
 
 def rebuild(root: Route | None = None) -> int:
-    """Replace the generated routes under the root; return how many there are now."""
-    root = root or Route.objects.filter(parent__isnull=True).first()
+    """Replace the generated routes under the root (every organisation's root when None).
+
+    Return how many generated routes there are now.
+    """
     if root is None:
-        return 0
-    Route.objects.filter(generated=True).delete()
+        return sum(rebuild_tree(r) for r in Route._base_manager.filter(parent__isnull=True))
+    return rebuild_tree(root)
+
+
+def rebuild_tree(root: Route) -> int:
+    """Replace the generated routes under one organisation's root, from that organisation's rules."""
+    org_id = root.organization_id
+    Route._base_manager.filter(generated=True, organization_id=org_id).delete()
     position = GENERATED_POSITION
     made = []
-    for rule in AlertRule.objects.prefetch_related("channels").order_by("name"):
+    rules = AlertRule._base_manager.filter(organization_id=org_id).prefetch_related("channels")
+    for rule in rules.order_by("name"):
         channels = sorted(rule.channels.all(), key=lambda c: c.name)
         for index, channel in enumerate(channels):
             made.append(
                 Route(
                     parent=root,
+                    organization_id=org_id,
                     position=position,
                     name=f"rule {rule.name} → {channel.name}",
                     matchers=[{"name": "alertname", "op": "=", "value": rule.name}],
@@ -58,10 +72,11 @@ def rebuild(root: Route | None = None) -> int:
                 )
             )
             position += 1
-    for channel in Channel.objects.filter(is_default=True).order_by("name"):
+    for channel in Channel._base_manager.filter(is_default=True, organization_id=org_id).order_by("name"):
         made.append(
             Route(
                 parent=root,
+                organization_id=org_id,
                 position=position,
                 name=f"default channel {channel.name}",
                 continue_matching=True,
@@ -70,5 +85,5 @@ def rebuild(root: Route | None = None) -> int:
             )
         )
         position += 1
-    Route.objects.bulk_create(made)
+    Route._base_manager.bulk_create(made)
     return len(made)

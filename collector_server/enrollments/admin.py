@@ -7,10 +7,11 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from collector_server.enrollments.models import Enrollment
+from collector_server.orgs.admin_scope import OrganizationAdminMixin
 
 
 @admin.register(Enrollment)
-class EnrollmentAdmin(admin.ModelAdmin):
+class EnrollmentAdmin(OrganizationAdminMixin, admin.ModelAdmin):
     list_display = ["host_name", "key_id", "group", "created_at", "rotated_at", "revoked_at"]
     list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["host_name", "key_id"]
@@ -22,19 +23,23 @@ class EnrollmentAdmin(admin.ModelAdmin):
         "revoked_at",
         "created_by",
     ]
-    fields = ["host_name", "group", "note", *readonly_fields]
+    fields = ["organization", "host_name", "group", "note", *readonly_fields]
     actions = ["revoke", "rotate"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Enrollment | None = None) -> list[str]:
         # The host name of an existing enrollment is its identity: enroll again instead.
-        return [*self.readonly_fields, "host_name", "group"] if obj else self.readonly_fields
+        return [*self.readonly_fields, "organization", "host_name", "group"] if obj else self.readonly_fields
 
     def save_model(self, request: HttpRequest, obj: Enrollment, form, change: bool) -> None:
         if change:
             super().save_model(request, obj, form, change)
             return
         created, credential = Enrollment.enroll(
-            obj.host_name, user=request.user, note=obj.note, group=obj.group
+            obj.host_name,
+            user=request.user,
+            note=obj.note,
+            group=obj.group,
+            organization_id=obj.organization_id,
         )
         obj.pk, obj.key_id = created.pk, created.key_id
         self.message_user(

@@ -21,6 +21,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils import timezone
 
+from collector_server.orgs.scope import OrgManager, organization_field
 from shared.signing import Credential
 
 KEY_ID_BYTES = 8
@@ -49,6 +50,9 @@ def server_secret() -> str:
 
 
 class Enrollment(models.Model):
+    """An agent's credential; its hosts are stored in the enrollment's organisation."""
+
+    organization = organization_field()
     host_name = models.CharField(
         max_length=255, help_text="Every batch signed with this key is stored under this host name."
     )
@@ -69,6 +73,8 @@ class Enrollment(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, editable=False
     )
 
+    objects = OrgManager()
+
     class Meta:
         ordering = ["host_name", "id"]
 
@@ -81,10 +87,19 @@ class Enrollment(models.Model):
 
     @classmethod
     def enroll(
-        cls, host_name: str, user=None, note: str = "", group: bool = False
+        cls,
+        host_name: str,
+        user=None,
+        note: str = "",
+        group: bool = False,
+        organization_id: int | None = None,
     ) -> tuple[Enrollment, Credential]:
-        """Create an enrollment; return it with the credential, shown this once."""
+        """Create an enrollment; return it with the credential, shown this once.
+
+        ``organization_id`` None: the active scope's write organisation, else the default one.
+        """
         enrollment = cls(
+            organization_id=organization_id,
             host_name=host_name,
             key_id=secrets.token_hex(KEY_ID_BYTES),
             salt=secrets.token_hex(SALT_BYTES),
@@ -92,7 +107,7 @@ class Enrollment(models.Model):
             group=group,
             created_by=user if getattr(user, "pk", None) else None,
         )
-        enrollment.full_clean()
+        enrollment.full_clean(exclude=["organization"])
         enrollment.save()
         return enrollment, enrollment.credential()
 

@@ -27,6 +27,8 @@ from typing import Any
 
 from django.db import connection
 
+from collector_server.orgs import scope
+
 REQUESTS = "http_requests_total"
 ERRORS = "http_request_errors_total"
 BUCKET = "http_request_duration_seconds_bucket"
@@ -41,7 +43,7 @@ QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
 
 INCREASE_SQL = """
 WITH ids AS (
-    SELECT id FROM monitoring_series WHERE name = ANY(%(names)s)
+    SELECT id FROM monitoring_series WHERE name = ANY(%(names)s) AND {org}
 ),
 base AS (
     SELECT ids.id AS series_id, b.ts, b.value FROM ids
@@ -70,7 +72,7 @@ GROUP BY ser.id, ser.name, ser.labels
 MAX_SQL = """
 SELECT ser.labels, max(s.value) FROM monitoring_series ser
 JOIN monitoring_sample s ON s.series_id = ser.id
-WHERE ser.name = %(name)s AND s.ts > %(start)s AND s.ts <= %(end)s
+WHERE ser.name = %(name)s AND {org} AND s.ts > %(start)s AND s.ts <= %(end)s
 GROUP BY ser.id, ser.labels
 """
 
@@ -157,7 +159,10 @@ def _class_of(code: str) -> str:
 def increases(start: datetime, end: datetime) -> list[tuple[str, dict[str, str], float]]:
     """Return (name, labels, increase) of every API metric series over (start, end]."""
     with connection.cursor() as cursor:
-        cursor.execute(INCREASE_SQL, {"names": NAMES, "start": start, "end": end})
+        org, org_params = scope.sql_filter_named("organization_id")
+        cursor.execute(
+            INCREASE_SQL.replace("{org}", org), {"names": NAMES, "start": start, "end": end, **org_params}
+        )
         rows = cursor.fetchall()
     out = []
     for name, labels, increase in rows:
@@ -170,7 +175,10 @@ def increases(start: datetime, end: datetime) -> list[tuple[str, dict[str, str],
 def maxima(start: datetime, end: datetime) -> list[tuple[dict[str, str], float]]:
     """Return (labels, largest sample) of every duration max gauge series over (start, end]."""
     with connection.cursor() as cursor:
-        cursor.execute(MAX_SQL, {"name": DURATION_MAX, "start": start, "end": end})
+        org, org_params = scope.sql_filter_named("ser.organization_id")
+        cursor.execute(
+            MAX_SQL.replace("{org}", org), {"name": DURATION_MAX, "start": start, "end": end, **org_params}
+        )
         rows = cursor.fetchall()
     return [
         (json.loads(labels) if isinstance(labels, str) else labels, float(value)) for labels, value in rows

@@ -18,6 +18,7 @@ from django.db import connection, transaction
 
 from collector_server.logs import writer
 from collector_server.logs.records import RecordRejected, Row, Window, to_row
+from collector_server.orgs.scope import default_organization_id
 
 CHUNK_ROWS = 10_000
 TIMESTAMP_FIELDS = ("timestamp", "ts", "time", "@timestamp", "asctime")
@@ -77,13 +78,14 @@ def import_lines(
     report = ImportReport()
     window = window or writer.current_window()
     fallback_host = socket.gethostname()
+    org_text = str(default_organization_id())
     pending: list[Row] = []
     for number, text in enumerate(lines, start=1):
         if not text.strip():
             report.blank += 1
             continue
         try:
-            row = to_row(parse_line(text, host, service), fallback_host, window)
+            row = to_row(parse_line(text, host, service), fallback_host, window, org_text)
         except RecordRejected as exc:
             report.rejected.append((number, str(exc)))
             continue

@@ -10,6 +10,7 @@ from django.db import models
 
 from collector_server.logs import levels
 from collector_server.monitoring import partitions
+from collector_server.orgs.scope import OrgManager
 
 LOGS_PARTITIONS = partitions.register("logs_entry", partitions.DAY, "LOG_RETENTION_DAYS")
 
@@ -23,6 +24,9 @@ class LogEntry(models.Model):
     id = models.BigIntegerField()
     ts = models.DateTimeField()
     host = models.TextField()
+    organization_id = models.IntegerField(
+        help_text="The organisation (no foreign key on the partitioned table)."
+    )
     service = models.TextField(blank=True)
     level = models.CharField(max_length=10, choices=LEVEL_CHOICES)
     level_no = models.SmallIntegerField()
@@ -32,6 +36,8 @@ class LogEntry(models.Model):
     trace_id = models.TextField(null=True, blank=True)
     span_id = models.TextField(null=True, blank=True)
     attrs = models.JSONField(default=dict)
+
+    objects = OrgManager("organization_id")
 
     class Meta:
         managed = False

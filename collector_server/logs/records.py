@@ -39,6 +39,7 @@ COLUMNS = (
     "trace_id",
     "span_id",
     "attrs",
+    "organization_id",
 )
 NAME_FIELDS = ("service", "logger", "request_id", "trace_id", "span_id")
 KNOWN_FIELDS = frozenset({"ts", "level", "message", "attrs", "host", *NAME_FIELDS})
@@ -94,9 +95,10 @@ class Row:
     truncated: bool
 
 
-def to_row(record: Any, host: str, window: Window, max_attrs_bytes: int = 0) -> Row:
+def to_row(record: Any, host: str, window: Window, org_text: str, max_attrs_bytes: int = 0) -> Row:
     """Validate `record` and return its COPY line; raise RecordRejected naming the problem.
 
+    ``org_text`` is the organisation id as text: the sending agent's, never the record's own.
     `max_attrs_bytes` (0: no limit) refuses a record whose attrs are larger as JSON (a per-host
     limit: the rejection kind is ATTRS_SIZE).
     """
@@ -160,6 +162,7 @@ def to_row(record: Any, host: str, window: Window, max_attrs_bytes: int = 0) -> 
             trace_id or NULL,
             span_id or NULL,
             attrs_json,
+            org_text,
         )
     )
     return Row(line + "\n", int(ts // SECONDS_PER_DAY), truncated)

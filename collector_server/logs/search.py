@@ -24,6 +24,7 @@ from collector_server.logs.api import params
 from collector_server.monitoring import statement_timeout
 from collector_server.monitoring.api import known_params
 from collector_server.monitoring.api.errors import BadParameter
+from collector_server.orgs import scope
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -228,6 +229,9 @@ def _filters(q: LogQuery) -> tuple[list[str], list[Any]]:
         where.append(clause)
         args.extend(values)
 
+    org_clause, org_args = scope.sql_filter("organization_id")
+    add(org_clause, *org_args)
+
     if q.start:
         add("ts >= %s", q.start)
     if q.end:
@@ -345,6 +349,7 @@ def as_dict(row: tuple) -> dict[str, Any]:
 
 def request_records(request_id: str, max_rows: int) -> tuple[list[dict[str, Any]], bool]:
     """Every record of one request across hosts and services, oldest first; (rows, truncated)."""
-    sql = SELECT + " WHERE request_id = %s ORDER BY ts, id LIMIT %s"
-    rows = fetch(sql, [request_id, max_rows + 1])
+    org_clause, org_args = scope.sql_filter("organization_id")
+    sql = SELECT + f" WHERE request_id = %s AND {org_clause} ORDER BY ts, id LIMIT %s"
+    rows = fetch(sql, [request_id, *org_args, max_rows + 1])
     return [as_dict(row) for row in rows[:max_rows]], len(rows) > max_rows

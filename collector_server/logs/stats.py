@@ -7,6 +7,7 @@ from typing import Any
 
 from collector_server.logs import levels
 from collector_server.logs.search import fetch
+from collector_server.orgs import scope
 
 TOP_MESSAGES = 10
 TOP_MESSAGE_CHARS = 200
@@ -28,15 +29,16 @@ def log_stats(hours: int, now: datetime | None = None) -> dict[str, Any]:
     start = end - timedelta(hours=hours)
     step = bucket_seconds(hours)
     origin = datetime.fromtimestamp(0, UTC)
+    org, org_args = scope.sql_filter("organization_id")
     grouped = fetch(
         "SELECT date_bin(make_interval(secs => %s), ts, %s) AS b, level, service, host, count(*) "
-        "FROM logs_entry WHERE ts >= %s AND ts < %s GROUP BY 1, 2, 3, 4",
-        [step, origin, start, end],
+        f"FROM logs_entry WHERE ts >= %s AND ts < %s AND {org} GROUP BY 1, 2, 3, 4",
+        [step, origin, start, end, *org_args],
     )
     top = fetch(
         "SELECT left(message, %s) AS m, level, count(*) AS n FROM logs_entry WHERE ts >= %s AND ts < %s "
-        "GROUP BY 1, 2 ORDER BY n DESC, m LIMIT %s",
-        [TOP_MESSAGE_CHARS, start, end, TOP_MESSAGES],
+        f"AND {org} GROUP BY 1, 2 ORDER BY n DESC, m LIMIT %s",
+        [TOP_MESSAGE_CHARS, start, end, *org_args, TOP_MESSAGES],
     )
     by_level = dict.fromkeys(levels.LEVELS, 0)
     by_service: dict[str, int] = {}

@@ -23,6 +23,7 @@ from collector_server.logs.records import (
     to_row,
 )
 from collector_server.monitoring import partitions
+from collector_server.orgs.scope import organisations_for_agents
 from shared import host_limits
 from shared.wire import Batch
 
@@ -93,19 +94,27 @@ def ensure_days(days: Iterable[int]) -> None:
 
 
 def rows_from_batches(
-    batches: list[Batch], window: Window, counts: Counter[str], max_attrs_bytes: int = 0
+    batches: list[Batch],
+    window: Window,
+    counts: Counter[str],
+    max_attrs_bytes: int = 0,
+    orgs: dict[str, int] | None = None,
 ) -> list[Row]:
     """Return the storable rows of `batches`, counting rejected and truncated records.
 
     Each batch's `stored` is set to its number of rows; a record over the per-host attrs
-    limit (`max_attrs_bytes`, 0: none) is also noted in the batch's `refused`.
+    limit (`max_attrs_bytes`, 0: none) is also noted in the batch's `refused`. ``orgs`` maps a
+    batch's agent id to its organisation (see ``organisations_for_agents``).
     """
     rows: list[Row] = []
+    if orgs is None:
+        orgs = organisations_for_agents([batch.agent_id for batch in batches])
     for batch in batches:
+        org_text = str(orgs[batch.agent_id])
         before = len(rows)
         for record in batch.logs:
             try:
-                row = to_row(record, batch.host, window, max_attrs_bytes)
+                row = to_row(record, batch.host, window, org_text, max_attrs_bytes)
             except RecordRejected as exc:
                 counts[REJECTED] += 1
                 counts[REJECTED_PREFIX + exc.kind] += 1

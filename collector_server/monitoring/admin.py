@@ -23,6 +23,7 @@ from collector_server.monitoring.models import (
     Sample,
     Series,
 )
+from collector_server.orgs.admin_scope import OrganizationAdminMixin
 
 RECENT_ROWS = 30
 
@@ -44,7 +45,7 @@ class UpFilter(admin.SimpleListFilter):
 
 
 @admin.register(Host)
-class HostAdmin(admin.ModelAdmin):
+class HostAdmin(OrganizationAdminMixin, admin.ModelAdmin):
     list_display = [
         "hostname",
         "agent_id",
@@ -89,7 +90,7 @@ class HostAdmin(admin.ModelAdmin):
 
 
 @admin.register(Series)
-class SeriesAdmin(admin.ModelAdmin):
+class SeriesAdmin(OrganizationAdminMixin, admin.ModelAdmin):
     # Workers cache series ids; a deleted series would keep receiving samples no query joins.
     # Data leaves by retention, not by hand.
 

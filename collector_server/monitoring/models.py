@@ -13,16 +13,21 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from collector_server.orgs.scope import OrgManager, organization_field
+
 
 class Host(models.Model):
     """A machine running an agent, identified by the agent's id."""
 
     agent_id = models.CharField(max_length=200, unique=True)
+    organization = organization_field()
     hostname = models.CharField(max_length=255, db_index=True)
     labels = models.JSONField(default=dict, blank=True)
     agent_version = models.CharField(max_length=50, blank=True)
     first_seen = models.DateTimeField(default=timezone.now)
     last_seen = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = OrgManager()
 
     class Meta:
         ordering = ["hostname"]
@@ -52,11 +57,18 @@ class Series(models.Model):
     labels = models.JSONField(default=dict)
     labels_key = models.TextField(help_text="Canonical 'k=v,k=v' form of the labels, for uniqueness.")
     host = models.ForeignKey(Host, null=True, blank=True, on_delete=models.SET_NULL, related_name="series")
+    organization = organization_field()
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = OrgManager()
 
     class Meta:
         verbose_name_plural = "series"
-        constraints = [models.UniqueConstraint(fields=["name", "labels_key"], name="series_name_labels_uniq")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "name", "labels_key"], name="series_org_name_labels_uniq"
+            )
+        ]
         indexes = [models.Index(fields=["host", "name"])]
 
     def __str__(self) -> str:

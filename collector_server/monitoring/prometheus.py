@@ -10,8 +10,11 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable
+from typing import Any
 
 import redis
+from django.conf import settings
+from django.db.models import BooleanField, Count, ExpressionWrapper, Q
 from django.http import HttpRequest, HttpResponse
 from rq import Worker
 
@@ -144,12 +147,23 @@ def limit_family(client: redis.Redis) -> Family:
 
 def host_families() -> list[Family]:
     cutoff = Host.up_cutoff()
-    up = Host.objects.filter(last_seen__gte=cutoff).count()
-    down = Host.objects.filter(last_seen__lt=cutoff).count()
+    counts = {
+        (row["organization__slug"], row["up"]): row["n"]
+        for row in Host.objects.annotate(
+            up=ExpressionWrapper(Q(last_seen__gte=cutoff), output_field=BooleanField())
+        )
+        .values("organization__slug", "up")
+        .annotate(n=Count("id"))
+    }
     family = Family(
-        f"{NAMESPACE}_hosts", "gauge", "Hosts by state (up: seen within HOST_DOWN_AFTER_SECONDS)."
+        f"{NAMESPACE}_hosts",
+        "gauge",
+        "Hosts by organisation and state (up: seen within HOST_DOWN_AFTER_SECONDS).",
     )
-    return [family.add(up, state="up").add(down, state="down")]
+    for org in sorted({org for org, _ in counts}):
+        family.add(counts.get((org, True), 0), state="up", organization=org)
+        family.add(counts.get((org, False), 0), state="down", organization=org)
+    return [family]
 
 
 def collect() -> list[Family]:
@@ -180,8 +194,38 @@ def render(families: Iterable[Family]) -> str:
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
-    """Serve the exposition text (no authentication, like any scrape target)."""
-    return HttpResponse(render(collect()), content_type=CONTENT_TYPE)
+    """Serve the exposition text.
+
+    A caller with a token or a session sees its organisation's figures; an anonymous scrape
+    (a Prometheus server) sees every organisation's, each labelled ``organization``, unless
+    METRICS_PUBLIC is false (then it needs a token: ``authorization`` in the scrape config).
+    """
+    from collector_server.orgs.resolve import scope_for
+    from collector_server.orgs.scope import use_scope
+
+    user, token = _caller(request)
+    if user is None and not settings.METRICS_PUBLIC:
+        response = HttpResponse("a token is required (METRICS_PUBLIC=false)\n", status=401)
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    with use_scope(None if user is None else scope_for(user, token)):
+        return HttpResponse(render(collect()), content_type=CONTENT_TYPE)
+
+
+def _caller(request: HttpRequest) -> tuple[Any, Any]:
+    """The token's user and token, or the session user; (None, None) for an anonymous scrape."""
+    from rest_framework.exceptions import AuthenticationFailed
+
+    from collector_server.orgs.authentication import ApiTokenAuthentication
+
+    try:
+        found = ApiTokenAuthentication().authenticate(request)
+    except AuthenticationFailed:
+        found = None
+    if found is not None:
+        return found
+    user = getattr(request, "user", None)
+    return (user, None) if user is not None and user.is_authenticated else (None, None)
 
 
 def _text(value: object) -> str:

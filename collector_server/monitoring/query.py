@@ -28,6 +28,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from collector_server.monitoring.models import RollupState, Series
+from collector_server.orgs import scope
 
 RAW = "raw"
 LEVEL_1M = "1m"
@@ -173,8 +174,9 @@ def check_points(start: datetime, end: datetime, step: int) -> None:
 
 def select_series(metric: str, matchers: list[Matcher], limit: int = MAX_SERIES) -> list[SeriesInfo]:
     """Return the series named `metric` whose labels satisfy every matcher."""
-    where = ["name = %s"]
-    params: list[object] = [metric]
+    org_clause, org_params = scope.sql_filter("organization_id")
+    where = ["name = %s", org_clause]
+    params: list[object] = [metric, *org_params]
     for matcher in matchers:
         fragment, extra = matcher.sql()
         where.append(fragment)

@@ -15,6 +15,7 @@ from typing import Any
 
 from alerting_worker.ingest import stats
 from collector_server.enrollments.models import server_secret
+from collector_server.orgs.scope import queued_agent_id
 from collector_server.redis_conn import get_stream_redis
 from shared import streams
 from shared.signing import SERVER_KEY_ID, Credential, Signer
@@ -37,8 +38,12 @@ def queue(
     body: bytes,
     by_host: dict[str, list[dict[str, Any]]],
     counts: Counter[str] | None = None,
+    org_id: int | None = None,
 ) -> int:
-    """XADD one batch per host (and per chunk of entries); return the number of batches."""
+    """XADD one batch per host (and per chunk of entries); return the number of batches.
+
+    ``org_id``: the caller's organisation, where new hosts are stored (None: the default one).
+    """
     digest = hashlib.sha256(body).digest()
     size = SERIES_PER_BATCH if kind == streams.METRICS else LOGS_PER_BATCH
     client = get_stream_redis()
@@ -51,7 +56,7 @@ def queue(
             chunk = entries[first : first + size]
             payload = encode_batch(
                 kind=kind,
-                agent_id=f"{source}:{host}",
+                agent_id=queued_agent_id(source, host, org_id),
                 host=host,
                 agent_version=source,
                 epoch=EPOCH,

@@ -1,7 +1,7 @@
 """The Prometheus HTTP API under /prometheus/api/v1 (what Grafana's Prometheus data source calls).
 
 Views stay thin: parse parameters, evaluate, shape the answer. `get_scope` is the one
-hook that narrows what a caller sees (the organisations work plugs in there).
+hook that narrows what a caller sees: the caller's organisations (orgs.scope.sql_filter).
 """
 
 from __future__ import annotations
@@ -11,13 +11,15 @@ import time
 
 from django.http import HttpResponse, QueryDict
 from rest_framework import exceptions
-from rest_framework.authentication import BasicAuthentication, SessionAuthentication, TokenAuthentication
+from rest_framework.authentication import BasicAuthentication, SessionAuthentication
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from collector_server.orgs import roles, scope
+from collector_server.orgs.authentication import ApiTokenAuthentication
 from collector_server.prometheus_api import catalog, formatting
 from collector_server.prometheus_api.params import parse_duration, parse_time
 from collector_server.prometheus_api.promql import fastpath
@@ -64,12 +66,17 @@ class PrometheusView(APIView):
     schema = None
     # Basic auth too: what Grafana's data source and Prometheus' remote_write offer, and the only
     # way promtool (no HTTP config in 2.42) can authenticate (user:password in the URL).
-    authentication_classes = [TokenAuthentication, BasicAuthentication, SessionAuthentication]
+    authentication_classes = [ApiTokenAuthentication, BasicAuthentication, SessionAuthentication]
+    # Queries may be POSTed (form): reading needs the viewer role whatever the method.
+    required_roles = {"get": roles.VIEWER, "post": roles.VIEWER}
     http_method_names = ["get", "post", "options"]
 
     def get_scope(self) -> Scope | None:
-        """Return the condition on series this caller may see (None: all)."""
-        return None
+        """Return the condition on series this caller may see: its organisations (None: all)."""
+        clause, params = scope.sql_filter("s.organization_id")
+        if not params:
+            return None
+        return Scope(clause, tuple(params))
 
     def params(self, request: Request) -> QueryDict:
         merged = request.query_params.copy()

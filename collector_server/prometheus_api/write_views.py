@@ -12,6 +12,8 @@ from django.http import HttpResponse
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from collector_server.orgs import roles
+from collector_server.orgs.permissions import request_scope
 from collector_server.prometheus_api import otlp, remote_write, stream_queue
 from collector_server.prometheus_api.promql.values import PromQLError
 from collector_server.prometheus_api.views import PrometheusView, error
@@ -29,8 +31,15 @@ def read_body(request: Request) -> bytes:
         raise PromQLError(f"request body larger than {limit} bytes (DATA_UPLOAD_MAX_MEMORY_SIZE)") from None
 
 
+def caller_org(request: Request) -> int | None:
+    """The organisation pushed data goes to: the caller's write organisation."""
+    return request_scope(request).write_org_id
+
+
 class PushView(PrometheusView):
-    """POST only; the body is read raw (no DRF parsing)."""
+    """POST only; the body is read raw (no DRF parsing). Pushing data needs the operator role."""
+
+    required_roles = {"post": roles.OPERATOR}
 
     http_method_names = ["post", "options"]
     parser_classes: list = []
@@ -55,7 +64,7 @@ class RemoteWriteView(PushView):
         write_request = remote_write.decode(body)
         counts: Counter[str] = Counter()
         by_host = remote_write.to_series(write_request, counts)
-        stream_queue.queue(streams.METRICS, "remote-write", body, by_host, counts)
+        stream_queue.queue(streams.METRICS, "remote-write", body, by_host, counts, caller_org(request))
         return HttpResponse(status=204)
 
 
@@ -72,9 +81,18 @@ class OtlpView(PushView):
         )
         counts: Counter[str] = Counter()
         if self.signal == "metrics":
-            stream_queue.queue(streams.METRICS, "otlp", body, otlp.metrics_to_series(message, counts), counts)
+            stream_queue.queue(
+                streams.METRICS,
+                "otlp",
+                body,
+                otlp.metrics_to_series(message, counts),
+                counts,
+                caller_org(request),
+            )
         else:
-            stream_queue.queue(streams.LOGS, "otlp", body, otlp.logs_to_records(message, counts), counts)
+            stream_queue.queue(
+                streams.LOGS, "otlp", body, otlp.logs_to_records(message, counts), counts, caller_org(request)
+            )
         if content_type.split(";")[0].strip().lower() == "application/json":
             return HttpResponse(b"{}", content_type="application/json")
         return HttpResponse(b"", content_type="application/x-protobuf")

@@ -17,6 +17,7 @@ from collector_server.monitoring import health, query
 from collector_server.monitoring.api import params
 from collector_server.monitoring.api.errors import BadParameter
 from collector_server.monitoring.api.known_params import KnownQueryParamsMixin
+from collector_server.orgs import scope
 from collector_server.ui import chart_data, fleet, ranges
 
 MAX_NAMES = 50
@@ -105,11 +106,12 @@ class MetricNamesView(KnownQueryParamsMixin, APIView):
         text = request.query_params.get("prefix", "")
         if len(text) > 200:
             raise BadParameter("prefix", "must be at most 200 characters")
+        org_clause, org_params = scope.sql_filter("organization_id")
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT name, min(kind) FROM monitoring_series WHERE strpos(name, %s) > 0 "
+                f"SELECT name, min(kind) FROM monitoring_series WHERE strpos(name, %s) > 0 AND {org_clause} "
                 "GROUP BY name ORDER BY name LIMIT %s",
-                [text, MAX_NAMES],
+                [text, *org_params, MAX_NAMES],
             )
             rows = [{"name": name, "kind": kind} for name, kind in cursor.fetchall()]
         return Response({"success": True, "data": rows})
@@ -123,11 +125,12 @@ class LabelsView(KnownQueryParamsMixin, APIView):
     )
     def get(self, request: Request) -> Response:
         metric = params.metric_name(request.query_params)
+        org_clause, org_params = scope.sql_filter("s.organization_id")
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT kv.key, array_agg(DISTINCT kv.value ORDER BY kv.value) FROM monitoring_series s, "
-                "jsonb_each_text(s.labels) kv WHERE s.name = %s GROUP BY kv.key ORDER BY kv.key",
-                [metric],
+                f"jsonb_each_text(s.labels) kv WHERE s.name = %s AND {org_clause} GROUP BY kv.key ORDER BY kv.key",
+                [metric, *org_params],
             )
             labels = {key: values[:MAX_NAMES] for key, values in cursor.fetchall()}
         return Response({"success": True, "data": {"metric": metric, "labels": labels}})

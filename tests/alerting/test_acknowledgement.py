@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from alerting_worker.alerting import evaluate
 from collector_server.alerts.models import Alert, AlertRule
+from tests.members import member
 
 pytestmark = pytest.mark.django_db
 
@@ -37,7 +38,7 @@ def test_acknowledgement_holds_until_the_alert_resolves(cpu_rule, metrics, now):
     at(metrics, now, 95)
     first = Alert.objects.get(rule=cpu_rule, state="firing")
     client = APIClient()
-    client.force_authenticate(User.objects.create_user("ann"))
+    client.force_authenticate(member(User.objects.create_user("ann")))
     ack = client.post(
         f"/api/v1/monitoring/alerts/{first.pk}/acknowledge", {"comment": "on it"}, format="json"
     )

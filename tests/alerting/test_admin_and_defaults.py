@@ -128,6 +128,6 @@ def test_alerting_figures_render_for_prometheus(db):
     Alert.objects.create(name="x", labels={}, labels_key="", severity="high", state="firing")
     Channel.objects.create(name="hook", kind="webhook", config={}, suppressed_count=4, status="failing")
     text = render(alert_families())
-    assert 'fleetwatch_alerts_open{state="firing",severity="high"} 1' in text
-    assert 'fleetwatch_notifications_suppressed_total{channel="hook"} 4' in text
-    assert 'fleetwatch_channel_failing{channel="hook"} 1' in text
+    assert 'fleetwatch_alerts_open{state="firing",severity="high",organization="default"} 1' in text
+    assert 'fleetwatch_notifications_suppressed_total{channel="hook",organization="default"} 4' in text
+    assert 'fleetwatch_channel_failing{channel="hook",organization="default"} 1' in text

@@ -7,6 +7,7 @@ from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from collector_server.alerts.models import Alert, AlertEvent, AlertRule, Channel
+from tests.members import member
 
 pytestmark = pytest.mark.django_db
 BASE = "/api/v1/monitoring"
@@ -15,7 +16,7 @@ BASE = "/api/v1/monitoring"
 @pytest.fixture
 def operator() -> APIClient:
     client = APIClient()
-    client.force_authenticate(User.objects.create_user("ann", password="pw-ann-123"))
+    client.force_authenticate(member(User.objects.create_user("ann", password="pw-ann-123")))
     return client
 
 

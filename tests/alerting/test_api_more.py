@@ -7,6 +7,7 @@ from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from collector_server.alerts.models import Alert, AlertRule, Channel, Notification, NotificationGroup, Silence
+from tests.members import member
 
 pytestmark = pytest.mark.django_db
 BASE = "/api/v1/monitoring"
@@ -14,7 +15,7 @@ BASE = "/api/v1/monitoring"
 
 def client_for(username: str) -> APIClient:
     client = APIClient()
-    client.force_authenticate(User.objects.create_user(username))
+    client.force_authenticate(member(User.objects.create_user(username)))
     return client
 
 

@@ -62,6 +62,6 @@ def test_permanent_failure_fails_the_row_and_is_counted(
     failing = Channel.objects.get(pk=channel.pk)
     assert failing.status == "failing" and f"HTTP {code}" in failing.last_error
     figures = render(alert_families())
-    assert 'fleetwatch_notifications{channel="out",status="failed"} 1' in figures
-    assert 'fleetwatch_channel_failing{channel="out"} 1' in figures
+    assert 'fleetwatch_notifications{channel="out",status="failed",organization="default"} 1' in figures
+    assert 'fleetwatch_channel_failing{channel="out",organization="default"} 1' in figures
     assert Notification.objects.filter(channel=channel, status="failed").count() == 1

@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from alerting_worker.alerting import deliver, dispatch
 from collector_server.alerts.models import Channel, Notification
+from tests.members import member
 
 from .test_delivery import fire, make_channel
 
@@ -61,7 +62,7 @@ def test_chain_into_an_existing_loop_is_rejected():
 
 def test_api_rejects_a_cycle_with_a_400_naming_fallback():
     client = APIClient()
-    client.force_authenticate(User.objects.create_user("ann", password="pw-ann-123"))
+    client.force_authenticate(member(User.objects.create_user("ann", password="pw-ann-123")))
     a = hook("a")
     b = hook("b", fallback=a)
     response = client.patch(f"{BASE}/channels/{a.pk}", {"fallback": b.pk}, format="json")

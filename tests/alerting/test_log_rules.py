@@ -20,6 +20,7 @@ from collector_server.alerts import log_query
 from collector_server.alerts import query as q
 from collector_server.alerts.models import Alert, AlertRule, Channel
 from shared.wire import Batch
+from tests.members import member
 
 pytestmark = pytest.mark.django_db
 BASE = "/api/v1/monitoring"
@@ -92,7 +93,7 @@ def open_states(rule: AlertRule) -> dict[str, str]:
 @pytest.fixture
 def operator(db) -> APIClient:
     client = APIClient()
-    client.force_authenticate(User.objects.create_user("ann", password="pw-ann-123"))
+    client.force_authenticate(member(User.objects.create_user("ann", password="pw-ann-123")))
     return client
 
 

@@ -11,6 +11,7 @@ from django.apps import apps
 from alerting_worker.alerting import dispatch, evaluate
 from collector_server.alerts.defaults import DEFAULT_RULES, ensure_default_channels
 from collector_server.alerts.models import AlertRule, Channel, Notification
+from tests.members import member
 
 pytestmark = pytest.mark.django_db
 
@@ -123,7 +124,7 @@ def test_api_accepts_a_blank_repeat_interval(db):
     from rest_framework.test import APIClient
 
     client = APIClient()
-    client.force_authenticate(User.objects.create_user("ann"))
+    client.force_authenticate(member(User.objects.create_user("ann")))
     rule = AlertRule.objects.get(name=CPU)
     response = client.patch(
         f"/api/v1/monitoring/rules/{rule.pk}", {"repeat_interval_seconds": 600}, format="json"

@@ -12,9 +12,9 @@ from urllib.parse import urlencode
 
 import pytest
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
 
 from collector_server.localstack import Stack, http_get
+from tests.members import issue_token, member
 
 from .conftest import free_port
 
@@ -60,7 +60,7 @@ def wait_for(fetch, predicate, timeout: float = 90.0):
 
 
 def test_app_logs_and_api_metrics_reach_search_and_metrics(stack: Stack):
-    token = Token.objects.create(user=get_user_model().objects.create_user("dev", password="x")).key
+    token = issue_token(member(get_user_model().objects.create_user("dev", password="x"), "viewer"), "viewer")
     stack.wait_http("/api/v1/monitoring/health", timeout=90, ok=(200, 503))
     run_app("wsgi", stack.env, ["/sku/1", "/fail/77", "/sku/2"], ["req-w1", "req-w2", "req-w3"])
     run_app("django", stack.env, ["/checkout/A1", "/checkout/B2"], ["req-d1", "req-d2"])

@@ -8,9 +8,9 @@ import time
 
 import pytest
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
 
 from collector_server.localstack import Stack, http_get
+from tests.members import issue_token, member
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -22,7 +22,7 @@ def get_json(stack: Stack, path: str, token: str) -> tuple[int, dict]:
 
 def test_this_hosts_metrics_reach_the_api(stack: Stack):
     user = get_user_model().objects.create_user("operator", password="x")
-    token = Token.objects.create(user=user).key
+    token = issue_token(member(user, "admin"), "admin")
     stack.wait_http("/api/v1/monitoring/health", timeout=90, ok=(200, 503))
 
     deadline = time.time() + 120

@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 
 from alerting_worker.ingest.logs_handler import write_logs
 from shared.wire import Batch
+from tests.members import member
 
 _seq = itertools.count(1)
 
@@ -21,7 +22,7 @@ def api(db):
     """A client logged in as an ordinary user."""
     from django.contrib.auth.models import User
 
-    user = User.objects.create(username="operator")
+    user = member(User.objects.create(username="operator"), "viewer")
     client = APIClient()
     client.force_authenticate(user)
     return client

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connection
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from collector_server.monitoring.models import Host, Series
+from tests.members import issue_token, member
 
 
 @pytest.fixture(scope="session")
@@ -31,15 +31,14 @@ def django_db_setup(django_db_setup, django_db_blocker):
 def viewer(db):
     from django.contrib.auth.models import User
 
-    return User.objects.create_user("viewer", password="viewer-password-1")
+    return member(User.objects.create_user("viewer", password="viewer-password-1"), "viewer")
 
 
 @pytest.fixture
 def api(viewer) -> APIClient:
     """A client authenticated with the viewer's token."""
     client = APIClient()
-    token = Token.objects.create(user=viewer)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(viewer, 'viewer')}")
     return client
 
 

@@ -10,8 +10,10 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from alerting_worker.alerting import notify_test
 from alerting_worker.ingest.logs_handler import write_logs
@@ -24,7 +26,9 @@ from collector_server.alerts.models import (
     Route,
     Silence,
 )
+from collector_server.orgs.models import ApiToken, AuditEvent, Membership
 from tests.logs.conftest import make_batch, record
+from tests.members import issue_token, member
 from tests.server.conftest import make_host
 
 HOUR_AGO = "2020-01-01T00:00:00Z"
@@ -147,6 +151,21 @@ VALID: dict[str, dict[str, str]] = {
     "/api/v1/monitoring/enrollments/{id}": {},
     "/api/v1/logs/stats": {"hours": "2"},
     "/api/v1/logs/requests/{request_id}": {},
+    "/api/v1/audit/": {
+        "actor": "admin",
+        "object_type": "alerts.alertrule",
+        "object_id": "{rule}",
+        "action": "create",
+        "since": HOUR_AGO,
+        "until": FUTURE,
+        "limit": "10",
+        "offset": "0",
+    },
+    "/api/v1/audit/{id}/": {},
+    "/api/v1/tokens/": {"limit": "10", "offset": "0"},
+    "/api/v1/tokens/{id}/": {},
+    "/api/v1/members/": {"limit": "10", "offset": "0"},
+    "/api/v1/members/{id}/": {},
 }
 # Accepted beyond the schema: DRF's format override everywhere, attr.<name> on the logs search.
 EXTRA = {"/api/v1/logs/search": {"attr.k": "v"}}
@@ -154,15 +173,17 @@ EXTRA = {"/api/v1/logs/search": {"attr.k": "v"}}
 ALIASES = ["/api/monitoring/alerts"]
 
 
-@pytest.fixture(autouse=True)
-def staff_viewer(viewer):
-    """The viewer may read every endpoint here, the admin-only enrollments too."""
-    viewer.is_staff = True
-    viewer.save()
+@pytest.fixture
+def api(db) -> APIClient:
+    """An admin of the default organisation: every GET endpoint, the admin-only ones too."""
+    user = member(User.objects.create_user("admin-user"), "admin")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_token(user, 'admin')}")
+    return client
 
 
 @pytest.fixture
-def world(db, partitions):
+def world(db, partitions, api):
     """One of everything a GET endpoint reads; returns the values to fill into paths and parameters."""
     from collector_server.enrollments.models import Enrollment
 
@@ -202,7 +223,11 @@ def world(db, partitions):
     with connection.cursor() as cursor:
         write_logs(cursor.cursor, [make_batch(logs, "web-1")])
     now = time.time()
+    admin_user = User.objects.get(username="admin-user")
     return {
+        "/audit/": AuditEvent.all_objects.latest("id").pk,
+        "/tokens/": ApiToken.all_objects.get(user=admin_user).pk,
+        "/members/": Membership.all_objects.get(user=admin_user).pk,
         "/hosts/": host.pk,
         "/alerts/": alert.pk,
         "/rules/": rule.pk,

@@ -2,7 +2,8 @@
 
 Point an Alertmanager ``webhook_config`` here with ``http_config.authorization``
 (``type: Token``, ``credentials: <a fleetwatch API token>``); its alerts then appear,
-read-only, in the alert list and history (``source: alertmanager``).
+read-only, in the alert list and history (``source: alertmanager``), in the token's
+organisation; posting needs the operator role there.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from collector_server.alerts import inbound
+from collector_server.orgs import roles, scope
+from collector_server.orgs.views import creation_organization
 
 GO_ZERO_YEAR = 1  # Alertmanager's "no end" is Go's zero time, 0001-01-01T00:00:00Z
 
@@ -59,6 +62,8 @@ class WebhookSerializer(serializers.Serializer):
 class AlertmanagerWebhookView(APIView):
     """Record the alerts of an Alertmanager notification (read-only alerts, source alertmanager)."""
 
+    required_roles = {"post": roles.OPERATOR}
+
     @extend_schema(
         request=WebhookSerializer,
         responses={
@@ -81,5 +86,7 @@ class AlertmanagerWebhookView(APIView):
         body = WebhookSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         alerts: list[dict[str, Any]] = body.validated_data["alerts"]
-        result = inbound.apply(alerts, timezone.now())
+        org_id = creation_organization(request, self)
+        with scope.use_organization(org_id):  # the episodes looked up and opened: this organisation's
+            result = inbound.apply(alerts, timezone.now())
         return Response({"success": True, "data": asdict(result)})

@@ -12,6 +12,7 @@ from collector_server.alerts.api.serializers import ModelCleanMixin
 from collector_server.alerts.models import Channel, EscalationPolicy, EscalationStep, Route
 from collector_server.monitoring.api.known_params import KnownQueryParamsMixin
 from collector_server.monitoring.api.strict import RejectUnknownFieldsMixin
+from collector_server.orgs.views import OrganizationScopedMixin
 
 
 class GeneratedRoute(APIException):
@@ -41,7 +42,9 @@ class RouteSerializer(RejectUnknownFieldsMixin, ModelCleanMixin, serializers.Mod
         read_only_fields = ["rule", "generated"]
 
 
-class RouteViewSet(KnownQueryParamsMixin, viewsets.ModelViewSet):
+class RouteViewSet(OrganizationScopedMixin, KnownQueryParamsMixin, viewsets.ModelViewSet):
+    """The caller's organisation's routing tree (one root per organisation); writes need admin."""
+
     lookup_value_regex = r"\d+"
     queryset = Route.objects.all()
     serializer_class = RouteSerializer
@@ -50,7 +53,7 @@ class RouteViewSet(KnownQueryParamsMixin, viewsets.ModelViewSet):
     def perform_update(self, serializer: RouteSerializer) -> None:
         if serializer.instance.generated:
             raise GeneratedRoute()
-        serializer.save()
+        super().perform_update(serializer)
 
     def perform_destroy(self, instance: Route) -> None:
         if instance.generated:
@@ -99,11 +102,13 @@ class EscalationPolicySerializer(RejectUnknownFieldsMixin, serializers.ModelSeri
         return policy
 
     def _write_steps(self, policy: EscalationPolicy, steps: list[dict[str, Any]]) -> None:
+        if any(step["channel"].organization_id != policy.organization_id for step in steps):
+            raise serializers.ValidationError({"steps": ["a step's channel belongs to another organisation"]})
         for position, step in enumerate(steps):
             EscalationStep.objects.create(policy=policy, position=position, **step)
 
 
-class EscalationPolicyViewSet(KnownQueryParamsMixin, viewsets.ModelViewSet):
+class EscalationPolicyViewSet(OrganizationScopedMixin, KnownQueryParamsMixin, viewsets.ModelViewSet):
     lookup_value_regex = r"\d+"
     queryset = EscalationPolicy.objects.prefetch_related("steps").all()
     serializer_class = EscalationPolicySerializer

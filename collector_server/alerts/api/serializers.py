@@ -38,6 +38,7 @@ class ModelCleanMixin:
         for name in plain:  # a related field given by name replaces its stored id (fallback, not fallback_id)
             current.pop(model._meta.get_field(name).attname, None)
         instance = model(**{**current, **plain})
+        instance._state.adding = self.instance is None  # constraints then leave the stored row itself out
         try:
             instance.full_clean(exclude=list(self.clean_exclude), validate_unique=False)
         except DjangoValidationError as exc:

@@ -32,6 +32,15 @@ from collector_server.monitoring.api.known_params import KnownQueryParamsMixin, 
 from collector_server.monitoring.api.pagination import CheckedLimitOffsetPagination
 from collector_server.monitoring.api.schema import ErrorSerializer, envelope, message_envelope
 from collector_server.monitoring.api.strict import EmptyBodySerializer
+from collector_server.orgs import audit, roles, scope
+from collector_server.orgs.views import OrganizationScopedMixin, creation_organization
+
+OPERATOR_WRITES = {
+    "create": roles.OPERATOR,
+    "update": roles.OPERATOR,
+    "partial_update": roles.OPERATOR,
+    "destroy": roles.OPERATOR,
+}
 
 
 def _actor(request: Request) -> str:
@@ -66,6 +75,8 @@ SUMMARY = inline_serializer(
 class AlertViewSet(KnownQueryParamsMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Active alerts (``?state=`` widens the list), the history, a summary and operator actions."""
 
+    required_roles = {"create": roles.OPERATOR, "acknowledge": roles.OPERATOR, "resolve": roles.OPERATOR}
+
     lookup_value_regex = r"\d+"
     queryset = Alert.objects.select_related("rule").all()
     serializer_class = s.AlertSerializer
@@ -84,6 +95,7 @@ class AlertViewSet(KnownQueryParamsMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
     def create(self, request: Request) -> Response:
         """Raise a manual alert; it stays firing until resolved through the API."""
+        org_id = creation_organization(request, self)
         body = s.ManualAlertSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data, now = body.validated_data, timezone.now()
@@ -92,6 +104,7 @@ class AlertViewSet(KnownQueryParamsMixin, mixins.RetrieveModelMixin, viewsets.Ge
         try:
             with transaction.atomic():
                 alert = Alert.objects.create(
+                    organization_id=org_id,
                     name=data["name"],
                     labels=labels,
                     labels_key=matchers.labels_key(identity),
@@ -114,6 +127,7 @@ class AlertViewSet(KnownQueryParamsMixin, mixins.RetrieveModelMixin, viewsets.Ge
                     at=now,
                     actor=_actor(request),
                 )
+                audit.record("create", alert, {"name": [None, alert.name], "labels": [None, alert.labels]})
         except IntegrityError:
             return Response(
                 {"success": False, "error": f"alert {data['name']!r} with these labels is already open"},
@@ -150,6 +164,7 @@ class AlertViewSet(KnownQueryParamsMixin, mixins.RetrieveModelMixin, viewsets.Ge
                 actor=actor,
                 note=body.validated_data["comment"],
             )
+            audit.record("acknowledge", alert, {"acknowledged_by": [alert.acknowledged_by, actor]})
         return Response({"success": True, "message": f"Alert {alert.pk} acknowledged"})
 
     @action(detail=True, methods=["post", "put"])  # PUT: the seed documents' verb
@@ -177,6 +192,7 @@ class AlertViewSet(KnownQueryParamsMixin, mixins.RetrieveModelMixin, viewsets.Ge
                 actor=actor,
                 note=body.validated_data["comment"],
             )
+            audit.record("resolve", alert, {"state": [alert.state, Alert.RESOLVED]})
         return Response({"success": True, "message": f"Alert {alert.pk} resolved"})
 
     @action(detail=False, methods=["get"])
@@ -247,6 +263,7 @@ PREVIEW = envelope(
 
 class AlertRuleViewSet(KnownQueryParamsMixin, viewsets.ModelViewSet):
     lookup_value_regex = r"\d+"
+    required_roles = {"preview_unsaved": roles.VIEWER}
     queryset = AlertRule.objects.prefetch_related("channels").all()
     serializer_class = s.AlertRuleSerializer
     filterset_fields = ["enabled", "severity", "query_type"]
@@ -267,11 +284,14 @@ class AlertRuleViewSet(KnownQueryParamsMixin, viewsets.ModelViewSet):
         body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
         fields = {k: v for k, v in body.validated_data.items() if k != "channels"}
-        return Response({"success": True, "data": preview_rule(AlertRule(**fields))})
+        org_id = scope.write_organization_id()
+        return Response({"success": True, "data": preview_rule(AlertRule(organization_id=org_id, **fields))})
 
 
 def preview_rule(rule: AlertRule) -> list[dict[str, Any]]:
-    result = rule.evaluate_now()
+    org_id = rule.organization_id or scope.write_organization_id()
+    with scope.use_organization(org_id):  # the rule's organisation's data only
+        result = rule.evaluate_now()
     return [
         {
             "labels": group.labels,
@@ -282,13 +302,14 @@ def preview_rule(rule: AlertRule) -> list[dict[str, Any]]:
     ]
 
 
-class SilenceViewSet(KnownQueryParamsMixin, viewsets.ModelViewSet):
+class SilenceViewSet(OrganizationScopedMixin, KnownQueryParamsMixin, viewsets.ModelViewSet):
     lookup_value_regex = r"\d+"
     queryset = Silence.objects.all()
     serializer_class = s.SilenceSerializer
+    required_roles = OPERATOR_WRITES
 
-    def perform_create(self, serializer: s.SilenceSerializer) -> None:
-        serializer.save(created_by=_actor(self.request))
+    def creation_extras(self) -> dict[str, Any]:
+        return {"created_by": _actor(self.request)}
 
 
 # A queued test send (POST channels/{id}/test) and its outcome (GET channels/{id}/test/{n}):

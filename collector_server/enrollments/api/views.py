@@ -1,11 +1,14 @@
-"""Enrollments API (admin users only): list, enroll (credential shown once), rotate, revoke."""
+"""Enrollments API (organisation admins only): list, enroll (credential shown once), rotate, revoke.
+
+An enrollment belongs to the organisation it was created in; its hosts' data is stored there.
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, permissions, status, viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,9 +20,12 @@ from collector_server.enrollments.api.serializers import (
 )
 from collector_server.enrollments.models import Enrollment
 from collector_server.monitoring.api.known_params import KnownQueryParamsMixin
+from collector_server.orgs.permissions import IsOrgAdmin
+from collector_server.orgs.views import OrganizationScopedMixin, creation_organization
 
 
 class EnrollmentViewSet(
+    OrganizationScopedMixin,
     KnownQueryParamsMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -28,17 +34,19 @@ class EnrollmentViewSet(
 ):
     queryset = Enrollment.objects.all()
     serializer_class = EnrollmentSerializer
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [IsOrgAdmin]
 
     @extend_schema(responses={201: EnrollmentCreatedSerializer}, summary="Enroll a host")
     def create(self, request: Request, *args: object, **kwargs: object) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        org_id = creation_organization(request, self)
         enrollment, credential = Enrollment.enroll(
             serializer.validated_data["host_name"],
             user=request.user,
             note=serializer.validated_data.get("note", ""),
             group=serializer.validated_data.get("group", False),
+            organization_id=org_id,
         )
         body = EnrollmentCreatedSerializer(enrollment, context={"credential": credential}).data
         return Response(body, status=status.HTTP_201_CREATED)

@@ -13,13 +13,14 @@ from collector_server.monitoring.api.known_params import KnownQueryParamsMixin
 from collector_server.monitoring.api.pagination import EnvelopePagination
 from collector_server.monitoring.api.serializers import HostSerializer
 from collector_server.monitoring.models import Host
+from collector_server.orgs.views import OrganizationScopedMixin
 
 
 @extend_schema_view(
     list=extend_schema(summary="List hosts with up/down state"),
     retrieve=extend_schema(summary="One host"),
 )
-class HostViewSet(KnownQueryParamsMixin, viewsets.ReadOnlyModelViewSet):
+class HostViewSet(OrganizationScopedMixin, KnownQueryParamsMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = HostSerializer
     filterset_class = HostFilter
     pagination_class = EnvelopePagination

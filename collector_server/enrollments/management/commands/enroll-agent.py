@@ -30,14 +30,38 @@ class Command(BaseCommand):
             "state directory's 'credential' file",
         )
         parser.add_argument("--quiet", action="store_true", help="print only the credential")
+        parser.add_argument(
+            "--organization",
+            default="",
+            help="slug of the organisation the host's data is stored in (default: DEFAULT_ORGANIZATION)",
+        )
 
     def handle(
-        self, *args, host_name: str, note: str, group: bool, credential_file: str, quiet: bool, **options
+        self,
+        *args,
+        host_name: str,
+        note: str,
+        group: bool,
+        credential_file: str,
+        quiet: bool,
+        organization: str = "",
+        **options,
     ) -> None:
+        from collector_server.orgs.models import Organization
+        from collector_server.orgs.scope import default_organization_id
+
         host_name = host_name.strip()
         if not host_name:
             raise CommandError("host_name must not be empty")
-        enrollment, credential = Enrollment.enroll(host_name, note=note, group=group)
+        if organization:
+            org_id = Organization.objects.filter(slug=organization).values_list("pk", flat=True).first()
+            if org_id is None:
+                raise CommandError(
+                    f"no organisation {organization!r} (fleetwatch-manage add-member creates one)"
+                )
+        else:
+            org_id = default_organization_id()
+        enrollment, credential = Enrollment.enroll(host_name, note=note, group=group, organization_id=org_id)
         if credential_file:
             path = Path(credential_file)
             path.parent.mkdir(parents=True, exist_ok=True)
