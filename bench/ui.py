@@ -81,12 +81,12 @@ def week_of_rollups(cursor, sid: int, kind: str) -> None:
     )
 
 
-def seed(hosts: int) -> None:
+def seed(hosts: int) -> str:
+    """Seed the bench database; return the API token of the bench user."""
     from datetime import UTC, datetime, timedelta
 
     from django.contrib.auth.models import User
     from django.db import connection
-    from rest_framework.authtoken.models import Token
 
     from collector_server.monitoring import partitions
     from collector_server.monitoring.models import Host, RollupState
@@ -97,8 +97,10 @@ def seed(hosts: int) -> None:
         for spec in partitions.REGISTRY.values():
             partitions.ensure_partition(spec, day)
         day += timedelta(days=1)
-    user = User.objects.create_user("bench", password=PASSWORD, is_staff=True)
-    Token.objects.create(user=user, key="b" * 40)
+    from tests.members import issue_token, member
+
+    user = member(User.objects.create_user("bench", password=PASSWORD), "operator")
+    token = issue_token(user, "operator")
     with connection.cursor() as cursor:
         for h in range(hosts):
             name = f"host-{h:03d}"
@@ -134,6 +136,7 @@ def seed(hosts: int) -> None:
         cursor.execute("ANALYZE")
     done = now.replace(second=0, microsecond=0) - timedelta(minutes=1)
     RollupState.objects.update_or_create(level="1m", defaults={"done_until": done})
+    return token
 
 
 def free_port() -> int:
@@ -164,11 +167,11 @@ def page_times(page, url: str, first: str, full: str, loads: int) -> tuple[float
     return statistics.median(firsts), statistics.median(fulls)
 
 
-def api_p95(base: str, paths: list[str], requests: int) -> float:
+def api_p95(base: str, paths: list[str], requests: int, token: str) -> float:
     durations = []
     for i in range(requests):
         request = urllib.request.Request(
-            base + paths[i % len(paths)], headers={"Authorization": "Token " + "b" * 40}
+            base + paths[i % len(paths)], headers={"Authorization": "Token " + token}
         )
         started = time.perf_counter()
         with urllib.request.urlopen(request, timeout=30) as response:
@@ -189,7 +192,7 @@ def main() -> None:
 
     call_command("collectstatic", interactive=False, verbosity=0)
     started = time.perf_counter()
-    seed(args.hosts)
+    token = seed(args.hosts)
     print(f"seeded {args.hosts} hosts in {time.perf_counter() - started:.1f} s")
     if args.seed_only:
         return
@@ -232,9 +235,9 @@ def main() -> None:
 
         charts = [f"/ui/api/chart?chart={c.name}&host=host-000&range=7d&width=600" for c in HOST_CHARTS]
         charts_1h = [f"/ui/api/chart?chart={c.name}&host=host-001&range=1h&width=600" for c in HOST_CHARTS]
-        p95_week = api_p95(base, charts, args.requests)
-        p95_hour = api_p95(base, charts_1h, args.requests)
-        p95_fleet = api_p95(base, ["/ui/api/fleet?range=1h&width=100"], max(20, args.requests // 5))
+        p95_week = api_p95(base, charts, args.requests, token)
+        p95_hour = api_p95(base, charts_1h, args.requests, token)
+        p95_fleet = api_p95(base, ["/ui/api/fleet?range=1h&width=100"], max(20, args.requests // 5), token)
     finally:
         server.terminate()
         server.wait(timeout=20)

@@ -8,12 +8,12 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from collector_server.alerts.fingerprint import label_fingerprint
 from collector_server.alerts.models import Alert, AlertEvent
 from tests.alerting.alertmanager_server import alertmanager, get_alerts, wait_until
 from tests.alerting.test_delivery import dispatch_and_work, fire, make_channel, resolve
+from tests.members import issue_token, member
 
 WEBHOOK = WEBHOOK_PATH = "/api/v1/monitoring/alertmanager/webhook"
 
@@ -29,7 +29,7 @@ def test_alert_reaches_alertmanager_and_comes_back_through_its_webhook(
     live_server, metrics, tmp_path, redis_client, django_capture_on_commit_callbacks, django_user_model
 ):
     user = django_user_model.objects.create_user("am-bot", password="x")
-    token = Token.objects.create(user=user).key
+    token = issue_token(member(user, "operator"), "operator")
     with alertmanager(tmp_path, live_server.url + WEBHOOK, token) as am_url:
         channel = make_channel("team alertmanager", "alertmanager", {"url": am_url}, group_interval_seconds=1)
         fired_at = timezone.now() - timedelta(minutes=3)

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 from django.db import connection
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from collector_server.monitoring.models import Host, Series
+from tests.members import issue_token, member
 from tests.server.conftest import django_db_setup  # noqa: F401  (partitions of the last two weeks)
 
 
@@ -20,7 +20,7 @@ def api(db) -> APIClient:
 
     user = User.objects.create_user("prom-viewer", password="viewer-password-1")
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(member(user, 'viewer'), 'viewer')}")
     return client
 
 

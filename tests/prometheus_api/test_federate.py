@@ -8,7 +8,8 @@ from urllib.parse import urlparse
 import pytest
 from django.contrib.auth.models import User
 from prometheus_client.parser import text_string_to_metric_families
-from rest_framework.authtoken.models import Token
+
+from tests.members import issue_token, member
 
 from .real_prometheus import get_json, running_prometheus
 
@@ -51,7 +52,7 @@ def test_a_real_prometheus_federates_fleetwatch_hosts(live_server, store, tmp_pa
     now = time.time()
     store.samples(store.series("fw_load", host="db-1"), [(now - 3, 4.25)])
     user = User.objects.create_user("federator", password="federate-password-1")
-    token = Token.objects.create(user=user).key
+    token = issue_token(member(user, "viewer"), "viewer")
     config = f"""
 global:
   scrape_interval: 1s

@@ -18,12 +18,12 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from rest_framework.authtoken.models import Token
 
 from alerting_worker.ingest.consumer import StreamConsumer
 from alerting_worker.ingest.jobs import handler_for
 from alerting_worker.ingest.metrics_handler import CACHE
 from shared import streams
+from tests.members import issue_token, member
 
 RESOURCE = Resource.create({"service.name": "shop", "host.name": "otel-1", "deployment.environment": "prod"})
 
@@ -37,7 +37,9 @@ def drain(redis_client) -> None:
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:.*LoggingHandler.*:DeprecationWarning")
 def test_the_sdk_exporters_metrics_and_logs_are_queryable_and_searchable(live_server, redis_client):
-    token = Token.objects.create(user=User.objects.create_user("otel", password="otel-password-1")).key
+    token = issue_token(
+        member(User.objects.create_user("otel", password="otel-password-1"), "operator"), "operator"
+    )
     headers = {"Authorization": f"Token {token}"}
     CACHE.clear()
 

@@ -7,11 +7,11 @@ import time
 
 import pytest
 from django.contrib.auth.models import User
-from rest_framework.authtoken.models import Token
 
 from alerting_worker.ingest.consumer import StreamConsumer
 from alerting_worker.ingest.metrics_handler import CACHE, MetricsHandler
 from shared import streams
+from tests.members import issue_token, member
 
 from .real_prometheus import PROMTOOL, free_port, running_prometheus
 
@@ -22,7 +22,7 @@ def test_prometheus_remote_writes_into_fleetwatch_and_samples_are_queryable(
     live_server, redis_client, tmp_path
 ):
     user = User.objects.create_user("prom-writer", password="writer-password-1")
-    token = Token.objects.create(user=user).key
+    token = issue_token(member(user, "operator"), "operator")
     port = free_port()
     config = f"""
 global:

@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from collector_server.enrollments.models import Enrollment
 from shared.signing import parse_credential
+from tests.members import member
 
 URL = "/api/v1/monitoring/enrollments"
 pytestmark = pytest.mark.django_db
@@ -26,7 +27,10 @@ def admin_api() -> APIClient:
 @pytest.fixture
 def operator_api() -> APIClient:
     client = APIClient()
-    client.force_authenticate(get_user_model().objects.create_user("operator", password="x"))
+    # An operator of the organisation: enrollments need its admin role.
+    client.force_authenticate(
+        member(get_user_model().objects.create_user("operator", password="x"), "operator")
+    )
     return client
 
 

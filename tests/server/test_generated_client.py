@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from collector_server.alerts.models import Alert
+from tests.members import issue_token, member
 
 GENERATOR = Path(sys.executable).parent / "openapi-python-client"
 
@@ -51,7 +51,7 @@ def test_generated_client_lists_alerts_searches_logs_and_runs_a_query(
     from tests.alerting.conftest import Metrics
 
     user = django_user_model.objects.create_user("client-bot", password="pw-client-bot-1")
-    token = Token.objects.create(user=user).key
+    token = issue_token(member(user, "admin"), "admin")
     Alert.objects.create(
         name="High CPU Usage",
         labels={"alertname": "High CPU Usage", "host": "web-1", "severity": "high"},

@@ -37,10 +37,11 @@ def keep_connection():
 @pytest.fixture
 def token(db) -> str:
     from django.contrib.auth.models import User
-    from rest_framework.authtoken.models import Token
+
+    from tests.members import issue_token, member
 
     user = User.objects.create_user("schema-bot", password="pw-schema-bot-1")
-    return Token.objects.create(user=user).key
+    return issue_token(member(user, "admin"), "admin")
 
 
 @pytest.mark.django_db

@@ -15,7 +15,8 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
-from rest_framework.authtoken.models import Token
+
+from tests.members import issue_token
 
 # Per operation; FLEETWATCH_FUZZ_EXAMPLES raises it for a longer hunt outside the suite.
 EXAMPLES = int(os.environ.get("FLEETWATCH_FUZZ_EXAMPLES", "8"))
@@ -44,7 +45,7 @@ def superuser_token(db) -> str:
     from django.contrib.auth.models import User
 
     admin = User.objects.create_superuser("fuzz-admin", "fuzz@example.com", "fuzz-admin-password-1")
-    return Token.objects.create(user=admin).key
+    return issue_token(admin, "admin")
 
 
 SETTINGS = hypothesis_settings(

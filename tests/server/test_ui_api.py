@@ -10,6 +10,7 @@ from django.test import Client
 from django.utils import timezone
 
 from collector_server.alerts.models import Alert, AlertEvent
+from tests.members import member
 from tests.server.conftest import insert_samples, make_host, make_series
 
 CHART = "/ui/api/chart"
@@ -121,7 +122,7 @@ def test_autocomplete_lists_metric_names_and_label_values(api, web1):
 def test_every_page_needs_a_login_and_renders(db, web1):
     assert Client().get("/alerts/")["Location"].startswith("/login/?next=/alerts/")
     client = Client()
-    client.force_login(User.objects.create_user("someone"))
+    client.force_login(member(User.objects.create_user("someone"), "viewer"))
     pages = (
         "/",
         "/hosts/web-1/",
@@ -140,8 +141,8 @@ def test_every_page_needs_a_login_and_renders(db, web1):
 
 def test_only_operators_get_the_action_dialogs(db, web1):
     viewer, operator = Client(), Client()
-    viewer.force_login(User.objects.create_user("viewer-1"))
-    operator.force_login(User.objects.create_user("operator-1", is_staff=True))
+    viewer.force_login(member(User.objects.create_user("viewer-1"), "viewer"))
+    operator.force_login(member(User.objects.create_user("operator-1"), "operator"))
     seen = viewer.get("/alerts/").content.decode()
     assert 'data-can-operate="false"' in seen and "<dialog" not in seen and "(viewer)" in seen
     acted = operator.get("/alerts/").content.decode()

@@ -20,6 +20,7 @@ import redis as redis_lib
 
 from collector_server.localstack import Stack
 from tests.e2e.conftest import free_port
+from tests.members import member
 
 CHROMIUM = os.environ.get("FLEETWATCH_CHROMIUM", "/usr/bin/chromium")
 PASSWORD = "ui-test-password"
@@ -77,8 +78,8 @@ def ui_stack(django_db_setup, django_db_blocker, tmp_path_factory, redis_url) ->
         partitions.forget_cache()
         partitions.ensure_ahead(days_ahead=2)
         users = get_user_model().objects
-        users.create_user("operator", password=PASSWORD, is_staff=True)
-        users.create_user("viewer", password=PASSWORD)
+        member(users.create_user("operator", password=PASSWORD), "operator")
+        member(users.create_user("viewer", password=PASSWORD), "viewer")
         db = connection.settings_dict
     env = dict(
         os.environ,

@@ -11,6 +11,7 @@ import pytest
 
 from collector_server.localstack import Stack
 from tests.e2e.test_logs_pipeline import run_app, search, wait_for
+from tests.members import issue_token
 from tests.ui.conftest import login
 
 # django_db (not transaction=True): the data of the module fixtures must outlive each test.
@@ -36,12 +37,11 @@ def api(stack: Stack, token: str, method: str, path: str, body: dict | None = No
 def data(ui_stack: Stack, django_db_blocker) -> dict:
     """Logs and API metrics from two monitored apps, firing and pending alerts, a rule."""
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
 
     from collector_server.alerts.models import Alert, AlertRule
 
     with django_db_blocker.unblock():
-        token = Token.objects.create(user=get_user_model().objects.get(username="operator")).key
+        token = issue_token(get_user_model().objects.get(username="operator"), "operator")
     run_app("wsgi", ui_stack.env, ["/sku/1", "/fail/77", "/sku/2"], ["req-w1", "req-w2", "req-w3"])
     run_app("django", ui_stack.env, ["/checkout/A1", "/checkout/B2"], ["req-d1", "req-d2"])
     alerts = {}
