@@ -5,15 +5,17 @@ from __future__ import annotations
 from django.contrib import admin
 
 from collector_server.alerts.models import EscalationPolicy, EscalationStep, Route
+from collector_server.orgs.admin_scope import OrganizationAdminMixin
 
 
 @admin.register(Route)
-class RouteAdmin(admin.ModelAdmin):
+class RouteAdmin(OrganizationAdminMixin, admin.ModelAdmin):
     list_display = ("__str__", "parent", "position", "matchers", "channel", "continue_matching", "generated")
     list_filter = ("generated", "channel")
     search_fields = ("name",)
     readonly_fields = ("rule", "generated")
     fields = (
+        "organization",
         "parent",
         "position",
         "name",
@@ -30,13 +32,14 @@ class RouteAdmin(admin.ModelAdmin):
     )
 
 
-class EscalationStepInline(admin.TabularInline):
+class EscalationStepInline(OrganizationAdminMixin, admin.TabularInline):
     model = EscalationStep
     extra = 1
     fields = ("position", "channel", "delay_minutes")
 
 
 @admin.register(EscalationPolicy)
-class EscalationPolicyAdmin(admin.ModelAdmin):
+class EscalationPolicyAdmin(OrganizationAdminMixin, admin.ModelAdmin):
     list_display = ("name", "description")
+    fields = ("organization", "name", "description")
     inlines = [EscalationStepInline]

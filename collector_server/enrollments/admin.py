@@ -7,11 +7,13 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from collector_server.enrollments.models import Enrollment
+from collector_server.orgs import roles
 from collector_server.orgs.admin_scope import OrganizationAdminMixin
 
 
 @admin.register(Enrollment)
 class EnrollmentAdmin(OrganizationAdminMixin, admin.ModelAdmin):
+    view_role = roles.ADMIN  # like the API: the organisation's admins only
     list_display = ["host_name", "key_id", "group", "created_at", "rotated_at", "revoked_at"]
     list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["host_name", "key_id"]

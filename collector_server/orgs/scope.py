@@ -148,7 +148,14 @@ class OrgManager(models.Manager):
     def get_queryset(self) -> models.QuerySet:
         queryset = OrgQuerySet(model=self.model, using=self._db, hints=self._hints)
         queryset.built_under = current()
-        return restrict(queryset, self.org_path)
+        return restrict(queryset, self.path_of_model())
+
+    def path_of_model(self) -> str:
+        """The model's path: a related manager (``policy.steps``) is built without the path argument."""
+        default = getattr(self.model, "_default_manager", None)
+        if isinstance(default, OrgManager) and default is not self:
+            return default.org_path
+        return self.org_path
 
 
 def organization_field() -> models.ForeignKey:

@@ -17,7 +17,17 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from alerting_worker.ingest.logs_handler import write_logs
-from collector_server.alerts.models import Alert, AlertEvent, AlertRule, Channel, Notification, Silence
+from collector_server.alerts.models import (
+    Alert,
+    AlertEvent,
+    AlertRule,
+    Channel,
+    EscalationPolicy,
+    EscalationStep,
+    Notification,
+    Route,
+    Silence,
+)
 from collector_server.monitoring.models import Host, RollupState, Series
 from collector_server.orgs import audit
 from collector_server.orgs.models import ApiToken, AuditEvent, Membership
@@ -75,6 +85,36 @@ def _silence(comment: str, org: Any) -> Silence:
         ends_at=timezone.now() + timedelta(hours=1),
         comment=comment,
     )
+
+
+def _routing_and_enrollments(org_a: Any, channel: Channel) -> dict[str, Any]:
+    """A's routing tree, escalation policies, enrollments, a test notification and login records."""
+    from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+
+    from alerting_worker.alerting import notify_test
+    from collector_server.enrollments.models import Enrollment
+
+    root = Route.objects.create(organization=org_a, name=f"route-{MARKER}")
+    policy = EscalationPolicy.objects.create(organization=org_a, name=f"pol-{MARKER}")
+    EscalationStep.objects.create(policy=policy, channel=channel, delay_minutes=5)
+    common = {"user_agent": "test", "http_accept": "*/*", "path_info": "/admin/login/"}
+    return {
+        "route": root.pk,
+        "route_del": Route.objects.create(organization=org_a, parent=root, name=f"route-del-{MARKER}").pk,
+        "policy": policy.pk,
+        "policy_del": EscalationPolicy.objects.create(organization=org_a, name=f"pol-del-{MARKER}").pk,
+        "enrollment": Enrollment.enroll(f"enr-{MARKER}", organization_id=org_a.pk)[0].pk,
+        "enrollment_rev": Enrollment.enroll(f"enr-rev-{MARKER}", organization_id=org_a.pk)[0].pk,
+        "test_note": Notification.objects.create(
+            channel=channel, idempotency_key=f"t-{MARKER}", group_key=notify_test.TEST_GROUP_KEY, payload={}
+        ).pk,
+        "hostname": f"host-{MARKER}",
+        "accessattempt": AccessAttempt.objects.create(
+            **common, username="someone", get_data="", post_data="", failures_since_start=1
+        ).pk,
+        "accesslog": AccessLog.objects.create(**common, username="someone").pk,
+        "accessfailurelog": AccessFailureLog.objects.create(**common, username="someone").pk,
+    }
 
 
 @pytest.fixture
@@ -139,6 +179,7 @@ def world(db, partitions) -> World:
                 level="1m", defaults={"done_until": timezone.now()}
             )[0].pk,
         )
+        w.ids.update(_routing_and_enrollments(org_a, channel))
         leaver = member(User.objects.create_user(f"leaver-{MARKER}"), "viewer", ORG_A)
         w.ids["member_del"] = Membership.all_objects.get(user=leaver).pk
         w.ids["audit"] = AuditEvent.all_objects.filter(organization=org_a).latest("id").pk

@@ -31,6 +31,10 @@ ADMIN_PATCH = expect(401, 404, 403, 403, 200)
 ADMIN_DELETE = expect(401, 404, 403, 403, 204)
 ADMIN_CREATE = expect(401, 201, 403, 403, 201)
 OPERATOR_PATCH = expect(401, 404, 403, 200, 200)
+HEALTH = expect(*[(200, 503)] * 5)  # 503 while a check fails (no worker runs here)
+PAGE = expect(302, 200, 200, 200, 200)  # the UI's pages: B's shows B's data
+PAGE_DETAIL = expect(302, 404, 200, 200, 200)
+PUSHED = (200, 400, 415)  # an empty or JSON body: accepted or refused by the receiver, never 5xx
 
 # pattern (as the resolver spells it) -> [(method, url, body, expected status per actor)]
 API: dict[str, list[tuple[str, str, Any, Expect]]] = {
@@ -158,9 +162,123 @@ API: dict[str, list[tuple[str, str, Any, Expect]]] = {
     "api/monitoring/^alerts/(?P<pk>\\d+)/resolve$": [
         ("put", "/api/monitoring/alerts/{alert}/resolve", {}, expect(401, 404, 403, 200, 409))
     ],
+    # Routing tree and escalation (one root per organisation), the inbound Alertmanager webhook.
+    "api/v1/monitoring/^routes$": [
+        ("get", "/api/v1/monitoring/routes", None, LIST),
+        # A already has its root; B's first root is its own.
+        ("post", "/api/v1/monitoring/routes", {"name": "root"}, expect(401, 201, 403, 403, 400)),
+        # A child of A's root: B cannot name A's route.
+        (
+            "post",
+            "/api/v1/monitoring/routes",
+            {"name": "child", "parent": "{route}", "channel": "{channel}"},
+            expect(401, 400, 403, 403, 201),
+        ),
+    ],
+    "api/v1/monitoring/^routes/(?P<pk>\\d+)$": [
+        ("get", "/api/v1/monitoring/routes/{route}", None, DETAIL),
+        ("patch", "/api/v1/monitoring/routes/{route}", {"group_wait_seconds": 5}, ADMIN_PATCH),
+        ("delete", "/api/v1/monitoring/routes/{route_del}", None, ADMIN_DELETE),
+    ],
+    "api/v1/monitoring/^escalation-policies$": [
+        ("get", "/api/v1/monitoring/escalation-policies", None, LIST),
+        (
+            "post",
+            "/api/v1/monitoring/escalation-policies",
+            {"name": "pol", "steps": [{"channel": "{channel}", "delay_minutes": 1}]},
+            expect(401, 400, 403, 403, 201),  # B cannot name A's channel
+        ),
+    ],
+    "api/v1/monitoring/^escalation-policies/(?P<pk>\\d+)$": [
+        ("get", "/api/v1/monitoring/escalation-policies/{policy}", None, DETAIL),
+        ("patch", "/api/v1/monitoring/escalation-policies/{policy}", {"description": "d"}, ADMIN_PATCH),
+        ("delete", "/api/v1/monitoring/escalation-policies/{policy_del}", None, ADMIN_DELETE),
+    ],
+    "api/v1/monitoring/alertmanager/webhook": [
+        (
+            "post",
+            "/api/v1/monitoring/alertmanager/webhook",
+            {
+                "version": "4",
+                "status": "firing",
+                "alerts": [
+                    {"status": "firing", "labels": {"alertname": "am"}, "startsAt": "2026-01-01T00:00:00Z"}
+                ],
+            },
+            expect(401, 200, 403, 200, 200),
+        )
+    ],
+    "api/v1/monitoring/^channels/(?P<pk>\\d+)/test/(?P<notification_id>\\d+)$": [
+        ("get", "/api/v1/monitoring/channels/{channel}/test/{test_note}", None, DETAIL)
+    ],
+    # Enrollments: the organisation's admins only; a host enrolled in A is stored in A.
+    "api/v1/monitoring/^enrollments$": [
+        ("get", "/api/v1/monitoring/enrollments", None, ADMIN_LIST),
+        ("post", "/api/v1/monitoring/enrollments", {"host_name": "new-host"}, ADMIN_CREATE),
+    ],
+    "api/v1/monitoring/^enrollments/(?P<pk>[^/.]+)$": [
+        ("get", "/api/v1/monitoring/enrollments/{enrollment}", None, ADMIN_DETAIL)
+    ],
+    "api/v1/monitoring/^enrollments/(?P<pk>[^/.]+)/rotate$": [
+        ("post", "/api/v1/monitoring/enrollments/{enrollment}/rotate", {}, ADMIN_PATCH)
+    ],
+    "api/v1/monitoring/^enrollments/(?P<pk>[^/.]+)/revoke$": [
+        ("post", "/api/v1/monitoring/enrollments/{enrollment_rev}/revoke", {}, ADMIN_PATCH)
+    ],
+    # The Prometheus API and federation answer from the caller's organisation's series.
+    "prometheus/api/v1/query": [
+        ("get", "/prometheus/api/v1/query?query=system_cpu_usage_percent", None, LIST)
+    ],
+    "prometheus/api/v1/query_range": [
+        (
+            "get",
+            "/prometheus/api/v1/query_range?query=system_cpu_usage_percent&start=1&end=601&step=60",
+            None,
+            LIST,
+        )
+    ],
+    "prometheus/api/v1/series": [
+        ("get", "/prometheus/api/v1/series?match[]=system_cpu_usage_percent", None, LIST)
+    ],
+    "prometheus/api/v1/labels": [("get", "/prometheus/api/v1/labels", None, LIST)],
+    "prometheus/api/v1/label/<str:name>/values": [
+        ("get", "/prometheus/api/v1/label/host/values", None, LIST)
+    ],
+    "prometheus/api/v1/metadata": [("get", "/prometheus/api/v1/metadata", None, LIST)],
+    "prometheus/api/v1/status/buildinfo": [("get", "/prometheus/api/v1/status/buildinfo", None, LIST)],
+    "federate": [("get", "/federate?match[]=system_cpu_usage_percent", None, LIST)],
+    # Pushing data needs the operator role; a JSON body is not remote write's snappy protobuf.
+    "prometheus/api/v1/write": [("post", "/prometheus/api/v1/write", {}, expect(401, 400, 403, 400, 400))],
+    "otlp/v1/metrics": [("post", "/otlp/v1/metrics", {}, expect(401, PUSHED, 403, PUSHED, PUSHED))],
+    "otlp/v1/logs": [("post", "/otlp/v1/logs", {}, expect(401, PUSHED, 403, PUSHED, PUSHED))],
+    # The seed documents' health and metrics paths: public, like the health endpoint and /metrics.
+    "api/v1/monitoring/status": [("get", "/api/v1/monitoring/status?scope=live", None, PUBLIC)],
+    "api/health": [("get", "/api/health?scope=live", None, PUBLIC)],
+    "api/metrics": [("get", "/api/metrics", None, PUBLIC)],
+    "health": [("get", "/health", None, HEALTH)],
+    "health/detailed": [("get", "/health/detailed", None, HEALTH)],
+    "health/metrics": [("get", "/health/metrics", None, PUBLIC)],
+    # The web UI: pages (session login) and their chart data (token or session).
+    "hosts/<str:hostname>/": [("get", "/hosts/{hostname}/", None, PAGE_DETAIL)],
+    "alerts/": [("get", "/alerts/", None, PAGE)],
+    "logs/": [("get", "/logs/", None, PAGE)],
+    "requests/<str:request_id>/": [("get", f"/requests/req-{MARKER}/", None, PAGE)],
+    "explore/": [("get", "/explore/", None, PAGE)],
+    "endpoints/": [("get", "/endpoints/", None, PAGE)],
+    "rules/new/": [("get", "/rules/new/", None, PAGE)],
+    "rules/<int:pk>/": [("get", "/rules/{rule}/", None, PAGE_DETAIL)],
+    "login/": [("get", "/login/", None, PUBLIC)],
+    "logout/": [("get", "/logout/", None, expect(405, 405, 405, 405, 405))],
+    "favicon.ico": [("get", "/favicon.ico", None, expect(302, 302, 302, 302, 302))],
+    "ui/api/chart": [("get", "/ui/api/chart?metric=system_cpu_usage_percent&by=host", None, LIST)],
+    "ui/api/fleet": [("get", "/ui/api/fleet", None, LIST)],
+    "ui/api/metric-names": [("get", "/ui/api/metric-names", None, LIST)],
+    "ui/api/labels": [("get", "/ui/api/labels?metric=system_cpu_usage_percent", None, LIST)],
+    "ui/api/health": [("get", "/ui/api/health", None, LIST)],
     # The schema describes endpoints, never data: public like the login page.
     "api/schema/": [("get", "/api/schema/?format=json", None, PUBLIC)],
     "api/docs/": [("get", "/api/docs/", None, PUBLIC)],
+    "api/redoc/": [("get", "/api/redoc/", None, PUBLIC)],
     "api-auth/login/": [("get", "/api-auth/login/", None, PUBLIC)],
     "api-auth/logout/": [("get", "/api-auth/logout/", None, expect(405, 405, 405, 405, 405))],
 }
@@ -178,7 +296,9 @@ ADMIN_SITE: dict[str, list[tuple[str, str, Any, Expect]]] = {
     "admin/r/<path:content_type_id>/<path:object_id>/": [
         ("get", "/admin/r/1/1/", None, expect(302, 404, 404, 404, 404))
     ],
-    "admin/^(?P<app_label>auth|monitoring|alerts|orgs)/$": [("get", "/admin/alerts/", None, STAFF)],
+    "admin/^(?P<app_label>auth|axes|monitoring|alerts|enrollments|orgs)/$": [
+        ("get", "/admin/alerts/", None, STAFF)
+    ],
     "admin/(?P<url>.*)$": [("get", "/admin/no-such-page/", None, expect(302, 404, 404, 404, 404))],
     "admin/auth/user/<id>/password/": [
         ("get", "/admin/auth/user/{user}/password/", None, expect(302, 403, 403, 403, 403))
@@ -191,6 +311,12 @@ ADMIN_MODELS: dict[str, tuple[str, str, str, frozenset[str]]] = {
     "auth/user": ("user", SUPERUSER_ONLY, SUPERUSER_ONLY, frozenset()),
     "monitoring/rollupstate": ("rollupstate", SUPERUSER_ONLY, SUPERUSER_ONLY, frozenset()),
     "orgs/organization": ("org", SUPERUSER_ONLY, SUPERUSER_ONLY, frozenset()),
+    "axes/accessattempt": ("accessattempt", SUPERUSER_ONLY, SUPERUSER_ONLY, frozenset()),
+    "axes/accesslog": ("accesslog", SUPERUSER_ONLY, SUPERUSER_ONLY, frozenset()),
+    "axes/accessfailurelog": ("accessfailurelog", SUPERUSER_ONLY, SUPERUSER_ONLY, frozenset()),
+    "alerts/route": ("route", "viewer", "admin", frozenset()),
+    "alerts/escalationpolicy": ("policy", "viewer", "admin", frozenset()),
+    "enrollments/enrollment": ("enrollment", "admin", "admin", frozenset()),
     "monitoring/host": ("host", "viewer", "admin", frozenset()),
     "monitoring/series": ("series", "viewer", "admin", frozenset({"delete"})),
     "alerts/alertrule": ("rule", "viewer", "admin", frozenset()),
@@ -286,13 +412,27 @@ def _sent_values(url: str, body: Any) -> list[str]:
     return values
 
 
+UI_PAGES = ("/admin/", "/hosts/", "/alerts/", "/logs/", "/requests/", "/explore/", "/endpoints/", "/rules/")
+
+
+def _filled(body: Any, ids: dict[str, Any]) -> Any:
+    """A body's "{name}" values replaced by the world's object ids (e.g. a parent route)."""
+    if isinstance(body, dict):
+        return {k: _filled(v, ids) for k, v in body.items()}
+    if isinstance(body, list):
+        return [_filled(v, ids) for v in body]
+    if isinstance(body, str) and body.startswith("{") and body.endswith("}") and body[1:-1] in ids:
+        return ids[body[1:-1]]
+    return body
+
+
 def _request(world: World, actor: str, method: str, url: str, body: Any):
-    if url.startswith("/admin/") or url == "/":
+    if url.startswith(UI_PAGES) or url in ("/", "/login/", "/logout/", "/favicon.ico"):
         return getattr(world.web[actor], method)(url)
     client = world.api[actor]
     if body is None:
         return getattr(client, method)(url)
-    return getattr(client, method)(url, body, format="json")
+    return getattr(client, method)(url, _filled(body, world.ids), format="json")
 
 
 def test_every_url_as_every_role_of_a_and_as_b(world: World):
