@@ -265,6 +265,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Metrics, logs, hosts and alerts of a fleet of hosts.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Operation ids and tags as before /ui/api/ joined the schema (v1_monitoring_alerts_list).
+    "SCHEMA_PATH_PREFIX": r"/api/",
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

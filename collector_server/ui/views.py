@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.templatetags.static import static
 from django.views.decorators.csrf import ensure_csrf_cookie
@@ -14,6 +15,7 @@ from collector_server.alerts import query as rule_queries
 from collector_server.alerts.models import COMPARISONS, SEVERITIES, Alert, AlertRule
 from collector_server.monitoring import query
 from collector_server.monitoring.models import Host, Series
+from collector_server.orgs.session import organization_choice, switch_organization
 from collector_server.ui import charts, endpoint_charts, ranges
 
 REFRESH_SECONDS = 30
@@ -21,6 +23,7 @@ REFRESH_SECONDS = 30
 
 def _page(request: HttpRequest, template: str, page: str, **extra: Any) -> HttpResponse:
     context = {
+        **organization_choice(request),
         "page": page,
         "ranges": list(ranges.RANGES),
         "default_range": ranges.DEFAULT_RANGE,
@@ -31,8 +34,21 @@ def _page(request: HttpRequest, template: str, page: str, **extra: Any) -> HttpR
 
 
 def page_view(view):
-    """A page: logged in, with the CSRF cookie its scripts send back on actions."""
-    return login_required(ensure_csrf_cookie(view))
+    """A page: logged in, with the CSRF cookie its scripts send back on actions.
+
+    ``?organization=<slug>`` keeps that organisation as the session's choice (empty: all of
+    yours) and comes back to the page without it.
+    """
+
+    @functools.wraps(view)
+    def choosing(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if "organization" in request.GET:
+            if not switch_organization(request, request.GET["organization"]):
+                return HttpResponseForbidden("you are not a member of that organisation")
+            return HttpResponseRedirect(request.path)
+        return view(request, *args, **kwargs)
+
+    return login_required(ensure_csrf_cookie(choosing))
 
 
 @page_view

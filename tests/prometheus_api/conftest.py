@@ -18,9 +18,10 @@ from tests.server.conftest import django_db_setup  # noqa: F401  (partitions of 
 def api(db) -> APIClient:
     from django.contrib.auth.models import User
 
-    user = User.objects.create_user("prom-viewer", password="viewer-password-1")
+    # An operator: reads, and pushes (remote write, OTLP) into its organisation.
+    user = User.objects.create_user("prom-operator", password="operator-password-1")
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(member(user, 'viewer'), 'viewer')}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(member(user, 'operator'), 'operator')}")
     return client
 
 

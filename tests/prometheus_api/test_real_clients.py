@@ -69,7 +69,7 @@ def promtool_data(store, now_s):
 
 
 def test_promtool_queries_fleetwatch_as_a_prometheus_server(live_server, promtool_data):
-    User.objects.create_user("promtool", password="tool-password-1")
+    member(User.objects.create_user("promtool", password="tool-password-1"), "viewer")
     server = live_server.url.replace("http://", "http://promtool:tool-password-1@") + "/prometheus"
     now_s = promtool_data
     instant = subprocess.run(

@@ -7,6 +7,9 @@ from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from collector_server.alerts.models import Alert, AlertRule, Channel, EscalationPolicy, Route, Silence
+from collector_server.enrollments.models import Enrollment
+from collector_server.orgs.models import ApiToken, Membership
+from tests.members import issue_token, member
 
 pytestmark = pytest.mark.django_db
 WRITE_METHODS = ("post", "put", "patch")
@@ -17,7 +20,8 @@ TOLERANT = {"/api/v1/monitoring/alertmanager/webhook"}
 @pytest.fixture
 def operator() -> APIClient:
     client = APIClient()
-    client.force_authenticate(User.objects.create_user("ann", password="pw-ann-123"))
+    # An admin of the organisation: every write operation is hers to try.
+    client.force_authenticate(member(User.objects.create_user("ann", password="pw-ann-123"), "admin"))
     return client
 
 
@@ -28,7 +32,12 @@ def _objects() -> dict[str, int]:
     alert = Alert.objects.create(name="a", labels={}, labels_key="", severity="high", state="firing")
     route = Route.objects.create(name="root")
     policy = EscalationPolicy.objects.create(name="p")
+    bob = member(User.objects.create_user("bob"), "viewer")
+    issue_token(bob, "viewer")
     return {
+        "members": Membership.all_objects.get(user=bob).pk,
+        "tokens": ApiToken.all_objects.get(user=bob).pk,
+        "enrollments": Enrollment.enroll("web-1")[0].pk,
         "rules": rule.pk,
         "channels": channel.pk,
         "silences": silence.pk,

@@ -20,6 +20,7 @@ from collector_server.enrollments.api.serializers import (
 )
 from collector_server.enrollments.models import Enrollment
 from collector_server.monitoring.api.known_params import KnownQueryParamsMixin
+from collector_server.monitoring.api.strict import EmptyBodySerializer
 from collector_server.orgs.permissions import IsOrgAdmin
 from collector_server.orgs.views import OrganizationScopedMixin, creation_organization
 
@@ -66,9 +67,12 @@ class EnrollmentViewSet(
         credential = enrollment.rotate(None if grace is None else timedelta(seconds=grace))
         return Response(EnrollmentCreatedSerializer(enrollment, context={"credential": credential}).data)
 
-    @extend_schema(request=None, responses={200: EnrollmentSerializer}, summary="Revoke at once")
+    @extend_schema(
+        request=EmptyBodySerializer, responses={200: EnrollmentSerializer}, summary="Revoke at once"
+    )
     @action(detail=True, methods=["post"])
     def revoke(self, request: Request, pk: str | None = None) -> Response:
         enrollment = self.get_object()
+        EmptyBodySerializer(data=request.data).is_valid(raise_exception=True)
         enrollment.revoke()
         return Response(EnrollmentSerializer(enrollment).data)

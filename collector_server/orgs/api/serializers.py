@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from collector_server.monitoring.api.strict import RejectUnknownFieldsMixin
 from collector_server.orgs import roles
 from collector_server.orgs.models import ApiToken, AuditEvent, Membership
 
@@ -31,7 +32,7 @@ class AuditEventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ApiTokenSerializer(serializers.ModelSerializer):
+class ApiTokenSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
     organization = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     user = serializers.CharField(
         source="user.username", required=False, help_text="A member of the organisation; default: yourself."
@@ -54,7 +55,16 @@ class ApiTokenSerializer(serializers.ModelSerializer):
         read_only_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
 
 
-class MembershipSerializer(serializers.ModelSerializer):
+class ApiTokenCreatedSerializer(ApiTokenSerializer):
+    """The answer to POST tokens/: the token and its key, shown this once."""
+
+    key = serializers.CharField(read_only=True)
+
+    class Meta(ApiTokenSerializer.Meta):
+        fields = [*ApiTokenSerializer.Meta.fields, "key"]
+
+
+class MembershipSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
     organization = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     user = serializers.CharField(source="user.username")
 

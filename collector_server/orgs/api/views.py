@@ -7,12 +7,14 @@ from typing import Any
 import django_filters
 from django.contrib.auth import get_user_model
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from collector_server.monitoring.api.known_params import KnownQueryParamsMixin
 from collector_server.monitoring.api.pagination import CheckedLimitOffsetPagination
+from collector_server.monitoring.api.schema import envelope
 from collector_server.orgs import roles
 from collector_server.orgs.api import serializers as s
 from collector_server.orgs.models import ApiToken, AuditEvent, Membership
@@ -64,6 +66,10 @@ class ApiTokenViewSet(
     serializer_class = s.ApiTokenSerializer
     permission_classes = [IsOrgAdmin]
 
+    @extend_schema(
+        request=s.ApiTokenSerializer,
+        responses={201: envelope("ApiTokenCreatedResponse", s.ApiTokenCreatedSerializer())},
+    )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         org_id = creation_organization(request, self)
         body = self.get_serializer(data=request.data)
