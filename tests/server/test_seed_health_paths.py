@@ -42,7 +42,8 @@ def test_seed003_health_has_the_seed_shape(anonymous, live_pipeline):  # noqa: F
         assert set(check) == {"name", "status", "message", "duration_ms", "details"}
         assert check["status"] == "healthy" and check["duration_ms"] >= 0
     detailed = anonymous.get("/health/detailed").json()
-    assert [c["name"] for c in detailed["checks"]] == ["database", "redis", "workers", "scheduler", "streams"]
+    names = [c["name"] for c in detailed["checks"]]
+    assert names == ["database", "redis", "workers", "scheduler", "streams", "agent_credentials"]
 
 
 def test_seed003_detailed_health_names_what_fails(anonymous, health_client):  # noqa: F811

@@ -7,6 +7,7 @@ from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from collector_server.alerts.models import Alert, AlertRule, Channel, EscalationPolicy, Route, Silence
+from collector_server.enrollments.models import Enrollment
 
 pytestmark = pytest.mark.django_db
 WRITE_METHODS = ("post", "put", "patch")
@@ -17,7 +18,8 @@ TOLERANT = {"/api/v1/monitoring/alertmanager/webhook"}
 @pytest.fixture
 def operator() -> APIClient:
     client = APIClient()
-    client.force_authenticate(User.objects.create_user("ann", password="pw-ann-123"))
+    # A superuser: no permission check may answer before the body is read (enrollments are admin-only).
+    client.force_authenticate(User.objects.create_superuser("ann", password="pw-ann-123"))
     return client
 
 
@@ -28,6 +30,7 @@ def _objects() -> dict[str, int]:
     alert = Alert.objects.create(name="a", labels={}, labels_key="", severity="high", state="firing")
     route = Route.objects.create(name="root")
     policy = EscalationPolicy.objects.create(name="p")
+    enrollment, _ = Enrollment.enroll("web-1")
     return {
         "rules": rule.pk,
         "channels": channel.pk,
@@ -35,6 +38,7 @@ def _objects() -> dict[str, int]:
         "alerts": alert.pk,
         "routes": route.pk,
         "escalation-policies": policy.pk,
+        "enrollments": enrollment.pk,
     }
 
 

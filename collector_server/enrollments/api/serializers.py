@@ -3,9 +3,10 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from collector_server.enrollments.models import Enrollment
+from collector_server.monitoring.api.strict import RejectUnknownFieldsMixin
 
 
-class EnrollmentSerializer(serializers.ModelSerializer):
+class EnrollmentSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
     revoked = serializers.BooleanField(read_only=True)
 
     class Meta:
@@ -37,5 +38,5 @@ class EnrollmentCreatedSerializer(EnrollmentSerializer):
         return str(self.context["credential"])
 
 
-class RotateSerializer(serializers.Serializer):
+class RotateSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     grace_seconds = serializers.IntegerField(min_value=0, max_value=30 * 86400, required=False)

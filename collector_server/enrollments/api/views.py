@@ -17,6 +17,7 @@ from collector_server.enrollments.api.serializers import (
 )
 from collector_server.enrollments.models import Enrollment
 from collector_server.monitoring.api.known_params import KnownQueryParamsMixin
+from collector_server.monitoring.api.strict import EmptyBodySerializer
 
 
 class EnrollmentViewSet(
@@ -58,9 +59,12 @@ class EnrollmentViewSet(
         credential = enrollment.rotate(None if grace is None else timedelta(seconds=grace))
         return Response(EnrollmentCreatedSerializer(enrollment, context={"credential": credential}).data)
 
-    @extend_schema(request=None, responses={200: EnrollmentSerializer}, summary="Revoke at once")
+    @extend_schema(
+        request=EmptyBodySerializer, responses={200: EnrollmentSerializer}, summary="Revoke at once"
+    )
     @action(detail=True, methods=["post"])
     def revoke(self, request: Request, pk: str | None = None) -> Response:
+        EmptyBodySerializer(data=request.data).is_valid(raise_exception=True)
         enrollment = self.get_object()
         enrollment.revoke()
         return Response(EnrollmentSerializer(enrollment).data)
