@@ -209,7 +209,7 @@ def wire_record(
     message = entry.get("message", entry.get("msg", ""))
     record: dict[str, Any] = {
         "ts": ts if ts is not None else (now if now is not None else datetime.now(tz=UTC).timestamp()),
-        "level": level if level in _LEVELS else normalise_level(level),
+        "level": level if type(level) is str and level in _LEVELS else normalise_level(level),
         "message": message if type(message) is str else _as_text(message),
     }
     own = entry.get("attrs")

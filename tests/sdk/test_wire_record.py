@@ -105,3 +105,9 @@ def test_an_entry_in_the_record_shape_keeps_its_attrs_map_flat():
 def test_an_attrs_value_that_is_not_a_map_stays_an_attribute():
     assert wire_record({"message": "m", "attrs": "text"}, now=1.0)["attrs"] == {"attrs": "text"}
     assert "attrs" not in wire_record({"message": "m", "attrs": {}}, now=1.0)
+
+
+@pytest.mark.parametrize("level", [{"name": "ERROR"}, ["WARNING"], float("nan"), None, b"INFO"])
+def test_a_level_of_any_type_becomes_a_level_name(level):
+    record = wire_record({"message": "m", "level": level}, now=1.0)
+    assert record["level"] in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
