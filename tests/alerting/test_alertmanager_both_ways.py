@@ -101,7 +101,7 @@ def test_webhook_alerts_are_listed_read_only_and_resolved_by_the_webhook(django_
 
     client = APIClient()
     assert client.post(WEBHOOK_PATH, webhook_body("firing"), format="json").status_code in (401, 403)
-    client.force_authenticate(django_user_model.objects.create_user("am"))
+    client.force_authenticate(member(django_user_model.objects.create_user("am"), "operator"))
     answer = client.post(WEBHOOK_PATH, webhook_body("firing"), format="json")
     assert answer.status_code == 200 and answer.json()["data"]["opened"] == 1
     again = client.post(WEBHOOK_PATH, webhook_body("firing"), format="json").json()
@@ -128,7 +128,7 @@ def test_bad_webhook_body_is_a_400_naming_the_field(django_user_model):
     from rest_framework.test import APIClient
 
     client = APIClient()
-    client.force_authenticate(django_user_model.objects.create_user("am"))
+    client.force_authenticate(member(django_user_model.objects.create_user("am"), "operator"))
     body = webhook_body("firing")
     del body["alerts"][0]["labels"]["alertname"]
     answer = client.post(WEBHOOK_PATH, body, format="json")

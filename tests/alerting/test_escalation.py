@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 from alerting_worker.alerting import dispatch
 from collector_server.alerts.models import Alert, EscalationState, Notification
 from tests.alerting.test_routing_tree import channel, firing
+from tests.members import member
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +19,8 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def operator() -> APIClient:
     client = APIClient()
-    client.force_authenticate(User.objects.create_user("ann", password="pw-ann-123"))
+    # Routes and escalation policies are the organisation admins' to write.
+    client.force_authenticate(member(User.objects.create_user("ann", password="pw-ann-123"), "admin"))
     return client
 
 

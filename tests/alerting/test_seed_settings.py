@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 from alerting_worker.alerting import dispatch
 from collector_server.alerts.models import Alert, Notification
 from tests.alerting.test_delivery import fire, make_channel
+from tests.members import member
 
 pytestmark = pytest.mark.django_db
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def operator() -> APIClient:
     client = APIClient()
-    client.force_authenticate(User.objects.create_user("ann", password="pw-ann-123"))
+    client.force_authenticate(member(User.objects.create_user("ann", password="pw-ann-123"), "operator"))
     return client
 
 

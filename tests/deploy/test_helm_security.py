@@ -71,7 +71,7 @@ def test_network_policies_limit_who_reaches_the_server_redis_and_postgres(render
         "worker",
         "scheduler",
         "agent",
-        "redis-acl",  # the hook Job that limits the agents' Redis user (issue 9)
+        "redis-acl",  # the hook Job that sets up the agents' Redis user
     }
     assert peers_components(found["postgres"]["spec"]["ingress"][0]) == {
         "server",

@@ -80,6 +80,7 @@ def ui_stack(django_db_setup, django_db_blocker, tmp_path_factory, redis_url) ->
         users = get_user_model().objects
         member(users.create_user("operator", password=PASSWORD), "operator")
         member(users.create_user("viewer", password=PASSWORD), "viewer")
+        member(users.create_user("rule-admin", password=PASSWORD), "admin")  # rules are admins' to edit
         db = connection.settings_dict
     env = dict(
         os.environ,

@@ -313,8 +313,9 @@ def test_pages_fit_a_phone_screen(browser, ui_stack, data, ui_output):
     context.close()
 
 
-def test_rule_editor_previews_and_saves_a_rule_from_fields(operator, ui_stack, data, ui_output):
-    p = Page(operator, ui_stack, ui_output)
+def test_rule_editor_previews_and_saves_a_rule_from_fields(browser, ui_stack, data, ui_output):
+    context = login(browser, ui_stack, "rule-admin")  # saving a rule needs the admin role
+    p = Page(context, ui_stack, ui_output)
     p.open(f"/rules/{data['rule']}/")
     p.page.wait_for_selector(f"#rule-groups tr[data-breaches] >> text=host={HOST}")
     p.charts_drawn()
@@ -332,6 +333,7 @@ def test_rule_editor_previews_and_saves_a_rule_from_fields(operator, ui_stack, d
     assert status == 200 and rule["threshold"] == 0 and rule["comparison"] == ">="
     assert rule["query"]["group_by"] == ["host"]
     assert p.errors == []
+    context.close()
 
 
 def test_a_chart_that_fails_to_load_says_why_and_the_others_still_draw(operator, ui_stack, data, ui_output):

@@ -23,11 +23,12 @@ from collector_server.alerts import inbound
 from collector_server.orgs import roles, scope
 from collector_server.orgs.views import creation_organization
 
+WEBHOOK_STATUSES = [("firing", "firing"), ("resolved", "resolved")]
 GO_ZERO_YEAR = 1  # Alertmanager's "no end" is Go's zero time, 0001-01-01T00:00:00Z
 
 
 class WebhookAlertSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=["firing", "resolved"])
+    status = serializers.ChoiceField(choices=WEBHOOK_STATUSES)
     labels = serializers.DictField(child=serializers.CharField(allow_blank=True))
     annotations = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False)
     startsAt = serializers.DateTimeField()
@@ -48,7 +49,7 @@ class WebhookSerializer(serializers.Serializer):
     """Alertmanager's webhook body (version 4); fields fleetwatch does not use are ignored."""
 
     version = serializers.CharField()
-    status = serializers.ChoiceField(choices=["firing", "resolved"])
+    status = serializers.ChoiceField(choices=WEBHOOK_STATUSES)
     receiver = serializers.CharField(required=False, allow_blank=True)
     groupKey = serializers.CharField(required=False, allow_blank=True)
     alerts = WebhookAlertSerializer(many=True)
