@@ -28,7 +28,15 @@ def mask_channel_config(channel: Any, config: Any) -> Any:
 
 
 def register_defaults() -> None:
-    from collector_server.alerts.models import AlertRule, Channel, Silence
+    from collector_server.alerts.models import (
+        AlertRule,
+        Channel,
+        EscalationPolicy,
+        EscalationStep,
+        Route,
+        Silence,
+    )
+    from collector_server.enrollments.models import Enrollment
     from collector_server.orgs.models import ApiToken, Membership, Organization
 
     audit.register(AlertRule, exclude=("updated_at",))
@@ -39,3 +47,8 @@ def register_defaults() -> None:
     audit.register(Membership)
     audit.register(ApiToken, secret_fields=("key_hash",), exclude=("last_used_at",))
     audit.register(Organization)
+    audit.register(Route)
+    audit.register(EscalationPolicy)
+    audit.register(EscalationStep)
+    # The salts derive the agents' secrets: never in the trail.
+    audit.register(Enrollment, secret_fields=("salt", "previous_salt"))

@@ -124,3 +124,25 @@ def test_viewer_deletes_and_changes_nothing(world: World):
     )
     assert after == before
     assert world.api["admin"].get("/api/v1/audit/", {"actor": f"viewer-{MARKER}"}).json()["count"] == 0
+
+
+def test_enrollments_and_escalation_policies_are_audited_with_salts_masked(world: World):
+    admin = world.api["admin"]
+    enrolled = admin.post("/api/v1/monitoring/enrollments", {"host_name": f"web-{MARKER}"}, format="json")
+    assert enrolled.status_code == 201, enrolled.content
+    enrollment_id = enrolled.json()["id"]
+    assert (
+        admin.post(f"/api/v1/monitoring/enrollments/{enrollment_id}/revoke", {}, format="json").status_code
+        == 200
+    )
+    policy = admin.post(
+        "/api/v1/monitoring/escalation-policies",
+        {"name": f"p-{MARKER}", "steps": [{"channel": world.ids["channel"], "delay_minutes": 5}]},
+        format="json",
+    )
+    assert policy.status_code == 201, policy.content
+    events = {(e["action"], e["object_type"]) for e in _audit(world, actor=f"admin-{MARKER}")}
+    assert {("create", "enrollments.enrollment"), ("update", "enrollments.enrollment")} <= events
+    assert ("create", "alerts.escalationpolicy") in events
+    created = _audit(world, object_type="enrollments.enrollment", action="create")[0]
+    assert created["changes"]["salt"][1] == "********"
