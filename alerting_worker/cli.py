@@ -79,6 +79,7 @@ def worker_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="", help="worker name (default host:pid)")
     args = parser.parse_args(argv)
     _startup()
+    from alerting_worker.ingest.jobs import flush_summary_at_exit
     from alerting_worker.queues import ALL_QUEUES, get_queue
     from alerting_worker.resilience import OutageTolerantSimpleWorker, OutageTolerantWorker
     from alerting_worker.routine_logs import quiet_routine_jobs
@@ -97,6 +98,7 @@ def worker_main(argv: list[str] | None = None) -> int:
     worker = worker_class(queues, connection=queues[0].connection, name=name)
     worker.log_result_lifespan = False  # "result is kept for 500 seconds" after every job
     quiet_routine_jobs()  # ingest drains log at DEBUG; alerting_worker.ingest.jobs sums them up
+    flush_summary_at_exit()
     # with_scheduler: RQ parks retried jobs (a notification after a webhook 503) and jobs
     # enqueued for later in its ScheduledJobRegistry; only a worker running RQ's scheduler
     # (one per queue holds the lock, checking every second) moves them back when they are due.

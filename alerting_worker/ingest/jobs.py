@@ -151,8 +151,12 @@ def _lag(kind: str) -> str:
 
 
 SUMMARY = IngestSummary()
-# What the last minute drained is logged when the worker stops, too.
-atexit.register(lambda: SUMMARY.flush() if SUMMARY.totals else None)
+
+
+def flush_summary_at_exit() -> None:
+    """Log what the last minute drained when the worker process stops (registered by worker_main only,
+    so a test or a management command that drains in-process logs nothing after logging has shut down)."""
+    atexit.register(lambda: SUMMARY.flush() if SUMMARY.totals else None)
 
 
 def _enough_queued(kind: str) -> bool:
