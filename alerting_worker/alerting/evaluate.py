@@ -126,13 +126,14 @@ def _evaluate_rules(
     rules: list[AlertRule], now: datetime, stats: EvalStats, open_by_rule: dict[int, dict[str, Alert]]
 ) -> None:
     """Evaluate the rules of one organisation (the caller sets its scope)."""
-    cache, invalid = _prefetch_batched(rules, now, stats)
+    cache, invalid, keys = _prefetch_batched(rules, now, stats)
     for rule in rules:
         stats.rules += 1
         if rule.pk in invalid:
             continue
         try:
-            result = _cached_query(rule, now, cache)
+            key = keys.get(rule.pk)
+            result = cache[key] if key in cache else _cached_query(rule, now, cache)
             evaluate_rule(rule, now, stats, result=result, open_alerts=open_by_rule.get(rule.pk, {}))
         except Exception as exc:  # record and go on with the next rule
             log.exception("alerting: rule %s failed to evaluate", rule.name)
@@ -157,14 +158,16 @@ def _cache_key(rule: AlertRule, query: dict[str, Any]) -> str:
 
 def _prefetch_batched(
     rules: list[AlertRule], now: datetime, stats: EvalStats
-) -> tuple[dict[str, q.QueryResult], set[int]]:
+) -> tuple[dict[str, q.QueryResult], set[int], dict[int, str]]:
     """Evaluate the metric rules that share a selection together, one scan per selection.
 
-    Return the results by cache key and the ids of the rules whose query is invalid.
+    Return the results by cache key, the ids of the rules whose query is invalid, and the
+    cache key of each valid rule (validated once per cycle).
     """
     selections: dict[str, list[tuple[AlertRule, dict[str, Any]]]] = defaultdict(list)
     log_rules: list[tuple[AlertRule, dict[str, Any]]] = []
     invalid: set[int] = set()
+    keys: dict[int, str] = {}
     for rule in rules:
         try:
             query = q.get(rule.query_type).validate(rule.query)
@@ -172,6 +175,7 @@ def _prefetch_batched(
             stats.errors[rule.name] = str(exc)
             invalid.add(rule.pk)
             continue
+        keys[rule.pk] = _cache_key(rule, query)
         if rule.query_type == log_query.LogCountQuery.name:
             log_rules.append((rule, query))
         elif q.batchable(rule.query_type, query):
@@ -185,8 +189,8 @@ def _prefetch_batched(
         specs = sorted({(query["aggregation"], query["window"]) for _, query in members})
         results = q.evaluate_metric_batch(base, specs, now, first_rule.nodata_timeout_seconds)
         for rule, query in members:
-            cache[_cache_key(rule, query)] = results[(query["aggregation"], query["window"])]
-    return cache, invalid
+            cache[keys[rule.pk]] = results[(query["aggregation"], query["window"])]
+    return cache, invalid, keys
 
 
 def _prefetch_logs(
@@ -230,11 +234,23 @@ def evaluate_rule(
             a.labels_key: a for a in Alert.objects.filter(rule=rule, state__in=Alert.ACTIVE_STATES)
         }
     compare, threshold = COMPARISONS[rule.comparison], rule.threshold
-    for key, group in result.groups.items():
-        stats.groups += 1
+    groups = result.groups
+    stats.groups += len(groups)
+    # The common case is healthy with nothing open: only the groups that meet the threshold
+    # (found by bisection in the result's sorted values, shared by every rule on it), those
+    # without a value, and those with an open alert need a look.
+    todo = result.candidates(rule.comparison, threshold)
+    if open_alerts:
+        in_todo = set(todo)
+        pending = [key for key in open_alerts if key in groups and key not in in_todo]
+        if pending:  # in the order of the groups, as a full scan would visit them
+            position = {key: i for i, key in enumerate(groups)}
+            todo = sorted([*todo, *pending], key=position.__getitem__)
+    for key in todo:
+        group = groups[key]
         alert = open_alerts.get(key)
         if alert is None and group.value is not None and not compare(group.value, threshold):
-            continue  # the common case: healthy and nothing open
+            continue  # NaN, or a value on the boundary of a hysteresis rule: as before
         _evaluate_group(rule, key, group, alert, now, stats)
     for key, alert in open_alerts.items():
         if key not in result.groups:  # the series are gone: no data, or the query's value for "none" (0)
