@@ -328,8 +328,10 @@ def profile_cycles(count: int = 5) -> int:
         if i == count - 1:
             profiler.disable()
         cycles.append(time.perf_counter() - started)
-    print(f"{RULES:,} rules x {HOSTS:,} hosts: {stats.rules} rules, {stats.groups:,} groups, "
-          f"{stats.distinct_queries} distinct queries")
+    print(
+        f"{RULES:,} rules x {HOSTS:,} hosts: {stats.rules} rules, {stats.groups:,} groups, "
+        f"{stats.distinct_queries} distinct queries"
+    )
     print(f"full cycle median {statistics.median(cycles):.3f}s (of {count}; goal <= 5 s)")
     pstats.Stats(profiler).sort_stats("cumulative").print_stats(18)
     return 0
