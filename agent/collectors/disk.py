@@ -70,7 +70,7 @@ class DiskUsageCollector(Collector):
         "system_disk_used_bytes": "gauge, bytes",
         "system_disk_free_bytes": "gauge, bytes available to non-root users",
         "system_disk_total_bytes": "gauge, bytes, size of the filesystem",
-        "system_disk_inodes_total": "gauge, inodes (file nodes) of the filesystem; 0 where it has no fixed count",
+        "system_disk_inodes": "gauge, inodes (file nodes) of the filesystem; 0 where it has no fixed count",
         "system_disk_inodes_free": "gauge, inodes free",
         "system_disk_readonly": "gauge, 1 if mounted read-only, else 0",
     }
@@ -115,7 +115,7 @@ def filesystem_values(st: os.statvfs_result) -> dict[str, float]:
         "system_disk_used_bytes": float(used),
         "system_disk_free_bytes": float(free),
         "system_disk_total_bytes": float(total),
-        "system_disk_inodes_total": float(st.f_files),
+        "system_disk_inodes": float(st.f_files),
         "system_disk_inodes_free": float(st.f_ffree),
         "system_disk_readonly": 1.0 if st.f_flag & os.ST_RDONLY else 0.0,
     }

@@ -59,9 +59,11 @@ class PressureCollector(Collector):
             read_pressure(self.files[0][1])
         except OSError as exc:
             self.files = []
+            self.enabled = False
             self.reason = f"no pressure stall information on this kernel ({exc.strerror})"
             log.info("pressure collector off: %s", self.reason)
         else:
+            self.enabled = True
             self.reason = ""
 
     def collect(self, now: float) -> SeriesList:
