@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import glob
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -152,9 +153,12 @@ def measure_cycles(redis_url: str, prefix: str, cycles: int, state_dir: str, exp
         node_blocks.append((exporter.cpu_ns() - before) / per_block / 1e6)
     batch = agent.build_batch()
     per_collector: dict[str, list[float]] = {c.name: [] for c in agent.collectors.collectors}
+    order = list(agent.collectors.collectors)
+    shuffler = random.Random(13)
     for _ in range(min(cycles, 20)):
         now = time.time()
-        for collector in agent.collectors.collectors:
+        shuffler.shuffle(order)  # the first after the pause runs on cold caches: not always the same one
+        for collector in order:
             per_collector[collector.name].append(cpu_ms(lambda c=collector, t=now: c.collect(t)))
         time.sleep(CYCLE_GAP_SECONDS)
     series = len(agent.collectors.collect(time.time())) + len(agent.self_metrics(time.time()))
