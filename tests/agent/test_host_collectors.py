@@ -3,7 +3,7 @@ test writes, so that real files are parsed, and against this machine's own /proc
 
 systemd: a fixture root without ``run/systemd/system`` (a container) reports nothing; one with it
 gets its units from a real dbus-daemon started by the test on ``<root>/run/dbus/system_bus_socket``,
-where a jeepney service of the test answers ``ListUnits`` as systemd's manager does.
+where a jeepney service of the test answers ``ListUnitsFiltered`` as systemd's manager does.
 """
 
 from __future__ import annotations
@@ -364,7 +364,10 @@ BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Config
 
 
 class FakeSystemd:
-    """A jeepney service named org.freedesktop.systemd1 that answers ListUnits with ``UNITS``."""
+    """A jeepney service named org.freedesktop.systemd1 answering ListUnitsFiltered from ``UNITS``.
+
+    As systemd does, a unit matches when its load, active or sub state is one of those asked for.
+    """
 
     def __init__(self, address: str) -> None:
         from jeepney.bus_messages import message_bus
@@ -372,7 +375,7 @@ class FakeSystemd:
 
         self.connection = open_dbus_connection(bus=address)
         self.connection.send_and_get_reply(message_bus.RequestName("org.freedesktop.systemd1"), timeout=5)
-        self.calls = 0
+        self.asked: list[list[str]] = []
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
@@ -394,10 +397,12 @@ class FakeSystemd:
             fields = message.header.fields
             if (
                 message.header.message_type == MessageType.method_call
-                and fields.get(HeaderFields.member) == "ListUnits"
+                and fields.get(HeaderFields.member) == "ListUnitsFiltered"
             ):
-                self.calls += 1
-                self.connection.send(new_method_return(message, "a(ssssssouso)", (rows,)))
+                states = list(message.body[0])
+                self.asked.append(states)
+                matching = [row for row in rows if {row[2], row[3], row[4]} & set(states)]
+                self.connection.send(new_method_return(message, "a(ssssssouso)", (matching,)))
 
     def stop(self) -> None:
         self.stopping.set()
@@ -406,7 +411,7 @@ class FakeSystemd:
 
 
 @pytest.fixture
-def systemd_root() -> Iterator[Path]:
+def systemd_root() -> Iterator[tuple[Path, FakeSystemd]]:
     """A host root booted with systemd: run/systemd/system, and a system bus with a fake systemd on it."""
     if shutil.which("dbus-daemon") is None:
         pytest.fail("dbus-daemon is not installed (Debian package dbus-daemon); the systemd test needs it")
@@ -426,7 +431,7 @@ def systemd_root() -> Iterator[Path]:
         assert address.startswith("unix:path="), daemon.stderr.read().decode() if daemon.stderr else address
         service = FakeSystemd(address)
         try:
-            yield root
+            yield root, service
         finally:
             service.stop()
     finally:
@@ -435,19 +440,20 @@ def systemd_root() -> Iterator[Path]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def test_systemd_units_per_state_and_failed_units_come_from_list_units(systemd_root):
-    paths = HostPaths("/proc", str(systemd_root))
+def test_systemd_unsettled_units_per_state_and_failed_units_come_from_systemd(systemd_root):
+    root, service = systemd_root
+    paths = HostPaths("/proc", str(root))
     collector = SystemdCollector(paths, CollectorOptions(systemd_interval=3600.0))
     assert collector.enabled
     series = collector.collect(time.time())
     assert by_label(series, "system_systemd_units", "state") == {
-        "active": 2.0,
         "failed": 2.0,
-        "inactive": 1.0,
         "activating": 1.0,
         "deactivating": 0.0,
         "reloading": 0.0,
     }
+    # only the unsettled units are asked for: the active and inactive ones are not decoded
+    assert service.asked == [["failed", "activating", "deactivating", "reloading"]]
     assert by_label(series, "system_systemd_unit_failed", "unit") == {
         "backup.service": 1.0,
         "disk-check.service": 1.0,
