@@ -207,8 +207,9 @@ def fresh_series_count() -> int:
 
 def measure_walks(interval: float = AGENT_INTERVAL) -> float:
     """The collectors' once-a-minute work: return its CPU per cycle, amortised over ``interval``."""
+    processes = len(read_processes("/proc"))
     walks = {
-        "top_processes process walk": statistics.median(
+        f"process walk ({processes} procs)": statistics.median(
             cpu_ms(lambda: read_processes("/proc")) for _ in range(20)
         )
     }
