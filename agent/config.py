@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.collectors.hostpaths import DEFAULT_PROCFS, HostPaths
+from agent.collectors.options import DEFAULT_OPTIONS, CollectorOptions
 from shared import config as envcfg
 from shared.config import ConfigError
 from shared.signing import Credential, CredentialError, parse_credential
@@ -53,6 +54,9 @@ KNOWN_KEYS = frozenset(
         "hostfs",
         "credential",
         "credential_file",
+        "top_processes",
+        "top_processes_interval",
+        "systemd_interval",
     }
 )
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -80,6 +84,8 @@ class AgentConfig:
     credential: Credential | None = None
     # The whole TOML document, so that other components ([logs], ...) read their own table.
     document: dict[str, Any] = field(default_factory=dict)
+    # Top-N size and how often the costlier collectors (process walk, systemd) run.
+    collector_options: CollectorOptions = DEFAULT_OPTIONS
 
     @property
     def host_paths(self) -> HostPaths:
@@ -169,6 +175,21 @@ def _validate(
         hostfs=_directory(raw, "hostfs", ""),
         credential=_credential(raw, state_dir),
         document=document,
+        collector_options=_collector_options(raw),
+    )
+
+
+def _collector_options(raw: dict[str, Any]) -> CollectorOptions:
+    return CollectorOptions(
+        top_processes=int(
+            _number(raw, "top_processes", DEFAULT_OPTIONS.top_processes, minimum=1, integer=True, maximum=100)
+        ),
+        top_processes_interval=_number(
+            raw, "top_processes_interval", DEFAULT_OPTIONS.top_processes_interval, minimum=MIN_INTERVAL
+        ),
+        systemd_interval=_number(
+            raw, "systemd_interval", DEFAULT_OPTIONS.systemd_interval, minimum=MIN_INTERVAL
+        ),
     )
 
 
@@ -185,7 +206,14 @@ def _string(raw: dict[str, Any], key: str, default: str) -> str:
     return value.strip()
 
 
-def _number(raw: dict[str, Any], key: str, default: float, minimum: float, integer: bool = False) -> float:
+def _number(
+    raw: dict[str, Any],
+    key: str,
+    default: float,
+    minimum: float,
+    integer: bool = False,
+    maximum: float = float("inf"),
+) -> float:
     if key not in raw:
         return default
     value, source = raw[key]
@@ -200,6 +228,8 @@ def _number(raw: dict[str, Any], key: str, default: float, minimum: float, integ
         raise ConfigError(f"{source}={value!r} is not {kind}") from None
     if number != number or number < minimum:  # NaN or too small
         raise ConfigError(f"{source}={value!r} must be at least {minimum}")
+    if number > maximum:  # inf included
+        raise ConfigError(f"{source}={value!r} must be at most {maximum}")
     return number
 
 

@@ -55,7 +55,7 @@ class MetricsAgent:
         self.config = config
         self.dry_run = dry_run
         if collectors is None:
-            collectors = build_collectors(config.collectors, config.host_paths)
+            collectors = build_collectors(config.collectors, config.host_paths, config.collector_options)
         self.collectors = collectors
         # Components' own health series (log shipping counters, ...), added to every batch.
         self.health_sources: list[HealthSource] = []

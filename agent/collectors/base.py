@@ -6,6 +6,7 @@ import logging
 from typing import Any, ClassVar
 
 from agent.collectors.hostpaths import DEFAULT_PATHS, HostPaths
+from agent.collectors.options import DEFAULT_OPTIONS, CollectorOptions
 
 log = logging.getLogger("agent.collectors")
 
@@ -18,15 +19,17 @@ class Collector:
     ``fields`` maps each metric name to its type, unit and meaning, for the docs and
     ``--list-collectors``. ``collect(now)`` returns wire series (``shared.wire.series_dict``)
     stamped with ``now``; it may raise, and ``CollectorSet`` deals with that. Files of the
-    host's procfs are read under ``paths.procfs`` (``paths.proc("meminfo")``).
+    host's procfs are read under ``paths.procfs`` (``paths.proc("meminfo")``); ``options`` holds the
+    few settings some collectors take (top-N size, how often the costly walks run).
     """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     fields: ClassVar[dict[str, str]] = {}
 
-    def __init__(self, paths: HostPaths = DEFAULT_PATHS) -> None:
+    def __init__(self, paths: HostPaths = DEFAULT_PATHS, options: CollectorOptions = DEFAULT_OPTIONS) -> None:
         self.paths = paths
+        self.options = options
 
     def collect(self, now: float) -> SeriesList:
         raise NotImplementedError

@@ -28,6 +28,7 @@ import psutil
 
 from agent.collectors.base import Collector, SeriesList
 from agent.collectors.hostpaths import DEFAULT_PATHS, HostPaths
+from agent.collectors.options import DEFAULT_OPTIONS, CollectorOptions
 from shared.wire import series_dict
 
 PROC_TCP_TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
@@ -145,8 +146,8 @@ class ConnectionsCollector(Collector):
         "system_connections_active": "gauge, TCP connections established (or close_wait) per /proc/net/snmp",
     }
 
-    def __init__(self, paths: HostPaths = DEFAULT_PATHS) -> None:
-        super().__init__(paths)
+    def __init__(self, paths: HostPaths = DEFAULT_PATHS, options: CollectorOptions = DEFAULT_OPTIONS) -> None:
+        super().__init__(paths, options)
         self._snmp = paths.proc("net", "snmp")
         self._linux = os.path.exists(self._snmp)
         self._states_at = float("-inf")
@@ -184,8 +185,8 @@ class ProcessesCollector(Collector):
     description = "Number of processes visible to the agent."
     fields = {"system_processes": "gauge, processes"}
 
-    def __init__(self, paths: HostPaths = DEFAULT_PATHS) -> None:
-        super().__init__(paths)
+    def __init__(self, paths: HostPaths = DEFAULT_PATHS, options: CollectorOptions = DEFAULT_OPTIONS) -> None:
+        super().__init__(paths, options)
         linux = os.path.isdir(paths.proc("1"))  # pid 1 is always there in a Linux procfs
         self._count = partial(count_proc_pids, paths.procfs) if linux else _psutil_pids
 

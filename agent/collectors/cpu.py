@@ -9,6 +9,7 @@ import psutil
 
 from agent.collectors.base import Collector, SeriesList
 from agent.collectors.hostpaths import DEFAULT_PATHS, HostPaths
+from agent.collectors.options import DEFAULT_OPTIONS, CollectorOptions
 from shared.wire import series_dict
 
 # Two samples closer than this give a meaningless percentage; the first collect waits.
@@ -37,8 +38,8 @@ class CpuCollector(Collector):
         "system_cpu_usage_percent": "gauge, percent 0-100; no labels = all cores, label core=N per core",
     }
 
-    def __init__(self, paths: HostPaths = DEFAULT_PATHS) -> None:
-        super().__init__(paths)
+    def __init__(self, paths: HostPaths = DEFAULT_PATHS, options: CollectorOptions = DEFAULT_OPTIONS) -> None:
+        super().__init__(paths, options)
         self._previous = self._sample()
         self._previous_at = time.monotonic()
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from agent.collectors.base import Collector, SeriesList
 from agent.collectors.hostpaths import DEFAULT_PATHS, HostPaths
+from agent.collectors.options import DEFAULT_OPTIONS, CollectorOptions
 from shared.wire import series_dict
 
 log = logging.getLogger("agent.collectors.gpu")
@@ -25,8 +26,8 @@ class GpuCollector(Collector):
         "gpu_power_watts": "gauge, watts drawn by the board, label gpu",
     }
 
-    def __init__(self, paths: HostPaths = DEFAULT_PATHS) -> None:
-        super().__init__(paths)
+    def __init__(self, paths: HostPaths = DEFAULT_PATHS, options: CollectorOptions = DEFAULT_OPTIONS) -> None:
+        super().__init__(paths, options)
         self.enabled = False
         self.reason = ""
         self._nvml: Any = None

@@ -10,6 +10,7 @@ import psutil
 
 from agent.collectors.base import Collector, SeriesList
 from agent.collectors.hostpaths import DEFAULT_PATHS, HostPaths
+from agent.collectors.options import DEFAULT_OPTIONS, CollectorOptions
 from shared.wire import COUNTER, series_dict
 
 LOOPBACK_PREFIXES = ("lo",)
@@ -23,6 +24,8 @@ class InterfaceCounters(NamedTuple):
     packets_recv: int
     errin: int
     errout: int
+    dropin: int = 0
+    dropout: int = 0
 
 
 def read_proc_net_dev(path: str = PROC_NET_DEV) -> dict[str, InterfaceCounters]:
@@ -34,11 +37,11 @@ def read_proc_net_dev(path: str = PROC_NET_DEV) -> dict[str, InterfaceCounters]:
             fields = rest.split()
             if not sep or len(fields) < 16:  # the two header lines
                 continue
-            recv_bytes, recv_packets, errin, sent_bytes, sent_packets, errout = (
-                int(fields[i]) for i in (0, 1, 2, 8, 9, 10)
+            recv_bytes, recv_packets, errin, dropin, sent_bytes, sent_packets, errout, dropout = (
+                int(fields[i]) for i in (0, 1, 2, 3, 8, 9, 10, 11)
             )
             out[name.strip()] = InterfaceCounters(
-                sent_bytes, recv_bytes, sent_packets, recv_packets, errin, errout
+                sent_bytes, recv_bytes, sent_packets, recv_packets, errin, errout, dropin, dropout
             )
     return out
 
@@ -48,7 +51,14 @@ def read_psutil_net_io() -> dict[str, InterfaceCounters]:
     counters = psutil.net_io_counters(pernic=True, nowrap=True) or {}
     return {
         name: InterfaceCounters(
-            io.bytes_sent, io.bytes_recv, io.packets_sent, io.packets_recv, io.errin, io.errout
+            io.bytes_sent,
+            io.bytes_recv,
+            io.packets_sent,
+            io.packets_recv,
+            io.errin,
+            io.errout,
+            io.dropin,
+            io.dropout,
         )
         for name, io in counters.items()
     }
@@ -78,10 +88,11 @@ class NetworkCollector(Collector):
         "system_network_packets_sent_total": "counter, packets, label interface",
         "system_network_packets_recv_total": "counter, packets, label interface",
         "system_network_errors_total": "counter, errors, labels interface and direction (in/out)",
+        "system_network_drops_total": "counter, packets dropped, labels interface and direction (in/out)",
     }
 
-    def __init__(self, paths: HostPaths = DEFAULT_PATHS) -> None:
-        super().__init__(paths)
+    def __init__(self, paths: HostPaths = DEFAULT_PATHS, options: CollectorOptions = DEFAULT_OPTIONS) -> None:
+        super().__init__(paths, options)
         net_dev = paths.proc("net", "dev")
         self._read = partial(read_proc_net_dev, net_dev) if os.path.exists(net_dev) else read_psutil_net_io
 
@@ -93,10 +104,13 @@ class NetworkCollector(Collector):
             labels = {"interface": interface}
             for name, attr in PER_INTERFACE:
                 series.append(series_dict(name, [[now, float(getattr(io, attr))]], labels, COUNTER))
-            for direction, value in (("in", io.errin), ("out", io.errout)):
+            for direction, errors, drops in (("in", io.errin, io.dropin), ("out", io.errout, io.dropout)):
                 labels_dir = {"interface": interface, "direction": direction}
                 series.append(
-                    series_dict("system_network_errors_total", [[now, float(value)]], labels_dir, COUNTER)
+                    series_dict("system_network_errors_total", [[now, float(errors)]], labels_dir, COUNTER)
+                )
+                series.append(
+                    series_dict("system_network_drops_total", [[now, float(drops)]], labels_dir, COUNTER)
                 )
             if not interface.startswith(LOOPBACK_PREFIXES):
                 for name, attr in TOTALS:

@@ -35,7 +35,7 @@ class Chart:
     unit: str
     lines: tuple[Line, ...]
     stacked: bool = False
-    group: str = "system"  # "gpu" charts show only for hosts with GPU series
+    group: str = "system"  # the charts of an OPTIONAL_GROUPS group show only for hosts with its series
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "title": self.title, "unit": self.unit, "stacked": self.stacked}
@@ -109,6 +109,31 @@ HOST_CHARTS: tuple[Chart, ...] = (
     ),
     Chart("processes", "Processes", "", (Line("system_processes", "processes"),)),
     Chart(
+        "pressure",
+        "Pressure stall (seconds waiting per second)",
+        "s/s",
+        (
+            Line("system_pressure_cpu_waiting_seconds_total", "cpu", agg="rate"),
+            Line("system_pressure_memory_waiting_seconds_total", "memory", agg="rate"),
+            Line("system_pressure_io_waiting_seconds_total", "io", agg="rate"),
+        ),
+        group="pressure",
+    ),
+    Chart(
+        "top_cpu",
+        "Top processes by CPU",
+        PERCENT,
+        (Line("system_process_cpu_percent", "{process}", agg="max", by=("process",)),),
+        group="top_processes",
+    ),
+    Chart(
+        "top_memory",
+        "Top processes by memory",
+        "B",
+        (Line("system_process_memory_bytes", "{process}", agg="max", by=("process",)),),
+        group="top_processes",
+    ),
+    Chart(
         "gpu_util",
         "GPU utilization",
         PERCENT,
@@ -132,6 +157,12 @@ HOST_CHARTS: tuple[Chart, ...] = (
     Chart("gpu_power", "GPU power", "W", (Line("gpu_power_watts", "gpu {gpu}", by=("gpu",)),), group="gpu"),
 )
 CHARTS: dict[str, Chart] = {c.name: c for c in HOST_CHARTS}
+# group -> metric name prefix a host must have series of for the group's charts to show
+OPTIONAL_GROUPS: dict[str, str] = {
+    "gpu": "gpu_",
+    "pressure": "system_pressure_",
+    "top_processes": "system_process_",
+}
 
 
 @dataclass

@@ -61,8 +61,16 @@ def host(request: HttpRequest, hostname: str) -> HttpResponse:
     row = Host.objects.filter(hostname=hostname).first()
     if row is None:
         raise Http404(f"no host named {hostname!r}")
-    has_gpu = Series.objects.filter(name__startswith="gpu_", labels__host=hostname).exists()
-    shown = [c.describe() for c in charts.HOST_CHARTS if c.group != "gpu" or has_gpu]
+    present = {
+        group
+        for group, prefix in charts.OPTIONAL_GROUPS.items()
+        if Series.objects.filter(name__startswith=prefix, labels__host=hostname).exists()
+    }
+    shown = [
+        c.describe()
+        for c in charts.HOST_CHARTS
+        if c.group not in charts.OPTIONAL_GROUPS or c.group in present
+    ]
     return _page(request, "host.html", "host", host=row, charts=shown)
 
 

@@ -149,3 +149,48 @@ def test_bad_setting_stops_the_agent_with_exit_code_2_and_the_name(state_dir):
     )
     assert result.returncode == 2
     assert "FLEETWATCH_AGENT_INTERVAL='ten' is not a number" in result.stderr
+
+
+def test_top_processes_and_walk_intervals_come_from_file_and_env_and_reach_the_collectors(
+    tmp_path, state_dir
+):
+    from agent.collectors.options import DEFAULT_OPTIONS
+    from agent.runner import MetricsAgent
+
+    env = {"FLEETWATCH_AGENT_STATE_DIR": str(state_dir)}
+    assert load(env).collector_options == DEFAULT_OPTIONS
+    path = tmp_path / "agent.toml"
+    path.write_text("[agent]\ntop_processes = 3\ntop_processes_interval = 30\nsystemd_interval = 120.5\n")
+    options = load(env, path).collector_options
+    assert (options.top_processes, options.top_processes_interval, options.systemd_interval) == (
+        3,
+        30.0,
+        120.5,
+    )
+    config = load(
+        {**env, "FLEETWATCH_AGENT_TOP_PROCESSES": "7", "FLEETWATCH_AGENT_COLLECTORS": "top_processes"}, path
+    )
+    assert config.collector_options.top_processes == 7
+    agent = MetricsAgent(config, dry_run=True)
+    try:
+        (collector,) = agent.collectors.collectors
+        assert collector.options.top_processes == 7 and collector.options.top_processes_interval == 30.0
+    finally:
+        agent.close()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("top_processes", "0", "must be at least 1"),
+        ("top_processes", "101", "must be at most 100"),
+        ("top_processes", "2.5", "is not an integer"),
+        ("top_processes", "many", "is not an integer"),
+        ("top_processes_interval", "-1", "must be at least"),
+        ("systemd_interval", "soon", "is not a number"),
+    ],
+)
+def test_bad_collector_options_are_refused_naming_the_setting(state_dir, key, value, message):
+    name = f"FLEETWATCH_AGENT_{key.upper()}"
+    with pytest.raises(ConfigError, match=rf"{name}='{value}' {message}"):
+        load({"FLEETWATCH_AGENT_STATE_DIR": str(state_dir), name: value})

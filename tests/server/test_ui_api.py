@@ -147,3 +147,28 @@ def test_only_operators_get_the_action_dialogs(db, web1):
     assert 'data-can-operate="false"' in seen and "<dialog" not in seen and "(viewer)" in seen
     acted = operator.get("/alerts/").content.decode()
     assert 'data-can-operate="true"' in acted and 'id="ack-dialog"' in acted
+
+
+def test_pressure_and_top_process_charts_show_only_for_hosts_with_those_series(db, web1):
+    client = Client()
+    client.force_login(member(User.objects.create_user("someone"), "viewer"))
+    page = client.get("/hosts/web-1/").content.decode()
+    assert 'data-chart="cpu"' in page
+    assert 'data-chart="pressure"' not in page and 'data-chart="top_cpu"' not in page
+    make_series(web1, "system_pressure_io_waiting_seconds_total")
+    make_series(web1, "system_process_memory_bytes", process="postgres")
+    page = client.get("/hosts/web-1/").content.decode()
+    assert 'data-chart="pressure"' in page and 'data-chart="top_memory"' in page
+    assert 'data-chart="gpu_util"' not in page
+
+
+def test_pressure_chart_is_the_rate_of_the_waiting_counters(api, web1):
+    now = timezone.now()
+    series = make_series(web1, "system_pressure_cpu_waiting_seconds_total", kind="counter")
+    # 0.25 s of waiting per second of wall time
+    insert_samples(series, [(now - timedelta(seconds=10 * k), 1000.0 - 2.5 * k) for k in range(60)])
+    data = api.get(CHART, {"chart": "pressure", "host": "web-1", "range": "1h", "width": "60"}).json()["data"]
+    cpu = next(s for s in data["series"] if s["label"] == "cpu")
+    rates = [round(v, 3) for v in cpu["values"] if v is not None]
+    # every full step is 0.25; the steps at the ends of the 10 minutes of data see part of it
+    assert max(rates) == 0.25 and rates.count(0.25) >= len(rates) - 2
