@@ -45,6 +45,7 @@ os.environ.setdefault("ALLOWED_HOSTS", "localhost")
 os.environ.setdefault("SECRET_KEY", "bench-alerting")
 os.environ.setdefault("FLEETWATCH_ALLOWED_TARGETS", "127.0.0.1")  # the local webhook receiver
 os.environ.setdefault("FLEETWATCH_ALLOW_VOLATILE_REDIS", "true")
+os.environ.setdefault("FLEETWATCH_REQUIRE_SIGNED_BATCHES", "false")  # the bench XADDs unsigned breaches
 os.environ.setdefault("INGEST_BLOCK_MS", "100")
 sys.path.insert(0, str(ROOT))
 

@@ -11,8 +11,9 @@ What is replaced by ``REDACTED``:
   by word so that ``address_n`` or ``class_n`` (ending in "ssn" once joined) are not;
 - inside text: ``name=value`` / ``name: value`` pairs with a sensitive name (query strings,
   form bodies, exception messages such as ``password='hunter2' rejected``), ``Bearer``/``Basic``
-  credentials, JSON Web Tokens, and digit runs of 13-19 digits that pass the Luhn check
-  (card numbers; random digit strings that fail the check are kept);
+  credentials, JSON Web Tokens, and card numbers: 13-19 digits that pass the Luhn check, printed
+  in groups (4-4-4-4, Amex 4-6-5) or as one run starting with 2-6 like the integers below
+  (random digit strings that fail the check, epoch timestamps and stream entry ids are kept);
 - integers of 13-19 digits that start with 2-6 (the payment schemes: Mastercard 2/5, Amex and
   Diners 3, Visa 4, Discover/UnionPay 6) and pass the Luhn check (a card number stored as a number).
   The leading digit keeps epoch timestamps in ms/us/ns and snowflake ids (which start with 1
@@ -356,8 +357,16 @@ def _last_word(key: str) -> str:
 
 
 def _card_replacement(match: re.Match[str]) -> str:
-    digits = re.sub(r"\D", "", match.group(0))
-    return REDACTED if 13 <= len(digits) <= 19 and luhn_ok(digits) else match.group(0)
+    text = match.group(0)
+    digits = re.sub(r"\D", "", text)
+    if not (13 <= len(digits) <= 19 and luhn_ok(digits)):
+        return text
+    # One unbroken run must also start like a payment card (2-6), as for integers: epoch
+    # timestamps in ms/us/ns, Redis stream entry ids ("1796149782593-0") and snowflake ids start
+    # with 1 and pass Luhn one time in ten. A number printed in groups (4-4-4-4) is a card.
+    if digits == text and not "2" <= digits[0] <= "6":
+        return text
+    return REDACTED
 
 
 def luhn_ok(digits: str) -> bool:

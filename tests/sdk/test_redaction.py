@@ -343,3 +343,21 @@ def test_secrets_in_exception_text_are_redacted():
 )
 def test_look_alikes_of_the_new_rules_are_kept(text):
     assert redact(text) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "dead-lettered entry b'1705314645121-0' of fleetwatch:stream:metrics",  # a stream entry id
+        "batch epoch 1705314645121 seq 7",  # epoch milliseconds
+        "trace at 1705314645123456788 ns",  # epoch nanoseconds
+    ],
+)
+def test_luhn_valid_timestamps_and_stream_ids_in_text_are_kept(text):
+    assert redact(text) == text
+
+
+def test_a_card_printed_in_groups_is_redacted_whatever_its_first_digit():
+    assert luhn_ok("1705314645121")
+    assert redact("card 1705 3146 4512 1 used") == f"card {REDACTED} used"
+    assert redact("paid with 4111 1111 1111 1111") == f"paid with {REDACTED}"
