@@ -205,10 +205,19 @@ def done_until(level: str) -> datetime | None:
     return state.done_until if state else None
 
 
-def _raw_rows_sql() -> str:
+def _raw_rows_sql(counters: bool = True) -> str:
     """Uniform rows from raw samples of %(ids)s in [%(raw_from)s, %(raw_to)s).
 
     Samples up to %(lookback)s earlier are read only to give counters their first increase.
+    Without counters among the series (`counters` false) there is no increase to compute, so
+    the rows are the samples themselves: no window function, no sort.
+    """
+    if not counters:
+        return """
+        SELECT series_id, ts AS t, value AS min, value AS max, value AS sum, 1 AS count, value AS last,
+               NULL::float8 AS increase
+        FROM monitoring_sample
+        WHERE series_id = ANY(%(ids)s) AND ts >= %(raw_from)s AND ts < %(raw_to)s
     """
     return """
         SELECT series_id, ts AS t, value AS min, value AS max, value AS sum, 1 AS count, value AS last,
@@ -223,10 +232,13 @@ def _raw_rows_sql() -> str:
     """
 
 
-def rows_sql(level: str) -> str:
-    """Return the SELECT producing uniform rows for a level (raw tail included for rollups)."""
+def rows_sql(level: str, counters: bool = True) -> str:
+    """Return the SELECT producing uniform rows for a level (raw tail included for rollups).
+
+    `counters` false: none of the series is a counter (cheaper raw rows, see _raw_rows_sql).
+    """
     if level == RAW:
-        return _raw_rows_sql()
+        return _raw_rows_sql(counters)
     table = LEVEL_TABLES[level]
     width = LEVEL_SECONDS[level]
     return f"""
@@ -237,7 +249,7 @@ def rows_sql(level: str) -> str:
         SELECT series_id, date_bin(make_interval(secs => {width}), t, 'epoch'::timestamptz) AS t,
                min(min), max(max), sum(sum), sum(count)::int, (array_agg(last ORDER BY t DESC))[1],
                sum(increase)
-        FROM ({_raw_rows_sql()}) raw
+        FROM ({_raw_rows_sql(counters)}) raw
         GROUP BY 1, 2
     """
 
@@ -303,20 +315,33 @@ def run_query(
         gsid=[sid for sid, _ in members],
         gid=[gid for _, gid in members],
     )
-    sql = f"""
-        WITH r AS ({rows_sql(level)})
-        SELECT g.gid, extract(epoch FROM date_bin(make_interval(secs => %(step)s), r.t,
-               'epoch'::timestamptz))::bigint AS b, {_AGG_SQL[agg]}
-        FROM r JOIN unnest(%(gsid)s::bigint[], %(gid)s::int[]) AS g(sid, gid) ON g.sid = r.series_id
-        GROUP BY 1, 2 ORDER BY 1, 2
-    """
+    counters = any(s.kind == Series.COUNTER for s in series)
+    bucket = (
+        "extract(epoch FROM date_bin(make_interval(secs => %(step)s), r.t, 'epoch'::timestamptz))::bigint"
+    )
+    group_of = dict(members)
+    if len(set(group_of.values())) == len(group_of):
+        # One series per group (no `by`, or a `by` that splits every series): aggregate per
+        # series and name the group here, without joining every row to the group map.
+        sql = f"""
+            SELECT r.series_id, {bucket} AS b, {_AGG_SQL[agg]}
+            FROM ({rows_sql(level, counters)}) r GROUP BY 1, 2 ORDER BY 1, 2
+        """
+    else:
+        sql = f"""
+            SELECT g.gid, {bucket} AS b, {_AGG_SQL[agg]}
+            FROM ({rows_sql(level, counters)}) r
+            JOIN unnest(%(gsid)s::bigint[], %(gid)s::int[]) AS g(sid, gid) ON g.sid = r.series_id
+            GROUP BY 1, 2 ORDER BY 1, 2
+        """
+        group_of = {gid: gid for gid in group_of.values()}
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     points: dict[int, list[list[float]]] = {}
-    for gid, bucket, value in rows:
+    for key, bucket_start, value in rows:
         if value is not None:
-            points.setdefault(gid, []).append([int(bucket), float(value)])
+            points.setdefault(group_of[key], []).append([int(bucket_start), float(value)])
     result.series = [
         {"labels": labels, "points": points.get(gid, [])}
         for gid, labels in enumerate(groups)
