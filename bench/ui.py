@@ -32,6 +32,7 @@ os.environ.update(
     DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}",
     SECRET_KEY="bench",
     DEBUG="false",
+    ALLOWED_HOSTS="127.0.0.1,localhost",
     DJANGO_SETTINGS_MODULE="collector_server.settings",
     LOG_LEVEL="WARNING",
     PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1",

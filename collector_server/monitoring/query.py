@@ -323,25 +323,29 @@ def run_query(
     if len(set(group_of.values())) == len(group_of):
         # One series per group (no `by`, or a `by` that splits every series): aggregate per
         # series and name the group here, without joining every row to the group map.
-        sql = f"""
-            SELECT r.series_id, {bucket} AS b, {_AGG_SQL[agg]}
-            FROM ({rows_sql(level, counters)}) r GROUP BY 1, 2 ORDER BY 1, 2
+        per_bucket = f"""
+            SELECT r.series_id AS k, {bucket} AS b, ({_AGG_SQL[agg]})::float8 AS v
+            FROM ({rows_sql(level, counters)}) r GROUP BY 1, 2
         """
     else:
-        sql = f"""
-            SELECT g.gid, {bucket} AS b, {_AGG_SQL[agg]}
+        per_bucket = f"""
+            SELECT g.gid AS k, {bucket} AS b, ({_AGG_SQL[agg]})::float8 AS v
             FROM ({rows_sql(level, counters)}) r
             JOIN unnest(%(gsid)s::bigint[], %(gid)s::int[]) AS g(sid, gid) ON g.sid = r.series_id
-            GROUP BY 1, 2 ORDER BY 1, 2
+            GROUP BY 1, 2
         """
         group_of = {gid: gid for gid in group_of.values()}
+    # One row per group with its points as two arrays: far fewer Python objects than a row per point.
+    sql = f"""
+        SELECT k, array_agg(b ORDER BY b), array_agg(v ORDER BY b)
+        FROM ({per_bucket}) x WHERE v IS NOT NULL GROUP BY k
+    """
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    points: dict[int, list[list[float]]] = {}
-    for key, bucket_start, value in rows:
-        if value is not None:
-            points.setdefault(group_of[key], []).append([int(bucket_start), float(value)])
+    points: dict[int, list[list[float]]] = {
+        group_of[key]: list(map(list, zip(buckets, values, strict=True))) for key, buckets, values in rows
+    }
     result.series = [
         {"labels": labels, "points": points.get(gid, [])}
         for gid, labels in enumerate(groups)
