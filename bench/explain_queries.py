@@ -102,6 +102,12 @@ def explain(sql: str, params: object) -> str:
         return "\n".join(row[0] for row in cursor.fetchall())
 
 
+def _general(index: str) -> str:
+    """A partition's index under its parent's name: monitoring_sample_p20261201_series_id_ts_idx ->
+    monitoring_sample_p*_series_id_ts_idx."""
+    return re.sub(r"_p\d{6,8}_", "_p*_", index)
+
+
 def compact(sql: str) -> str:
     return re.sub(r"\s+", " ", sql).strip()
 
@@ -126,9 +132,9 @@ def main() -> None:
         for sql, params in statements:
             plan = explain(sql, params)
             found = EXECUTION.search(plan)
-            plans.append(
-                (sql, plan, float(found.group(1)) if found else 0.0, sorted(set(INDEX.findall(plan))))
-            )
+            executed = "\n".join(line for line in plan.splitlines() if "never executed" not in line)
+            used = sorted({_general(name) for name in INDEX.findall(executed)})
+            plans.append((sql, plan, float(found.group(1)) if found else 0.0, used))
         indexes = sorted({name for *_, used in plans for name in used})
         shown = path.split("?")[0] + ("?" + path.split("?")[1] if "?" in path else "")
         total = sum(p[2] for p in plans)
