@@ -1,8 +1,9 @@
 """Exact min, max, sum and count of gauge series over time windows, read at the coarsest level.
 
 A window [start, end) is cut into segments (``plan``): the whole hours the 1 h rollups have
-finished, the whole minutes around them the 1 m rollups have finished, and the seconds left
-at either edge (and after the rollups' ``done_until``) from raw samples. min, max, sum and
+finished, the whole 5 minutes around them from the 5 m rollups, the whole minutes around those
+from the 1 m rollups, and the seconds left at either edge (and after the rollups'
+``done_until``) from raw samples. min, max, sum and
 count combine across segments, so the answer equals a scan of the raw samples of the window
 (as long as the rollups hold what the raw samples did; a window older than the raw retention
 reads what the rollups kept), while a day of 100 hosts reads a few thousand rollup rows instead
@@ -18,10 +19,7 @@ from datetime import UTC, datetime
 from django.db import connection
 
 from collector_server.monitoring.models import RollupState
-from collector_server.monitoring.query import LEVEL_1H, LEVEL_1M, LEVEL_TABLES, RAW
-
-MINUTE = 60
-HOUR = 3600
+from collector_server.monitoring.query import LEVEL_1H, LEVEL_1M, LEVEL_5M, LEVEL_SECONDS, LEVEL_TABLES, RAW
 
 
 @dataclass(frozen=True)
@@ -60,28 +58,31 @@ def done_until() -> dict[str, datetime]:
 
 
 def plan(start: datetime, end: datetime, done: dict[str, datetime]) -> list[Segment]:
-    """Cut [start, end) into raw, 1 m and 1 h segments that cover it exactly once."""
-    hours_done = done.get(LEVEL_1H)
-    minutes_done = done.get(LEVEL_1M)
+    """Cut [start, end) into raw, 1 m, 5 m and 1 h segments that cover it exactly once.
 
-    def raw(a: datetime, b: datetime) -> list[Segment]:
-        return [Segment(RAW, a, b)] if a < b else []
+    The coarsest level finished for some of its whole buckets inside the window takes them;
+    the edges left on either side go to the next finer level, and so on down to raw samples.
+    """
+    return _cover(start, end, done, (LEVEL_1H, LEVEL_5M, LEVEL_1M))
 
-    def minutes(a: datetime, b: datetime) -> list[Segment]:
-        if a >= b:
-            return []
-        first = _ceil(a, MINUTE)
-        last = min(_floor(b, MINUTE), _floor(minutes_done, MINUTE)) if minutes_done else first
-        if first >= last:
-            return raw(a, b)
-        return [*raw(a, first), Segment(LEVEL_1M, first, last), *raw(last, b)]
 
-    if hours_done is not None:
-        first = _ceil(start, HOUR)
-        last = min(_floor(end, HOUR), _floor(hours_done, HOUR))
-        if first < last:
-            return [*minutes(start, first), Segment(LEVEL_1H, first, last), *minutes(last, end)]
-    return minutes(start, end)
+def _cover(
+    start: datetime, end: datetime, done: dict[str, datetime], levels: tuple[str, ...]
+) -> list[Segment]:
+    if start >= end:
+        return []
+    if not levels:
+        return [Segment(RAW, start, end)]
+    level, finer = levels[0], levels[1:]
+    finished = done.get(level)
+    if finished is None:
+        return _cover(start, end, done, finer)
+    width = LEVEL_SECONDS[level]
+    first = _ceil(start, width)
+    last = min(_floor(end, width), _floor(finished, width))
+    if first >= last:
+        return _cover(start, end, done, finer)
+    return [*_cover(start, first, done, finer), Segment(level, first, last), *_cover(last, end, done, finer)]
 
 
 def _segment_sql(segment: Segment, window: int, n: int) -> tuple[str, dict[str, object]]:

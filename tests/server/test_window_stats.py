@@ -13,7 +13,7 @@ from django.utils import timezone
 from alerting_worker.maintenance import rollups
 from collector_server.monitoring import window_stats
 from collector_server.monitoring.models import RollupState
-from collector_server.monitoring.query import LEVEL_1H, LEVEL_1M, RAW
+from collector_server.monitoring.query import LEVEL_1H, LEVEL_1M, LEVEL_5M, RAW
 from tests.server.conftest import insert_samples, make_host, make_series
 
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
@@ -28,6 +28,8 @@ def covered(segments: list[window_stats.Segment], start: datetime, end: datetime
         assert segment.start < segment.end
         if segment.source == LEVEL_1H:
             assert segment.start.timestamp() % 3600 == 0 and segment.end.timestamp() % 3600 == 0
+        if segment.source == LEVEL_5M:
+            assert segment.start.timestamp() % 300 == 0 and segment.end.timestamp() % 300 == 0
         if segment.source == LEVEL_1M:
             assert segment.start.timestamp() % 60 == 0 and segment.end.timestamp() % 60 == 0
 
@@ -41,6 +43,17 @@ def covered(segments: list[window_stats.Segment], start: datetime, end: datetime
             T0 + timedelta(hours=24, minutes=30, seconds=5),
             {LEVEL_1M: T0 + timedelta(hours=24, minutes=29), LEVEL_1H: T0 + timedelta(hours=24, minutes=29)},
             [RAW, LEVEL_1M, LEVEL_1H, LEVEL_1M, RAW],
+        ),
+        # Every level: 5 m between the minutes and the hours on both sides.
+        (
+            T0 + timedelta(minutes=3, seconds=17),
+            T0 + timedelta(hours=24, minutes=32, seconds=5),
+            {
+                LEVEL_1M: T0 + timedelta(hours=24, minutes=31),
+                LEVEL_5M: T0 + timedelta(hours=24, minutes=31),
+                LEVEL_1H: T0 + timedelta(hours=24, minutes=31),
+            },
+            [RAW, LEVEL_1M, LEVEL_5M, LEVEL_1H, LEVEL_5M, LEVEL_1M, RAW],
         ),
         # Nothing rolled up yet: all raw.
         (T0, T0 + timedelta(hours=3), {}, [RAW]),
@@ -89,8 +102,9 @@ def roll_up(now: datetime) -> None:
             {"lookback": start - rollups.COUNTER_LOOKBACK, "start": start, "end": now},
         )
         cursor.execute(rollups.ROLLUP_1H_SQL, {"start": start, "end": now})
-    RollupState.objects.update_or_create(level=LEVEL_1M, defaults={"done_until": now})
-    RollupState.objects.update_or_create(level=LEVEL_1H, defaults={"done_until": now})
+        cursor.execute(rollups.ROLLUP_5M_SQL, {"start": start, "end": now})
+    for level in (LEVEL_1M, LEVEL_5M, LEVEL_1H):
+        RollupState.objects.update_or_create(level=level, defaults={"done_until": now})
 
 
 def test_rollup_backed_stats_equal_the_raw_samples_answer(db):
@@ -107,9 +121,9 @@ def test_rollup_backed_stats_equal_the_raw_samples_answer(db):
         (now - timedelta(minutes=3, seconds=10), now),  # only the raw tail and a minute
     ]
     levels = window_stats.done_until()
-    assert {LEVEL_1M, LEVEL_1H} <= set(levels)
-    # The 4 h window really reads 1 h rollups.
-    assert LEVEL_1H in {s.source for s in window_stats.plan(*windows[0], levels)}
+    assert {LEVEL_1M, LEVEL_5M, LEVEL_1H} <= set(levels)
+    # The 4 h window really reads the 1 h and 5 m rollups.
+    assert {LEVEL_5M, LEVEL_1H} <= {s.source for s in window_stats.plan(*windows[0], levels)}
     from_rollups = window_stats.stats(group_of, windows)
     from_raw = window_stats.stats(group_of, windows, done={})
     assert set(from_rollups) == set(from_raw) == {(g, w) for g in (0, 1) for w in range(len(windows))}
@@ -142,3 +156,37 @@ def test_summary_and_overview_from_rollups_equal_raw_answers(api, db):
     assert overview["system_health"] == raw_overview["system_health"]
     for key in ("avg_cpu_last_hour", "avg_memory_last_hour"):
         assert overview["trends"][key] == pytest.approx(raw_overview["trends"][key], abs=0.5)
+
+
+def test_five_minute_rollups_equal_the_minutes_they_roll_up_and_serve_whole_5m_steps(api, db):
+    now = timezone.now()
+    group_of = seed_irregular(1, now - timedelta(hours=7, minutes=20), now)
+    done = now.replace(second=0, microsecond=0) - timedelta(minutes=1)
+    roll_up(done)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT f.series_id, f.bucket, f.min, f.max, f.sum, f.count, f.last, m.min, m.max, m.sum, m.count, "
+            "m.last FROM monitoring_rollup_5m f JOIN LATERAL (SELECT min(min) AS min, max(max) AS max, "
+            "sum(sum) AS sum, sum(count) AS count, (array_agg(last ORDER BY bucket DESC))[1] AS last "
+            "FROM monitoring_rollup_1m WHERE series_id = f.series_id AND bucket >= f.bucket "
+            "AND bucket < f.bucket + interval '5 minutes') m ON true WHERE f.series_id = ANY(%s)",
+            [list(group_of)],
+        )
+        rows = cursor.fetchall()
+    assert len(rows) > 2 * 12 * 6
+    for row in rows:
+        assert row[2:7] == pytest.approx(row[7:12]), row[:2]
+    params = {
+        "metric": "system_cpu_usage_percent",
+        "step": "5m",
+        "start": int((now - timedelta(hours=7)).timestamp()),
+    }
+    five = api.get("/api/v1/monitoring/query", params).json()["data"]
+    assert five["source"] == LEVEL_5M
+    RollupState.objects.filter(level=LEVEL_5M).delete()  # without the level: the 1 m rollups
+    one = api.get("/api/v1/monitoring/query", params).json()["data"]
+    assert one["source"] == LEVEL_1M
+    assert [p[0] for p in five["series"][0]["points"]] == [p[0] for p in one["series"][0]["points"]]
+    assert [p[1] for p in five["series"][0]["points"]] == pytest.approx(
+        [p[1] for p in one["series"][0]["points"]]
+    )
