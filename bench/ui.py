@@ -139,8 +139,10 @@ def seed(hosts: int) -> str:
         from alerting_worker.maintenance import rollups
 
         cursor.execute(rollups.ROLLUP_1H_SQL, {"start": now - timedelta(days=8), "end": done})
+        if hasattr(rollups, "ROLLUP_5M_SQL"):
+            cursor.execute(rollups.ROLLUP_5M_SQL, {"start": now - timedelta(days=8), "end": done})
         cursor.execute("ANALYZE")
-    for level in ("1m", "1h"):
+    for level in ("1m", "5m", "1h"):
         RollupState.objects.update_or_create(level=level, defaults={"done_until": done})
     return token
 
