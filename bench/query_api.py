@@ -112,9 +112,12 @@ def roll_up(start: datetime, now: datetime) -> None:
         cursor.execute(rollups.ROLLUP_1H_SQL, {"start": start - timedelta(hours=1), "end": done})
         levels = ["1m", "1h"]
         if hasattr(rollups, "ROLLUP_5M_SQL"):  # the code under test has the 5-minute level
-            if not RollupState.objects.filter(level="5m").exists():  # a database seeded before it
+            five = RollupState.objects.filter(level="5m").first()
+            if five is None:  # a database seeded before the level: all of it
                 cursor.execute("SELECT min(bucket) FROM monitoring_rollup_1m")
                 start = cursor.fetchone()[0] or start
+            else:  # from where it stopped (code without the level may have topped up since)
+                start = min(start, five.done_until)
             cursor.execute(rollups.ROLLUP_5M_SQL, {"start": start - timedelta(minutes=5), "end": done})
             levels.append("5m")
         cursor.execute("ANALYZE")
