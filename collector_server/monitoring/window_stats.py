@@ -24,7 +24,7 @@ from collector_server.monitoring.query import LEVEL_1H, LEVEL_1M, LEVEL_5M, LEVE
 
 @dataclass(frozen=True)
 class Segment:
-    source: str  # raw, 1m or 1h
+    source: str  # raw, 1m, 5m or 1h
     start: datetime
     end: datetime
 
