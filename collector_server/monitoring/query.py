@@ -318,7 +318,9 @@ def run_query(
         raise QueryError("agg", f"{agg!r} is not one of {', '.join(AGGREGATIONS)}")
     check_points(start, end, step)
     # Percentiles need the distribution: rollups only give them approximately, so ignore the step.
-    level = finer_level(choose_level(start, end, 0 if agg in PERCENTILES else step), step)
+    level = choose_level(start, end, 0 if agg in PERCENTILES else step)
+    if agg not in PERCENTILES:  # a percentile of 5-minute averages would be coarser still
+        level = finer_level(level, step)
     width = LEVEL_SECONDS.get(level, 0)
     if width and step % width:
         # A step that is not a whole number of rollup buckets would put one bucket in some

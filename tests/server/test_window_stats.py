@@ -190,3 +190,16 @@ def test_five_minute_rollups_equal_the_minutes_they_roll_up_and_serve_whole_5m_s
     assert [p[1] for p in five["series"][0]["points"]] == pytest.approx(
         [p[1] for p in one["series"][0]["points"]]
     )
+
+
+def test_percentiles_keep_the_minute_rollups_at_whole_5m_steps(api, db):
+    now = timezone.now()
+    seed_irregular(1, now - timedelta(hours=7, minutes=20), now)
+    roll_up(now.replace(second=0, microsecond=0) - timedelta(minutes=1))
+    params = {
+        "metric": "system_cpu_usage_percent",
+        "step": "10m",
+        "agg": "p95",
+        "start": int((now - timedelta(hours=7)).timestamp()),
+    }
+    assert api.get("/api/v1/monitoring/query", params).json()["data"]["source"] == LEVEL_1M
