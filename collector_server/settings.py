@@ -78,6 +78,8 @@ try:
     )
     LIMIT_LOG_INTERVAL_SECONDS = config.envint("LIMIT_LOG_INTERVAL_SECONDS", 60, minimum=1)
     HOST_DOWN_AFTER_SECONDS = config.envint("HOST_DOWN_AFTER_SECONDS", 120, minimum=10)
+    # The fleet page's sparklines are computed at most this often per range (0: every request).
+    UI_SPARKLINE_CACHE_SECONDS = config.envint("UI_SPARKLINE_CACHE_SECONDS", 10, minimum=0, maximum=300)
     DEADLETTER_MAXLEN = config.envint("DEADLETTER_MAXLEN", 10000, minimum=1)
     # Drains log at DEBUG; each worker logs one INFO summary (batches, samples, lag) this often.
     INGEST_LOG_SUMMARY_SECONDS = config.envint("INGEST_LOG_SUMMARY_SECONDS", 60, minimum=1)

@@ -1,4 +1,4 @@
-"""Roll raw samples up into 1-minute buckets, and 1-minute buckets into 1-hour buckets.
+"""Roll raw samples up into 1-minute buckets, and 1-minute buckets into 5-minute and 1-hour buckets.
 
 Each run recomputes a window that overlaps the previous one (late samples are folded
 in) and upserts, so running twice, or on two workers at once, gives the same rows.
@@ -20,6 +20,7 @@ from collector_server.redis_conn import get_redis
 LATE_TOLERANCE = timedelta(minutes=5)
 MAX_SPAN = timedelta(hours=6)
 MINUTE = timedelta(minutes=1)
+FIVE_MINUTES = timedelta(minutes=5)
 HOUR = timedelta(hours=1)
 COUNTER_LOOKBACK = timedelta(minutes=10)
 FIRST_RUN_SPAN = timedelta(hours=2)
@@ -50,6 +51,18 @@ SELECT series_id, date_trunc('hour', bucket) AS hour, min(min), max(max), sum(su
        (array_agg(last ORDER BY bucket DESC))[1], sum(increase)
 FROM monitoring_rollup_1m WHERE bucket >= %(start)s AND bucket < %(end)s
 GROUP BY series_id, hour
+ON CONFLICT (series_id, bucket) DO UPDATE SET
+    min = EXCLUDED.min, max = EXCLUDED.max, sum = EXCLUDED.sum, count = EXCLUDED.count,
+    last = EXCLUDED.last, increase = EXCLUDED.increase
+"""
+
+
+ROLLUP_5M_SQL = """
+INSERT INTO monitoring_rollup_5m (series_id, bucket, min, max, sum, count, last, increase)
+SELECT series_id, date_bin('5 minutes', bucket, 'epoch'::timestamptz) AS five, min(min), max(max), sum(sum),
+       sum(count), (array_agg(last ORDER BY bucket DESC))[1], sum(increase)
+FROM monitoring_rollup_1m WHERE bucket >= %(start)s AND bucket < %(end)s
+GROUP BY series_id, five
 ON CONFLICT (series_id, bucket) DO UPDATE SET
     min = EXCLUDED.min, max = EXCLUDED.max, sum = EXCLUDED.sum, count = EXCLUDED.count,
     last = EXCLUDED.last, increase = EXCLUDED.increase
@@ -99,6 +112,7 @@ def rollup_minutes(now: datetime | None = None) -> dict[str, str | int]:
         if late_range[1] < start:  # more late data than one run covers: continue next run
             rollup_marks.mark_late(client, late_range[1].timestamp(), "1m")
         rollup_marks.mark_late(client, late_range[0].timestamp(), "1h")
+        rollup_marks.mark_late(client, late_range[0].timestamp(), "5m")
     return {"level": "1m", "start": start.isoformat(), "end": end.isoformat(), "rows": rows,
             "late_from": late_range[0].isoformat() if late_range else ""}  # fmt: skip
 
@@ -115,39 +129,50 @@ def rollup_hours(now: datetime | None = None) -> dict[str, str | int]:
     Never past what the 1-minute level has computed: an hour rolled up from minutes that
     are not there yet would stay empty.
     """
+    return _rollup_from_minutes("1h", HOUR, ROLLUP_1H_SQL, ROLLUP_LOCK + 1, now)
+
+
+def rollup_five_minutes(now: datetime | None = None) -> dict[str, str | int]:
+    """Compute 5-minute rollups from 1-minute rollups, as rollup_hours does for hours."""
+    return _rollup_from_minutes("5m", FIVE_MINUTES, ROLLUP_5M_SQL, ROLLUP_LOCK + 2, now)
+
+
+def _rollup_from_minutes(
+    level: str, width: timedelta, sql: str, lock: int, now: datetime | None
+) -> dict[str, str | int]:
     now = now or datetime.now(UTC)
     minutes = RollupState.objects.filter(level="1m").first()
     if minutes is None:
         return {"skipped": "no 1-minute rollups yet"}
     client = get_redis()
-    state = RollupState.objects.filter(level="1h").first()
+    state = RollupState.objects.filter(level=level).first()
     end = min(_floor(now, MINUTE), minutes.done_until)
     since = state.done_until if state else end - FIRST_RUN_SPAN
-    start = _floor(since - LATE_TOLERANCE, HOUR)
-    late = rollup_marks.take_late(client, "1h")
+    start = _floor(since - LATE_TOLERANCE, width)
+    late = rollup_marks.take_late(client, level)
     if late is not None:
-        start = min(start, _floor(datetime.fromtimestamp(late, UTC), HOUR))
+        start = min(start, _floor(datetime.fromtimestamp(late, UTC), width))
     try:
         _ensure_rollup_partitions(start, end)
         with transaction.atomic():
-            if not _try_lock(ROLLUP_LOCK + 1):
+            if not _try_lock(lock):
                 raise _Busy
             with connection.cursor() as cursor:
-                cursor.execute(ROLLUP_1H_SQL, {"start": start, "end": end})
+                cursor.execute(sql, {"start": start, "end": end})
                 rows = cursor.rowcount
-            RollupState.objects.update_or_create(level="1h", defaults={"done_until": end})
+            RollupState.objects.update_or_create(level=level, defaults={"done_until": end})
     except _Busy:
-        _give_back(client, late, "1h")
+        _give_back(client, late, level)
         return {"skipped": "another worker is rolling up"}
     except Exception:
-        _give_back(client, late, "1h")
+        _give_back(client, late, level)
         raise
-    return {"level": "1h", "start": start.isoformat(), "end": end.isoformat(), "rows": rows}
+    return {"level": level, "start": start.isoformat(), "end": end.isoformat(), "rows": rows}
 
 
 def run_rollups(now: datetime | None = None) -> list[dict[str, str | int]]:
-    """The periodic job: minutes first, then hours from them."""
-    return [rollup_minutes(now), rollup_hours(now)]
+    """The periodic job: minutes first, then hours and 5-minute buckets from them."""
+    return [rollup_minutes(now), rollup_hours(now), rollup_five_minutes(now)]
 
 
 class _Busy(Exception):
@@ -170,4 +195,5 @@ def _ensure_rollup_partitions(start: datetime, end: datetime) -> None:
     while day <= end.date():
         partitions.ensure_partition(partitions.ROLLUP_1M, day)
         partitions.ensure_partition(partitions.ROLLUP_1H, day)
+        partitions.ensure_partition(partitions.ROLLUP_5M, day)
         day += timedelta(days=1)

@@ -45,6 +45,7 @@ def register(table: str, granularity: str, retention_setting: str) -> Partitione
 SAMPLES = register("monitoring_sample", DAY, "RAW_RETENTION_DAYS")
 ROLLUP_1M = register("monitoring_rollup_1m", DAY, "ROLLUP_1M_RETENTION_DAYS")
 ROLLUP_1H = register("monitoring_rollup_1h", MONTH, "ROLLUP_1H_RETENTION_DAYS")
+ROLLUP_5M = register("monitoring_rollup_5m", DAY, "ROLLUP_1M_RETENTION_DAYS")
 
 _known: set[str] = set()
 

@@ -6,10 +6,14 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
+from django.core.cache import cache
+
 from collector_server.alerts.models import Alert
 from collector_server.monitoring import query
 from collector_server.monitoring.api.system_data import iso
 from collector_server.monitoring.models import Host
+from collector_server.orgs import scope
 
 # name -> (metric, aggregation, matchers); network adds received and sent.
 SPARKLINES: dict[str, tuple[tuple[str, str, tuple[str, ...]], ...]] = {
@@ -26,8 +30,14 @@ SPARKLINE_UNITS = {"cpu": "%", "memory": "%", "disk": "%", "network": "B/s"}
 
 
 def fleet(start: datetime, end: datetime, step: int) -> dict[str, Any]:
-    """Return the hosts (state, last seen, version, labels, firing alerts) and their sparklines."""
+    """Return the hosts (state, last seen, version, labels, firing alerts) and their sparklines.
+
+    Hosts, states and alert counts are read on every call; the sparklines (the costly part) come
+    from ``sparklines``, cached for ``UI_SPARKLINE_CACHE_SECONDS``.
+    """
     firing = firing_per_host()
+    rows = list(Host.objects.all())
+    used_step, lines = cached_sparklines(rows, start, end, step)
     hosts = [
         {
             "hostname": h.hostname,
@@ -36,12 +46,61 @@ def fleet(start: datetime, end: datetime, step: int) -> dict[str, Any]:
             "last_seen": iso(h.last_seen),
             "state": "up" if h.is_up else "down",
             "firing": firing.get(h.hostname, 0),
-            "sparklines": {},
+            "sparklines": lines.get(h.hostname, {}),
         }
-        for h in Host.objects.all()
+        for h in rows
     ]
-    by_name = {h["hostname"]: h for h in hosts}
+    return {
+        "start": int(start.timestamp()),
+        "end": int(end.timestamp()),
+        "step": used_step,
+        "units": SPARKLINE_UNITS,
+        "hosts": hosts,
+    }
+
+
+def cached_sparklines(
+    hosts: list[Host], start: datetime, end: datetime, step: int
+) -> tuple[int, dict[str, dict[str, list[list[float]]]]]:
+    """``sparklines``, reused for UI_SPARKLINE_CACHE_SECONDS by callers of the same scope and range.
+
+    The key holds the caller's organisations, the range's length, the step, the end rounded
+    down to the cache time, and the hosts' count and highest id (a new host is drawn at once).
+    """
+    seconds = settings.UI_SPARKLINE_CACHE_SECONDS
+    if not seconds:
+        return sparklines(start, end, step)
+    current = scope.current()
+    orgs = (
+        "all" if current is None or current.org_ids is None else ",".join(map(str, sorted(current.org_ids)))
+    )
+    key = ":".join(
+        map(
+            str,
+            (
+                "fw-sparklines",
+                orgs,
+                int((end - start).total_seconds()),
+                step,
+                int(end.timestamp()) // seconds,
+                len(hosts),
+                max((h.pk for h in hosts), default=0),
+            ),
+        )
+    )
+    found = cache.get(key)
+    if found is None:
+        found = sparklines(start, end, step)
+        cache.set(key, found, seconds)
+    return found
+
+
+def sparklines(
+    start: datetime, end: datetime, step: int
+) -> tuple[int, dict[str, dict[str, list[list[float]]]]]:
+    """Return the step used and, per hostname, its sparklines {name: [[t, v], ...]}."""
     used_step = step
+    by_host: dict[str, dict[str, list[list[float]]]] = {}
     for name, parts in SPARKLINES.items():
         merged: dict[str, dict[int, float]] = {}
         for metric, agg, matchers in parts:
@@ -53,15 +112,8 @@ def fleet(start: datetime, end: datetime, step: int) -> dict[str, Any]:
                 for t, v in group["points"]:
                     points[int(t)] = points.get(int(t), 0.0) + v
         for host, points in merged.items():
-            if host in by_name:
-                by_name[host]["sparklines"][name] = [[t, round(points[t], 3)] for t in sorted(points)]
-    return {
-        "start": int(start.timestamp()),
-        "end": int(end.timestamp()),
-        "step": used_step,
-        "units": SPARKLINE_UNITS,
-        "hosts": hosts,
-    }
+            by_host.setdefault(host, {})[name] = [[t, round(points[t], 3)] for t in sorted(points)]
+    return used_step, by_host
 
 
 def firing_per_host() -> Counter[str]:

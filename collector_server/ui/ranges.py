@@ -26,6 +26,11 @@ MAX_SPAN = timedelta(days=31)
 MIN_STEP_SECONDS = 10
 DEFAULT_WIDTH = 600
 MAX_WIDTH = 4000
+# A step of a quarter of an hour or more is rounded up to whole hours, so that the 1 h rollups
+# serve the chart: a 7-day chart then reads 168 rows per line instead of 10,080 minute rows,
+# and still has a point every few pixels.
+COARSE_STEP_SECONDS = 900
+HOUR_SECONDS = 3600
 
 
 def parse(params: QueryDict, now: datetime | None = None) -> tuple[datetime, datetime]:
@@ -71,5 +76,11 @@ def width(params: QueryDict, default: int = DEFAULT_WIDTH) -> int:
 
 
 def step_for(start: datetime, end: datetime, pixels: int) -> int:
-    """Return the bucket width in seconds that gives at most one point per pixel."""
-    return max(MIN_STEP_SECONDS, math.ceil((end - start).total_seconds() / pixels))
+    """Return the bucket width in seconds that gives at most one point per pixel.
+
+    Coarse steps (``COARSE_STEP_SECONDS`` and more) are whole hours: the 1 h rollups serve them.
+    """
+    step = max(MIN_STEP_SECONDS, math.ceil((end - start).total_seconds() / pixels))
+    if step >= COARSE_STEP_SECONDS:
+        step = math.ceil(step / HOUR_SECONDS) * HOUR_SECONDS
+    return step

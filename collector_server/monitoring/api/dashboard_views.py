@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from collector_server.monitoring import window_stats
 from collector_server.monitoring.api import integrations, system_data
 from collector_server.monitoring.api.known_params import KnownQueryParamsMixin
 from collector_server.monitoring.models import Host
@@ -40,10 +41,9 @@ class OverviewView(KnownQueryParamsMixin, APIView):
         cutoff = Host.up_cutoff()
         hosts = list(Host.objects.all())
         up_hosts = [h for h in hosts if h.last_seen >= cutoff]
-        current = {
-            name: system_data.latest_values(up_hosts, name, now - CURRENT_WINDOW)
-            for name in ("cpu_percent", "memory_percent", "disk_usage_percent")
-        }
+        current = system_data.latest_fields(
+            up_hosts, ["cpu_percent", "memory_percent", "disk_usage_percent"], now - CURRENT_WINDOW
+        )
         api = integrations.api_summary(now - TREND_WINDOW, now)
         data = {
             "timestamp": system_data.iso(now),
@@ -70,10 +70,12 @@ class OverviewView(KnownQueryParamsMixin, APIView):
     def trends(self, hosts: list[Host], now: datetime) -> dict:
         """Compare the first and second half of the last hour (see system_data.trend)."""
         start, middle = now - TREND_WINDOW, now - TREND_WINDOW / 2
+        halves = system_data.window_stats_of(
+            hosts, ["cpu_percent", "memory_percent"], [(start, middle), (middle, now)]
+        )
         out: dict = {}
         for name, key in (("cpu_percent", "cpu"), ("memory_percent", "memory")):
-            first = system_data.field_stats(hosts, name, start, middle)["avg"]
-            second = system_data.field_stats(hosts, name, middle, now)["avg"]
-            out[f"{key}_trend"] = system_data.trend(first, second)
-            out[f"avg_{key}_last_hour"] = system_data.field_stats(hosts, name, start, now)["avg"]
+            first, second = (system_data.stats_dict(half) for half in halves[name])
+            out[f"{key}_trend"] = system_data.trend(first["avg"], second["avg"])
+            out[f"avg_{key}_last_hour"] = system_data.stats_dict(window_stats.combine(halves[name]))["avg"]
         return out

@@ -73,9 +73,10 @@ class SummaryView(KnownQueryParamsMixin, APIView):
         hosts = hosts_for(request.query_params.get("host"))
         end = timezone.now()
         start = end - timedelta(hours=hours)
-        cpu = system_data.field_stats(hosts, "cpu_percent", start, end)
-        memory = system_data.field_stats(hosts, "memory_percent", start, end)
-        disk = system_data.field_stats(hosts, "disk_usage_percent", start, end)
+        fields = system_data.fields_stats(
+            hosts, ["cpu_percent", "memory_percent", "disk_usage_percent"], [(start, end)]
+        )
+        cpu, memory, disk = (fields[name][0] for name in fields)
         system = {
             "avg_cpu_percent": cpu["avg"],
             "max_cpu_percent": cpu["max"],

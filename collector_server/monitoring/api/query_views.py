@@ -32,7 +32,7 @@ QUERY_RESPONSE = envelope(
             "start": serializers.DateTimeField(),
             "end": serializers.DateTimeField(),
             "step": serializers.IntegerField(help_text="Seconds."),
-            "source": serializers.CharField(help_text="raw, 1m or 1h."),
+            "source": serializers.CharField(help_text="raw, 1m, 5m or 1h."),
             "series": inline_serializer(
                 "QuerySeries",
                 {

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from django.db import connection
 
-from collector_server.monitoring import query
+from collector_server.monitoring import query, window_stats
 from collector_server.monitoring.models import Host, Series
 
 FIELDS = {
@@ -115,42 +115,79 @@ def field_stats(
     hosts: list[Host], name: str, start: datetime, end: datetime
 ) -> dict[str, float | int | None]:
     """Return avg, max, min and data_points of one field over all given hosts."""
-    selected = field_series(hosts, [name])
-    empty = {"avg": None, "max": None, "min": None, "data_points": 0}
-    if not selected.series:
-        return empty
-    level = query.choose_level(start, end, 0)
-    params = query.row_params(level, selected.series, start, end)
-    sql = (
-        f"WITH r AS ({query.rows_sql(level)}) "
-        "SELECT sum(r.sum) / nullif(sum(r.count), 0), max(r.max), min(r.min), coalesce(sum(r.count), 0) "
-        "FROM r"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        avg, high, low, points = cursor.fetchone()
-    if not points:
-        return empty
-    return {"avg": _round(avg), "max": _round(high), "min": _round(low), "data_points": int(points)}
+    return fields_stats(hosts, [name], [(start, end)])[name][0]
+
+
+def fields_stats(
+    hosts: list[Host], names: list[str], windows: list[tuple[datetime, datetime]]
+) -> dict[str, list[dict[str, float | int | None]]]:
+    """Return, per field, avg, max, min and data_points over all given hosts in each window."""
+    found = window_stats_of(hosts, names, windows)
+    return {name: [stats_dict(stats) for stats in per_window] for name, per_window in found.items()}
+
+
+def window_stats_of(
+    hosts: list[Host], names: list[str], windows: list[tuple[datetime, datetime]]
+) -> dict[str, list[window_stats.Stats]]:
+    """Per field, the exact Stats over all given hosts in each window.
+
+    One statement for every field and window, reading whole hours from the 1 h rollups and
+    whole minutes from the 1 m rollups (``window_stats``): the same figures as the raw samples.
+    """
+    selected = field_series(hosts, names)
+    index = {name: i for i, name in enumerate(names)}
+    group_of = {s.id: index[selected.field_of[s.id]] for s in selected.series}
+    found = window_stats.stats(group_of, windows)
+    return {
+        name: [found.get((index[name], w), window_stats.EMPTY) for w in range(len(windows))] for name in names
+    }
+
+
+def stats_dict(stats: window_stats.Stats) -> dict[str, float | int | None]:
+    if not stats.count:
+        return {"avg": None, "max": None, "min": None, "data_points": 0}
+    return {
+        "avg": _round(stats.avg),
+        "max": _round(stats.max),
+        "min": _round(stats.min),
+        "data_points": stats.count,
+    }
 
 
 def latest_values(hosts: list[Host], name: str, since: datetime) -> float | None:
     """Return the average over hosts of each host's latest value of a field since `since`."""
-    selected = field_series(hosts, [name])
+    return latest_fields(hosts, [name], since)[name]
+
+
+def latest_fields(hosts: list[Host], names: list[str], since: datetime) -> dict[str, float | None]:
+    """Per field, the average over hosts of each host's latest value since `since`.
+
+    One statement: per series, a backward scan of the sample index that stops at the first
+    row (``LIMIT 1``), so the cost is one index probe per series, not the window's samples.
+    A host with several series of a field (disks without "/") counts its highest.
+    """
+    selected = field_series(hosts, names)
+    out: dict[str, float | None] = dict.fromkeys(names)
     if not selected.series:
-        return None
+        return out
     sql = """
-        SELECT DISTINCT ON (series_id) series_id, value FROM monitoring_sample
-        WHERE series_id = ANY(%s) AND ts >= %s ORDER BY series_id, ts DESC
+        SELECT ids.id, l.value FROM unnest(%s::bigint[]) AS ids(id)
+        CROSS JOIN LATERAL (
+            SELECT value FROM monitoring_sample s
+            WHERE s.series_id = ids.id AND s.ts >= %s ORDER BY s.ts DESC LIMIT 1
+        ) l
     """
     with connection.cursor() as cursor:
         cursor.execute(sql, [[s.id for s in selected.series], since])
         fetched = cursor.fetchall()
-    per_host: dict[str, float] = {}
+    per_host: dict[str, dict[str, float]] = defaultdict(dict)
     for sid, value in fetched:
-        host = selected.host_of[sid]
-        per_host[host] = max(per_host.get(host, value), value)
-    return _round(sum(per_host.values()) / len(per_host)) if per_host else None
+        host, name = selected.host_of[sid], selected.field_of[sid]
+        values = per_host[name]
+        values[host] = max(values.get(host, value), value)
+    for name, values in per_host.items():
+        out[name] = _round(sum(values.values()) / len(values)) if values else None
+    return out
 
 
 def trend(first: float | None, second: float | None) -> str:

@@ -1,0 +1,62 @@
+"""The UI's faster read paths: coarse steps on whole hours (1 h rollups), cached fleet sparklines."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from django.utils import timezone
+
+from collector_server.monitoring import partitions as parts
+from collector_server.monitoring.models import RollupState
+from collector_server.ui import fleet, ranges
+from tests.server.conftest import insert_rollup, insert_samples, make_host, make_series
+
+CHART = "/ui/api/chart"
+
+
+def test_coarse_steps_are_whole_hours_and_fine_ones_unchanged():
+    end = datetime(2026, 3, 8, tzinfo=UTC)
+    assert ranges.step_for(end - timedelta(days=7), end, 600) == 3600  # 1008 s
+    assert ranges.step_for(end - timedelta(days=30), end, 600) == 2 * 3600  # 4320 s
+    assert ranges.step_for(end - timedelta(hours=24), end, 600) == 144
+    assert ranges.step_for(end - timedelta(hours=1), end, 600) == 10
+    assert ranges.step_for(end - timedelta(days=2), end, 200) == 864  # not coarse
+    assert ranges.step_for(end - timedelta(days=2, hours=2), end, 200) == 3600  # 900 s: coarse
+
+
+def test_a_seven_day_chart_reads_the_hourly_rollups(api, db):
+    host = make_host("web-1")
+    cpu = make_series(host, "system_cpu_usage_percent")
+    done = timezone.now().replace(minute=0, second=0, microsecond=0)
+    buckets = [done - timedelta(hours=h) for h in range(1, 24 * 7)]
+    for day in {b.date() for b in buckets}:
+        parts.ensure_partition(parts.ROLLUP_1H, day)
+    insert_rollup("monitoring_rollup_1h", cpu, [(b, 1.0, 9.0, 60.0 * 25, 60, 5.0, None) for b in buckets])
+    RollupState.objects.create(level="1h", done_until=done)
+    RollupState.objects.create(level="1m", done_until=done)
+    data = api.get(CHART, {"chart": "cpu", "host": "web-1", "range": "7d", "width": "600"}).json()["data"]
+    assert data["step"] == 3600 and data["source"] == "1h"
+    values = [v for v in data["series"][0]["values"] if v is not None]
+    assert len(values) == len(buckets) and set(values) == {25.0}
+
+
+def test_fleet_sparklines_are_reused_within_the_cache_time_and_redrawn_for_a_new_host(db, settings):
+    settings.UI_SPARKLINE_CACHE_SECONDS = 300
+    end = timezone.now().replace(second=0, microsecond=0)
+    start = end - timedelta(minutes=10)
+    web = make_host("web-1")
+    cpu = make_series(web, "system_cpu_usage_percent")
+    insert_samples(cpu, [(start + timedelta(minutes=1), 10.0)])
+    hosts = [web]
+    _, first = fleet.cached_sparklines(hosts, start, end, 60)
+    assert [v for _, v in first["web-1"]["cpu"]] == [10.0]
+    insert_samples(cpu, [(start + timedelta(minutes=5), 30.0)])
+    _, again = fleet.cached_sparklines(hosts, start, end, 60)
+    assert again == first  # within the cache time: the same body, no query
+    hosts.append(make_host("db-1"))
+    _, redrawn = fleet.cached_sparklines(hosts, start, end, 60)
+    assert [v for _, v in redrawn["web-1"]["cpu"]] == [10.0, 30.0]
+    settings.UI_SPARKLINE_CACHE_SECONDS = 0
+    insert_samples(cpu, [(start + timedelta(minutes=7), 50.0)])
+    _, fresh = fleet.cached_sparklines(hosts, start, end, 60)
+    assert [v for _, v in fresh["web-1"]["cpu"]] == [10.0, 30.0, 50.0]
