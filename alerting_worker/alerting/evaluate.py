@@ -13,6 +13,7 @@ import logging
 import re
 import string
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,7 +31,8 @@ log = logging.getLogger(__name__)
 
 FLAP_WINDOW = timedelta(minutes=15)
 FLAP_THRESHOLD = 6  # state changes within the window that make an alert flapping
-SEVERITY_RAISED = "severity raised to"  # the note of the event the dispatcher reads as a change
+SEVERITY_RAISED = "severity raised to"
+YIELD_EVERY_RULES = 1000  # a long cycle calls ``between`` this often while applying rules  # the note of the event the dispatcher reads as a change
 
 
 @dataclass
@@ -94,13 +96,19 @@ def rule_metrics(rule: AlertRule) -> set[str]:
     return {p["metric"] for p in parts if isinstance(p, dict) and isinstance(p.get("metric"), str)}
 
 
-def evaluate_all(now: datetime | None = None, metrics: set[str] | None = None) -> EvalStats:
+def evaluate_all(
+    now: datetime | None = None,
+    metrics: set[str] | None = None,
+    between: Callable[[], object] | None = None,
+) -> EvalStats:
     """Evaluate every enabled rule at ``now``; one failing rule does not stop the others.
 
     Rules with the same query share one evaluation per cycle, and the open alerts are read
     in one query; both are only a snapshot, every transition is still conditional.
     With ``metrics``, only the rules reading one of those metric names are evaluated (the
-    fast path after ingest wrote them).
+    fast path after ingest wrote them). ``between`` is called between the selections of a
+    long cycle: the periodic job lets the ingest fast path run there, so a breach never waits
+    for a whole cycle of thousands of rules.
     """
     now = now or timezone.now()
     stats = EvalStats()
@@ -116,18 +124,24 @@ def evaluate_all(now: datetime | None = None, metrics: set[str] | None = None) -
     for org_id, org_rules in sorted(by_org.items()):
         # Every query of these rules sees only this organisation's series, hosts and logs.
         with scope.use_organization(org_id):
-            _evaluate_rules(org_rules, now, stats, open_by_rule)
+            _evaluate_rules(org_rules, now, stats, open_by_rule, between)
     if metrics is None:
         close_orphans(now, stats)
     return stats
 
 
 def _evaluate_rules(
-    rules: list[AlertRule], now: datetime, stats: EvalStats, open_by_rule: dict[int, dict[str, Alert]]
+    rules: list[AlertRule],
+    now: datetime,
+    stats: EvalStats,
+    open_by_rule: dict[int, dict[str, Alert]],
+    between: Callable[[], object] | None = None,
 ) -> None:
     """Evaluate the rules of one organisation (the caller sets its scope)."""
-    cache, invalid, keys = _prefetch_batched(rules, now, stats)
-    for rule in rules:
+    cache, invalid, keys = _prefetch_batched(rules, now, stats, between)
+    for count, rule in enumerate(rules, 1):
+        if between is not None and count % YIELD_EVERY_RULES == 0:
+            between()
         stats.rules += 1
         if rule.pk in invalid:
             continue
@@ -157,7 +171,7 @@ def _cache_key(rule: AlertRule, query: dict[str, Any]) -> str:
 
 
 def _prefetch_batched(
-    rules: list[AlertRule], now: datetime, stats: EvalStats
+    rules: list[AlertRule], now: datetime, stats: EvalStats, between: Callable[[], object] | None = None
 ) -> tuple[dict[str, q.QueryResult], set[int], dict[int, str]]:
     """Evaluate the metric rules that share a selection together, one scan per selection.
 
@@ -188,6 +202,8 @@ def _prefetch_batched(
         base = {k: first[k] for k in ("metric", "matchers", "group_by")}
         specs = sorted({(query["aggregation"], query["window"]) for _, query in members})
         results = q.evaluate_metric_batch(base, specs, now, first_rule.nodata_timeout_seconds)
+        if between is not None:
+            between()
         for rule, query in members:
             cache[keys[rule.pk]] = results[(query["aggregation"], query["window"])]
     return cache, invalid, keys

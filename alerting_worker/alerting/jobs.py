@@ -15,9 +15,17 @@ log = logging.getLogger(__name__)
 
 
 def evaluate_and_dispatch(now: datetime | None = None) -> dict[str, int]:
-    """Periodic job: evaluate every enabled rule, then dispatch notifications."""
+    """Periodic job: evaluate every enabled rule, then dispatch notifications.
+
+    Between the selections of the cycle, the rules on freshly ingested metrics are evaluated
+    (and their notifications dispatched) at once when ingest has asked for it, instead of
+    waiting behind the whole cycle on the alerts queue (``alert_trigger.run_if_requested``).
+    """
+    from alerting_worker.ingest import alert_trigger
+
+    fixed_now = now is not None
     now = now or timezone.now()
-    stats = evaluate.evaluate_all(now)
+    stats = evaluate.evaluate_all(now, between=None if fixed_now else alert_trigger.run_if_requested)
     written = dispatch.dispatch_all(now)
     return {
         "rules": stats.rules,

@@ -7,11 +7,15 @@ evaluation waits at a time; names arriving while one runs are picked up by the n
 
 from __future__ import annotations
 
+import logging
+
 from redis import Redis
 
 from alerting_worker.queues import ALERTS, get_queue
 from collector_server.redis_conn import get_redis
 from shared import streams
+
+log = logging.getLogger(__name__)
 
 QUEUED_TTL_SECONDS = 30  # if the queued job is lost, the flag expires and ingest enqueues again
 
@@ -44,6 +48,28 @@ def take(client: Redis) -> list[str]:
     pipe.delete(pending)
     _, members, _ = pipe.execute()
     return sorted(m.decode() for m in members)
+
+
+def requested(client: Redis) -> bool:
+    """Whether ingest has asked for an evaluation that has not started yet (one GET)."""
+    return bool(client.exists(_keys()[1]))
+
+
+def run_if_requested() -> dict[str, int] | None:
+    """Run the ingest fast path now if one is waiting (called between the steps of a long cycle).
+
+    The queued RQ job then finds nothing to do. A failure here is logged and left to that job.
+    """
+    from collector_server.orgs import scope
+
+    try:
+        if not requested(get_redis()):
+            return None
+        with scope.use_scope(None):  # as the queued job runs: across organisations, not the cycle's
+            return evaluate_ingested()
+    except Exception:  # the periodic cycle must go on; the queued job retries the fast path
+        log.exception("alerting: the ingest fast path failed inside the periodic cycle")
+        return None
 
 
 def evaluate_ingested() -> dict[str, int]:
