@@ -39,6 +39,7 @@ os.environ.update(
     REDIS_URL=REDIS_URL,
     FLEETWATCH_STREAM_PREFIX="fwbench",
     SECRET_KEY="bench",
+    ALLOWED_HOSTS="localhost",
     DJANGO_SETTINGS_MODULE="collector_server.settings",
     LOG_LEVEL="WARNING",
     INGEST_BLOCK_MS="500",
