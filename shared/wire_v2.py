@@ -114,6 +114,29 @@ def encode_metrics(**fields: Any) -> bytes:
     return Encoder().encode(**fields)
 
 
+def readable(data: bytes) -> dict[str, Any]:
+    """The batch as plain values for printing (`fleetwatch-agent --once --print`), any version.
+
+    Version 2: `catalog` as its array, `points` as [index, ts, value] triples. No validation.
+    """
+    body = msgpack.unpackb(data, raw=False)
+    if body.get("v") == VERSION:
+        body["catalog"] = msgpack.unpackb(body["catalog"], raw=False)
+        raw = body["points"]
+        body["points"] = [list(POINT.unpack_from(raw, at)) for at in range(0, len(raw), POINT_BYTES)]
+    return body
+
+
+def series_maps(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The series of a `readable` batch as version 1 series maps (name, type, labels, points)."""
+    if body.get("v") != VERSION:
+        return body["series"]
+    out = [{"name": n, "type": t, "labels": labels, "points": []} for n, t, labels in body["catalog"]]
+    for index, ts, value in body["points"]:
+        out[index]["points"].append([ts, value])
+    return out
+
+
 # --- decoding (workers) -----------------------------------------------------------------------
 
 _catalogs: dict[bytes, Catalog] = {}

@@ -18,7 +18,7 @@ from shared import streams
 
 from .conftest import make_batch, sample_count
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("clean_tables")]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("clean_tables", "wire")]
 
 
 def consumer(redis_client, name="c1", claim_idle_ms=60_000) -> StreamConsumer:
