@@ -452,7 +452,9 @@ def upsert_hosts(cursor: Cursor, batches: list[Batch]) -> dict[str, tuple[int, i
     The agent's own batches set the host's name, labels and version; batches of its
     components (an id with a '/suffix') only refresh last_seen. last_seen is when the batch
     is stored (the transaction's time), never the producer's clock, so it is never before
-    first_seen.
+    first_seen. A host whose name, labels and version are unchanged and whose last_seen is less
+    than HOST_TOUCH_SECONDS old is only read, not written: a backlog of many batches per host
+    (a worker catching up) does not rewrite the same host row for each of them.
     """
     latest: dict[str, Batch] = {}
     for batch in batches:
@@ -463,6 +465,32 @@ def upsert_hosts(cursor: Cursor, batches: list[Batch]) -> dict[str, tuple[int, i
         if current is None or (own, batch.sent_at) >= (current.agent_id == key, current.sent_at):
             latest[key] = batch
     agents = sorted(latest)
+    by_host: dict[str, tuple[int, int]] = {}
+    cursor.execute(
+        "SELECT agent_id, id, organization_id, hostname, labels, agent_version FROM monitoring_host "
+        "WHERE agent_id = ANY(%s) AND last_seen > now() - make_interval(secs => %s)",
+        [agents, HOST_TOUCH_SECONDS],
+    )
+    for agent_id, host_id, org_id, hostname, labels, version in cursor.fetchall():
+        batch = latest[agent_id]
+        if type(labels) is str:
+            labels = json.loads(labels)
+        if batch.host == hostname and (
+            batch.agent_id != agent_id or (batch.host_labels, batch.agent_version) == (labels, version)
+        ):
+            by_host[agent_id] = (host_id, org_id)
+    stale = [agent_id for agent_id in agents if agent_id not in by_host]
+    if stale:
+        by_host.update(_write_hosts(cursor, stale, latest))
+    return {batch.agent_id: by_host[host_agent_id(batch.agent_id)] for batch in batches}
+
+
+# A host row is rewritten at most this often while nothing but its last_seen would change
+# (well below HOST_DOWN_AFTER_SECONDS, at least 10 s, and below any agent's usual interval).
+HOST_TOUCH_SECONDS = 5.0
+
+
+def _write_hosts(cursor: Cursor, agents: list[str], latest: dict[str, Batch]) -> dict[str, tuple[int, int]]:
     orgs = organisations_for_agents(agents)
     cursor.execute(
         "INSERT INTO monitoring_host (agent_id, hostname, labels, agent_version, first_seen, last_seen, "
@@ -484,5 +512,4 @@ def upsert_hosts(cursor: Cursor, batches: list[Batch]) -> dict[str, tuple[int, i
             [orgs[a] for a in agents],
         ],
     )
-    by_host = {agent_id: (host_id, org_id) for host_id, agent_id, org_id in cursor.fetchall()}
-    return {batch.agent_id: by_host[host_agent_id(batch.agent_id)] for batch in batches}
+    return {agent_id: (host_id, org_id) for host_id, agent_id, org_id in cursor.fetchall()}
