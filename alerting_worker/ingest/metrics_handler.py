@@ -186,14 +186,14 @@ class MetricsHandler:
             transaction.on_commit(lambda: self.cache.add({}, learned), robust=True)
         data, rows, oldest = pack_rows(plan, ids, counts, refused)
         if warm or cold:
-            learned: dict[tuple[int, str, bytes], np.ndarray] = {}
+            resolved: dict[tuple[int, str, bytes], np.ndarray] = {}
             for batch, catalog_key, entries in cold:
                 sids = catalog_ids(entries, ids, refused, batch)
                 warm.append((batch, sids))
                 if entries and not (sids < 0).any():
-                    learned[catalog_key] = sids
-            if learned:
-                transaction.on_commit(lambda: self.cache.add_catalogs(learned), robust=True)
+                    resolved[catalog_key] = sids
+            if resolved:
+                transaction.on_commit(lambda: self.cache.add_catalogs(resolved), robust=True)
             extra, extra_rows, extra_oldest = pack_points(warm, counts)
             if extra_rows:
                 data = data[: -len(_COPY_TRAILER)] + extra + _COPY_TRAILER

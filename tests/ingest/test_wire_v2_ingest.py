@@ -102,6 +102,13 @@ def test_version_1_and_2_batches_share_one_chunk(redis_client, metrics_stream):
     result = drain(redis_client, chunk=10)
     assert (result.batches, result.rows, result.dead_lettered) == (10, 20, 0)
     assert sample_count() == 20 and Series.objects.count() == 6
+    # Both caches learned what they should: each series' literal, and each host's catalog.
+    assert sorted((host, name) for _, host, name, *_ in CACHE.fast) == sorted(
+        (f"h{n}", name)
+        for n in range(3)
+        for name in ("system_cpu_usage_percent", "system_network_bytes_sent_total")
+    )
+    assert sorted(host for _, host, _ in CACHE.catalogs) == ["h0", "h1", "h2"]
 
 
 def test_a_series_over_a_limit_is_refused_in_every_batch_and_the_rest_stored(
