@@ -64,16 +64,16 @@ class Encoder:
     """Build version 2 metrics batches; re-uses the catalog's bytes while the series stay the same."""
 
     def __init__(self) -> None:
-        self._shape: tuple = ()
+        self._shape: list[tuple[str, str, dict[str, str]]] = []
         self._catalog = msgpack.packb([], use_bin_type=True)
 
     def catalog(self, series: list[dict[str, Any]]) -> bytes:
-        shape = tuple(
-            (s["name"], s.get("type", "gauge"), tuple((s.get("labels") or {}).items())) for s in series
-        )
+        shape = [(s["name"], s.get("type", "gauge"), s.get("labels") or {}) for s in series]
         if shape != self._shape:
-            self._shape = shape
-            self._catalog = msgpack.packb([[n, t, dict(labels)] for n, t, labels in shape], use_bin_type=True)
+            self._shape = [
+                (name, mtype, dict(labels)) for name, mtype, labels in shape
+            ]  # a copy: callers may reuse
+            self._catalog = msgpack.packb([list(entry) for entry in self._shape], use_bin_type=True)
         return self._catalog
 
     def encode(
@@ -89,10 +89,11 @@ class Encoder:
         host_labels: dict[str, str] | None = None,
     ) -> bytes:
         """Return the msgpack bytes of one version 2 metrics batch of `series` (version 1 series maps)."""
-        pack = POINT.pack
-        points = b"".join(
-            pack(index, ts, value) for index, s in enumerate(series) for ts, value in s["points"]
-        )
+        flat: list[float] = []
+        for index, s in enumerate(series):
+            for ts, value in s["points"]:
+                flat += (index, ts, value)
+        points = _points_struct(len(flat) // 3).pack(*flat)
         agent: dict[str, Any] = {"id": agent_id, "host": host, "version": agent_version}
         if host_labels:
             agent["labels"] = host_labels
@@ -107,6 +108,19 @@ class Encoder:
             "points": points,
         }
         return msgpack.packb(body, use_bin_type=True)
+
+
+_POINT_STRUCTS: dict[int, struct.Struct] = {}
+
+
+def _points_struct(count: int) -> struct.Struct:
+    """One struct for `count` point records (an agent sends the same count every cycle)."""
+    found = _POINT_STRUCTS.get(count)
+    if found is None:
+        if len(_POINT_STRUCTS) > 64:
+            _POINT_STRUCTS.clear()
+        found = _POINT_STRUCTS[count] = struct.Struct(">" + "Idd" * count)
+    return found
 
 
 def encode_metrics(**fields: Any) -> bytes:
