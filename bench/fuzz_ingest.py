@@ -40,6 +40,8 @@ os.environ.update(
     REDIS_URL=REDIS_URL,
     FLEETWATCH_STREAM_PREFIX="fwfuzz",
     SECRET_KEY="bench",
+    ALLOWED_HOSTS="localhost",
+    FLEETWATCH_REQUIRE_SIGNED_BATCHES="false",  # the entries are unsigned: decoding is what is fuzzed
     DJANGO_SETTINGS_MODULE="collector_server.settings",
     LOG_LEVEL="CRITICAL",  # every dead letter is an ERROR line: 10,000 of them would be the bench
     INGEST_BLOCK_MS="200",
@@ -254,10 +256,11 @@ def build(
 def start_workers(workers: int) -> list[subprocess.Popen]:
     """Start real worker processes; each takes one long drain job (the metrics or the logs stream)."""
     import redis
-    from rq import Queue
+
+    from alerting_worker import jobs_guard
 
     client = redis.Redis.from_url(REDIS_URL)
-    queue = Queue("ingest", connection=client)
+    queue = jobs_guard.get_queue("ingest", client)  # workers run only jobs enqueued through the guard
     for i in range(workers):
         kind = "metrics" if i % 2 == 0 else "logs"
         queue.enqueue("alerting_worker.ingest.jobs.drain", kind, 3600.0, False, job_timeout=4000)
