@@ -34,7 +34,8 @@ def test_wire_version_1_sends_version_1_with_the_same_series(tmp_path):
     _, v2 = build(tmp_path / "v2")
     assert config.wire_version == 1 and batches[0].version == 1 and batches[0].catalog is None
     as_tuples = [  # the collection time differs from one agent to the other; the rest does not
-        [(s.name, s.type, s.labels, len(s.points)) for s in batch.all_series()] for batch in (batches[0], v2[0])
+        [(s.name, s.type, s.labels, len(s.points)) for s in batch.all_series()]
+        for batch in (batches[0], v2[0])
     ]
     assert as_tuples[0] == as_tuples[1] and len(as_tuples[0]) > 5
 
