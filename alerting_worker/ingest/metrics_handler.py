@@ -51,23 +51,34 @@ class SeriesCache:
     """
 
     LIMIT = 2_000_000
+    # Version 2 catalogs cached, bounded by count and by the bytes their keys and ids hold (a catalog
+    # may be megabytes: a hostile producer sending a new one each batch must not grow the worker).
     CATALOG_LIMIT = 100_000
+    CATALOG_BYTES_LIMIT = 128 * 1024 * 1024
 
     def __init__(self) -> None:
         self.series: dict[SeriesKey, int] = {}
         self.fast: dict[tuple, int] = {}
         # Version 2: (organisation id, host, catalog bytes) -> series id of each catalog index.
         self.catalogs: dict[tuple[int, str, bytes], np.ndarray] = {}
+        self.catalog_bytes = 0
 
     def clear(self) -> None:
         self.series.clear()
         self.fast.clear()
         self.catalogs.clear()
+        self.catalog_bytes = 0
 
     def add_catalogs(self, learned: dict[tuple[int, str, bytes], np.ndarray]) -> None:
-        if len(self.catalogs) > self.CATALOG_LIMIT:
+        size = sum(len(key[2]) + sids.nbytes for key, sids in learned.items())
+        if (
+            len(self.catalogs) + len(learned) > self.CATALOG_LIMIT
+            or self.catalog_bytes + size > self.CATALOG_BYTES_LIMIT
+        ):
             self.catalogs.clear()
+            self.catalog_bytes = 0
         self.catalogs.update(learned)
+        self.catalog_bytes += size
 
     def add(self, found: dict[SeriesKey, int], fast: dict[tuple, int]) -> None:
         if len(self.fast) > self.LIMIT:

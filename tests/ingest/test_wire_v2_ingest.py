@@ -129,3 +129,17 @@ def test_a_series_over_a_limit_is_refused_in_every_batch_and_the_rest_stored(
     assert host_limits.read(redis_client, "a1").counts == {"series_per_host": 2, "label_value_length": 2}
     assert list(Series.objects.values_list("name", flat=True)) == ["m_ok"]
     assert not CACHE.catalogs  # a catalog with a refused series is resolved again each time
+
+
+def test_the_catalog_cache_is_bounded_by_bytes():
+    import numpy as np
+
+    from alerting_worker.ingest.metrics_handler import SeriesCache
+
+    cache = SeriesCache()
+    cache.CATALOG_BYTES_LIMIT = 10_000
+    ids = np.arange(10, dtype=np.int64)
+    for n in range(20):  # 20 catalogs of ~1 KB: never more than 10 KB held
+        cache.add_catalogs({(1, f"h{n}", bytes(1000)): ids})
+        assert cache.catalog_bytes <= 10_000 and len(cache.catalogs) <= 9
+    assert (1, "h19", bytes(1000)) in cache.catalogs
