@@ -10,13 +10,12 @@ import sys
 import threading
 from types import FrameType
 
-import msgpack
-
 from agent import __version__
 from agent.collectors import REGISTRY
 from agent.components import attach_health, build_components
 from agent.config import CREDENTIAL_FILE, AgentConfig, ConfigError, load_config, save_credential
 from agent.runner import Component, MetricsAgent
+from shared import wire_v2
 
 log = logging.getLogger("agent")
 
@@ -110,7 +109,7 @@ def run_once(config: AgentConfig, print_batch: bool) -> int:
     try:
         if print_batch:
             batch = agent.build_batch()
-            json.dump(msgpack.unpackb(batch, raw=False), sys.stdout, indent=2)
+            json.dump(wire_v2.readable(batch), sys.stdout, indent=2)
             sys.stdout.write("\n")
             return 0
         return 0 if agent.run_once() else 1

@@ -57,8 +57,12 @@ KNOWN_KEYS = frozenset(
         "top_processes",
         "top_processes_interval",
         "systemd_interval",
+        "wire_version",
     }
 )
+# Wire format of metrics batches (docs/wire-format.md): 2, or 1 for workers older than version 2.
+WIRE_VERSIONS = (1, 2)
+DEFAULT_WIRE_VERSION = 2
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 __all__ = ["AgentConfig", "ConfigError", "load_config"]
@@ -82,6 +86,8 @@ class AgentConfig:
     hostfs: str = ""  # where the host's / is mounted, for disk usage ("" = this is the host's /)
     # The enrollment credential that signs every batch (None: batches go unsigned).
     credential: Credential | None = None
+    # Wire format version of metrics batches (1 or 2).
+    wire_version: int = DEFAULT_WIRE_VERSION
     # The whole TOML document, so that other components ([logs], ...) read their own table.
     document: dict[str, Any] = field(default_factory=dict)
     # Top-N size and how often the costlier collectors (process walk, systemd) run.
@@ -174,6 +180,7 @@ def _validate(
         procfs=_directory(raw, "procfs", DEFAULT_PROCFS),
         hostfs=_directory(raw, "hostfs", ""),
         credential=_credential(raw, state_dir),
+        wire_version=_wire_version(raw),
         document=document,
         collector_options=_collector_options(raw),
     )
@@ -191,6 +198,16 @@ def _collector_options(raw: dict[str, Any]) -> CollectorOptions:
             raw, "systemd_interval", DEFAULT_OPTIONS.systemd_interval, minimum=MIN_INTERVAL
         ),
     )
+
+
+def _wire_version(raw: dict[str, Any]) -> int:
+    version = int(_number(raw, "wire_version", DEFAULT_WIRE_VERSION, minimum=1, integer=True))
+    if version not in WIRE_VERSIONS:
+        source = raw["wire_version"][1]
+        raise ConfigError(
+            f"{source}={raw['wire_version'][0]!r} must be one of {', '.join(map(str, WIRE_VERSIONS))}"
+        )
+    return version
 
 
 def _source(raw: dict[str, Any], key: str, fallback: str) -> str:

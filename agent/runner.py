@@ -17,6 +17,7 @@ from agent.spool import Spool
 from agent.transport import Transport
 from shared import streams
 from shared.wire import COUNTER, encode_batch, series_dict
+from shared.wire_v2 import Encoder
 
 log = logging.getLogger("agent")
 
@@ -65,6 +66,7 @@ class MetricsAgent:
         stream = streams.stream_key(streams.METRICS, config.stream_prefix)
         self.transport = Transport(config.redis_url, stream, spool, credential=config.credential)
         self.last_collection_seconds = 0.0
+        self.encoder = Encoder()  # version 2: keeps the catalog's bytes while the series stay the same
 
     def build_batch(self, now: float | None = None) -> bytes:
         """Collect every metric group and return one encoded metrics batch."""
@@ -73,6 +75,17 @@ class MetricsAgent:
         series = self.collectors.collect(now)
         self.last_collection_seconds = time.perf_counter() - started
         series += self.self_metrics(now)
+        if self.config.wire_version == 2:
+            return self.encoder.encode(
+                agent_id=self.config.agent_id,
+                host=self.config.host,
+                agent_version=__version__,
+                epoch=self.sequence.epoch,
+                seq=self.sequence.take(),
+                sent_at=time.time(),
+                series=series,
+                host_labels=self.config.labels,
+            )
         return encode_batch(
             kind=streams.METRICS,
             agent_id=self.config.agent_id,

@@ -1,8 +1,10 @@
 """Fuzz ingest: malformed entries of every kind interleaved with valid batches, drained by real workers.
 
 Adds MALFORMED entries (type-confused fields, out-of-range numbers, NaN and infinities,
-2**64-1 epochs, NUL, invalid UTF-8, deep nesting, huge strings, random bytes, ...) spread
-over the metrics and logs streams, interleaved with VALID metrics batches and VALID logs
+2**64-1 epochs, NUL, invalid UTF-8, deep nesting, huge strings, random bytes, and for wire
+format version 2 every field of the catalog and damaged point records, ...) spread
+over the metrics and logs streams, interleaved with VALID metrics batches (half of them
+version 2) and VALID logs
 batches, then starts WORKERS real `alerting_worker worker` processes that drain both
 streams and waits until every entry is stored or dead-lettered. Prints what was stored,
 dead-lettered and left pending, whether the workers are alive, and the drain time.
@@ -20,6 +22,7 @@ import argparse
 import math
 import os
 import random
+import struct
 import subprocess
 import sys
 import time
@@ -30,13 +33,15 @@ import benchdb  # bench/ is the script directory, so it is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-BENCH_DB = "fleetwatch_bench_fuzz"
+BENCH_DB = os.environ.get("FLEETWATCH_BENCH_DB", "fleetwatch_bench_fuzz")
 REDIS_URL = f"redis://127.0.0.1:6379/{os.environ.get('FUZZ_REDIS_DB', '1')}"
 os.environ.update(
     DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}",
     REDIS_URL=REDIS_URL,
     FLEETWATCH_STREAM_PREFIX="fwfuzz",
     SECRET_KEY="bench",
+    ALLOWED_HOSTS="localhost",
+    FLEETWATCH_REQUIRE_SIGNED_BATCHES="false",  # the entries are unsigned: decoding is what is fuzzed
     DJANGO_SETTINGS_MODULE="collector_server.settings",
     LOG_LEVEL="CRITICAL",  # every dead letter is an ERROR line: 10,000 of them would be the bench
     INGEST_BLOCK_MS="200",
@@ -66,6 +71,37 @@ def metrics_body(n: int, now: float) -> dict[str, Any]:
     ]
     return {"v": 1, "kind": "metrics", "agent": {"id": f"agent-{host}", "host": host, "version": "1"},
             "epoch": 1, "seq": n, "sent_at": now, "series": series}  # fmt: skip
+
+
+class Raw:
+    """A version 2 field value sent as it is (not packed into bin)."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def metrics_body_v2(n: int, now: float) -> dict[str, Any]:
+    """A version 2 body; `catalog` (a list) and `points` (a list of triples) are packed by pack_v2."""
+    host = f"fuzz-{n % 100}"
+    catalog = [[f"fuzz_metric_{i}", "gauge", {"core": str(i)}] for i in range(SERIES_PER_BATCH)]
+    points = [[i, now - n * 0.01, 1.0] for i in range(SERIES_PER_BATCH)]
+    return {"v": 2, "kind": "metrics", "agent": {"id": f"agent-{host}", "host": host, "version": "1"},
+            "epoch": 3, "seq": n, "sent_at": now, "catalog": catalog, "points": points}  # fmt: skip
+
+
+def pack_v2(body: dict[str, Any]) -> bytes:
+    import msgpack
+
+    body = dict(body)
+    for key in ("catalog", "points"):
+        value = body[key]
+        if type(value) is Raw:
+            body[key] = value.value
+        elif key == "catalog":
+            body[key] = msgpack.packb(value)
+        else:
+            body[key] = b"".join(struct.pack(">Idd", *p) for p in value)
+    return msgpack.packb(body)
 
 
 def logs_body(n: int, now: float) -> dict[str, Any]:
@@ -124,6 +160,33 @@ METRICS_ONLY = [
     ("point ts is 2**64-1", _set(("series", 0, "points", 0, 0), MAX_U64)),
     ("series nested 40 deep", _set(("series", 0, "labels"), deep(40))),
 ]
+V2_ONLY = [
+    ("v2: catalog is a string", _set(("catalog",), Raw("up"))),
+    ("v2: catalog is a list, not bin", _set(("catalog",), Raw([["up", "gauge", {}]]))),
+    ("v2: catalog is missing", _set(("catalog",), Raw(None))),
+    ("v2: catalog bytes not msgpack", _set(("catalog",), Raw(b"\xc1\xc1"))),
+    ("v2: catalog holds a map", _set(("catalog",), Raw(b"\x81\xa1a\x01"))),
+    ("v2: catalog nested 100,000 deep", _set(("catalog",), Raw(b"\x91" * 100_000 + b"\x90"))),
+    ("v2: catalog entry of 2 items", _set(("catalog", 0), ["up", "gauge"])),
+    ("v2: catalog entry is a map", _set(("catalog", 0), {"name": "up"})),
+    ("v2: catalog name is a map", _set(("catalog", 0, 0), {"n": 1})),
+    ("v2: catalog name is 300 chars", _set(("catalog", 0, 0), "m" * 300)),
+    ("v2: catalog type is histogram", _set(("catalog", 0, 1), "histogram")),
+    ("v2: catalog labels is a list", _set(("catalog", 0, 2), [["a", "b"]])),
+    ("v2: catalog labels is nil", _set(("catalog", 0, 2), None)),
+    ("v2: label value is a map", _set(("catalog", 0, 2, "core"), {"v": 1})),
+    ("v2: label value has NUL", _set(("catalog", 0, 2, "core"), "0\x00")),
+    ("v2: points is a list, not bin", _set(("points",), Raw([[0, 1.0, 1.0]]))),
+    ("v2: points is a string", _set(("points",), Raw("points"))),
+    ("v2: points cut mid-record", _set(("points",), Raw(b"\x00" * 39))),
+    ("v2: point index past the catalog", _set(("points", 0, 0), SERIES_PER_BATCH)),
+    ("v2: point index 2**32-1", _set(("points", 0, 0), 2**32 - 1)),
+    ("v2: point ts is NaN", _set(("points", 0, 1), NAN)),
+    ("v2: point ts is inf", _set(("points", 0, 1), INF)),
+    ("v2: point ts in milliseconds", _set(("points", 0, 1), 1.7e12)),
+    ("v2: point ts is negative", _set(("points", 0, 1), -1.0)),
+    ("v2: a logs batch", _set(("kind",), "logs")),
+]
 LOGS_ONLY = [
     ("logs is a map", _set(("logs",), {"a": 1})),
     ("logs[0] is a list", _set(("logs", 0), [1])),
@@ -145,6 +208,11 @@ LOGS_ONLY = [
 def malformed(kind: str, n: int, now: float, rng: random.Random) -> tuple[str, bytes]:
     import msgpack
 
+    if kind == "metrics" and n % 2:  # every other malformed metrics entry is a version 2 batch
+        body = metrics_body_v2(n, now)
+        name, mutate = (COMMON + V2_ONLY)[n // 2 % len(COMMON + V2_ONLY)]
+        mutate(body)
+        return name, pack_v2(body)
     body = metrics_body(n, now) if kind == "metrics" else logs_body(n, now)
     kinds = COMMON + (METRICS_ONLY if kind == "metrics" else LOGS_ONLY) + [("invalid UTF-8", None)] * 2
     kinds += [("random bytes", None)] * 2 + [("deep msgpack", None), ("trailing bytes", None)]
@@ -171,8 +239,10 @@ def build(
     rng = random.Random(seed)
     now = time.time()
     out: dict[str, list[tuple[str, bytes]]] = {"metrics": [], "logs": []}
-    for n in range(valid_metrics):
-        out["metrics"].append(("valid", msgpack.packb(metrics_body(n, now))))
+    for n in range(valid_metrics):  # half of them in wire format version 2
+        out["metrics"].append(
+            ("valid", pack_v2(metrics_body_v2(n, now)) if n % 2 else msgpack.packb(metrics_body(n, now)))
+        )
     for n in range(valid_logs):
         out["logs"].append(("valid", msgpack.packb(logs_body(n, now))))
     for n in range(malformed_count):
@@ -186,10 +256,11 @@ def build(
 def start_workers(workers: int) -> list[subprocess.Popen]:
     """Start real worker processes; each takes one long drain job (the metrics or the logs stream)."""
     import redis
-    from rq import Queue
+
+    from alerting_worker import jobs_guard
 
     client = redis.Redis.from_url(REDIS_URL)
-    queue = Queue("ingest", connection=client)
+    queue = jobs_guard.get_queue("ingest", client)  # workers run only jobs enqueued through the guard
     for i in range(workers):
         kind = "metrics" if i % 2 == 0 else "logs"
         queue.enqueue("alerting_worker.ingest.jobs.drain", kind, 3600.0, False, job_timeout=4000)

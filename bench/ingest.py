@@ -7,8 +7,11 @@ measures the raw binary-COPY ceiling of this machine into a table of the same sh
 (same partitioning and index), prints the ratio, and times each phase of the
 worker's path in-process to show where the time goes.
 
-    .venv/bin/python bench/ingest.py [--hosts 1000] [--series 50] [--rounds 10] [--workers 2]
+    .venv/bin/python bench/ingest.py [--hosts 1000] [--series 50] [--rounds 10] [--workers 2] [--wire 1,2]
     .venv/bin/python bench/ingest.py --signing ...   # signed and unsigned runs interleaved, same workers
+
+--wire lists the wire format versions to run (docs/wire-format.md); with several, their runs are
+interleaved on the same workers and each is reported against the same COPY ceiling.
 
 It uses its own database (fleetwatch_bench, dropped at the end) and Redis db 14 (or
 FLEETWATCH_BENCH_DB / FLEETWATCH_BENCH_REDIS_DB). With --signing the batches of every other run
@@ -36,6 +39,7 @@ os.environ.update(
     REDIS_URL=REDIS_URL,
     FLEETWATCH_STREAM_PREFIX="fwbench",
     SECRET_KEY="bench",
+    ALLOWED_HOSTS="localhost",
     DJANGO_SETTINGS_MODULE="collector_server.settings",
     LOG_LEVEL="WARNING",
     INGEST_BLOCK_MS="500",
@@ -43,8 +47,11 @@ os.environ.update(
 )
 
 
-def make_batches(hosts: int, series: int, rounds: int) -> list[bytes]:
+def make_batches(hosts: int, series: int, rounds: int, wire: int = 1, epoch: int = 1) -> list[bytes]:
     from shared.wire import encode_batch, series_dict
+    from shared.wire_v2 import Encoder
+
+    encoders = [Encoder() for _ in range(hosts)]  # one per agent, as on the agents' hosts
 
     start = time.time() - rounds * 10
     out = []
@@ -60,18 +67,19 @@ def make_batches(hosts: int, series: int, rounds: int) -> list[bytes]:
                 )
                 for i in range(series)
             ]
-            out.append(
-                encode_batch(
-                    kind="metrics",
-                    agent_id=f"bench-agent-{h}",
-                    host=f"bench-{h}",
-                    agent_version="bench",
-                    epoch=1,
-                    seq=r + 1,
-                    sent_at=ts,
-                    series=body,
-                )
+            fields = dict(
+                agent_id=f"bench-agent-{h}",
+                host=f"bench-{h}",
+                agent_version="bench",
+                epoch=epoch,
+                seq=r + 1,
+                sent_at=ts,
+                series=body,
             )
+            if wire == 2:
+                out.append(encoders[h].encode(**fields))
+            else:
+                out.append(encode_batch(kind="metrics", **fields))
     return out
 
 
@@ -144,6 +152,9 @@ def run_pipeline(batches: list[bytes], procs: list[subprocess.Popen], signer=Non
     return {"seconds": time.perf_counter() - t0, "xadd_seconds": t_xadd, "stored": samples}
 
 
+_CEILING_PAYLOADS: dict[int, bytes] = {}
+
+
 def copy_ceiling(samples: int, index: bool = True) -> float:
     """Binary COPY of `samples` narrow rows, one process, into a table shaped like monitoring_sample."""
     import struct
@@ -154,7 +165,7 @@ def copy_ceiling(samples: int, index: bool = True) -> float:
 
     row = struct.Struct(">hiqiqid")
     now = time.time()
-    payload = b"".join(
+    payload = _CEILING_PAYLOADS.get(samples) or b"".join(
         [_COPY_HEADER]
         + [
             row.pack(3, 8, i % 50_000, 8, int((now - (i % 600) - PG_EPOCH) * 1e6), 8, float(i))
@@ -162,6 +173,7 @@ def copy_ceiling(samples: int, index: bool = True) -> float:
         ]
         + [_COPY_TRAILER]
     )
+    _CEILING_PAYLOADS[samples] = payload
     with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{BENCH_DB}", autocommit=True) as conn:
         conn.execute("DROP TABLE IF EXISTS ceiling")
         conn.execute("CREATE TABLE ceiling (LIKE monitoring_sample) PARTITION BY RANGE (ts)")
@@ -185,14 +197,16 @@ def copy_ceiling(samples: int, index: bool = True) -> float:
     return samples / seconds
 
 
-def phases(batches: list[bytes]) -> dict[str, float]:
+def phases(batches: list[bytes], wire: int = 1) -> dict[str, float]:
     """CPU seconds per 100k samples of the worker's Python steps, warm cache, GC paused as in the worker."""
     import hashlib
     import hmac
     from collections import Counter
 
+    import numpy as np
+
     from alerting_worker.ingest.consumer import paused_gc
-    from alerting_worker.ingest.metrics_handler import pack_rows
+    from alerting_worker.ingest.metrics_handler import _COPY_HEADER, _COPY_TRAILER, pack_points, pack_rows
     from shared.wire import decode_batch
 
     keyed = hmac.new(b"s" * 43, digestmod=hashlib.sha256)  # what signatures.Verifier does per entry
@@ -216,6 +230,15 @@ def phases(batches: list[bytes]) -> dict[str, float]:
             t1 = time.process_time()
             plan = []
             for batch in decoded:
+                if wire == 2:  # what MetricsHandler does: one lookup per batch, its catalog's ids
+                    key = (1, batch.host, batch.catalog.raw)
+                    sids = fast.get(key)
+                    if sids is None:
+                        sids = fast[key] = np.arange(
+                            len(fast), len(fast) + len(batch.catalog), dtype=np.int64
+                        )
+                    plan.append((batch, sids))
+                    continue
                 for s in batch.series:
                     literal = (batch.host, s.name, *s.labels.items())
                     sid = fast.get(literal)
@@ -223,7 +246,10 @@ def phases(batches: list[bytes]) -> dict[str, float]:
                         sid = fast[literal] = len(fast) + 1
                     plan.append((sid, s.points, batch))
             t2 = time.process_time()
-            pack_rows(plan, {}, Counter())
+            if wire == 2:
+                b"".join((_COPY_HEADER, pack_points(plan, Counter())[0], _COPY_TRAILER))
+            else:
+                pack_rows(plan, {}, Counter())
             t3 = time.process_time()
         if attempt:
             n = sum(b.sample_count() for b in decoded) / 100_000
@@ -240,9 +266,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3, help="pipeline runs; the median is reported")
     parser.add_argument("--signing", action="store_true", help="interleave signed and unsigned runs")
+    parser.add_argument("--wire", default="1,2", help="wire format versions to run, e.g. 2 or 1,2")
     args = parser.parse_args()
+    wires = [int(w) for w in args.wire.split(",")]
     setup()
-    from shared.wire import decode_batch, encode_batch
 
     signers = {"unsigned": None}
     if args.signing:
@@ -250,70 +277,75 @@ def main() -> None:
         from shared.signing import Signer
 
         signers["signed"] = Signer(Enrollment.enroll("bench", group=True)[1])
+    modes = [(f"v{wire} {mode}", wire, signer) for wire in wires for mode, signer in signers.items()]
     procs = start_workers(args.workers)
-    base = make_batches(args.hosts, args.series, args.rounds)
-    by_mode: dict[str, list[float]] = {mode: [] for mode in signers}
+    by_mode: dict[str, list[float]] = {label: [] for label, _, _ in modes}
+    ratios: dict[str, list[float]] = {label: [] for label, _, _ in modes}
+    ceilings: list[float] = []
     try:
-        for mode, signer in signers.items():  # a signed batch's host is "bench/<host>": its own series
-            warm = run_pipeline(base[: args.hosts], procs, signer)  # creates the series once
+        for label, wire, signer in modes:  # a signed batch's host is "bench/<host>": its own series
+            first = make_batches(args.hosts, args.series, 1, wire, epoch=1000 + len(by_mode[label]) + wire)
+            warm = run_pipeline(first, procs, signer)  # creates the series once (or caches the catalogs)
             print(
-                f"warm-up {mode} (first batch of every host, creates {args.hosts * args.series:,} series): "
-                f"{warm['seconds']:.2f} s"
+                f"warm-up {label} (first batch of every host, {args.hosts * args.series:,} series): {warm['seconds']:.2f} s"
             )
-        runs = by_mode["unsigned"]
-        order = list(signers.items())
+        order = list(modes)
         for attempt in range(args.repeat):
-            order.reverse()  # neither mode always runs first
-            for index, (mode, signer) in enumerate(order):
+            order.reverse()  # no mode always runs first
+            for index, (label, wire, signer) in enumerate(order):
                 # Fresh epochs: no batch is a duplicate of an earlier run's.
-                epoch = 2 + attempt * 2 + index
-                batches = [_with_epoch(b, epoch, decode_batch, encode_batch) for b in base]
+                epoch = 2 + attempt * len(order) + index
+                batches = make_batches(args.hosts, args.series, args.rounds, wire, epoch)
                 result = run_pipeline(batches, procs, signer)
                 rate = result["stored"] / result["seconds"]
-                by_mode[mode].append(rate)
+                by_mode[label].append(rate)
                 print(
-                    f"run {attempt + 1} {mode}: {result['stored']:,} samples in {result['seconds']:.2f} s "
-                    f"({rate:,.0f}/s; XADD of {len(batches):,} batches took {result['xadd_seconds']:.2f} s)"
+                    f"run {attempt + 1} {label}: {result['stored']:,} samples in {result['seconds']:.2f} s "
+                    f"({rate:,.0f}/s; XADD of {len(batches):,} batches, {sum(map(len, batches)) / len(batches):,.0f} "
+                    f"bytes each, took {result['xadd_seconds']:.2f} s)"
                 )
+            # The machine is shared: the ceiling is measured again after each round of runs, and
+            # each run is also compared with the ceiling measured next to it.
+            ceilings.append(copy_ceiling(args.hosts * args.series * args.rounds))
+            for label in by_mode:
+                ratios[label].append(by_mode[label][-1] / ceilings[-1])
+            print(f"  COPY ceiling after round {attempt + 1}: {ceilings[-1]:,.0f} rows/s")
     finally:
         for p in procs:
             p.kill()  # a warm shutdown would wait for the hour-long drain job
             p.wait(timeout=30)
-    if args.signing:
-        plain, signed = statistics.median(by_mode["unsigned"]), statistics.median(by_mode["signed"])
-        print(
-            f"\nsigned vs unsigned, same workers, interleaved: median {signed:,.0f} vs {plain:,.0f} "
-            f"samples/s ({(signed / plain - 1) * 100:+.1f} %)"
-        )
-    ceiling = copy_ceiling(args.hosts * args.series * args.rounds)
-    median = statistics.median(runs)
+    ceiling = statistics.median(ceilings)
     print(
-        f"\npipeline, {args.workers} workers, XADD -> committed: median {median:,.0f} samples/s "
-        f"over {len(runs)} runs (goal 300,000)"
+        f"\nraw binary COPY ceiling, 1 process, same table shape and index: median {ceiling:,.0f} rows/s "
+        f"({', '.join(f'{c:,.0f}' for c in ceilings)})"
     )
-    print(f"raw binary COPY ceiling, 1 process, same table shape and index: {ceiling:,.0f} rows/s")
+    for label, rates in by_mode.items():
+        median = statistics.median(rates)
+        print(
+            f"pipeline {label}, {args.workers} workers, XADD -> committed: median {median:,.0f} samples/s "
+            f"over {len(rates)} runs; ratio to the median COPY ceiling {median / ceiling:.2f}, median of each "
+            f"run's ratio to the ceiling measured next to it {statistics.median(ratios[label]):.2f} (goal 0.60)"
+        )
+    if args.signing:
+        for wire in wires:
+            plain, signed = (
+                statistics.median(by_mode[f"v{wire} unsigned"]),
+                statistics.median(by_mode[f"v{wire} signed"]),
+            )
+            print(
+                f"v{wire} signed vs unsigned, interleaved: {signed:,.0f} vs {plain:,.0f} ({(signed / plain - 1) * 100:+.1f} %)"
+            )
     bare = copy_ceiling(args.hosts * args.series * args.rounds, index=False)
     print(f"raw binary COPY, 1 process, same table without the (series_id, ts) index: {bare:,.0f} rows/s")
-    print(f"ratio pipeline / ceiling: {median / ceiling:.2f}")
-    print("\nworker CPU per 100k samples, in-process, warm series cache (where the time goes besides COPY):")
-    for name, seconds in phases(make_batches(args.hosts, args.series, 2)).items():
-        print(f"  {name:<16} {seconds * 1000:7.1f} ms")
-    print(f"  {'COPY (ceiling)':<16} {100_000 / ceiling * 1000:7.1f} ms")
+    for wire in wires:
+        print(f"\nwire v{wire}: worker CPU per 100k samples, in-process, warm series cache (besides COPY):")
+        measured = phases(make_batches(args.hosts, args.series, 2, wire), wire)
+        for name, seconds in measured.items():
+            print(f"  {name:<16} {seconds * 1000:7.1f} ms")
+        own = sum(measured[name] for name in ("decode", "series lookup", "pack COPY rows"))
+        print(f"  {'decode+lookup+pack':<16} {own * 1000:7.1f} ms")
+        print(f"  {'COPY (ceiling)':<16} {100_000 / ceiling * 1000:7.1f} ms")
     benchdb.psql(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-
-
-def _with_epoch(payload: bytes, epoch: int, decode, encode) -> bytes:
-    b = decode(payload)
-    return encode(
-        kind="metrics",
-        agent_id=b.agent_id,
-        host=b.host,
-        agent_version=b.agent_version,
-        epoch=epoch,
-        seq=b.seq,
-        sent_at=b.sent_at,
-        series=[{"name": s.name, "type": s.type, "labels": s.labels, "points": s.points} for s in b.series],
-    )
 
 
 if __name__ == "__main__":

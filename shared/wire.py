@@ -19,6 +19,10 @@ A batch is one msgpack map. Version 1:
       ]
     }
 
+Version 2 (kind "metrics" only, shared/wire_v2.py) replaces "series" by "catalog" (the series'
+names, types and labels as one msgpack bin) and "points" (fixed-width binary records); decoding
+it fills `Batch.catalog` and `Batch.points` instead of `Batch.series`.
+
 The identity of a batch is (agent id, epoch, seq): the workers store it in the same
 transaction as the batch's rows, so a batch delivered twice is stored once.
 """
@@ -32,7 +36,7 @@ from typing import Any
 import msgpack
 
 WIRE_VERSION = 1
-SUPPORTED_VERSIONS = frozenset({1})
+SUPPORTED_VERSIONS = frozenset({1, 2})
 KINDS = frozenset({"metrics", "logs"})
 GAUGE = "gauge"
 COUNTER = "counter"
@@ -82,6 +86,10 @@ class Batch:
     logs: list[dict[str, Any]] = field(default_factory=list)
     version: int = WIRE_VERSION
     host_labels: dict[str, str] = field(default_factory=dict)
+    # Version 2: the validated series catalog (shared.wire_v2.Catalog) and the points as a numpy
+    # structured array (fields i, ts, v); `series` stays empty.
+    catalog: Any = None
+    points: Any = None
     # Filled by the ingest handler: rows it stored, and what it refused by reason (per-host limits).
     stored: int = 0
     refused: dict[str, int] | None = None
@@ -97,7 +105,23 @@ class Batch:
         return (self.agent_id, self.epoch, self.seq)
 
     def sample_count(self) -> int:
+        if self.points is not None:
+            return len(self.points)
         return sum(len(s.points) for s in self.series)
+
+    def all_series(self) -> list[Series]:
+        """The series of this batch as version 1 objects, whatever its version (tests, tools)."""
+        if self.catalog is None:
+            return self.series
+        out = [
+            Series(name, mtype, labels, [])
+            for name, mtype, labels in zip(
+                self.catalog.names, self.catalog.types, self.catalog.labels, strict=True
+            )
+        ]
+        for index, ts, value in self.points.tolist():
+            out[index].points.append([ts, value])
+        return out
 
 
 def series_dict(
@@ -119,8 +143,24 @@ def encode_batch(
     series: list[dict[str, Any]] | None = None,
     logs: list[dict[str, Any]] | None = None,
     host_labels: dict[str, str] | None = None,
+    version: int = WIRE_VERSION,
 ) -> bytes:
-    """Return the msgpack bytes of one batch."""
+    """Return the msgpack bytes of one batch (`version` 2: a metrics batch in wire format 2)."""
+    if version == 2:
+        from shared import wire_v2
+
+        if kind != "metrics":
+            raise ValueError("wire version 2 is for metrics batches only")
+        return wire_v2.encode_metrics(
+            agent_id=agent_id,
+            host=host,
+            agent_version=agent_version,
+            epoch=epoch,
+            seq=seq,
+            sent_at=sent_at,
+            series=series or [],
+            host_labels=host_labels,
+        )
     agent: dict[str, Any] = {"id": agent_id, "host": host, "version": agent_version}
     if host_labels:
         agent["labels"] = host_labels
@@ -187,7 +227,15 @@ def _decode_body(body: Any) -> Batch:
         raise WireError(f"'sent_at' must be a finite number of seconds since 1970, got {_quote(sent_at)}")
     host_labels = _host_labels(agent.get("labels"))
     batch = Batch(kind, agent_id, host, agent_version, epoch, seq, float(sent_at), host_labels=host_labels)
-    if kind == "metrics":
+    if version == 2:
+        if kind != "metrics":
+            raise WireError("wire version 2 is for metrics batches only; send logs as version 1")
+        from shared import wire_v2
+
+        batch.version = 2
+        batch.catalog = wire_v2.decode_catalog(body.get("catalog"))
+        batch.points = wire_v2.decode_points(body.get("points"), batch.catalog)
+    elif kind == "metrics":
         batch.series = _decode_series(body.get("series"))
     else:
         batch.logs = _decode_logs(body.get("logs"))

@@ -85,7 +85,7 @@ def test_logs_batch_round_trips():
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
-        (metrics_body(v=2), "unsupported wire version 2"),
+        (metrics_body(v=3), "unsupported wire version 3"),
         (metrics_body(v=None), "unsupported wire version None"),
         (metrics_body(kind="traces"), "unknown batch kind 'traces'"),
         (metrics_body(agent={"host": "web-1"}), "'agent.id' must be a non-empty string"),

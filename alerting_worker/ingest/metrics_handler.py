@@ -1,7 +1,8 @@
 """Write metrics batches: upsert hosts, resolve series ids, binary-COPY the samples.
 
-Binary COPY rows are packed with one struct call each, which is what lets one
-worker process approach Postgres' own COPY ceiling.
+Version 1 rows are packed with one struct call each. Version 2 batches (shared/wire_v2.py) take
+no per-sample Python step: their series ids are cached per (organisation, host, catalog bytes) as
+one array, and their COPY rows are built as one numpy record array for the whole chunk.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import struct
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
@@ -24,6 +26,9 @@ from collector_server.orgs.scope import organisations_for_agents
 from collector_server.redis_conn import get_redis
 from shared.labels import labels_key
 from shared.wire import Batch
+
+if TYPE_CHECKING:
+    import numpy as np
 
 PG_EPOCH = 946_684_800  # 2000-01-01 in Unix seconds: binary timestamptz counts from there
 FUTURE_TOLERANCE = timedelta(days=1)
@@ -46,14 +51,34 @@ class SeriesCache:
     """
 
     LIMIT = 2_000_000
+    # Version 2 catalogs cached, bounded by count and by the bytes their keys and ids hold (a catalog
+    # may be megabytes: a hostile producer sending a new one each batch must not grow the worker).
+    CATALOG_LIMIT = 100_000
+    CATALOG_BYTES_LIMIT = 128 * 1024 * 1024
 
     def __init__(self) -> None:
         self.series: dict[SeriesKey, int] = {}
         self.fast: dict[tuple, int] = {}
+        # Version 2: (organisation id, host, catalog bytes) -> series id of each catalog index.
+        self.catalogs: dict[tuple[int, str, bytes], np.ndarray] = {}
+        self.catalog_bytes = 0
 
     def clear(self) -> None:
         self.series.clear()
         self.fast.clear()
+        self.catalogs.clear()
+        self.catalog_bytes = 0
+
+    def add_catalogs(self, learned: dict[tuple[int, str, bytes], np.ndarray]) -> None:
+        size = sum(len(key[2]) + sids.nbytes for key, sids in learned.items())
+        if (
+            len(self.catalogs) + len(learned) > self.CATALOG_LIMIT
+            or self.catalog_bytes + size > self.CATALOG_BYTES_LIMIT
+        ):
+            self.catalogs.clear()
+            self.catalog_bytes = 0
+        self.catalogs.update(learned)
+        self.catalog_bytes += size
 
     def add(self, found: dict[SeriesKey, int], fast: dict[tuple, int]) -> None:
         if len(self.fast) > self.LIMIT:
@@ -86,6 +111,11 @@ class MetricsHandler:
         exact = len(batches) == 1
         for batch in batches:
             days.add(int(batch.sent_at // 86400))
+            if batch.points is not None:
+                if len(batch.points):
+                    ts = batch.points["ts"]
+                    days.update((int(ts.min() // 86400), int(ts.max() // 86400)))  # the range is filled below
+                continue
             edges = batch.series if exact else batch.series[:1] + batch.series[-1:]
             for series in edges:
                 points = series.points
@@ -109,8 +139,40 @@ class MetricsHandler:
         wanted: dict[SeriesKey, tuple[str, dict[str, str], int]] = {}
         plan: list[tuple[int | SeriesKey, list[list[float]], Batch]] = []
         slow: dict[tuple, SeriesKey] = {}
+        catalogs = self.cache.catalogs
+        warm: list[tuple[Batch, np.ndarray]] = []  # version 2 batches whose catalog ids are cached
+        cold: list[tuple[Batch, tuple[int, str, bytes], list[int | SeriesKey | None]]] = []
         for batch in batches:
             host, (host_id, org_id) = batch.host, host_ids[batch.agent_id]
+            if batch.catalog is not None:
+                catalog_key = (org_id, host, batch.catalog.raw)
+                sids = catalogs.get(catalog_key)
+                if sids is not None:
+                    warm.append((batch, sids))
+                    continue
+                entries: list[int | SeriesKey | None] = []
+                for name, mtype, series_labels in zip(
+                    batch.catalog.names, batch.catalog.types, batch.catalog.labels, strict=True
+                ):
+                    literal = (org_id, host, name, *series_labels.items())
+                    sid = fast.get(literal)
+                    if sid is not None:
+                        entries.append(sid)
+                        continue
+                    problem = limits.label_problem(series_labels)
+                    if problem is not None:
+                        batch.refuse(problem)
+                        entries.append(None)
+                        continue
+                    labels = dict(series_labels)
+                    labels["host"] = host
+                    key = (org_id, name, labels_key(labels))
+                    slow[literal] = key
+                    if key not in self.cache.series:
+                        wanted[key] = (mtype, labels, host_id)
+                    entries.append(key)
+                cold.append((batch, catalog_key, entries))
+                continue
             for series in batch.series:
                 literal = (org_id, host, series.name, *series.labels.items())
                 sid = fast.get(literal)
@@ -134,12 +196,29 @@ class MetricsHandler:
             learned = {literal: ids[key] for literal, key in slow.items() if key in ids}
             transaction.on_commit(lambda: self.cache.add({}, learned), robust=True)
         data, rows, oldest = pack_rows(plan, ids, counts, refused)
+        if warm or cold:
+            resolved: dict[tuple[int, str, bytes], np.ndarray] = {}
+            for batch, catalog_key, entries in cold:
+                sids = catalog_ids(entries, ids, refused, batch)
+                warm.append((batch, sids))
+                if entries and not (sids < 0).any():
+                    resolved[catalog_key] = sids
+            if resolved:
+                transaction.on_commit(lambda: self.cache.add_catalogs(resolved), robust=True)
+            extra, extra_rows, extra_oldest = pack_points(warm, counts)
+            if extra_rows:
+                data = data[: -len(_COPY_TRAILER)] + extra + _COPY_TRAILER
+                rows += extra_rows
+                oldest = min(oldest, extra_oldest)
         if rows:
             with cursor.copy(COPY_SQL) as copy:
                 copy.write(data)
         counts["samples_ingested"] += rows
         if rows:
             names = {series.name for batch in batches for series in batch.series}
+            for batch in batches:
+                if batch.catalog is not None:
+                    names.update(batch.catalog.names)
             # After the commit, and never able to turn a stored chunk into a failed one.
             transaction.on_commit(lambda: alert_trigger.notify(get_redis(), names), robust=True)
             if oldest < time.time() - rollup_marks.LATE_AFTER_SECONDS:
@@ -289,6 +368,93 @@ def pack_rows(
     return b"".join(chunks), rows, lowest
 
 
+def catalog_ids(
+    entries: list[int | SeriesKey | None],
+    ids: dict[SeriesKey, int],
+    refused: dict[SeriesKey, str],
+    batch: Batch,
+) -> np.ndarray:
+    """The series id of each catalog index (-1: refused by a per-host limit, noted on the batch)."""
+    import numpy as np
+
+    out = []
+    for entry in entries:
+        if entry is None:  # refused for its labels, already noted
+            out.append(-1)
+        elif type(entry) is int:
+            out.append(entry)
+        elif entry in ids:
+            out.append(ids[entry])
+        else:
+            batch.refuse(refused.get(entry, "unknown"))
+            out.append(-1)
+    return np.array(out, dtype=np.int64)
+
+
+_ROW_DTYPE = None
+
+
+def pack_points(batches: list[tuple[Batch, np.ndarray]], counts: Counter[str]) -> tuple[bytes, int, float]:
+    """Binary COPY rows (no header or trailer) of version 2 batches, given each one's catalog ids.
+
+    One numpy pass over the chunk's points: the same refusals, counts and `stored` as pack_rows.
+    """
+    import numpy as np
+
+    global _ROW_DTYPE
+    now = time.time()
+    batches = [(batch, sids) for batch, sids in batches if len(batch.points)]
+    if not batches:
+        return b"", 0, now
+    if _ROW_DTYPE is None:
+        _ROW_DTYPE = np.dtype(
+            [
+                ("n", ">i2"),
+                ("l1", ">i4"),
+                ("sid", ">i8"),
+                ("l2", ">i4"),
+                ("ts", ">i8"),
+                ("l3", ">i4"),
+                ("v", ">f8"),
+            ]
+        )
+    oldest = now - settings.RAW_RETENTION_DAYS * 86400
+    newest = now + FUTURE_TOLERANCE.total_seconds()
+    lengths = np.fromiter((len(batch.points) for batch, _ in batches), dtype=np.int64, count=len(batches))
+    sizes = np.fromiter((len(sids) for _, sids in batches), dtype=np.int64, count=len(batches))
+    points = np.concatenate([batch.points for batch, _ in batches])
+    all_sids = np.concatenate([sids for _, sids in batches])
+    offsets = np.repeat(np.cumsum(sizes) - sizes, lengths)
+    sid = all_sids[points["i"].astype(np.int64) + offsets]
+    ts = points["ts"].astype(np.float64)
+    value = points["v"].astype(np.float64)
+    known = sid >= 0  # refused series: noted per series on their batch, their points not counted
+    too_old = known & (ts < oldest)
+    future = known & ~too_old & (ts > newest)
+    invalid = known & ~too_old & ~future & ~np.isfinite(value)
+    keep = known & ~too_old & ~future & ~invalid
+    counts["samples_rejected_too_old"] += int(too_old.sum())
+    counts["samples_rejected_future"] += int(future.sum())
+    counts["samples_rejected_invalid"] += int(invalid.sum())
+    owner = np.repeat(np.arange(len(batches)), lengths)
+    per_batch = np.bincount(owner[keep], minlength=len(batches)).tolist()
+    for (batch, _), stored in zip(batches, per_batch, strict=True):
+        batch.stored += stored
+    rows = int(keep.sum())
+    if not rows:
+        return b"", 0, now
+    kept_ts = ts[keep]
+    out = np.empty(rows, dtype=_ROW_DTYPE)
+    out["n"] = 3
+    out["l1"] = 8
+    out["sid"] = sid[keep]
+    out["l2"] = 8
+    out["ts"] = ((kept_ts - PG_EPOCH) * 1_000_000).astype(np.int64)
+    out["l3"] = 8
+    out["v"] = value[keep]
+    return out.tobytes(), rows, max(float(kept_ts.min()), oldest)
+
+
 def upsert_hosts(cursor: Cursor, batches: list[Batch]) -> dict[str, tuple[int, int]]:
     """Create or refresh the host of every agent in the chunk; return batch agent id -> (host id, org id).
 
@@ -297,7 +463,9 @@ def upsert_hosts(cursor: Cursor, batches: list[Batch]) -> dict[str, tuple[int, i
     The agent's own batches set the host's name, labels and version; batches of its
     components (an id with a '/suffix') only refresh last_seen. last_seen is when the batch
     is stored (the transaction's time), never the producer's clock, so it is never before
-    first_seen.
+    first_seen. A host whose name, labels and version are unchanged and whose last_seen is less
+    than HOST_TOUCH_SECONDS old is only read, not written: a backlog of many batches per host
+    (a worker catching up) does not rewrite the same host row for each of them.
     """
     latest: dict[str, Batch] = {}
     for batch in batches:
@@ -308,6 +476,32 @@ def upsert_hosts(cursor: Cursor, batches: list[Batch]) -> dict[str, tuple[int, i
         if current is None or (own, batch.sent_at) >= (current.agent_id == key, current.sent_at):
             latest[key] = batch
     agents = sorted(latest)
+    by_host: dict[str, tuple[int, int]] = {}
+    cursor.execute(
+        "SELECT agent_id, id, organization_id, hostname, labels, agent_version FROM monitoring_host "
+        "WHERE agent_id = ANY(%s) AND last_seen > now() - make_interval(secs => %s)",
+        [agents, HOST_TOUCH_SECONDS],
+    )
+    for agent_id, host_id, org_id, hostname, labels, version in cursor.fetchall():
+        batch = latest[agent_id]
+        if type(labels) is str:
+            labels = json.loads(labels)
+        if batch.host == hostname and (
+            batch.agent_id != agent_id or (batch.host_labels, batch.agent_version) == (labels, version)
+        ):
+            by_host[agent_id] = (host_id, org_id)
+    stale = [agent_id for agent_id in agents if agent_id not in by_host]
+    if stale:
+        by_host.update(_write_hosts(cursor, stale, latest))
+    return {batch.agent_id: by_host[host_agent_id(batch.agent_id)] for batch in batches}
+
+
+# A host row is rewritten at most this often while nothing but its last_seen would change
+# (well below HOST_DOWN_AFTER_SECONDS, at least 10 s, and below any agent's usual interval).
+HOST_TOUCH_SECONDS = 5.0
+
+
+def _write_hosts(cursor: Cursor, agents: list[str], latest: dict[str, Batch]) -> dict[str, tuple[int, int]]:
     orgs = organisations_for_agents(agents)
     cursor.execute(
         "INSERT INTO monitoring_host (agent_id, hostname, labels, agent_version, first_seen, last_seen, "
@@ -329,5 +523,4 @@ def upsert_hosts(cursor: Cursor, batches: list[Batch]) -> dict[str, tuple[int, i
             [orgs[a] for a in agents],
         ],
     )
-    by_host = {agent_id: (host_id, org_id) for host_id, agent_id, org_id in cursor.fetchall()}
-    return {batch.agent_id: by_host[host_agent_id(batch.agent_id)] for batch in batches}
+    return {agent_id: (host_id, org_id) for host_id, agent_id, org_id in cursor.fetchall()}

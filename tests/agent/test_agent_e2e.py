@@ -28,7 +28,7 @@ def stream_batches(server):
 
 
 def self_metric(batch, name: str) -> float:
-    return next(s.points[0][1] for s in batch.series if s.name == name)
+    return next(s.points[0][1] for s in batch.all_series() if s.name == name)
 
 
 def test_batches_sent_while_redis_restarts_arrive_exactly_once_and_in_order(

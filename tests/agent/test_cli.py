@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from shared.wire import METRIC_NAME_RE, decode_batch
+from shared.wire_v2 import series_maps
 from tests.agent.conftest import AGENT_SCRIPT, REPO, agent_env
 
 
@@ -24,7 +25,8 @@ def test_once_print_outputs_one_metrics_batch_as_json(state_dir):
     result = run_agent(env, "--once", "--print")
     assert result.returncode == 0, result.stderr
     batch = json.loads(result.stdout)
-    assert batch["v"] == 1 and batch["kind"] == "metrics"
+    assert batch["v"] == 2 and batch["kind"] == "metrics"
+    batch["series"] = series_maps(batch)
     assert batch["agent"]["host"] == "web-1"
     assert batch["agent"]["id"] == (state_dir / "agent_id").read_text().strip()
     assert isinstance(batch["epoch"], int) and batch["seq"] == 0
@@ -62,7 +64,7 @@ def test_print_without_once_is_a_usage_error(state_dir):
 def test_collectors_setting_limits_the_batch_to_those_groups(state_dir):
     env = agent_env(state_dir, FLEETWATCH_AGENT_COLLECTORS="memory,load")
     batch = json.loads(run_agent(env, "--once", "--print").stdout)
-    system = {s["name"] for s in batch["series"] if s["name"].startswith("system_")}
+    system = {s["name"] for s in series_maps(batch) if s["name"].startswith("system_")}
     assert system == {
         "system_memory_usage_percent",
         "system_memory_used_bytes",

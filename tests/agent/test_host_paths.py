@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import msgpack
 import psutil
 import pytest
 
@@ -27,6 +26,7 @@ from agent.collectors.mounts import host_mounts, unescape
 from agent.collectors.network import NetworkCollector
 from agent.config import ConfigError, load_config
 from agent.runner import MetricsAgent
+from shared.wire_v2 import readable, series_maps
 from tests.agent.conftest import AGENT_SCRIPT, REPO, agent_env
 
 FAKE_MEM_TOTAL_KIB = 123456789
@@ -180,10 +180,10 @@ def test_procfs_and_hostfs_settings_reach_the_collectors_through_the_agent(fake_
     assert (config.procfs, config.hostfs) == (fake_host.procfs, fake_host.hostfs)
     agent = MetricsAgent(config, dry_run=True)
     try:
-        batch = msgpack.unpackb(agent.build_batch(), raw=False)
+        batch = readable(agent.build_batch())
     finally:
         agent.close()
-    series = batch["series"]
+    series = series_maps(batch)
     assert values(series, "system_memory_total_bytes") == [FAKE_MEM_TOTAL_KIB * 1024]
     assert values(series, "system_processes") == [3.0]
     assert {s["labels"]["mountpoint"] for s in series if s["name"] == "system_disk_free_bytes"} == {

@@ -7,7 +7,6 @@ import re
 import socket
 from pathlib import Path
 
-import msgpack
 import pytest
 
 from agent.collectors import CollectorSet
@@ -19,6 +18,7 @@ from agent.runner import MetricsAgent
 from agent.sdk.client import AgentClient
 from shared.config import ConfigError
 from shared.wire import decode_batch
+from shared.wire_v2 import readable, series_maps
 from tests.agent.conftest import agent_env, short_socket_path, wait_until
 
 PREFIX = "sock"
@@ -40,7 +40,7 @@ def socket_records_in_batches(server) -> list[float]:
     """Values of agent_logs_records_total{source=socket} in the metrics stream, oldest first."""
     out = []
     for _, fields in server.client().xrange(METRICS_STREAM):
-        for series in decode_batch(fields[b"b"]).series:
+        for series in decode_batch(fields[b"b"]).all_series():
             if series.name == "agent_logs_records_total" and series.labels.get("source") == "socket":
                 out.append(series.points[0][1])
     return out
@@ -108,7 +108,7 @@ def test_log_shipping_counters_are_added_to_every_metrics_batch(shipping_agent, 
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as raw:
         raw.sendto(b"\xc1 not msgpack", path)
     wait_until(lambda: len(shipped_messages(private_redis)) == 2)
-    series = msgpack.unpackb(agent.build_batch(), raw=False)["series"]
+    series = series_maps(readable(agent.build_batch()))
 
     def value(name: str, **labels: str) -> list[float]:
         return [s["points"][0][1] for s in series if s["name"] == name and s["labels"] == labels]
@@ -139,7 +139,7 @@ def test_failing_health_source_is_left_out_and_the_batch_still_goes(tmp_path, ca
     agent.health_sources.append(broken)
     try:
         with caplog.at_level(logging.ERROR, logger="agent"):
-            first = msgpack.unpackb(agent.build_batch(), raw=False)["series"]
+            first = series_maps(readable(agent.build_batch()))
             agent.build_batch()
     finally:
         agent.close()

@@ -10,11 +10,24 @@ from shared import streams
 from shared.wire import encode_batch, series_dict
 
 _seq = itertools.count(1)
+# The wire format version make_batch writes when none is given (the `wire` fixture sets it).
+WIRE = {"version": 1}
 
 
-def make_batch(agent="agent-a", host="web-1", seq=None, ts=None, value=1.0, series=None, epoch=1) -> bytes:
+@pytest.fixture(params=[1, 2], ids=["wire1", "wire2"])
+def wire(request):
+    """Run a test once with version 1 batches and once with version 2 (docs/wire-format.md)."""
+    WIRE["version"] = request.param
+    yield request.param
+    WIRE["version"] = 1
+
+
+def make_batch(
+    agent="agent-a", host="web-1", seq=None, ts=None, value=1.0, series=None, epoch=1, version=None
+) -> bytes:
     ts = time.time() if ts is None else ts
     return encode_batch(
+        version=version or WIRE["version"],
         kind="metrics",
         agent_id=agent,
         host=host,

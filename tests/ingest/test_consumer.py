@@ -18,7 +18,7 @@ from shared import streams
 
 from .conftest import make_batch, sample_count
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("clean_tables")]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("clean_tables", "wire")]
 
 
 def consumer(redis_client, name="c1", claim_idle_ms=60_000) -> StreamConsumer:
@@ -194,3 +194,33 @@ def test_label_values_with_commas_and_equals_are_distinct_series(redis_client, m
     redis_client.xadd(metrics_stream, {"b": make_batch(series=tricky)})
     consumer(redis_client).drain(max_seconds=5)
     assert Series.objects.filter(name="app_info").count() == 2
+
+
+def host_row() -> tuple:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT xmin::text, hostname, labels, last_seen FROM monitoring_host WHERE agent_id = 'a1'"
+        )
+        return cursor.fetchone()
+
+
+def test_a_backlog_of_one_host_rewrites_its_row_only_when_something_changed(redis_client, metrics_stream):
+    redis_client.xadd(metrics_stream, {"b": make_batch(agent="a1", host="db-7")})
+    consumer(redis_client).drain(max_seconds=5)
+    first = host_row()
+    for _ in range(3):  # a worker catching up: nothing but last_seen would change, seconds apart
+        redis_client.xadd(metrics_stream, {"b": make_batch(agent="a1", host="db-7")})
+        consumer(redis_client).drain(max_seconds=5)
+    assert host_row() == first
+    redis_client.xadd(metrics_stream, {"b": make_batch(agent="a1", host="db-8")})  # renamed: written at once
+    consumer(redis_client).drain(max_seconds=5)
+    assert host_row()[1] == "db-8" and host_row()[3] >= first[3]
+    with connection.cursor() as cursor:  # HOST_TOUCH_SECONDS later: last_seen moves again
+        cursor.execute(
+            "UPDATE monitoring_host SET last_seen = now() - interval '6 seconds' WHERE agent_id = 'a1'"
+        )
+    before = host_row()[3]
+    redis_client.xadd(metrics_stream, {"b": make_batch(agent="a1", host="db-8")})
+    consumer(redis_client).drain(max_seconds=5)
+    assert host_row()[3] > before and Host.objects.get(agent_id="a1").is_up
+    assert sample_count() == 12

@@ -21,7 +21,7 @@ from shared.wire import encode_batch, series_dict
 
 from .conftest import make_batch, sample_count
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("clean_tables")]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("clean_tables", "wire")]
 
 
 def drain(redis_client, kind=streams.METRICS, **options):

@@ -8,8 +8,10 @@ nothing stays pending. Real Redis and Postgres; a bounded number of examples.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import re
+import struct
 import time
 from typing import Any
 
@@ -172,6 +174,97 @@ def may_hold(kind: str, path: tuple, value: Any) -> bool:
     return inner[path[2:]](value)
 
 
+# Version 2 (metrics): the catalog's entries, and the points' records.
+CATALOG_MAY_HOLD = {
+    (): lambda v: type(v) is list and len(v) == 3 and all(CATALOG_MAY_HOLD[(i,)](x) for i, x in enumerate(v)),
+    (0,): lambda v: type(v) is str and bool(NAME.match(v)) and len(v) <= 200,
+    (1,): lambda v: v in ("gauge", "counter"),
+    (2,): lambda v: type(v) is dict and label_map(v),
+    (2, "k"): lambda v: text(v, 10**9, empty=True),
+}
+V2_MAY_HOLD = {
+    **{path: check for path, check in MAY_HOLD.items() if path not in (("v",), ("kind",))},
+    ("v",): lambda v: type(v) is int and v == 2,
+    ("kind",): lambda v: v == "metrics",
+}
+# Byte-level damage to the points of a valid version 2 batch (each one refused).
+POINT_DAMAGE = {
+    "truncated": lambda points, n: points[:-1],
+    "one byte more": lambda points, n: points + b"\x00",
+    "index = catalog size": lambda points, n: points + struct.pack(">Idd", n, 1.0, 1.0),
+    "index 2**32-1": lambda points, n: struct.pack(">Idd", 2**32 - 1, 1.0, 1.0) + points,
+    "NaN timestamp": lambda points, n: points + struct.pack(">Idd", 0, math.nan, 1.0),
+    "infinite timestamp": lambda points, n: points + struct.pack(">Idd", 0, math.inf, 1.0),
+    "negative timestamp": lambda points, n: points + struct.pack(">Idd", 0, -1.0, 1.0),
+    "millisecond timestamp": lambda points, n: points + struct.pack(">Idd", 0, 1.7e12, 1.0),
+}
+
+
+def valid_metrics_v2(n: int, now: float) -> tuple[dict, list, list]:
+    """A version 2 body (catalog and points still as Python values), its catalog and its points."""
+    host = f"h{n}"
+    catalog = [[f"m_{i}", "counter" if i % 2 else "gauge", {"k": f"v{i}"}] for i in range(1 + n % 3)]
+    catalog.append(["m_idle", "gauge", {}])  # a series without points is fine
+    points = [(i, now - n - i, float(i)) for i in range(len(catalog) - 1)]
+    body = {"v": 2, "kind": "metrics", "agent": {"id": host, "host": host, "version": "1"}, "epoch": 1,
+            "seq": n, "sent_at": now}  # fmt: skip
+    return body, catalog, points
+
+
+def pack_v2(body: dict, catalog: Any, points: Any) -> bytes:
+    body = dict(body)
+    body.setdefault("catalog", msgpack.packb(catalog))
+    body.setdefault(
+        "points", points if type(points) is bytes else b"".join(struct.pack(">Idd", *p) for p in points)
+    )
+    return msgpack.packb(body)
+
+
+@st.composite
+def entries_v2(draw) -> list[tuple[str, bytes, int]]:
+    """Version 2 metrics entries, interleaved with version 1 ones: valid ones, and for every field of
+    the batch, of the catalog and of its entries a value it may not hold, damaged points, and bytes."""
+    now = time.time()
+    out = []
+    for _ in range(draw(st.integers(min_value=1, max_value=4))):
+        body, catalog, points = valid_metrics_v2(next(_examples), now)
+        out.append(("valid", pack_v2(body, catalog, points), len(points)))
+        body, items = valid_metrics(next(_examples), now)
+        out.append(("valid", msgpack.packb(body), items))
+    for path in V2_MAY_HOLD:
+        body, catalog, points = valid_metrics_v2(next(_examples), now)
+        put(body, path, draw(ANY.filter(lambda v, path=path: not V2_MAY_HOLD[path](v))))
+        out.append(("bad", pack_v2(body, catalog, points), 0))
+    for key in ("catalog", "points"):  # the field itself: anything but bytes (or missing)
+        body, catalog, points = valid_metrics_v2(next(_examples), now)
+        value = draw(st.one_of(st.just(None), ANY.filter(lambda v: type(v) is not bytes)))
+        if value is None:  # missing: only the other field is there
+            other = {
+                "catalog": msgpack.packb(catalog),
+                "points": b"".join(struct.pack(">Idd", *p) for p in points),
+            }
+            del other[key]
+            out.append(("bad", msgpack.packb({**body, **other}), 0))
+        else:
+            out.append(("bad", pack_v2({**body, key: value}, catalog, points), 0))
+    body, catalog, points = valid_metrics_v2(next(_examples), now)  # the catalog itself: not an array
+    out.append(("bad", pack_v2(body, draw(ANY.filter(lambda v: type(v) is not list)), points), 0))
+    for path in CATALOG_MAY_HOLD:  # each part of a catalog entry
+        body, catalog, points = valid_metrics_v2(next(_examples), now)
+        put(catalog, (0, *path), draw(ANY.filter(lambda v, path=path: not CATALOG_MAY_HOLD[path](v))))
+        out.append(("bad", pack_v2(body, catalog, points), 0))
+    body, catalog, points = valid_metrics_v2(next(_examples), now)  # catalog bytes that are not msgpack
+    out.append(("bad", pack_v2({**body, "catalog": msgpack.packb(catalog) + draw(st.binary(min_size=1, max_size=4))},
+                               catalog, points), 0))  # fmt: skip
+    for damage in POINT_DAMAGE.values():
+        body, catalog, points = valid_metrics_v2(next(_examples), now)
+        raw = b"".join(struct.pack(">Idd", *p) for p in points)
+        out.append(("bad", pack_v2(body, catalog, damage(raw, len(catalog))), 0))
+    for data in draw(st.lists(st.binary(max_size=64), min_size=1, max_size=3)):
+        out.append(("bad", data, 0))
+    return draw(st.permutations(out))
+
+
 @st.composite
 def entries(draw, kind: str) -> list[tuple[str, bytes, int]]:
     """Entries for the `kind` stream, interleaved: valid ones ("valid", bytes, items) and, for every
@@ -257,3 +350,9 @@ def test_metrics_entries_are_stored_once_or_dead_lettered(redis_client, batch):
 @given(batch=entries("logs"))
 def test_logs_entries_are_stored_once_or_dead_lettered(redis_client, batch):
     run(redis_client, "logs", batch)
+
+
+@PROPERTY
+@given(batch=entries_v2())
+def test_metrics_v2_entries_are_stored_once_or_dead_lettered(redis_client, batch):
+    run(redis_client, "metrics", batch)

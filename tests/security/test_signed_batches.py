@@ -11,10 +11,10 @@ from collector_server.monitoring import prometheus
 from collector_server.monitoring.models import Host, Series
 from shared import streams
 from shared.signing import Signer, parse_credential, signature
-from tests.ingest.conftest import make_batch, sample_count
+from tests.ingest.conftest import make_batch, sample_count, wire  # noqa: F401 (wire: a fixture)
 from tests.ingest.test_consumer import consumer
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("clean_tables")]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("clean_tables", "wire")]
 
 
 @pytest.fixture(autouse=True)
