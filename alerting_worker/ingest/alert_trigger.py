@@ -58,18 +58,38 @@ def requested(client: Redis) -> bool:
 def run_if_requested() -> dict[str, int] | None:
     """Run the ingest fast path now if one is waiting (called between the steps of a long cycle).
 
-    The queued RQ job then finds nothing to do. A failure here is logged and left to that job.
+    The worker running the cycle may be the only one serving the notifications queue too, so
+    the notifications this writes are also delivered here at once (a delivery is claimed, so
+    the queued delivery job then skips it; a transient failure leaves it to that job's retries).
+    The queued evaluation job then finds nothing to do. A failure is logged and left to it.
     """
+    from django.utils import timezone
+
+    from alerting_worker.alerting import deliver, dispatch, evaluate
     from collector_server.orgs import scope
 
     try:
-        if not requested(get_redis()):
+        client = get_redis()
+        if not requested(client):
+            return None
+        names = take(client)
+        if not names:
             return None
         with scope.use_scope(None):  # as the queued job runs: across organisations, not the cycle's
-            return evaluate_ingested()
+            now = timezone.now()
+            stats = evaluate.evaluate_all(now, metrics=set(names))
+            written = dispatch.dispatch_all(now)
+            for notification_id in written:
+                try:
+                    deliver.deliver(notification_id)
+                except Exception as exc:  # DeliveryRetry or worse: the queued delivery job goes on
+                    log.info(
+                        "alerting: notification %s left to its queued delivery: %s", notification_id, exc
+                    )
     except Exception:  # the periodic cycle must go on; the queued job retries the fast path
         log.exception("alerting: the ingest fast path failed inside the periodic cycle")
         return None
+    return {"rules": stats.rules, "transitions": len(stats.transitions), "notifications": len(written)}
 
 
 def evaluate_ingested() -> dict[str, int]:

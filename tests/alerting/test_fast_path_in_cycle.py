@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from alerting_worker.alerting import evaluate
 from alerting_worker.ingest import alert_trigger
-from collector_server.alerts.models import Alert, AlertRule
+from collector_server.alerts.models import Alert, AlertRule, Notification
 from collector_server.orgs import scope
 from tests.members import organization
 
@@ -62,15 +62,24 @@ def test_between_runs_after_every_selection_and_the_fast_path_takes_the_ingested
     assert firing(target) == ["host=h1"]
 
 
-def test_the_fast_path_inside_a_cycle_sees_every_organisation(db, metrics, redis_client):
+def test_the_fast_path_inside_a_cycle_sees_every_organisation_and_delivers_at_once(
+    db, metrics, redis_client, webhook_channel
+):
+    """No notifications worker runs here: the webhook is posted by the fast path itself."""
+    channel, receiver = webhook_channel
     AlertRule.objects.update(enabled=False)
     now = timezone.now()
     target = make_rule("target", "target_metric", 90)  # the default organisation's rule
+    target.channels.add(channel)
     metrics.gauge("target_metric", now, 99, host="h1")
     alert_trigger.notify(redis_client, {"target_metric"})
     other = organization("another-org")
     with scope.use_organization(other.pk):  # where a cycle working on another organisation stands
         result = alert_trigger.run_if_requested()
-    assert result is not None and result["rules"] == 1
+    assert result is not None and result["rules"] == 1 and result["notifications"] == 1
     assert firing(target) == ["host=h1"]
+    posted = receiver.wait(1, timeout=5)
+    assert len(posted) == 1
+    assert [a["labels"]["alertname"] for a in posted[0].body["alerts"]] == ["target"]
+    assert Notification.objects.get().status == Notification.SENT
     assert alert_trigger.run_if_requested() is None  # nothing asked any more: one GET, no evaluation
