@@ -4,7 +4,7 @@ Read at scrape time from Redis (pipeline counters, streams, RQ) and Postgres (ho
 Written by hand so the server needs no client library. If Redis or Postgres cannot be
 read, `fleetwatch_up{component=...}` is 0 and the other figures from it are left out.
 
-Two views (docs/monitoring.md, "Who sees what on /metrics"):
+Two views (docs/api.md, "GET /metrics"):
 
 - **pipeline-wide** (an anonymous scrape): totals only. No label value names an organisation,
   host, agent, channel, rule or user: hosts by state, open alerts by state and severity,
@@ -22,6 +22,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
+from django.db import DatabaseError
 from django.db.models import BooleanField, Count, ExpressionWrapper, Q
 from django.http import HttpRequest, HttpResponse
 from rq import Worker
@@ -161,9 +162,13 @@ def limit_family(client: redis.Redis) -> Family:
     family = Family(f"{NAMESPACE}_limit_refused_total", "counter", LIMIT_HELP)
     found_all = host_limits.read_all(client)
     current = org_scope.current()
-    orgs = {}
+    orgs: dict[str, int] = {}
     if found_all and current is not None and current.org_ids is not None:
-        orgs = org_scope.organisations_for_agents([found.agent_id for found in found_all])
+        try:
+            orgs = org_scope.organisations_for_agents([found.agent_id for found in found_all])
+        except DatabaseError as exc:  # fail closed: no host is shown whose organisation is unknown
+            log.warning("metrics: cannot read the hosts' organisations: %s", exc)
+            return family
     for found in found_all:
         if current is not None and not current.sees(orgs.get(found.agent_id)):
             continue
