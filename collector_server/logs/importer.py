@@ -72,13 +72,18 @@ def _seconds(value: Any) -> float:
 
 
 def import_lines(
-    lines: Iterable[str], host: str | None = None, service: str | None = None, window: Window | None = None
+    lines: Iterable[str],
+    host: str | None = None,
+    service: str | None = None,
+    window: Window | None = None,
+    organization_id: int | None = None,
 ) -> ImportReport:
-    """Store every valid line, CHUNK_ROWS per transaction; report rejected lines by number."""
+    """Store every valid line in ``organization_id`` (default: the default organisation),
+    CHUNK_ROWS per transaction; report rejected lines by number."""
     report = ImportReport()
     window = window or writer.current_window()
     fallback_host = socket.gethostname()
-    org_text = str(default_organization_id())
+    org_text = str(organization_id if organization_id is not None else default_organization_id())
     pending: list[Row] = []
     for number, text in enumerate(lines, start=1):
         if not text.strip():
@@ -104,5 +109,35 @@ def _store(rows: list[Row]) -> int:
         return writer.copy_rows(cursor.cursor, rows)
 
 
-def import_file(handle: IO[str], host: str | None = None, service: str | None = None) -> ImportReport:
-    return import_lines(handle, host, service)
+def import_file(
+    handle: IO[str], host: str | None = None, service: str | None = None, organization_id: int | None = None
+) -> ImportReport:
+    return import_lines(handle, host, service, organization_id=organization_id)
+
+
+class OrganizationNeeded(ValueError):
+    """The organisation to import into cannot be decided: the message names --organization."""
+
+
+def target_organization(slug: str | None) -> int:
+    """The id of organisation ``slug``; without one, of the only organisation there is.
+
+    With more than one organisation, importing into the default one by accident would show a
+    tenant's logs to another: the slug is required then.
+    """
+    from collector_server.orgs.models import Organization
+
+    slugs = sorted(Organization.objects.values_list("slug", flat=True))
+    if slug:
+        found = Organization.objects.filter(slug=slug).values_list("pk", flat=True).first()
+        if found is None:
+            raise OrganizationNeeded(
+                f"no organisation {slug!r} (--organization): valid slugs are {', '.join(slugs) or 'none'}"
+            )
+        return found
+    if len(slugs) > 1:
+        raise OrganizationNeeded(
+            f"there are {len(slugs)} organisations: name the one to import into with "
+            f"--organization SLUG (one of: {', '.join(slugs)})"
+        )
+    return default_organization_id()

@@ -3,6 +3,14 @@
 Read at scrape time from Redis (pipeline counters, streams, RQ) and Postgres (hosts).
 Written by hand so the server needs no client library. If Redis or Postgres cannot be
 read, `fleetwatch_up{component=...}` is 0 and the other figures from it are left out.
+
+Two views (docs/api.md, "GET /metrics"):
+
+- **pipeline-wide** (an anonymous scrape): totals only. No label value names an organisation,
+  host, agent, channel, rule or user: hosts by state, open alerts by state and severity,
+  notifications by status, refusals over a per-host limit by reason, failing channels counted.
+- **detailed** (a token or a session): the caller's organisations' figures, labelled
+  ``organization`` (and ``host``/``agent_id``/``channel`` where they apply), from the scope.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
+from django.db import DatabaseError
 from django.db.models import BooleanField, Count, ExpressionWrapper, Q
 from django.http import HttpRequest, HttpResponse
 from rq import Worker
@@ -91,8 +100,14 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def redis_families(client: redis.Redis, stream_client: redis.Redis | None = None) -> list[Family]:
-    """Pipeline counters, streams, dead letters (on the streams' Redis), RQ workers and queues."""
+def redis_families(
+    client: redis.Redis, stream_client: redis.Redis | None = None, detailed: bool = True
+) -> list[Family]:
+    """Pipeline counters, streams, dead letters (on the streams' Redis), RQ workers and queues.
+
+    Only the per-host limit refusals name a tenant: per host of the scope when ``detailed``,
+    else summed by reason.
+    """
     stream_client = stream_client or client
     raw = stream_client.hgetall(streams.stats_key())
     stats = {_text(k): int(v) for k, v in raw.items()}
@@ -129,23 +144,52 @@ def redis_families(client: redis.Redis, stream_client: redis.Redis | None = None
     depth = Family(f"{NAMESPACE}_queue_depth", "gauge", "Jobs waiting in an RQ queue.")
     for name in QUEUES:
         depth.add(jobs_guard.get_queue(name, client).count, queue=name)
-    return [*families, length, lag, pending, oldest, dead, workers, depth, limit_family(client)]
+    limits = limit_family(client) if detailed else limit_totals_family(client)
+    return [*families, length, lag, pending, oldest, dead, workers, depth, limits]
+
+
+LIMIT_HELP = "Series, log records or batches refused because their host exceeded a per-host limit."
 
 
 def limit_family(client: redis.Redis) -> Family:
-    """Per host and reason: what the workers refused over a per-host limit (README 'Per-host limits')."""
-    family = Family(
-        f"{NAMESPACE}_limit_refused_total",
-        "counter",
-        "Series, log records or batches refused because their host exceeded a per-host limit.",
-    )
-    for found in host_limits.read_all(client):
+    """Per host and reason: what the workers refused over a per-host limit (README 'Per-host limits').
+
+    Only the hosts of the active scope's organisations (a host's organisation is decided as
+    ingest decides it: its host row, else its enrollment, else the default organisation).
+    """
+    from collector_server.orgs import scope as org_scope
+
+    family = Family(f"{NAMESPACE}_limit_refused_total", "counter", LIMIT_HELP)
+    found_all = host_limits.read_all(client)
+    current = org_scope.current()
+    orgs: dict[str, int] = {}
+    if found_all and current is not None and current.org_ids is not None:
+        try:
+            orgs = org_scope.organisations_for_agents([found.agent_id for found in found_all])
+        except DatabaseError as exc:  # fail closed: no host is shown whose organisation is unknown
+            log.warning("metrics: cannot read the hosts' organisations: %s", exc)
+            return family
+    for found in found_all:
+        if current is not None and not current.sees(orgs.get(found.agent_id)):
+            continue
         for reason, count in sorted(found.counts.items()):
             family.add(count, host=found.hostname, agent_id=found.agent_id, reason=reason)
     return family
 
 
-def host_families() -> list[Family]:
+def limit_totals_family(client: redis.Redis) -> Family:
+    """Per reason only: the refusals over a per-host limit summed over every host."""
+    family = Family(f"{NAMESPACE}_limit_refused_total", "counter", LIMIT_HELP + " Summed over every host.")
+    totals = dict.fromkeys(host_limits.REASONS, 0)
+    for found in host_limits.read_all(client):
+        for reason, count in found.counts.items():
+            totals[reason] = totals.get(reason, 0) + count
+    for reason, count in sorted(totals.items()):
+        family.add(count, reason=reason)
+    return family
+
+
+def host_families(detailed: bool = True) -> list[Family]:
     cutoff = Host.up_cutoff()
     counts = {
         (row["organization__slug"], row["up"]): row["n"]
@@ -155,6 +199,13 @@ def host_families() -> list[Family]:
         .values("organization__slug", "up")
         .annotate(n=Count("id"))
     }
+    if not detailed:
+        family = Family(
+            f"{NAMESPACE}_hosts", "gauge", "Hosts by state (up: seen within HOST_DOWN_AFTER_SECONDS)."
+        )
+        family.add(sum(n for (_, up), n in counts.items() if up), state="up")
+        family.add(sum(n for (_, up), n in counts.items() if not up), state="down")
+        return [family]
     family = Family(
         f"{NAMESPACE}_hosts",
         "gauge",
@@ -166,13 +217,18 @@ def host_families() -> list[Family]:
     return [family]
 
 
-def collect() -> list[Family]:
-    """Return every family; a failing source turns its fleetwatch_up to 0."""
+def collect(detailed: bool = True) -> list[Family]:
+    """Return every family; a failing source turns its fleetwatch_up to 0.
+
+    ``detailed``: the active scope's organisations, labelled; else pipeline-wide totals only.
+    """
     up = Family(f"{NAMESPACE}_up", "gauge", "Whether the source of these figures could be read.")
     families: list[Family] = []
     try:
         rq_client, stream_client = health.health_redis(), health.health_stream_redis()
-        families.extend(redis_families(rq_client, stream_client if stream_client is not rq_client else None))
+        families.extend(
+            redis_families(rq_client, stream_client if stream_client is not rq_client else None, detailed)
+        )
         up.add(1, component="redis")
     except redis.RedisError as exc:
         log.warning("metrics: cannot read Redis: %s", exc)
@@ -180,8 +236,8 @@ def collect() -> list[Family]:
     try:
         from collector_server.alerts.metrics import alert_families  # imports this module's Family
 
-        families.extend(host_families())
-        families.extend(alert_families())
+        families.extend(host_families(detailed))
+        families.extend(alert_families(detailed))
         up.add(1, component="database")
     except Exception as exc:
         log.warning("metrics: cannot read the database: %s", exc)
@@ -196,9 +252,11 @@ def render(families: Iterable[Family]) -> str:
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """Serve the exposition text.
 
-    A caller with a token or a session sees its organisation's figures; an anonymous scrape
-    (a Prometheus server) sees every organisation's, each labelled ``organization``, unless
-    METRICS_PUBLIC is false (then it needs a token: ``authorization`` in the scrape config).
+    A caller with a token or a session sees its organisations' figures, labelled
+    ``organization`` (a token: its own organisation; a session: its memberships, a superuser's
+    session every organisation). An anonymous scrape (a Prometheus server without
+    ``authorization``) sees pipeline-wide totals only, with no label value naming a tenant;
+    with METRICS_PUBLIC false it is refused (401).
     """
     from collector_server.orgs.resolve import scope_for
     from collector_server.orgs.scope import use_scope
@@ -208,8 +266,11 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
         response = HttpResponse("a token is required (METRICS_PUBLIC=false)\n", status=401)
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
-    with use_scope(None if user is None else scope_for(user, token)):
-        return HttpResponse(render(collect()), content_type=CONTENT_TYPE)
+    if user is None:
+        with use_scope(None):  # totals over every organisation, nothing that names one
+            return HttpResponse(render(collect(detailed=False)), content_type=CONTENT_TYPE)
+    with use_scope(scope_for(user, token)):
+        return HttpResponse(render(collect(detailed=True)), content_type=CONTENT_TYPE)
 
 
 def _caller(request: HttpRequest) -> tuple[Any, Any]:

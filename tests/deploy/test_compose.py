@@ -42,7 +42,7 @@ def write_env(tmp_path: Path, **overrides: str) -> Path:
 
 
 def test_compose_file_resolves_with_the_example_settings(compose: dict[str, Any]) -> None:
-    expected = {"postgres", "redis", "migrate", "server", "worker", "scheduler", "agent"}
+    expected = {"postgres", "redis", "migrate", "enroll-agent", "server", "worker", "scheduler", "agent"}
     assert set(compose["services"]) == expected
 
 
@@ -186,3 +186,51 @@ def documented_variables() -> dict[str, str]:
         else:
             documented[line.split("=", 1)[0]] = " ".join(comment)
     return documented
+
+
+ENROLL = "enroll-agent"
+
+
+def enroll_script(compose: dict[str, Any]) -> str:
+    """The enroll-agent service's shell script, as the container's sh gets it (`$$` is `$`)."""
+    command = compose["services"][ENROLL]["command"]
+    assert command[:2] == ["sh", "-c"], command
+    return command[2].replace("$$", "$")
+
+
+def test_agent_is_enrolled_by_a_one_shot_service_that_writes_where_the_agent_reads(
+    compose: dict[str, Any],
+) -> None:
+    from agent.config import CREDENTIAL_FILE
+
+    services = compose["services"]
+    agent, enroll = services["agent"], services[ENROLL]
+    # The agent starts only after the enrollment step finished, which runs after the migration.
+    assert agent["depends_on"][ENROLL]["condition"] == "service_completed_successfully"
+    assert enroll["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert enroll["restart"] == "no"
+    assert enroll["environment"]["DATABASE_URL"] == services["server"]["environment"]["DATABASE_URL"]
+    # The credential file is in a volume mounted at the agent's state directory, where it reads it.
+    state_dir = agent["environment"]["FLEETWATCH_AGENT_STATE_DIR"]
+    agent_mounts = {m[1]: m for m in map(volume_mount, agent["volumes"])}
+    enroll_mounts = {m[1]: m for m in map(volume_mount, enroll["volumes"])}
+    volume = agent_mounts[state_dir][0]
+    assert volume in compose["volumes"]
+    script = enroll_script(compose)
+    written = re.search(r"--credential-file (\S+)", script).group(1)
+    written_dir, written_name = written.rsplit("/", 1)
+    assert written_name == CREDENTIAL_FILE
+    assert enroll_mounts[written_dir][0] == volume
+    assert "--if-missing" in script.split()
+    # The agent is not given another credential that would shadow the file.
+    assert not agent["environment"].get("FLEETWATCH_AGENT_CREDENTIAL")
+    assert "FLEETWATCH_AGENT_CREDENTIAL_FILE" not in agent["environment"]
+    # The host's name file is read-only in the enrollment step.
+    assert enroll_mounts["/host/etc/hostname"][2] is True
+
+
+def test_enrollment_settings_from_the_env_file_reach_the_enrollment_step(tmp_path: Path) -> None:
+    env = write_env(tmp_path, FLEETWATCH_AGENT_HOST="box-7", FLEETWATCH_AGENT_ORGANIZATION="acme")
+    enroll = resolved_compose(env)["services"][ENROLL]["environment"]
+    assert enroll["FLEETWATCH_AGENT_HOST"] == "box-7"
+    assert enroll["FLEETWATCH_AGENT_ORGANIZATION"] == "acme"

@@ -18,6 +18,7 @@ from alerting_worker.ingest.metrics_handler import MetricsHandler
 from collector_server.monitoring.models import Host, IngestedBatch, Series
 from shared import host_limits, streams
 from shared.wire import encode_batch, series_dict
+from tests.members import issue_token, member
 
 from .conftest import make_batch, sample_count
 
@@ -118,7 +119,17 @@ def test_refusals_show_on_metrics_the_hosts_api_and_the_admin_page(redis_client,
         series_dict("app_x", [[time.time(), 1.0]], {"a": "1", "b": "2"})])})  # fmt: skip
     redis_client.xadd(metrics_stream, {"b": make_batch(agent="a6", host="web-6")})
     drain(redis_client)
+    # An anonymous scrape sums over every host (no host names); a token of the host's
+    # organisation sees it per host.
     text = APIClient().get("/metrics").content.decode()
+    assert 'fleetwatch_limit_refused_total{reason="labels_per_series"} 1' in text
+    assert "web-5" not in text
+    member(User.objects.create_user("viewer-5"), "viewer")
+    scraper = APIClient()
+    scraper.credentials(
+        HTTP_AUTHORIZATION=f"Bearer {issue_token(User.objects.get(username='viewer-5'), 'viewer')}"
+    )
+    text = scraper.get("/metrics").content.decode()
     assert 'fleetwatch_limit_refused_total{host="web-5",agent_id="a5",reason="labels_per_series"} 1' in text
     user = User.objects.create_superuser("root", password="pw-root-12345")
     api = APIClient()

@@ -97,3 +97,51 @@ def test_fleetwatch_manage_import_logs_runs_as_a_process(tmp_path: Path, setting
         with connection.cursor() as cursor:  # committed rows outlive the test: remove them
             cursor.execute("DELETE FROM logs_entry WHERE host = 'proc-host'")
         parts.forget_cache()
+
+
+def test_with_several_organisations_the_import_needs_organization(partitions, tmp_path: Path):
+    from tests.members import organization
+
+    acme = organization("acme")
+    organization("globex")
+    path = tmp_path / "app.log"
+    path.write_text("\n".join(formatter_lines(2)) + "\n")
+    with pytest.raises(CommandError) as refused:
+        call_command("import_logs", str(path), host="app-host")
+    message = str(refused.value)
+    assert "--organization" in message
+    assert "acme, default, globex" in message
+    assert fetch_all("SELECT count(*) FROM logs_entry")[0][0] == 0
+
+    with pytest.raises(
+        CommandError, match=r"no organisation 'nope' \(--organization\).*acme, default, globex"
+    ):
+        call_command("import_logs", str(path), organization="nope")
+
+    out = StringIO()
+    call_command("import_logs", str(path), host="app-host", organization="acme", stdout=out)
+    assert "imported 2 lines, rejected 0" in out.getvalue()
+    assert fetch_all("SELECT DISTINCT organization_id FROM logs_entry") == [(acme.pk,)]
+
+
+def test_imported_lines_are_searchable_by_their_organisation_only(partitions, tmp_path: Path):
+    from django.contrib.auth.models import User
+    from rest_framework.test import APIClient
+
+    from tests.members import issue_token, member, organization
+
+    organization("acme")
+    path = tmp_path / "app.log"
+    path.write_text("\n".join(formatter_lines(1)) + "\n")
+    call_command("import_logs", str(path), host="acme-box", organization="acme", stdout=StringIO())
+    acme_user = member(User.objects.create_user("acme-viewer"), "viewer", "acme")
+    default_user = member(User.objects.create_user("default-viewer"), "viewer")
+    found = {}
+    for name, user, org in (("acme", acme_user, "acme"), ("default", default_user, None)):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_token(user, 'viewer', org)}")
+        response = client.get("/api/v1/logs/search", {"host": "acme-box"})
+        assert response.status_code == 200, response.content
+        found[name] = response.content.decode().count("Request 0 completed")
+    assert found["acme"] >= 1
+    assert found["default"] == 0

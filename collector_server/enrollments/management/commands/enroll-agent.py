@@ -29,6 +29,12 @@ class Command(BaseCommand):
             help="write the credential to this file (mode 0600) instead of printing it, e.g. the agent's "
             "state directory's 'credential' file",
         )
+        parser.add_argument(
+            "--if-missing",
+            action="store_true",
+            help="with --credential-file: do nothing when that file already holds a credential (a start-up "
+            "step run on every start, like the Compose stack's enroll-agent service)",
+        )
         parser.add_argument("--quiet", action="store_true", help="print only the credential")
         parser.add_argument(
             "--organization",
@@ -45,6 +51,7 @@ class Command(BaseCommand):
         credential_file: str,
         quiet: bool,
         organization: str = "",
+        if_missing: bool = False,
         **options,
     ) -> None:
         from collector_server.orgs.models import Organization
@@ -53,6 +60,13 @@ class Command(BaseCommand):
         host_name = host_name.strip()
         if not host_name:
             raise CommandError("host_name must not be empty")
+        if if_missing:
+            if not credential_file:
+                raise CommandError("--if-missing needs --credential-file (the file it looks at)")
+            existing = Path(credential_file)
+            if existing.is_file() and existing.read_text(encoding="utf-8").strip():
+                self.stdout.write(f"{existing} already holds a credential: not enrolling {host_name} again")
+                return
         if organization:
             org_id = Organization.objects.filter(slug=organization).values_list("pk", flat=True).first()
             if org_id is None:

@@ -1,4 +1,4 @@
-"""fleetwatch-manage import_logs FILE [--host H] [--service S]"""
+"""fleetwatch-manage import_logs FILE [--organization SLUG] [--host H] [--service S]"""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any, TextIO
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from collector_server.logs.importer import import_file
+from collector_server.logs.importer import OrganizationNeeded, import_file, target_organization
 
 MAX_REASONS_SHOWN = 1000
 
@@ -19,15 +19,24 @@ class Command(BaseCommand):
         parser.add_argument("file", help="path of the JSON-lines file ('-' reads standard input)")
         parser.add_argument("--host", help="host of every line (default: the line's host, else this machine)")
         parser.add_argument("--service", help="service of every line (default: each line's 'service')")
+        parser.add_argument(
+            "--organization",
+            metavar="SLUG",
+            help="organisation whose logs these are (required when more than one organisation exists)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         path = options["file"]
         try:
+            org_id = target_organization(options.get("organization"))
+        except OrganizationNeeded as exc:
+            raise CommandError(str(exc)) from None
+        try:
             if path == "-":
-                report = import_file(self.stdin_lines(), options["host"], options["service"])
+                report = import_file(self.stdin_lines(), options["host"], options["service"], org_id)
             else:
                 with open(path, encoding="utf-8", errors="surrogateescape") as handle:
-                    report = import_file(handle, options["host"], options["service"])
+                    report = import_file(handle, options["host"], options["service"], org_id)
         except OSError as exc:
             raise CommandError(f"cannot read {path}: {exc.strerror}") from None
         for number, reason in report.rejected[:MAX_REASONS_SHOWN]:
