@@ -129,27 +129,44 @@ def _build_closed(now: datetime) -> dict[str, list[str]]:
     for name in invalid_indexes():
         _execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
         dropped.append(name)
+    creates, drops = plan(now)
+    for name, statement in creates:
+        _execute(statement)
+        built.append(name)
+    for name in drops:
+        _execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
+        dropped.append(name)
+    if built or dropped:
+        log.info("log trigram indexes: built %s, dropped %s", built, dropped)
+    return {"built": built, "dropped": dropped}
+
+
+def plan(now: datetime) -> tuple[list[tuple[str, str]], list[str]]:
+    """What is due at `now`: ([(index, CREATE INDEX CONCURRENTLY ...)], [hourly index to drop]).
+
+    A closed day without its whole-day index gets it, and its hourly indexes are dropped once it
+    has it; an open day gets the index of each hour over (plus GRACE) that has none.
+    """
+    creates: list[tuple[str, str]] = []
+    drops: list[str] = []
     for part in state():
         day_over = part.start + timedelta(days=1) + GRACE <= now
         if day_over and not part.whole_day:
-            _execute(
-                f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{day_index(part.name)}" ON "{part.name}" {OPS}'
-            )
-            built.append(day_index(part.name))
+            name = day_index(part.name)
+            creates.append((name, f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{name}" ON "{part.name}" {OPS}'))
         if day_over or part.whole_day:
-            for hour in sorted(part.hours):
-                _execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{hour_index(part.name, hour)}"')
-                dropped.append(hour_index(part.name, hour))
+            drops.extend(hour_index(part.name, hour) for hour in sorted(part.hours))
             continue
         for hour in range(24):
             start, end = hour_bounds(part.day, hour)
             if end + GRACE > now or hour in part.hours:
                 continue
-            _execute(
-                f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{hour_index(part.name, hour)}" ON "{part.name}" '
-                f"{OPS} WHERE ts >= {sql_time(start)} AND ts < {sql_time(end)}"
+            name = hour_index(part.name, hour)
+            creates.append(
+                (
+                    name,
+                    f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{name}" ON "{part.name}" '
+                    f"{OPS} WHERE ts >= {sql_time(start)} AND ts < {sql_time(end)}",
+                )
             )
-            built.append(hour_index(part.name, hour))
-    if built or dropped:
-        log.info("log trigram indexes: built %s, dropped %s", built, dropped)
-    return {"built": built, "dropped": dropped}
+    return creates, drops
