@@ -27,11 +27,18 @@ from collector_server.logs.words import Need
 # Class and constraint escapes that stand for one unknown character or none (no literal).
 _SAFE_ESCAPES = set("dDsSwWmMyYAZ")
 _BOUND = re.compile(r"\{(\d{1,4})(,(\d{0,4}))?\}")
-_SPECIAL = set("\\^$.[]|()*+?{}")
+MAX_VARIANTS = 16  # a small bracket ([7-9]) multiplies the piece into variants, OR-ed; at most this many
 
 
 class _GiveUp(Exception):
     pass
+
+
+def _ascii(chars: list[str]) -> list[str]:
+    """The characters lowercased, or [] when one is not ASCII (its case folding may differ)."""
+    if not all(char.isascii() for char in chars):
+        return []
+    return sorted({char.lower() for char in chars})
 
 
 def required(pattern: str) -> Need | None:
@@ -84,19 +91,20 @@ class _Parser:
 
     def sequence(self) -> Need | None:
         parts: list[Need] = []
-        run: list[str] = []
+        run: list[str] = [""]  # the piece being read, as its variants (a bracket multiplies them)
 
         def flush() -> None:
-            piece = "".join(run)
-            run.clear()
-            if has_trigram(piece):
-                parts.append(Need("lexeme", piece.lower()))
+            variants = [piece for piece in run if piece]
+            run[:] = [""]
+            if variants and all(has_trigram(piece) for piece in variants):
+                lexemes = tuple(Need("lexeme", piece) for piece in sorted(set(variants)))
+                parts.append(lexemes[0] if len(lexemes) == 1 else Need("or", parts=lexemes))
 
         while self.position < len(self.pattern) and self.peek() not in "|)":
-            literal, group = self.atom()
+            chars, group = self.atom()
             low, quantified = self.quantifier()
-            if literal is not None and low > 0:
-                run.append(literal)
+            if chars and low > 0 and len(run) * len(chars) <= MAX_VARIANTS:
+                run[:] = [piece + char for piece in run for char in chars]
                 if quantified:
                     flush()  # repeated: what follows need not come right after one copy
                 continue
@@ -108,8 +116,11 @@ class _Parser:
             return None
         return parts[0] if len(parts) == 1 else Need("and", parts=tuple(parts))
 
-    def atom(self) -> tuple[str | None, Need | None]:
-        """Return (the literal ASCII character, or the need of a group); both None for anything else."""
+    def atom(self) -> tuple[list[str], Need | None]:
+        """Return (the characters one of which the atom is, lowercased; or the need of a group).
+
+        Both are empty for anything else (a wildcard, an anchor, a class escape, a big bracket).
+        """
         char = self.peek()
         self.position += 1
         if char == "\\":
@@ -119,40 +130,59 @@ class _Parser:
             self.position += 1
             if escaped.isalnum():
                 if escaped in _SAFE_ESCAPES:
-                    return None, None
+                    return [], None
                 raise _GiveUp  # \x41, \u..., back-references, \b (backspace in ARE), ...
-            return (escaped if escaped.isascii() else None), None
+            return _ascii([escaped]), None
         if char == "[":
-            self.bracket()
-            return None, None
+            return self.bracket(), None
         if char == "(":
-            return None, self.group()
+            return [], self.group()
         if char in ".^$":
-            return None, None
+            return [], None
         if char in "*+?{":
             raise _GiveUp  # a quantifier with nothing to repeat
-        return (char if char.isascii() else None), None
+        return _ascii([char]), None
 
-    def bracket(self) -> None:
-        """Skip a bracket expression (the '[' is consumed)."""
+    def bracket(self) -> list[str]:
+        """Read a bracket expression (the '[' is consumed); return its characters when it is a small
+        set of plain ones (``[789]``, ``[7-9]``, ``[-_.]``), else []."""
+        start = self.position
         if self.peek() == "^":
             self.position += 1
         if self.peek() == "]":
             self.position += 1
+        plain = True
         while True:
             char = self.peek()
             if char == "":
                 raise _GiveUp
             self.position += 1
             if char == "]":
-                return
+                break
             if char == "\\":
                 self.position += 1
+                plain = False
             elif char == "[" and self.peek() in (":", ".", "="):
                 end = self.pattern.find(self.peek() + "]", self.position + 1)
                 if end < 0:
                     raise _GiveUp
                 self.position = end + 2
+                plain = False
+        body = self.pattern[start : self.position - 1]
+        if not plain or not body or body[0] in "^]":
+            return []
+        chars: set[str] = set()
+        for match in re.finditer(r"([A-Za-z0-9])-([A-Za-z0-9])|(.)", body):
+            low, high, single = match.groups()
+            if single is not None:
+                chars.add(single)
+            elif (low.isdigit(), low.islower()) == (high.isdigit(), high.islower()) and low <= high:
+                chars.update(chr(code) for code in range(ord(low), ord(high) + 1))
+            else:
+                return []
+        if len(chars) > MAX_VARIANTS:
+            return []
+        return _ascii(sorted(chars))
 
     def group(self) -> Need | None:
         """Parse a group (the '(' is consumed); look-arounds require nothing."""
