@@ -2,9 +2,9 @@
 
 (a) Ingest: records per second from decoded batches to committed rows through the real
     handler (validation + COPY, CHUNK batches per transaction), with the indexes as deployed
-    (migration 0004: no trigram index on the ingest path), as before 0004 (the trigram index on
-    the parent, maintained row by row) and with the primary key only, in one process and in
-    2..WORKERS processes at once; then what the deferred work costs (building the trigram index
+    (migration 0004: no GIN index on the ingest path), as before 0004 (the trigram and attrs GIN
+    indexes on the parent, maintained row by row) and with the primary key only, in one process and in
+    2..WORKERS processes at once; then what the deferred work costs (building the GIN indexes
     of the ingested hour afterwards, as the maintenance job does); then COPY alone (rows
     prebuilt) with each secondary index alone and with all of them; each index's cost is its
     extra microseconds per row over the primary-key-only run. Every database figure includes
@@ -13,7 +13,7 @@
     generate_series on THREADS connections, with the indexes built after the load (as a bulk
     import would: building an index once is far cheaper than maintaining it row by row), each
     index partition by partition on THREADS connections and then attached to the parent, and
-    the trigram indexes as the maintenance job leaves them (logs.trigram_index: one per closed
+    the GIN indexes as the maintenance job leaves them (logs.deferred_index: one per closed
     day, one per closed hour of today); then times the API's own search code (search.parse +
     search.run): by request id, regexes (frequent, rare, no match with common trigrams), words
     (frequent, rare, phrase), attribute, level + service, host, a page deep in a cursor walk and
@@ -59,11 +59,13 @@ os.environ.update(
 )
 SPREAD_DAYS = 6
 MAINTENANCE_WORK_MEM = "512MB"
-TRIGRAM = "logs_entry_message_trgm"
-TRIGRAM_BEFORE_0004 = (
-    "CREATE INDEX logs_entry_message_trgm ON logs_entry USING gin (message gin_trgm_ops) "
-    "WITH (gin_pending_list_limit = 65536)"
-)
+# The parent's GIN indexes before migration logs/0004 (now built per closed hour and day).
+BEFORE_0004 = {
+    "logs_entry_message_trgm": "CREATE INDEX logs_entry_message_trgm ON logs_entry "
+    "USING gin (message gin_trgm_ops) WITH (gin_pending_list_limit = 65536)",
+    "logs_entry_attrs": "CREATE INDEX logs_entry_attrs ON logs_entry "
+    "USING gin (attrs jsonb_path_ops) WITH (gin_pending_list_limit = 65536)",
+}
 SERVICES = ["api", "billing", "worker", "auth", "search"]
 TEMPLATES = [
     ("INFO", "GET /api/v1/items/{n} completed in {ms}ms"),
@@ -103,12 +105,12 @@ def secondary_indexes() -> dict[str, str]:
     return {name: ddl.replace(" ON ONLY ", " ON ") for name, ddl in rows}
 
 
-def drop_local_trigram() -> None:
-    """Drop the partitions' own trigram indexes (from migration 0004 or the maintenance job)."""
+def drop_local_gin() -> None:
+    """Drop the partitions' own GIN indexes (from migration 0004 or the maintenance job)."""
     for (name,) in sql(
         "SELECT c.relname FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid "
         "JOIN pg_inherits i ON i.inhrelid = x.indrelid WHERE i.inhparent = 'logs_entry'::regclass "
-        "AND c.relname LIKE '%%\\_trgm%%'"
+        "AND (c.relname ~ '_trgm(_h[0-9][0-9])?$' OR c.relname ~ '_attrs(_h[0-9][0-9])?$')"
     ):
         sql(f'DROP INDEX "{name}"')
 
@@ -253,29 +255,30 @@ def best(runs: int, fn: Any, *args: Any) -> float:
     return max(fn(*args) for _ in range(runs))
 
 
-def deferred_trigram_cost(count: int) -> float:
-    """Build the trigram index of the rows just ingested, as the maintenance job does; us per row."""
-    from collector_server.logs.trigram_index import OPS
+def deferred_gin_cost(count: int) -> float:
+    """Build the GIN indexes of the rows just ingested, as the maintenance job does; us per row."""
+    from collector_server.logs.deferred_index import KINDS
 
     low, high = sql("SELECT min(ts), max(ts) FROM logs_entry")[0]
     total = 0.0
     for (part,) in sql("SELECT DISTINCT tableoid::regclass::text FROM logs_entry"):
-        started = time.perf_counter()
-        sql(f"CREATE INDEX bench_hour_trgm ON {part} {OPS} WHERE ts >= %s AND ts <= %s", [low, high])
-        total += time.perf_counter() - started
-        sql("DROP INDEX bench_hour_trgm")
+        for ops in KINDS.values():
+            started = time.perf_counter()
+            sql(f"CREATE INDEX bench_hour_gin ON {part} {ops} WHERE ts >= %s AND ts <= %s", [low, high])
+            total += time.perf_counter() - started
+            sql("DROP INDEX bench_hour_gin")
     return total * 1e6 / count
 
 
 def bench_ingest(count: int, batch_size: int, chunk: int, runs: int, max_workers: int) -> None:
     from tests.logs.conftest import make_batch
 
-    drop_local_trigram()
+    drop_local_gin()
     records = make_records(count, time.time())
     batches = [make_batch(records[i : i + batch_size], f"web-{i % 7}") for i in range(0, count, batch_size)]
     indexes = secondary_indexes()
     deployed = list(indexes)
-    indexes[TRIGRAM] = TRIGRAM_BEFORE_0004
+    indexes.update(BEFORE_0004)
     print(f"\n(a) ingest: {count:,} records, {batch_size} per batch, {chunk} batches per transaction")
     print(f"    best of {runs} runs; load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print("    every database figure includes merging the GIN pending lists (else left to autovacuum)")
@@ -283,8 +286,8 @@ def bench_ingest(count: int, batch_size: int, chunk: int, runs: int, max_workers
     _, rows = prepare_rate(records)
     print(f"    validation + COPY line building (Python, no database): {prep:>10,.0f} records/s")
     index_sets = [
-        ("indexes as deployed (0004: trigram off the ingest path)", deployed),
-        ("indexes as before 0004 (trigram on the parent)", [*deployed, TRIGRAM]),
+        ("indexes as deployed (0004: GIN indexes off the ingest path)", deployed),
+        ("indexes as before 0004 (GIN indexes on the parent)", [*deployed, *BEFORE_0004]),
         ("primary key only", []),
     ]
     for label, wanted in index_sets:
@@ -296,15 +299,15 @@ def bench_ingest(count: int, batch_size: int, chunk: int, runs: int, max_workers
             rate = best(runs, parallel_ingest_run, batches, chunk, workers)
             print(f"        {workers} worker processes: {rate:>10,.0f} records/s")
         if label.startswith("indexes as deployed"):
-            cost = deferred_trigram_cost(count)
+            cost = deferred_gin_cost(count)
             print(
-                f"        deferred: building the trigram index of the ingested hour afterwards: {cost:.1f} us/row"
+                f"        deferred: the hour's GIN indexes built afterwards (maintenance job): {cost:.1f} us/row"
             )
     print("\n    COPY alone (rows prebuilt), per index set:")
     print(f"    {'indexes':<44} {'rows/s':>12} {'us/row':>8} {'index cost us/row':>18} {'slowdown':>9}")
     configs = [("primary key only", [])] + [(f"+ {name}", [name]) for name in indexes]
     configs.append(("all indexes as deployed (0004)", deployed))
-    configs.append(("all + trigram on the parent (before 0004)", [*deployed, TRIGRAM]))
+    configs.append(("all + GIN on the parent (before 0004)", [*deployed, *BEFORE_0004]))
     base_us = None
     per_tx = batch_size * chunk
     for label, wanted in configs:
@@ -418,13 +421,13 @@ def fill(rows: int, threads: int) -> float:
         build_index(name, ddl, partitions, threads)
         print(f"    build {name}: {time.perf_counter() - t:.1f} s", flush=True)
     t = time.perf_counter()
-    from collector_server.logs import trigram_index
+    from collector_server.logs import deferred_index
 
-    drop_local_trigram()
-    creates, _ = trigram_index.plan(datetime.now(UTC))
+    drop_local_gin()
+    creates, _ = deferred_index.plan(datetime.now(UTC))
     on_threads([ddl.replace(" CONCURRENTLY", "") for _, ddl in creates], threads)
     days = sum(1 for name, _ in creates if name[-4:-2] != "_h")
-    print(f"    build the trigram indexes ({days} closed days, {len(creates) - days} closed hours of today): "
+    print(f"    build the GIN indexes ({days} of closed days, {len(creates) - days} of closed hours of today): "
           f"{time.perf_counter() - t:.1f} s")  # fmt: skip
     t = time.perf_counter()
     on_threads([f"ANALYZE {name}" for name in partitions], threads)
@@ -520,6 +523,65 @@ def bench_search(rows: int, queries: int, threads: int) -> None:
         print("\n".join(slowest))
 
 
+EXPLAIN_SHAPES = [
+    ("request id", {"request_id": "req-0000beef"}),
+    ("level + service", {"min_level": "CRITICAL", "service": "billing"}),
+    ("host, last hour", {"host": "web-7", "start": "-3600"}),
+    ("time range (2 hours, 2 days ago)", {"start": "-176400", "end": "-169200"}),
+    ("first page, no filter", {}),
+    ("regex 'db-9' (no match, common trigrams)", {"pattern": "db-9"}),
+    ("regex 'user 4242 logged' (rare)", {"pattern": "user 4242 logged"}),
+    ("words 'user 4242' (rare)", {"q": "user 4242"}),
+    ("phrase '\"timeout after 4321ms\"' (rare)", {"q": '"timeout after 4321ms"'}),
+    ("attribute user_id=4242", {"attr.user_id": "4242"}),
+]
+
+
+def explain_shapes(path: str) -> None:
+    """Write EXPLAIN (ANALYZE, BUFFERS) of every statement each search shape runs to `path`."""
+    from collector_server.logs import search
+
+    statements: list[tuple[str, list[Any], bool]] = []
+    real_fetch = search.fetch
+
+    def capture(sql_text: str, args: list[Any], pattern_param: str | None = None, bitmap_only: bool = False):
+        if not sql_text.startswith("SELECT min(ts)") and not sql_text.startswith("SELECT websearch"):
+            statements.append((sql_text, args, bitmap_only))
+        return real_fetch(sql_text, args, pattern_param=pattern_param, bitmap_only=bitmap_only)
+
+    now = time.time()
+    out = []
+    search.fetch = capture
+    try:
+        for label, params in EXPLAIN_SHAPES:
+            params = {k: (str(now + float(v)) if k in ("start", "end") else v) for k, v in params.items()}
+            statements.clear()
+            started = time.perf_counter()
+            rows, _ = search.run(search.parse(params))
+            total = (time.perf_counter() - started) * 1000
+            out.append(
+                f"### {label}: {params}\n{len(rows)} rows, {len(statements)} statements, {total:.1f} ms\n"
+            )
+            for number, (sql_text, args, bitmap_only) in enumerate(list(statements), 1):
+                from django.db import connection, transaction
+
+                with transaction.atomic(), connection.cursor() as cursor:
+                    if bitmap_only:
+                        cursor.execute("SET LOCAL enable_indexscan = off")
+                    cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql_text, args)
+                    plan = "\n".join(row[0] for row in cursor.fetchall())
+                step = (
+                    "step 2 (bitmap only)"
+                    if bitmap_only
+                    else ("step 1" if "row_number()" in sql_text else "")
+                )
+                out.append(f"statement {number} {step}\n{plan}\n")
+    finally:
+        search.fetch = real_fetch
+    Path(path).write_text("\n".join(out))
+    print(f"    EXPLAIN (ANALYZE, BUFFERS) of {len(EXPLAIN_SHAPES)} search shapes written to {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000, help="records stored for the search part")
@@ -532,6 +594,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="connections loading and indexing in parallel")
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--skip-search", action="store_true")
+    parser.add_argument(
+        "--explain", metavar="FILE", help="also write EXPLAIN (ANALYZE, BUFFERS) of each search shape"
+    )
     parser.add_argument("--keep", action="store_true", help=f"keep the database {BENCH_DB} for EXPLAIN")
     args = parser.parse_args()
     started = time.perf_counter()
@@ -541,6 +606,8 @@ def main() -> None:
             bench_ingest(args.ingest_rows, args.batch, args.chunk, args.runs, args.workers)
         if not args.skip_search:
             bench_search(args.rows, args.queries, args.threads)
+            if args.explain:
+                explain_shapes(args.explain)
     finally:
         if not args.keep:
             teardown()

@@ -19,7 +19,7 @@ from django.db import DataError, OperationalError, connection, transaction
 from django.http import QueryDict
 from rest_framework.exceptions import APIException
 
-from collector_server.logs import levels, regex_need, trigram_index, words
+from collector_server.logs import deferred_index, levels, regex_need, words
 from collector_server.logs.api import params
 from collector_server.monitoring import statement_timeout
 from collector_server.monitoring.api import known_params
@@ -210,7 +210,7 @@ def build_segments_sql(q: LogQuery, segments: list[tuple[datetime, datetime]]) -
     """Return SQL for one page over these time segments: one subquery per segment, UNION ALL.
 
     Each subquery bounds ts by its segment with literal timestamps, so Postgres can prove that
-    a partial trigram index of that hour covers it (see logs.trigram_index); the page order is
+    a partial trigram index of that hour covers it (see logs.deferred_index); the page order is
     applied once, over the union.
     """
     where, args = _filters(q)
@@ -220,7 +220,7 @@ def build_segments_sql(q: LogQuery, segments: list[tuple[datetime, datetime]]) -
     parts = []
     all_args: list[Any] = []
     for start, end in segments:
-        bounds = f"ts >= {trigram_index.sql_time(start)} AND ts < {trigram_index.sql_time(end)}"
+        bounds = f"ts >= {deferred_index.sql_time(start)} AND ts < {deferred_index.sql_time(end)}"
         parts.append(f"({SELECT} WHERE {' AND '.join([*where, bounds])})")
         all_args.extend(args)
     direction = "DESC" if q.newest_first else "ASC"
@@ -393,11 +393,11 @@ def search_segments(q: LogQuery) -> list[tuple[datetime, datetime]]:
         newest + timedelta(microseconds=1) if high is None else min(high, newest + timedelta(microseconds=1))
     )
     segments = []
-    for part in trigram_index.state():
+    for part in deferred_index.state():
         spans = (
             [(part.start, part.start + timedelta(days=1))]
             if part.whole_day
-            else [trigram_index.hour_bounds(part.day, hour) for hour in range(24)]
+            else [deferred_index.hour_bounds(part.day, hour) for hour in range(24)]
         )
         for start, end in spans:
             if (low is None or end > low) and (high is None or start < high):

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from django.db import connection, transaction
 
-from collector_server.logs import search, trigram_index, writer
+from collector_server.logs import deferred_index, search, writer
 from collector_server.monitoring import partitions
 
 ROWS = 60_000
@@ -65,19 +65,22 @@ def planned(django_db_setup, django_db_blocker):
         # The maintenance job as it runs at 14:00 today: yesterday and before are closed days
         # (whole-day index), today's hours 0-12 are closed hours (partial index each), 13- open.
         index_time = datetime.combine(today, datetime.min.time(), tzinfo=UTC) + timedelta(hours=14)
-        trigram_index.build_closed(index_time)
+        deferred_index.build_closed(index_time)
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE logs_entry")
-            for part in trigram_index.state():
+            for part in deferred_index.state():
                 cursor.execute(f'ANALYZE "{part.name}"')
             cursor.execute("SELECT DISTINCT tableoid::regclass::text FROM logs_entry")
             filled = {row[0] for row in cursor.fetchall()}
         yield {"today": today, "now": end, "filled": filled}
         with connection.cursor() as cursor:
             cursor.execute("TRUNCATE logs_entry")
-            for part in trigram_index.state():
-                for hour in part.hours:
-                    cursor.execute(f'DROP INDEX IF EXISTS "{trigram_index.hour_index(part.name, hour)}"')
+            for part in deferred_index.state():
+                for kind, hours in part.kind_hours.items():
+                    for hour in hours:
+                        cursor.execute(
+                            f'DROP INDEX IF EXISTS "{deferred_index.hour_index(part.name, hour, kind)}"'
+                        )
         partitions.forget_cache()
 
 
@@ -127,11 +130,12 @@ def query(params: dict[str, str]) -> search.LogQuery:
 
 
 @pytest.mark.django_db
-def test_the_maintenance_job_left_the_expected_trigram_indexes(planned) -> None:
-    state = {part.day: part for part in trigram_index.state()}
+def test_the_maintenance_job_left_the_expected_deferred_indexes(planned) -> None:
+    state = {part.day: part for part in deferred_index.state()}
     today = planned["today"]
     assert state[today - timedelta(days=1)].whole_day and not state[today - timedelta(days=1)].hours
     assert state[today].hours == frozenset(range(13)) and not state[today].whole_day
+    assert state[today].kind_hours == {"trgm": frozenset(range(13)), "attrs": frozenset(range(13))}
     assert not state[today + timedelta(days=1)].whole_day and not state[today + timedelta(days=1)].hours
 
 
@@ -202,9 +206,8 @@ def test_sparse_step_two_uses_the_index_of_each_segment(planned, params: dict[st
     nodes = explain(
         *search.build_segments_sql(q, [(day_start - timedelta(days=1), day_start)]), bitmap_only=True
     )
-    expected = f"{yesterday}_trgm" if index == "trgm" else None
     names = index_names(nodes)
-    assert (expected in names) if expected else any("attrs" in name for name in names), names
+    assert f"{yesterday}_{index}" in names, names
     assert "Index Scan" not in kinds(nodes) and not seq_scanned(nodes, planned)
     # A closed hour of the open day: the trigram index is that hour's partial index.
     nodes = explain(*search.build_segments_sql(q, [closed_hour]), bitmap_only=True)
@@ -212,8 +215,10 @@ def test_sparse_step_two_uses_the_index_of_each_segment(planned, params: dict[st
     if index == "trgm":
         assert f"{partition_of(today)}_trgm_h05" in names, names
     else:
-        # One hour of a day: its rows through the primary key or the attrs GIN, as costs say.
-        assert any("attrs" in name or name.endswith("pkey") for name in names), names
+        # One hour of a day: its rows through the primary key or the hour's attrs GIN, as costs say.
+        assert f"{partition_of(today)}_attrs_h05" in names or any(name.endswith("pkey") for name in names), (
+            names
+        )
     assert "Index Scan" not in kinds(nodes) and not seq_scanned(nodes, planned)
     # The open hour has no trigram index: one hour of rows through the primary key, never the whole partition.
     if index == "trgm":
