@@ -119,6 +119,11 @@ def state() -> list[Partition]:
     return out
 
 
+def index_names() -> list[str]:
+    """Every deferred index (hourly and whole-day, valid or not) on the logs_entry partitions."""
+    return [index for _, index, _ in _partition_indexes()]
+
+
 def invalid_indexes() -> list[str]:
     return [index for _, index, ok in _partition_indexes() if not ok]
 

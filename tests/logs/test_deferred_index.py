@@ -19,6 +19,8 @@ def test_hours_then_day_and_late_records(store) -> None:
     today = datetime.now(UTC).date()
     yesterday = today - timedelta(days=1)
     midnight = datetime.combine(yesterday, datetime.min.time(), tzinfo=UTC)
+    for name in deferred_index.index_names():  # a partition that existed when migration 0004 ran has some
+        fetch_all(f'DROP INDEX "{name}"; SELECT 1')
     assert not part_of(yesterday).hours and not part_of(yesterday).whole_day
 
     done = deferred_index.build_closed(midnight + timedelta(hours=5))

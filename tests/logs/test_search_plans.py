@@ -75,12 +75,8 @@ def planned(django_db_setup, django_db_blocker):
         yield {"today": today, "now": end, "filled": filled}
         with connection.cursor() as cursor:
             cursor.execute("TRUNCATE logs_entry")
-            for part in deferred_index.state():
-                for kind, hours in part.kind_hours.items():
-                    for hour in hours:
-                        cursor.execute(
-                            f'DROP INDEX IF EXISTS "{deferred_index.hour_index(part.name, hour, kind)}"'
-                        )
+            for name in deferred_index.index_names():
+                cursor.execute(f'DROP INDEX IF EXISTS "{name}"')
         partitions.forget_cache()
 
 
