@@ -32,7 +32,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from django.db import connection
 
 from collector_server.logs.models import LOGS_PARTITIONS
-from collector_server.monitoring import partitions
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +43,7 @@ KINDS = {
 OPS = KINDS["trgm"]
 _NAME = re.compile(r"^(?P<table>.+)_(?P<kind>trgm|attrs)(?:_h(?P<hour>\d\d))?$")
 LOCK = "fleetwatch_logs_deferred_index"
+_PARTITION = re.compile(rf"^{LOGS_PARTITIONS.table}_p(\d{{8}})$")
 
 
 @dataclass(frozen=True)
@@ -88,29 +88,45 @@ def sql_time(moment: datetime) -> str:
     return f"'{moment.astimezone(UTC).isoformat()}'::timestamptz"
 
 
-def _partition_indexes() -> list[tuple[str, str, bool]]:
-    """(partition, index, valid) of every deferred index on a logs_entry partition."""
+def _catalog() -> list[tuple[str, str | None, bool | None]]:
+    """(partition, index or None, valid) for every logs_entry partition and each of its indexes."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT t.relname, c.relname, i.indisvalid FROM pg_index i "
-            "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid "
-            "JOIN pg_inherits h ON h.inhrelid = t.oid WHERE h.inhparent = 'logs_entry'::regclass"
+            "SELECT t.relname, c.relname, i.indisvalid FROM pg_inherits h "
+            "JOIN pg_class t ON t.oid = h.inhrelid LEFT JOIN pg_index i ON i.indrelid = t.oid "
+            "LEFT JOIN pg_class c ON c.oid = i.indexrelid WHERE h.inhparent = 'logs_entry'::regclass"
         )
-        rows = cursor.fetchall()
+        return cursor.fetchall()
+
+
+def _deferred(rows: list[tuple[str, str | None, bool | None]]) -> list[tuple[str, str, bool]]:
     out = []
     for table, index, valid in rows:
-        match = _NAME.match(index)
+        match = _NAME.match(index or "")
         if match and match.group("table") == table:
-            out.append((table, index, valid))
+            out.append((table, index, bool(valid)))
     return out
 
 
+def _partition_indexes() -> list[tuple[str, str, bool]]:
+    """(partition, index, valid) of every deferred index on a logs_entry partition."""
+    return _deferred(_catalog())
+
+
 def state() -> list[Partition]:
-    """Every logs_entry partition, oldest first, with the deferred indexes it holds (valid ones)."""
-    found = partitions.existing_partitions(LOGS_PARTITIONS)
-    valid = {index for _, index, ok in _partition_indexes() if ok}
+    """Every logs_entry partition, oldest first, with the deferred indexes it holds (valid ones).
+
+    One catalog query (searches call this once per sparse search).
+    """
+    rows = _catalog()
+    valid = {index for _, index, ok in _deferred(rows) if ok}
+    days = {}
+    for table, _, _ in rows:
+        match = _PARTITION.match(table)
+        if match:
+            days[table] = datetime.strptime(match.group(1), "%Y%m%d").date()
     out = []
-    for name, day in found:
+    for name, day in sorted(days.items(), key=lambda item: item[1]):
         whole = frozenset(kind for kind in KINDS if day_index(name, kind) in valid)
         kind_hours = {
             kind: frozenset(h for h in range(24) if hour_index(name, h, kind) in valid) for kind in KINDS

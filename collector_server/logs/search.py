@@ -32,6 +32,8 @@ MAX_PATTERN_CHARS = 1000
 SEARCH_TIMEOUT_MS = 30_000
 WORDS_WINDOW_MIN = 2000
 WORDS_WINDOW_PER_ROW = 20
+SEGMENTS_FIRST = 2  # step 2 of a sparse search: segments in its first statement,
+SEGMENTS_GROWTH = 4  # times this many in each next one (2, 8, 32, ...)
 ATTR_PREFIX = "attr."
 ATTR_KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 INVALID_REGEX_SQLSTATE = "2201B"
@@ -343,7 +345,7 @@ def _sparse_page(q: LogQuery, pattern_param: str | None) -> list[tuple]:
        matches fill the page there in a few milliseconds);
     2. when they do not, the rest is searched through the indexes only (bitmap scans: the trigram
        index, the attrs GIN, a btree), segment by segment in page order, newest first by default:
-       1, 2, 4, 8... segments per statement, each a day whose partition has a whole-day trigram
+       2, 8, 32... segments per statement, each a day whose partition has a whole-day trigram
        index or else an hour (which can use its hourly partial index), until the page is full.
     """
     if q.words is not None and q.words_need is None:
@@ -359,14 +361,14 @@ def _sparse_page(q: LogQuery, pattern_param: str | None) -> list[tuple]:
     last = walked[-1]
     rest = replace(q, after=(last[1], last[0]), limit=q.limit - len(hits))
     segments = search_segments(rest)
-    batch = 1
+    batch = SEGMENTS_FIRST
     while segments and len(hits) <= q.limit:
         chunk, segments = segments[:batch], segments[batch:]
         sql, args = build_segments_sql(rest, chunk)
         found = fetch(sql, args, pattern_param=pattern_param, bitmap_only=True)
         hits.extend(found)
         rest = replace(rest, limit=rest.limit - len(found))
-        batch *= 2
+        batch *= SEGMENTS_GROWTH
     return hits
 
 
@@ -421,11 +423,11 @@ def fetch(
     """
     try:
         with transaction.atomic(), connection.cursor() as cursor:
+            # One round trip for both settings (SET LOCAL = set_config(..., true)).
             cursor.execute(
-                "SET LOCAL statement_timeout = %s", [statement_timeout.timeout_ms(SEARCH_TIMEOUT_MS)]
+                "SELECT set_config('statement_timeout', %s, true), set_config('enable_indexscan', %s, true)",
+                [str(statement_timeout.timeout_ms(SEARCH_TIMEOUT_MS)), "off" if bitmap_only else "on"],
             )
-            if bitmap_only:
-                cursor.execute("SET LOCAL enable_indexscan = off")
             cursor.execute(sql, args)
             return cursor.fetchall()
     except DataError as exc:
