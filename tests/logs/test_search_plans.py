@@ -174,6 +174,7 @@ def test_time_range_reads_only_its_partition_through_the_primary_key(planned) ->
 SPARSE = [
     ({"pattern": "db-9"}, "trgm"),
     ({"pattern": "user 4242 logged"}, "trgm"),
+    ({"pattern": "to db-[7-9]"}, "trgm"),  # alternative pieces: a BitmapOr of their ILIKEs
     ({"q": "user 4242"}, "trgm"),
     ({"q": '"timeout after 4321ms"'}, "trgm"),
     ({"attr.user_id": "4242"}, "attrs"),
@@ -204,6 +205,8 @@ def test_sparse_step_two_uses_the_index_of_each_segment(planned, params: dict[st
     )
     names = index_names(nodes)
     assert f"{yesterday}_{index}" in names, names
+    if "[" in params.get("pattern", ""):
+        assert "BitmapOr" in kinds(nodes)
     assert "Index Scan" not in kinds(nodes) and not seq_scanned(nodes, planned)
     # A closed hour of the open day: the trigram index is that hour's partial index.
     nodes = explain(*search.build_segments_sql(q, [closed_hour]), bitmap_only=True)
