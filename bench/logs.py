@@ -472,11 +472,14 @@ def timed_one_statement(params_list: list[dict[str, str]]) -> float:
     return statistics.median(times)
 
 
-def bench_search(rows: int, queries: int, threads: int) -> None:
+def bench_search(rows: int, queries: int, threads: int, reuse: bool = False) -> None:
     from collector_server.logs import search
 
     print(f"\n(b) search over {rows:,} stored records ({SPREAD_DAYS} days, 20 hosts, 5 services)")
-    fill(rows, threads)
+    if reuse:
+        print(f"    reusing the table kept in {BENCH_DB} (--reuse)")
+    else:
+        fill(rows, threads)
     rng = random.Random(2)
     requests = [{"request_id": f"req-{rng.randrange(rows // 4):08x}"} for _ in range(queries)]
     first = sql("SELECT ts, id FROM logs_entry ORDER BY ts DESC, id DESC OFFSET %s LIMIT 1", [100 * 999])[0]
@@ -597,15 +600,25 @@ def main() -> None:
     parser.add_argument(
         "--explain", metavar="FILE", help="also write EXPLAIN (ANALYZE, BUFFERS) of each search shape"
     )
+    parser.add_argument(
+        "--reuse", action="store_true", help=f"search the table a --keep run left in {BENCH_DB}"
+    )
     parser.add_argument("--keep", action="store_true", help=f"keep the database {BENCH_DB} for EXPLAIN")
     args = parser.parse_args()
     started = time.perf_counter()
-    setup()
+    if args.reuse:
+        import django
+
+        django.setup()
+        args.keep = True
+        args.skip_ingest = True  # ingest empties the table
+    else:
+        setup()
     try:
         if not args.skip_ingest:
             bench_ingest(args.ingest_rows, args.batch, args.chunk, args.runs, args.workers)
         if not args.skip_search:
-            bench_search(args.rows, args.queries, args.threads)
+            bench_search(args.rows, args.queries, args.threads, args.reuse)
             if args.explain:
                 explain_shapes(args.explain)
     finally:

@@ -27,7 +27,7 @@ from collector_server.logs.words import Need
 # Class and constraint escapes that stand for one unknown character or none (no literal).
 _SAFE_ESCAPES = set("dDsSwWmMyYAZ")
 _BOUND = re.compile(r"\{(\d{1,4})(,(\d{0,4}))?\}")
-MAX_VARIANTS = 16  # a small bracket ([7-9]) multiplies the piece into variants, OR-ed; at most this many
+MAX_VARIANTS = 4  # a small bracket ([7-9]) multiplies the piece into variants, OR-ed; at most this many
 
 
 class _GiveUp(Exception):

@@ -250,6 +250,11 @@ def _sparse_filter(q: LogQuery) -> tuple[str, list[Any]]:
         clauses.append(clause)
         args.extend(values)
     if q.pattern is not None:
+        if q.pattern_need is not None:
+            # First, so that the cheaper ILIKE rejects most rows before the regex runs.
+            clause, values = words.ilike_sql(q.pattern_need)
+            clauses.append(clause)
+            args.extend(values)
         regex = f"message {'~' if q.case_sensitive else '~*'} %s"
         if q.pattern_need is not None and q.pattern_need.op == "or":
             # Alternative pieces ([7-9], a|b) can only narrow through a BitmapOr of their ILIKEs;
@@ -259,10 +264,6 @@ def _sparse_filter(q: LogQuery) -> tuple[str, list[Any]]:
             regex = f"({regex}) IS TRUE"
         clauses.append(regex)
         args.append(q.pattern)
-        if q.pattern_need is not None:
-            clause, values = words.ilike_sql(q.pattern_need)
-            clauses.append(clause)
-            args.extend(values)
     for key, value in q.attrs:
         candidates = _attr_candidates(key, value)
         clauses.append("(" + " OR ".join(["attrs @> %s::jsonb"] * len(candidates)) + ")")
@@ -370,21 +371,31 @@ def _sparse_page(q: LogQuery, pattern_param: str | None) -> list[tuple]:
     segments = search_segments(rest)
     batch = SEGMENTS_FIRST
     while segments and len(hits) <= q.limit:
-        chunk, segments = segments[:batch], segments[batch:]
-        sql, args = build_segments_sql(rest, chunk)
-        found = fetch(sql, args, pattern_param=pattern_param, bitmap_only=True)
+        if not segments[0][2]:
+            # Hours without their GIN indexes yet (the open hour): one statement, ordered scans
+            # allowed, so a walk in page order can stop as soon as the page is full; at worst it
+            # reads those hours' rows.
+            count = next((i for i, segment in enumerate(segments) if segment[2]), len(segments))
+            bitmap_only = False
+        else:
+            count = next((i for i, segment in enumerate(segments[:batch]) if not segment[2]), batch)
+            bitmap_only = True
+            batch *= SEGMENTS_GROWTH
+        chunk, segments = segments[:count], segments[count:]
+        sql, args = build_segments_sql(rest, [(start, end) for start, end, _ in chunk])
+        found = fetch(sql, args, pattern_param=pattern_param, bitmap_only=bitmap_only)
         hits.extend(found)
         rest = replace(rest, limit=rest.limit - len(found))
-        batch *= SEGMENTS_GROWTH
     return hits
 
 
-def search_segments(q: LogQuery) -> list[tuple[datetime, datetime]]:
+def search_segments(q: LogQuery) -> list[tuple[datetime, datetime, bool]]:
     """The time segments step 2 of a sparse search covers, in page order.
 
     A partition with a whole-day trigram index is one segment; any other is 24 hourly segments
     (so each hour can use its partial index, and an hour without one reads only that hour).
-    Segments outside [start, end) and beyond the cursor are left out.
+    Each is (start, end, whether it has its GIN indexes). Segments outside [start, end), beyond the
+    cursor or beyond the table's oldest and newest records are left out.
     """
     low = q.start
     high = q.end
@@ -404,13 +415,13 @@ def search_segments(q: LogQuery) -> list[tuple[datetime, datetime]]:
     segments = []
     for part in deferred_index.state():
         spans = (
-            [(part.start, part.start + timedelta(days=1))]
+            [(part.start, part.start + timedelta(days=1), True)]
             if part.whole_day
-            else [deferred_index.hour_bounds(part.day, hour) for hour in range(24)]
+            else [(*deferred_index.hour_bounds(part.day, hour), hour in part.hours) for hour in range(24)]
         )
-        for start, end in spans:
+        for start, end, indexed in spans:
             if (low is None or end > low) and (high is None or start < high):
-                segments.append((start, end))
+                segments.append((start, end, indexed))
     return segments[::-1] if q.newest_first else segments
 
 
