@@ -372,9 +372,9 @@ def _sparse_page(q: LogQuery, pattern_param: str | None) -> list[tuple]:
     batch = SEGMENTS_FIRST
     while segments and len(hits) <= q.limit:
         if not segments[0][2]:
-            # Hours without their GIN indexes yet (the open hour): one statement, ordered scans
-            # allowed, so a walk in page order can stop as soon as the page is full; at worst it
-            # reads those hours' rows.
+            # Hours without their GIN indexes yet (the open hour): one statement walking the
+            # primary key in page order, which stops as soon as the page is full and at worst
+            # reads those hours' rows (a bitmap would read them all, then sort).
             count = next((i for i, segment in enumerate(segments) if segment[2]), len(segments))
             bitmap_only = False
         else:
@@ -383,7 +383,9 @@ def _sparse_page(q: LogQuery, pattern_param: str | None) -> list[tuple]:
             batch *= SEGMENTS_GROWTH
         chunk, segments = segments[:count], segments[count:]
         sql, args = build_segments_sql(rest, [(start, end) for start, end, _ in chunk])
-        found = fetch(sql, args, pattern_param=pattern_param, bitmap_only=bitmap_only)
+        found = fetch(
+            sql, args, pattern_param=pattern_param, bitmap_only=bitmap_only, ordered_only=not bitmap_only
+        )
         hits.extend(found)
         rest = replace(rest, limit=rest.limit - len(found))
     return hits
@@ -431,20 +433,34 @@ def tsquery_text(text: str) -> str:
 
 
 def fetch(
-    sql: str, args: list[Any], pattern_param: str | None = None, bitmap_only: bool = False
+    sql: str,
+    args: list[Any],
+    pattern_param: str | None = None,
+    bitmap_only: bool = False,
+    ordered_only: bool = False,
 ) -> list[tuple]:
     """Run a read query with a time limit; turn Postgres' regex errors into a 400.
 
     `bitmap_only` forbids ordered index scans for this statement (``enable_indexscan = off``), so
     the planner cannot choose to walk the primary key in page order testing every row (its choice
     when it guesses a sparse filter frequent); bitmap scans of every index stay available.
+    `ordered_only` forbids bitmap and sequential scans instead (``enable_bitmapscan``,
+    ``enable_seqscan = off``): for hours without their GIN indexes, a walk of the primary key in page
+    order within the hour that stops when the page is full (never a scan of the whole day partition,
+    which a small partition's costs can favour).
     """
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             # One round trip for both settings (SET LOCAL = set_config(..., true)).
             cursor.execute(
-                "SELECT set_config('statement_timeout', %s, true), set_config('enable_indexscan', %s, true)",
-                [str(statement_timeout.timeout_ms(SEARCH_TIMEOUT_MS)), "off" if bitmap_only else "on"],
+                "SELECT set_config('statement_timeout', %s, true), set_config('enable_indexscan', %s, true), "
+                "set_config('enable_bitmapscan', %s, true), set_config('enable_seqscan', %s, true)",
+                [
+                    str(statement_timeout.timeout_ms(SEARCH_TIMEOUT_MS)),
+                    "off" if bitmap_only else "on",
+                    "off" if ordered_only else "on",
+                    "off" if ordered_only else "on",
+                ],
             )
             cursor.execute(sql, args)
             return cursor.fetchall()
