@@ -353,8 +353,10 @@ def _sparse_page(q: LogQuery, pattern_param: str | None) -> list[tuple]:
        matches fill the page there in a few milliseconds);
     2. when they do not, the rest is searched through the indexes only (bitmap scans: the trigram
        index, the attrs GIN, a btree), segment by segment in page order, newest first by default:
-       2, 8, 32... segments per statement, each a day whose partition has a whole-day trigram
-       index or else an hour (which can use its hourly partial index), until the page is full.
+       2, 8, 32... segments per statement, each a day whose partition has its whole-day GIN
+       indexes or else an hour (which can use its hourly partial indexes), until the page is
+       full. Hours without their indexes yet (the open hour; every hour if the maintenance job
+       logs.deferred_index.build_closed does not run) are walked through the primary key instead.
     """
     if q.words is not None and q.words_need is None:
         q.words_need = words.required(tsquery_text(q.words))
@@ -394,7 +396,7 @@ def _sparse_page(q: LogQuery, pattern_param: str | None) -> list[tuple]:
 def search_segments(q: LogQuery) -> list[tuple[datetime, datetime, bool]]:
     """The time segments step 2 of a sparse search covers, in page order.
 
-    A partition with a whole-day trigram index is one segment; any other is 24 hourly segments
+    A partition with its whole-day GIN indexes is one segment; any other is 24 hourly segments
     (so each hour can use its partial index, and an hour without one reads only that hour).
     Each is (start, end, whether it has its GIN indexes). Segments outside [start, end), beyond the
     cursor or beyond the table's oldest and newest records are left out.
