@@ -547,10 +547,10 @@ def explain_shapes(path: str) -> None:
     statements: list[tuple[str, list[Any], bool]] = []
     real_fetch = search.fetch
 
-    def capture(sql_text: str, args: list[Any], pattern_param: str | None = None, bitmap_only: bool = False):
+    def capture(sql_text: str, args: list[Any], pattern_param: str | None = None, **scans: bool):
         if not sql_text.startswith("SELECT min(ts)") and not sql_text.startswith("SELECT websearch"):
-            statements.append((sql_text, args, bitmap_only))
-        return real_fetch(sql_text, args, pattern_param=pattern_param, bitmap_only=bitmap_only)
+            statements.append((sql_text, args, scans))
+        return real_fetch(sql_text, args, pattern_param=pattern_param, **scans)
 
     now = time.time()
     out = []
@@ -565,19 +565,23 @@ def explain_shapes(path: str) -> None:
             out.append(
                 f"### {label}: {params}\n{len(rows)} rows, {len(statements)} statements, {total:.1f} ms\n"
             )
-            for number, (sql_text, args, bitmap_only) in enumerate(list(statements), 1):
+            for number, (sql_text, args, scans) in enumerate(list(statements), 1):
                 from django.db import connection, transaction
 
                 with transaction.atomic(), connection.cursor() as cursor:
-                    if bitmap_only:
+                    if scans.get("bitmap_only"):
                         cursor.execute("SET LOCAL enable_indexscan = off")
+                    if scans.get("ordered_only"):
+                        cursor.execute("SET LOCAL enable_bitmapscan = off")
+                        cursor.execute("SET LOCAL enable_seqscan = off")
                     cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql_text, args)
                     plan = "\n".join(row[0] for row in cursor.fetchall())
-                step = (
-                    "step 2 (bitmap only)"
-                    if bitmap_only
-                    else ("step 1" if "row_number()" in sql_text else "")
-                )
+                if scans.get("bitmap_only"):
+                    step = "step 2 (bitmap only)"
+                elif scans.get("ordered_only"):
+                    step = "step 2, hours without GIN indexes (ordered walk only)"
+                else:
+                    step = "step 1" if "row_number()" in sql_text else ""
                 out.append(f"statement {number} {step}\n{plan}\n")
     finally:
         search.fetch = real_fetch
