@@ -45,6 +45,7 @@ ALLOWED_FUNCTIONS = frozenset(
         "alerting_worker.maintenance.upkeep.create_partitions",
         "alerting_worker.maintenance.upkeep.enforce_retention",
         "alerting_worker.maintenance.upkeep.trim_streams",
+        "collector_server.logs.deferred_index.build_closed",
         "alerting_worker.alerting.jobs.evaluate_and_dispatch",
         "alerting_worker.alerting.jobs.evaluate_metrics",
         "alerting_worker.alerting.jobs.dispatch_only",

@@ -29,6 +29,8 @@ SCHEDULE: list[Periodic] = [
     Periodic("alerting_worker.maintenance.upkeep.create_partitions", "maintenance", interval=3600),
     Periodic("alerting_worker.maintenance.upkeep.enforce_retention", "maintenance", interval=3600),
     Periodic("alerting_worker.maintenance.upkeep.trim_streams", "maintenance", interval=30),
+    # Logs: the trigram index of each closed hour and day (collector_server/logs/deferred_index.py).
+    Periodic("collector_server.logs.deferred_index.build_closed", "maintenance", interval=120, timeout=1800),
     # Alerting and logs entries follow.
     # Alerting: evaluate every enabled rule then dispatch (ALERT_CHECK_INTERVAL, default 15 s);
     # advance group timers in between; hand out outbox rows whose worker died.

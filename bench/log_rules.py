@@ -104,6 +104,11 @@ def fill(rows: int, hours: float, now: datetime) -> None:
     for name in indexes:
         if name != "logs_entry_pkey":
             sql(f'DROP INDEX "{name}"')
+    # Since logs/0004 the trigram index is built per closed hour and day by a maintenance job, not
+    # on the parent; this bench indexes its whole load at once, as before.
+    indexes["logs_entry_message_trgm"] = (
+        "CREATE INDEX logs_entry_message_trgm ON logs_entry USING gin (message gin_trgm_ops)"
+    )
     step = int(hours * 3600 * 1e6 / rows)
     began = time.perf_counter()
     for lo in range(0, rows, 500_000):

@@ -1,19 +1,25 @@
 """Log store benchmark: ingest rate per index, and search latency over a large table.
 
 (a) Ingest: records per second from decoded batches to committed rows through the real
-    handler (validation + COPY, CHUNK batches per transaction), with all indexes and with the
-    primary key only, in one process and in 2..WORKERS processes at once; then COPY alone
-    (rows prebuilt) with each secondary index alone, with all of them, without the trigram
-    index, and with the full-text index migration 0002 dropped; each index's cost is its
+    handler (validation + COPY, CHUNK batches per transaction), with the indexes as deployed
+    (migration 0004: no GIN index on the ingest path), as before 0004 (the trigram and attrs GIN
+    indexes on the parent, maintained row by row) and with the primary key only, in one process and in
+    2..WORKERS processes at once; then what the deferred work costs (building the GIN indexes
+    of the ingested hour afterwards, as the maintenance job does); then COPY alone (rows
+    prebuilt) with each secondary index alone and with all of them; each index's cost is its
     extra microseconds per row over the primary-key-only run. Every database figure includes
     merging the GIN pending lists (gin_clean_pending_list), work autovacuum would do later.
 (b) Search: fills logs_entry with ROWS records spread over 6 days using INSERT ... SELECT
     generate_series on THREADS connections, with the indexes built after the load (as a bulk
     import would: building an index once is far cheaper than maintaining it row by row), each
-    index partition by partition on THREADS connections and then attached to the parent; then
-    times the API's own search code (search.parse + search.run): by request id, regex (frequent,
-    rare, none), words (frequent, rare, phrase), attribute, level + service, host, a page deep in
-    a cursor walk and the first page; prints median and p95 milliseconds.
+    index partition by partition on THREADS connections and then attached to the parent, and
+    the GIN indexes as the maintenance job leaves them (logs.deferred_index: one per closed
+    day, one per closed hour of today); then times the API's own search code (search.parse +
+    search.run): by request id, regexes (frequent, rare, no match with common trigrams), words
+    (frequent, rare, phrase), attribute, level + service, host, a page deep in a cursor walk and
+    the first page; prints median and p95 milliseconds. For the sparse searches (regex, words,
+    attribute) it also times one statement with every filter, the way the search ran before
+    (the planner's choice of plan), on the same table: column "1 statement".
 
     .venv/bin/python bench/logs.py [--rows 10000000] [--ingest-rows 100000] [--queries 40]
         [--workers 2] [--threads 2] [--skip-ingest] [--skip-search] [--keep]
@@ -26,6 +32,7 @@ never touches another database. Keep it short: the machine is shared.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import re
@@ -33,6 +40,7 @@ import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,18 +52,20 @@ BENCH_DB = "fleetwatch_bench_logs"
 os.environ.update(
     DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}",
     SECRET_KEY="bench",
+    ALLOWED_HOSTS="localhost",
     DJANGO_SETTINGS_MODULE="collector_server.settings",
     LOG_LEVEL="WARNING",
     LOG_RETENTION_DAYS="7",
 )
 SPREAD_DAYS = 6
 MAINTENANCE_WORK_MEM = "512MB"
-TRIGRAM = "logs_entry_message_trgm"
-DROPPED_FTS = "logs_entry_message_fts"
-DROPPED_FTS_DDL = (
-    "CREATE INDEX logs_entry_message_fts ON logs_entry USING gin (to_tsvector('simple'::regconfig, message)) "
-    "WITH (gin_pending_list_limit = 65536)"
-)
+# The parent's GIN indexes before migration logs/0004 (now built per closed hour and day).
+BEFORE_0004 = {
+    "logs_entry_message_trgm": "CREATE INDEX logs_entry_message_trgm ON logs_entry "
+    "USING gin (message gin_trgm_ops) WITH (gin_pending_list_limit = 65536)",
+    "logs_entry_attrs": "CREATE INDEX logs_entry_attrs ON logs_entry "
+    "USING gin (attrs jsonb_path_ops) WITH (gin_pending_list_limit = 65536)",
+}
 SERVICES = ["api", "billing", "worker", "auth", "search"]
 TEMPLATES = [
     ("INFO", "GET /api/v1/items/{n} completed in {ms}ms"),
@@ -93,6 +103,16 @@ def secondary_indexes() -> dict[str, str]:
     )
     # pg_indexes shows the parent's definition as "ON ONLY", which would skip the partitions.
     return {name: ddl.replace(" ON ONLY ", " ON ") for name, ddl in rows}
+
+
+def drop_local_gin() -> None:
+    """Drop the partitions' own GIN indexes (from migration 0004 or the maintenance job)."""
+    for (name,) in sql(
+        "SELECT c.relname FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid "
+        "JOIN pg_inherits i ON i.inhrelid = x.indrelid WHERE i.inhparent = 'logs_entry'::regclass "
+        "AND (c.relname ~ '_trgm(_h[0-9][0-9])?$' OR c.relname ~ '_attrs(_h[0-9][0-9])?$')"
+    ):
+        sql(f'DROP INDEX "{name}"')
 
 
 def use_indexes(all_indexes: dict[str, str], wanted: list[str]) -> None:
@@ -235,39 +255,59 @@ def best(runs: int, fn: Any, *args: Any) -> float:
     return max(fn(*args) for _ in range(runs))
 
 
+def deferred_gin_cost(count: int) -> float:
+    """Build the GIN indexes of the rows just ingested, as the maintenance job does; us per row."""
+    from collector_server.logs.deferred_index import KINDS
+
+    low, high = sql("SELECT min(ts), max(ts) FROM logs_entry")[0]
+    total = 0.0
+    for (part,) in sql("SELECT DISTINCT tableoid::regclass::text FROM logs_entry"):
+        for ops in KINDS.values():
+            started = time.perf_counter()
+            sql(f"CREATE INDEX bench_hour_gin ON {part} {ops} WHERE ts >= %s AND ts <= %s", [low, high])
+            total += time.perf_counter() - started
+            sql("DROP INDEX bench_hour_gin")
+    return total * 1e6 / count
+
+
 def bench_ingest(count: int, batch_size: int, chunk: int, runs: int, max_workers: int) -> None:
     from tests.logs.conftest import make_batch
 
+    drop_local_gin()
     records = make_records(count, time.time())
     batches = [make_batch(records[i : i + batch_size], f"web-{i % 7}") for i in range(0, count, batch_size)]
     indexes = secondary_indexes()
+    deployed = list(indexes)
+    indexes.update(BEFORE_0004)
     print(f"\n(a) ingest: {count:,} records, {batch_size} per batch, {chunk} batches per transaction")
     print(f"    best of {runs} runs; load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print("    every database figure includes merging the GIN pending lists (else left to autovacuum)")
     prep = max(prepare_rate(records)[0] for _ in range(runs))
     _, rows = prepare_rate(records)
     print(f"    validation + COPY line building (Python, no database): {prep:>10,.0f} records/s")
-    use_indexes(indexes, list(indexes))
-    rate = best(runs, ingest_run, batches, chunk)
-    print(f"    handler end to end, all indexes, committed:             {rate:>10,.0f} records/s")
-    for workers in range(2, max_workers + 1):
-        rate = best(runs, parallel_ingest_run, batches, chunk, workers)
-        print(f"    the same, {workers} worker processes in parallel:           {rate:>10,.0f} records/s")
-    use_indexes(indexes, [])
-    rate = best(runs, ingest_run, batches, chunk)
-    print(f"    handler end to end, primary key only, committed:        {rate:>10,.0f} records/s")
-    for workers in range(2, max_workers + 1):
-        rate = best(runs, parallel_ingest_run, batches, chunk, workers)
-        print(f"    the same, {workers} worker processes in parallel:           {rate:>10,.0f} records/s")
+    index_sets = [
+        ("indexes as deployed (0004: GIN indexes off the ingest path)", deployed),
+        ("indexes as before 0004 (GIN indexes on the parent)", [*deployed, *BEFORE_0004]),
+        ("primary key only", []),
+    ]
+    for label, wanted in index_sets:
+        use_indexes(indexes, wanted)
+        rate = best(runs, ingest_run, batches, chunk)
+        print(f"    handler end to end, {label}, committed:")
+        print(f"        1 worker process:  {rate:>10,.0f} records/s")
+        for workers in range(2, max_workers + 1):
+            rate = best(runs, parallel_ingest_run, batches, chunk, workers)
+            print(f"        {workers} worker processes: {rate:>10,.0f} records/s")
+        if label.startswith("indexes as deployed"):
+            cost = deferred_gin_cost(count)
+            print(
+                f"        deferred: the hour's GIN indexes built afterwards (maintenance job): {cost:.1f} us/row"
+            )
     print("\n    COPY alone (rows prebuilt), per index set:")
-    print(f"    {'indexes':<36} {'rows/s':>12} {'us/row':>8} {'index cost us/row':>18} {'slowdown':>9}")
-    indexes[DROPPED_FTS] = DROPPED_FTS_DDL
+    print(f"    {'indexes':<44} {'rows/s':>12} {'us/row':>8} {'index cost us/row':>18} {'slowdown':>9}")
     configs = [("primary key only", [])] + [(f"+ {name}", [name]) for name in indexes]
-    configs[-1] = (f"+ {DROPPED_FTS} (dropped by 0002)", [DROPPED_FTS])
-    deployed = [name for name in indexes if name != DROPPED_FTS]
-    configs.append(("all indexes (as deployed)", deployed))
-    configs.append(("all but the trigram index", [name for name in deployed if name != TRIGRAM]))
-    configs.append(("all + full text (as before 0002)", list(indexes)))
+    configs.append(("all indexes as deployed (0004)", deployed))
+    configs.append(("all + GIN on the parent (before 0004)", [*deployed, *BEFORE_0004]))
     base_us = None
     per_tx = batch_size * chunk
     for label, wanted in configs:
@@ -277,7 +317,7 @@ def bench_ingest(count: int, batch_size: int, chunk: int, runs: int, max_workers
         base_us = us if base_us is None else base_us
         cost = "" if not wanted else f"{us - base_us:+.1f}"
         slowdown = "" if not wanted else f"{us / base_us:.2f}x"
-        print(f"    {label:<36} {rate:>12,.0f} {us:>8.1f} {cost:>18} {slowdown:>9}")
+        print(f"    {label:<44} {rate:>12,.0f} {us:>8.1f} {cost:>18} {slowdown:>9}")
     use_indexes(indexes, deployed)
     sql("TRUNCATE logs_entry")
 
@@ -381,6 +421,15 @@ def fill(rows: int, threads: int) -> float:
         build_index(name, ddl, partitions, threads)
         print(f"    build {name}: {time.perf_counter() - t:.1f} s", flush=True)
     t = time.perf_counter()
+    from collector_server.logs import deferred_index
+
+    drop_local_gin()
+    creates, _ = deferred_index.plan(datetime.now(UTC))
+    on_threads([ddl.replace(" CONCURRENTLY", "") for _, ddl in creates], threads)
+    days = sum(1 for name, _ in creates if name[-4:-2] != "_h")
+    print(f"    build the GIN indexes ({days} of closed days, {len(creates) - days} of closed hours of today): "
+          f"{time.perf_counter() - t:.1f} s")  # fmt: skip
+    t = time.perf_counter()
     on_threads([f"ANALYZE {name}" for name in partitions], threads)
     sql("ANALYZE logs_entry")
     print(f"    analyze: {time.perf_counter() - t:.1f} s")
@@ -409,11 +458,28 @@ def timed(params_list: list[dict[str, str]]) -> tuple[float, float, int, float, 
     return statistics.median(ms), p95, len(rows), ms[-1], times[-1][1]
 
 
-def bench_search(rows: int, queries: int, threads: int) -> None:
+def timed_one_statement(params_list: list[dict[str, str]]) -> float:
+    """Median ms of one statement with every filter (the planner's own plan), as the search ran before."""
+    from collector_server.logs import search
+
+    times = []
+    for params in params_list:
+        q = search.parse(params)
+        started = time.perf_counter()
+        with contextlib.suppress(search.SearchTimeout):  # counted at the time limit
+            search.fetch(*search.build_sql(q))
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def bench_search(rows: int, queries: int, threads: int, reuse: bool = False) -> None:
     from collector_server.logs import search
 
     print(f"\n(b) search over {rows:,} stored records ({SPREAD_DAYS} days, 20 hosts, 5 services)")
-    fill(rows, threads)
+    if reuse:
+        print(f"    reusing the table kept in {BENCH_DB} (--reuse)")
+    else:
+        fill(rows, threads)
     rng = random.Random(2)
     requests = [{"request_id": f"req-{rng.randrange(rows // 4):08x}"} for _ in range(queries)]
     first = sql("SELECT ts, id FROM logs_entry ORDER BY ts DESC, id DESC OFFSET %s LIMIT 1", [100 * 999])[0]
@@ -426,7 +492,11 @@ def bench_search(rows: int, queries: int, threads: int) -> None:
          [{"pattern": f"user {4000 + i} logged"} for i in range(queries)]),
         ("pattern: 'items/9999[0-9] ' + last day (rarest)",
          [{"pattern": "items/9999[0-9] ", "start": str(time.time() - 86400)}] * queries),
-        ("pattern: 'db-9' (no match at all)", [{"pattern": "db-9"}] * max(3, queries // 4)),
+        ("pattern: 'db-9' (no match, common trigrams)", [{"pattern": "db-9"}] * queries),
+        ("pattern: 'refused \\(attempt [7-9]\\)' (no match)",
+         [{"pattern": "refused \\(attempt [7-9]\\)"}] * queries),
+        ("pattern: 'to db-[7-9]' (no match, common trigrams)", [{"pattern": "to db-[7-9]"}] * queries),
+        ("pattern: 'from 10\\.0\\.25[2-5]\\.' (no match)", [{"pattern": "from 10\\.0\\.25[2-5]\\."}] * queries),
         ("q: words 'payment refused' (frequent)", [{"q": "payment refused"}] * queries),
         ("q: words 'user 4242' (~1 in 40,000)", [{"q": f"user {4000 + i}"} for i in range(queries)]),
         ("q: phrase '\"timeout after 4321ms\"' (~1 in 40,000)",
@@ -437,16 +507,86 @@ def bench_search(rows: int, queries: int, threads: int) -> None:
         ("page 1,000 of a cursor walk (limit 100)", [{"cursor": deep}] * queries),
         ("first page, no filter (limit 100)", [{}] * queries),
     ]  # fmt: skip
-    print(f"    {'search':<62} {'median ms':>10} {'p95 ms':>10} {'rows':>6}")
+    print(f"    {'search':<62} {'median ms':>10} {'p95 ms':>10} {'rows':>6} {'1 statement':>12}")
     slowest = []
+    regex_ms: list[float] = []
     for label, params_list in cases:
         median, p95, count, worst, worst_params = timed(params_list)
-        print(f"    {label:<62} {median:>10.1f} {p95:>10.1f} {count:>6}", flush=True)
+        before = ""
+        if any(name == "pattern" or name.startswith("attr.") for name in params_list[0]):
+            before = f"{timed_one_statement(params_list[: max(3, len(params_list) // 8)]):.1f}"
+        if label.startswith("pattern"):
+            regex_ms.append(p95)
+        print(f"    {label:<62} {median:>10.1f} {p95:>10.1f} {count:>6} {before:>12}", flush=True)
         if worst > 5 * median:
             slowest.append(f"    {label}: slowest {worst:.0f} ms with {worst_params}")
+    print(f"    worst regex p95 of the {len(regex_ms)} regex searches: {max(regex_ms):.1f} ms")
     if slowest:
         print("    outliers (slowest query over 5x the median):")
         print("\n".join(slowest))
+
+
+EXPLAIN_SHAPES = [
+    ("request id", {"request_id": "req-0000beef"}),
+    ("level + service", {"min_level": "CRITICAL", "service": "billing"}),
+    ("host, last hour", {"host": "web-7", "start": "-3600"}),
+    ("time range (2 hours, 2 days ago)", {"start": "-176400", "end": "-169200"}),
+    ("first page, no filter", {}),
+    ("regex 'db-9' (no match, common trigrams)", {"pattern": "db-9"}),
+    ("regex 'user 4242 logged' (rare)", {"pattern": "user 4242 logged"}),
+    ("words 'user 4242' (rare)", {"q": "user 4242"}),
+    ("phrase '\"timeout after 4321ms\"' (rare)", {"q": '"timeout after 4321ms"'}),
+    ("attribute user_id=4242", {"attr.user_id": "4242"}),
+]
+
+
+def explain_shapes(path: str) -> None:
+    """Write EXPLAIN (ANALYZE, BUFFERS) of every statement each search shape runs to `path`."""
+    from collector_server.logs import search
+
+    statements: list[tuple[str, list[Any], bool]] = []
+    real_fetch = search.fetch
+
+    def capture(sql_text: str, args: list[Any], pattern_param: str | None = None, **scans: bool):
+        if not sql_text.startswith("SELECT min(ts)") and not sql_text.startswith("SELECT websearch"):
+            statements.append((sql_text, args, scans))
+        return real_fetch(sql_text, args, pattern_param=pattern_param, **scans)
+
+    now = time.time()
+    out = []
+    search.fetch = capture
+    try:
+        for label, params in EXPLAIN_SHAPES:
+            params = {k: (str(now + float(v)) if k in ("start", "end") else v) for k, v in params.items()}
+            statements.clear()
+            started = time.perf_counter()
+            rows, _ = search.run(search.parse(params))
+            total = (time.perf_counter() - started) * 1000
+            out.append(
+                f"### {label}: {params}\n{len(rows)} rows, {len(statements)} statements, {total:.1f} ms\n"
+            )
+            for number, (sql_text, args, scans) in enumerate(list(statements), 1):
+                from django.db import connection, transaction
+
+                with transaction.atomic(), connection.cursor() as cursor:
+                    if scans.get("bitmap_only"):
+                        cursor.execute("SET LOCAL enable_indexscan = off")
+                    if scans.get("ordered_only"):
+                        cursor.execute("SET LOCAL enable_bitmapscan = off")
+                        cursor.execute("SET LOCAL enable_seqscan = off")
+                    cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql_text, args)
+                    plan = "\n".join(row[0] for row in cursor.fetchall())
+                if scans.get("bitmap_only"):
+                    step = "step 2 (bitmap only)"
+                elif scans.get("ordered_only"):
+                    step = "step 2, hours without GIN indexes (ordered walk only)"
+                else:
+                    step = "step 1" if "row_number()" in sql_text else ""
+                out.append(f"statement {number} {step}\n{plan}\n")
+    finally:
+        search.fetch = real_fetch
+    Path(path).write_text("\n".join(out))
+    print(f"    EXPLAIN (ANALYZE, BUFFERS) of {len(EXPLAIN_SHAPES)} search shapes written to {path}")
 
 
 def main() -> None:
@@ -461,15 +601,30 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="connections loading and indexing in parallel")
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--skip-search", action="store_true")
+    parser.add_argument(
+        "--explain", metavar="FILE", help="also write EXPLAIN (ANALYZE, BUFFERS) of each search shape"
+    )
+    parser.add_argument(
+        "--reuse", action="store_true", help=f"search the table a --keep run left in {BENCH_DB}"
+    )
     parser.add_argument("--keep", action="store_true", help=f"keep the database {BENCH_DB} for EXPLAIN")
     args = parser.parse_args()
     started = time.perf_counter()
-    setup()
+    if args.reuse:
+        import django
+
+        django.setup()
+        args.keep = True
+        args.skip_ingest = True  # ingest empties the table
+    else:
+        setup()
     try:
         if not args.skip_ingest:
             bench_ingest(args.ingest_rows, args.batch, args.chunk, args.runs, args.workers)
         if not args.skip_search:
-            bench_search(args.rows, args.queries, args.threads)
+            bench_search(args.rows, args.queries, args.threads, args.reuse)
+            if args.explain:
+                explain_shapes(args.explain)
     finally:
         if not args.keep:
             teardown()

@@ -19,7 +19,7 @@ from django.db import DataError, OperationalError, connection, transaction
 from django.http import QueryDict
 from rest_framework.exceptions import APIException
 
-from collector_server.logs import levels, words
+from collector_server.logs import deferred_index, levels, regex_need, words
 from collector_server.logs.api import params
 from collector_server.monitoring import statement_timeout
 from collector_server.monitoring.api import known_params
@@ -32,6 +32,8 @@ MAX_PATTERN_CHARS = 1000
 SEARCH_TIMEOUT_MS = 30_000
 WORDS_WINDOW_MIN = 2000
 WORDS_WINDOW_PER_ROW = 20
+SEGMENTS_FIRST = 2  # step 2 of a sparse search: segments in its first statement,
+SEGMENTS_GROWTH = 4  # times this many in each next one (2, 8, 32, ...)
 ATTR_PREFIX = "attr."
 ATTR_KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 INVALID_REGEX_SQLSTATE = "2201B"
@@ -70,8 +72,10 @@ class LogQuery:
     newest_first: bool = True
     limit: int = DEFAULT_LIMIT
     after: tuple[datetime, int] | None = None
-    # What every match of `words` must contain (see logs.words); set by run() (via _words_page) from Postgres' tsquery.
+    # What every match of `words` must contain (see logs.words); set by run() (via _sparse_page) from Postgres' tsquery.
     words_need: words.Need | None = None
+    # What every match of `pattern` must contain (see logs.regex_need); set by run().
+    pattern_need: words.Need | None = None
 
 
 def parse(query: QueryDict | dict[str, str]) -> LogQuery:
@@ -180,33 +184,93 @@ def decode_cursor(token: str | None, newest_first: bool) -> tuple[datetime, int]
 def build_sql(q: LogQuery) -> tuple[str, list[Any]]:
     """Return the SQL and parameters of one page (limit + 1 rows, to know whether more follow)."""
     where, args = _filters(q)
-    if q.words is not None:
-        clause, values = _words_filter(q)
+    clause, values = _sparse_filter(q)
+    if clause:
         where.append(clause)
         args.extend(values)
     return _page_sql(q, where), [*args, q.limit + 1]
 
 
 def build_window_sql(q: LogQuery, window: int) -> tuple[str, list[Any]]:
-    """Return SQL walking the first `window` rows of every filter but the words, in page order.
+    """Return SQL walking the first `window` rows of every filter but the sparse ones, in page order.
 
-    Each row comes back with two more columns: whether the words match, and its place in the
-    walk; only matches and the last row of the window (its place is `window`) are returned.
+    Each row comes back with two more columns: whether the sparse filters (words, pattern,
+    attributes) match, and its place in the walk; only matches and the last row of the window
+    (its place is `window`) are returned.
     """
     where, args = _filters(q)
     inner = _page_sql(q, where)
-    words_sql, words_args = _words_filter(q)
+    hit_sql, hit_args = _sparse_filter(q)
     sql = (
-        f"SELECT * FROM (SELECT w.*, {words_sql} AS hit, row_number() OVER () AS place FROM ({inner}) AS w) "
+        f"SELECT * FROM (SELECT w.*, {hit_sql} AS hit, row_number() OVER () AS place FROM ({inner}) AS w) "
         "AS walk WHERE hit OR place = %s LIMIT %s"
     )
-    return sql, [*words_args, *args, window, window, q.limit + 2]
+    return sql, [*hit_args, *args, window, window, q.limit + 2]
+
+
+def build_segments_sql(q: LogQuery, segments: list[tuple[datetime, datetime]]) -> tuple[str, list[Any]]:
+    """Return SQL for one page over these time segments: one subquery per segment, UNION ALL.
+
+    Each subquery bounds ts by its segment with literal timestamps, so Postgres can prove that
+    a partial trigram index of that hour covers it (see logs.deferred_index); the page order is
+    applied once, over the union.
+    """
+    where, args = _filters(q)
+    clause, values = _sparse_filter(q)
+    where.append(clause)
+    args.extend(values)
+    parts = []
+    all_args: list[Any] = []
+    for start, end in segments:
+        bounds = f"ts >= {deferred_index.sql_time(start)} AND ts < {deferred_index.sql_time(end)}"
+        parts.append(f"({SELECT} WHERE {' AND '.join([*where, bounds])})")
+        all_args.extend(args)
+    direction = "DESC" if q.newest_first else "ASC"
+    sql = f"SELECT * FROM ({' UNION ALL '.join(parts)}) AS segment ORDER BY ts {direction}, id {direction} LIMIT %s"
+    return sql, [*all_args, q.limit + 1]
 
 
 def _page_sql(q: LogQuery, where: list[str]) -> str:
     direction = "DESC" if q.newest_first else "ASC"
     sql = SELECT + (" WHERE " + " AND ".join(where) if where else "")
     return sql + f" ORDER BY ts {direction}, id {direction} LIMIT %s"
+
+
+def has_sparse(q: LogQuery) -> bool:
+    """Whether `q` has a filter whose selectivity the planner cannot know (words, pattern, attributes)."""
+    return q.words is not None or q.pattern is not None or bool(q.attrs)
+
+
+def _sparse_filter(q: LogQuery) -> tuple[str, list[Any]]:
+    """The words, pattern and attribute conditions, AND-ed ("" when there is none)."""
+    clauses: list[str] = []
+    args: list[Any] = []
+    if q.words is not None:
+        clause, values = _words_filter(q)
+        clauses.append(clause)
+        args.extend(values)
+    if q.pattern is not None:
+        if q.pattern_need is not None:
+            # First, so that the cheaper ILIKE rejects most rows before the regex runs.
+            clause, values = words.ilike_sql(q.pattern_need)
+            clauses.append(clause)
+            args.extend(values)
+        regex = f"message {'~' if q.case_sensitive else '~*'} %s"
+        if q.pattern_need is not None and q.pattern_need.op == "or":
+            # Alternative pieces ([7-9], a|b) can only narrow through a BitmapOr of their ILIKEs;
+            # with the regex indexable too, the planner takes the regex's trigrams alone (every
+            # row holding "refused" and "attempt" for 'refused \(attempt [7-9]\)') and tests the
+            # pieces as a filter. Written as a boolean test, the regex is not indexable.
+            regex = f"({regex}) IS TRUE"
+        clauses.append(regex)
+        args.append(q.pattern)
+    for key, value in q.attrs:
+        candidates = _attr_candidates(key, value)
+        clauses.append("(" + " OR ".join(["attrs @> %s::jsonb"] * len(candidates)) + ")")
+        args.extend(candidates)
+    if not clauses:
+        return "", []
+    return "(" + " AND ".join(clauses) + ")", args
 
 
 def _words_filter(q: LogQuery) -> tuple[str, list[Any]]:
@@ -221,7 +285,7 @@ def _words_filter(q: LogQuery) -> tuple[str, list[Any]]:
 
 
 def _filters(q: LogQuery) -> tuple[list[str], list[Any]]:
-    """Every condition of `q` except the words, with their parameters."""
+    """Every condition of `q` except the sparse ones (words, pattern, attributes), with their parameters."""
     where: list[str] = []
     args: list[Any] = []
 
@@ -246,12 +310,6 @@ def _filters(q: LogQuery) -> tuple[list[str], list[Any]]:
     for column in ("request_id", "trace_id", "span_id"):
         if getattr(q, column) is not None:
             add(f"{column} = %s", getattr(q, column))
-    if q.pattern is not None:
-        add(f"message {'~' if q.case_sensitive else '~*'} %s", q.pattern)
-    for key, value in q.attrs:
-        candidates = _attr_candidates(key, value)
-        where.append("(" + " OR ".join(["attrs @> %s::jsonb"] * len(candidates)) + ")")
-        args.extend(candidates)
     if q.after is not None:
         add(f"(ts, id) {'<' if q.newest_first else '>'} (%s, %s)", *q.after)
     return where, args
@@ -272,8 +330,8 @@ def _attr_candidates(key: str, value: str) -> list[str]:
 def run(q: LogQuery) -> tuple[list[dict[str, Any]], str | None]:
     """Return one page of rows and the cursor of the next page (None on the last page)."""
     pattern_param = "pattern" if q.pattern is not None else None
-    if q.words is not None:
-        rows = _words_page(q, pattern_param)
+    if has_sparse(q):
+        rows = _sparse_page(q, pattern_param)
     else:
         sql, args = build_sql(q)
         rows = fetch(sql, args, pattern_param=pattern_param)
@@ -283,17 +341,27 @@ def run(q: LogQuery) -> tuple[list[dict[str, Any]], str | None]:
     return [as_dict(row) for row in rows], next_cursor
 
 
-def _words_page(q: LogQuery, pattern_param: str | None) -> list[tuple]:
-    """Up to limit + 1 rows of a word search: walk the first rows in page order, then use the index.
+def _sparse_page(q: LogQuery, pattern_param: str | None) -> list[tuple]:
+    """Up to limit + 1 rows of a search with words, a pattern or attributes.
 
-    Without statistics on the words the planner guesses every word rare and fetches all rows
-    holding it through the trigram index, which for a frequent word means a million full-text
-    tests. So first the first WORDS_WINDOW rows of the other filters are tested in page order
-    (frequent words fill the page there); only when they do not, the rest of the table is
-    searched through the index, after the last row walked.
+    The planner has no useful statistics for these filters (a regex, words without a full-text
+    index, one value of one attribute key): when it guesses them frequent it walks the primary
+    key newest first and tests every row, which for a rare match means millions of rows. So the
+    search runs in two steps whose plans do not depend on that guess:
+
+    1. the first WORDS_WINDOW rows of the other filters, in page order, are tested (frequent
+       matches fill the page there in a few milliseconds);
+    2. when they do not, the rest is searched through the indexes only (bitmap scans: the trigram
+       index, the attrs GIN, a btree), segment by segment in page order, newest first by default:
+       2, 8, 32... segments per statement, each a day whose partition has its whole-day GIN
+       indexes or else an hour (which can use its hourly partial indexes), until the page is
+       full. Hours without their indexes yet (the open hour; every hour if the maintenance job
+       logs.deferred_index.build_closed does not run) are walked through the primary key instead.
     """
-    if q.words_need is None:
-        q.words_need = words.required(tsquery_text(q.words or ""))
+    if q.words is not None and q.words_need is None:
+        q.words_need = words.required(tsquery_text(q.words))
+    if q.pattern is not None and q.pattern_need is None:
+        q.pattern_need = regex_need.required(q.pattern)
     window = max(WORDS_WINDOW_MIN, WORDS_WINDOW_PER_ROW * (q.limit + 1))
     sql, args = build_window_sql(q, window)
     walked = fetch(sql, args, pattern_param=pattern_param)
@@ -302,8 +370,63 @@ def _words_page(q: LogQuery, pattern_param: str | None) -> list[tuple]:
         return hits
     last = walked[-1]
     rest = replace(q, after=(last[1], last[0]), limit=q.limit - len(hits))
-    sql, args = build_sql(rest)
-    return hits + fetch(sql, args, pattern_param=pattern_param)
+    segments = search_segments(rest)
+    batch = SEGMENTS_FIRST
+    while segments and len(hits) <= q.limit:
+        if not segments[0][2]:
+            # Hours without their GIN indexes yet (the open hour): one statement walking the
+            # primary key in page order, which stops as soon as the page is full and at worst
+            # reads those hours' rows (a bitmap would read them all, then sort).
+            count = next((i for i, segment in enumerate(segments) if segment[2]), len(segments))
+            bitmap_only = False
+        else:
+            count = next((i for i, segment in enumerate(segments[:batch]) if not segment[2]), batch)
+            bitmap_only = True
+            batch *= SEGMENTS_GROWTH
+        chunk, segments = segments[:count], segments[count:]
+        sql, args = build_segments_sql(rest, [(start, end) for start, end, _ in chunk])
+        found = fetch(
+            sql, args, pattern_param=pattern_param, bitmap_only=bitmap_only, ordered_only=not bitmap_only
+        )
+        hits.extend(found)
+        rest = replace(rest, limit=rest.limit - len(found))
+    return hits
+
+
+def search_segments(q: LogQuery) -> list[tuple[datetime, datetime, bool]]:
+    """The time segments step 2 of a sparse search covers, in page order.
+
+    A partition with its whole-day GIN indexes is one segment; any other is 24 hourly segments
+    (so each hour can use its partial index, and an hour without one reads only that hour).
+    Each is (start, end, whether it has its GIN indexes). Segments outside [start, end), beyond the
+    cursor or beyond the table's oldest and newest records are left out.
+    """
+    low = q.start
+    high = q.end
+    if q.after is not None:
+        if q.newest_first:
+            bound = q.after[0] + timedelta(microseconds=1)
+            high = bound if high is None else min(high, bound)
+        else:
+            low = q.after[0] if low is None else max(low, q.after[0])
+    oldest, newest = fetch("SELECT min(ts), max(ts) FROM logs_entry", [])[0]
+    if oldest is None:
+        return []
+    low = oldest if low is None else max(low, oldest)
+    high = (
+        newest + timedelta(microseconds=1) if high is None else min(high, newest + timedelta(microseconds=1))
+    )
+    segments = []
+    for part in deferred_index.state():
+        spans = (
+            [(part.start, part.start + timedelta(days=1), True)]
+            if part.whole_day
+            else [(*deferred_index.hour_bounds(part.day, hour), hour in part.hours) for hour in range(24)]
+        )
+        for start, end, indexed in spans:
+            if (low is None or end > low) and (high is None or start < high):
+                segments.append((start, end, indexed))
+    return segments[::-1] if q.newest_first else segments
 
 
 def tsquery_text(text: str) -> str:
@@ -311,12 +434,35 @@ def tsquery_text(text: str) -> str:
     return fetch("SELECT websearch_to_tsquery('simple', %s)::text", [text])[0][0]
 
 
-def fetch(sql: str, args: list[Any], pattern_param: str | None = None) -> list[tuple]:
-    """Run a read query with a time limit; turn Postgres' regex errors into a 400."""
+def fetch(
+    sql: str,
+    args: list[Any],
+    pattern_param: str | None = None,
+    bitmap_only: bool = False,
+    ordered_only: bool = False,
+) -> list[tuple]:
+    """Run a read query with a time limit; turn Postgres' regex errors into a 400.
+
+    `bitmap_only` forbids ordered index scans for this statement (``enable_indexscan = off``), so
+    the planner cannot choose to walk the primary key in page order testing every row (its choice
+    when it guesses a sparse filter frequent); bitmap scans of every index stay available.
+    `ordered_only` forbids bitmap and sequential scans instead (``enable_bitmapscan``,
+    ``enable_seqscan = off``): for hours without their GIN indexes, a walk of the primary key in page
+    order within the hour that stops when the page is full (never a scan of the whole day partition,
+    which a small partition's costs can favour).
+    """
     try:
         with transaction.atomic(), connection.cursor() as cursor:
+            # One round trip for both settings (SET LOCAL = set_config(..., true)).
             cursor.execute(
-                "SET LOCAL statement_timeout = %s", [statement_timeout.timeout_ms(SEARCH_TIMEOUT_MS)]
+                "SELECT set_config('statement_timeout', %s, true), set_config('enable_indexscan', %s, true), "
+                "set_config('enable_bitmapscan', %s, true), set_config('enable_seqscan', %s, true)",
+                [
+                    str(statement_timeout.timeout_ms(SEARCH_TIMEOUT_MS)),
+                    "off" if bitmap_only else "on",
+                    "off" if ordered_only else "on",
+                    "off" if ordered_only else "on",
+                ],
             )
             cursor.execute(sql, args)
             return cursor.fetchall()

@@ -130,6 +130,8 @@ def test_a_slow_user_query_is_cancelled_by_the_statement_timeout(settings, monke
     settings.QUERY_TIMEOUT_MS = 100
     monkeypatch.setattr(query, "run_query", slow)
     monkeypatch.setattr(search, "build_sql", lambda *a, **k: ("SELECT pg_sleep(5)", []))
+    # A pattern search starts with its window walk (logs/search.py, sparse searches).
+    monkeypatch.setattr(search, "build_window_sql", lambda *a, **k: ("SELECT pg_sleep(5)", []))
     api = APIClient()
     api.force_authenticate(User.objects.create_superuser("root", "r@example.com", "pw-root-123"))
     response = api.get("/api/v1/monitoring/query", {"metric": "cpu"})
