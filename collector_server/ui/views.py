@@ -16,7 +16,7 @@ from collector_server.alerts.models import COMPARISONS, SEVERITIES, Alert, Alert
 from collector_server.monitoring import query
 from collector_server.monitoring.models import Host, Series
 from collector_server.orgs.session import organization_choice, switch_organization
-from collector_server.ui import charts, endpoint_charts, ranges
+from collector_server.ui import charts, endpoint_charts, model_charts, ranges
 
 REFRESH_SECONDS = 30
 
@@ -92,6 +92,14 @@ def explore(request: HttpRequest) -> HttpResponse:
 def endpoints(request: HttpRequest) -> HttpResponse:
     shown = [c.describe() for c in endpoint_charts.ENDPOINT_CHARTS]
     return _page(request, "endpoints.html", "endpoints", charts=shown)
+
+
+@page_view
+def models(request: HttpRequest) -> HttpResponse:
+    # The KV-cache chart only where a model server reports it.
+    has_kv = Series.objects.filter(name=model_charts.llm.KV_CACHE).exists()
+    shown = [c.describe() for c in model_charts.MODEL_CHARTS if c.group == "llm" or has_kv]
+    return _page(request, "models.html", "models", charts=shown)
 
 
 @page_view
