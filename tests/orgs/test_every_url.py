@@ -251,6 +251,7 @@ API: dict[str, list[tuple[str, str, Any, Expect]]] = {
     "prometheus/api/v1/write": [("post", "/prometheus/api/v1/write", {}, expect(401, 400, 403, 400, 400))],
     "otlp/v1/metrics": [("post", "/otlp/v1/metrics", {}, expect(401, PUSHED, 403, PUSHED, PUSHED))],
     "otlp/v1/logs": [("post", "/otlp/v1/logs", {}, expect(401, PUSHED, 403, PUSHED, PUSHED))],
+    "otlp/v1/traces": [("post", "/otlp/v1/traces", {}, expect(401, PUSHED, 403, PUSHED, PUSHED))],
     # The seed documents' health and metrics paths: public, like the health endpoint and /metrics.
     "api/v1/monitoring/status": [("get", "/api/v1/monitoring/status?scope=live", None, PUBLIC)],
     "api/health": [("get", "/api/health?scope=live", None, PUBLIC)],
@@ -265,6 +266,7 @@ API: dict[str, list[tuple[str, str, Any, Expect]]] = {
     "requests/<str:request_id>/": [("get", f"/requests/req-{MARKER}/", None, PAGE)],
     "explore/": [("get", "/explore/", None, PAGE)],
     "endpoints/": [("get", "/endpoints/", None, PAGE)],
+    "models/": [("get", "/models/", None, PAGE)],
     "rules/new/": [("get", "/rules/new/", None, PAGE)],
     "rules/<int:pk>/": [("get", "/rules/{rule}/", None, PAGE_DETAIL)],
     "login/": [("get", "/login/", None, PUBLIC)],
@@ -275,6 +277,7 @@ API: dict[str, list[tuple[str, str, Any, Expect]]] = {
     "ui/api/metric-names": [("get", "/ui/api/metric-names", None, LIST)],
     "ui/api/labels": [("get", "/ui/api/labels?metric=system_cpu_usage_percent", None, LIST)],
     "ui/api/health": [("get", "/ui/api/health", None, LIST)],
+    "ui/api/model-hosts": [("get", "/ui/api/model-hosts", None, LIST)],
     # The schema describes endpoints, never data: public like the login page.
     "api/schema/": [("get", "/api/schema/?format=json", None, PUBLIC)],
     "api/docs/": [("get", "/api/docs/", None, PUBLIC)],
@@ -412,7 +415,17 @@ def _sent_values(url: str, body: Any) -> list[str]:
     return values
 
 
-UI_PAGES = ("/admin/", "/hosts/", "/alerts/", "/logs/", "/requests/", "/explore/", "/endpoints/", "/rules/")
+UI_PAGES = (
+    "/admin/",
+    "/hosts/",
+    "/alerts/",
+    "/logs/",
+    "/requests/",
+    "/explore/",
+    "/endpoints/",
+    "/models/",
+    "/rules/",
+)
 
 
 def _filled(body: Any, ids: dict[str, Any]) -> Any:

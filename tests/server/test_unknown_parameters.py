@@ -59,6 +59,7 @@ VALID: dict[str, dict[str, str]] = {
     "/ui/api/metric-names": {"prefix": "system"},
     "/ui/api/labels": {"metric": "system_load1"},
     "/ui/api/health": {},
+    "/ui/api/model-hosts": {"range": "6h", "start": "1700000000", "end": "1700003600", "width": "100"},
     "/api/v1/monitoring/hosts": {
         "hostname": "web-1",
         "hostname__icontains": "web",

@@ -45,7 +45,7 @@ METRIC_CALLS = ((0.8, 200, 100), (2.0, 300, 150))  # (seconds, input, output), a
 GPU_PERCENT = 63.0
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", autouse=True)  # before ui_stack, which reads the environment
 def vllm() -> Iterator[ModelServer]:
     """A vLLM-shaped exporter; the stack's agent scrapes it with the vllm preset."""
     server = ModelServer("vllm", steps=STEPS)
