@@ -130,6 +130,18 @@ API: dict[str, list[tuple[str, str, Any, Expect]]] = {
             expect(401, 404, 403, 403, (200, 202, 502)),
         )
     ],
+    # LLM inference: recording needs the operator role ({} is refused by validation: no Redis needed).
+    "api/v1/monitoring/inference": [
+        ("post", "/api/v1/monitoring/inference", {}, expect(401, 400, 403, 400, 400))
+    ],
+    "api/monitoring/dashboard/inference": [
+        ("post", "/api/monitoring/dashboard/inference", {}, expect(401, 400, 403, 400, 400))
+    ],
+    "api/v1/monitoring/models": [("get", "/api/v1/monitoring/models?hours=1", None, LIST)],
+    "api/v1/monitoring/models/series": [
+        ("get", "/api/v1/monitoring/models/series?figure=requests&hours=1", None, LIST)
+    ],
+    "api/v1/monitoring/models/daily-cost": [("get", "/api/v1/monitoring/models/daily-cost", None, LIST)],
     "api/v1/logs/search": [("get", "/api/v1/logs/search", None, LIST)],
     "api/v1/logs/stats": [("get", "/api/v1/logs/stats", None, LIST)],
     "api/v1/logs/requests/<str:request_id>": [("get", f"/api/v1/logs/requests/req-{MARKER}", None, DETAIL)],
@@ -299,7 +311,7 @@ ADMIN_SITE: dict[str, list[tuple[str, str, Any, Expect]]] = {
     "admin/r/<path:content_type_id>/<path:object_id>/": [
         ("get", "/admin/r/1/1/", None, expect(302, 404, 404, 404, 404))
     ],
-    "admin/^(?P<app_label>auth|axes|monitoring|alerts|enrollments|orgs)/$": [
+    "admin/^(?P<app_label>auth|axes|monitoring|alerts|enrollments|orgs|inference)/$": [
         ("get", "/admin/alerts/", None, STAFF)
     ],
     "admin/(?P<url>.*)$": [("get", "/admin/no-such-page/", None, expect(302, 404, 404, 404, 404))],
@@ -330,6 +342,9 @@ ADMIN_MODELS: dict[str, tuple[str, str, str, frozenset[str]]] = {
     "orgs/membership": ("member", "admin", "admin", frozenset()),
     "orgs/apitoken": ("token", "admin", "admin", frozenset({"add"})),
     "orgs/auditevent": ("audit", "admin", "admin", frozenset({"add", "delete"})),
+    # Prices are add-only (history kept): nobody deletes one.
+    "inference/modelprice": ("price", "viewer", "admin", frozenset({"delete"})),
+    "inference/budget": ("budget", "viewer", "admin", frozenset()),
 }
 MODEL_PAGES = {
     "": "changelist",
