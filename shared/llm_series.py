@@ -1,7 +1,7 @@
-"""The LLM series contract (docs/inference.md) and helpers that map other sources onto it.
+"""Helpers that map other sources (OpenTelemetry GenAI, model servers) onto the LLM series contract.
 
-Every source of inference figures (the SDK, the seed endpoint, OpenTelemetry GenAI metrics
-and spans, model-server scrape presets) writes these names, so one query covers them all.
+The contract's names are shared/inference.py's (docs/inference.md); this adds re-bucketing
+of a source's histogram onto the contract's bounds and the buckets of one observation.
 """
 
 from __future__ import annotations
@@ -9,29 +9,35 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-REQUESTS = "llm_requests_total"  # {model, organization, status}
-DURATION = "llm_request_duration_seconds"  # histogram {model, organization}
-TTFT = "llm_time_to_first_token_seconds"  # histogram {model, organization}
-INPUT_TOKENS = "llm_input_tokens_total"  # {model, organization}
-OUTPUT_TOKENS = "llm_output_tokens_total"  # {model, organization}
-COST = "llm_cost_usd_total"  # {model, organization}
-RUNNING = "llm_requests_running"  # gauge {model}
-WAITING = "llm_requests_waiting"  # gauge {model}
-KV_CACHE = "llm_kv_cache_usage_ratio"  # gauge {model}, 0..1
-TPOT = "llm_time_per_output_token_seconds"  # histogram {model}
+from shared.inference import (  # noqa: F401  (re-exported: the contract lives in shared/inference.py)
+    COST,
+    DURATION,
+    INPUT_TOKENS,
+    KV_CACHE,
+    OUTPUT_TOKENS,
+    REQUESTS,
+    RUNNING,
+    TPOT,
+    TTFT,
+    UNPRICED_INPUT_TOKENS,
+    UNPRICED_OUTPUT_TOKENS,
+    WAITING,
+    format_bound,
+)
+from shared.inference import DURATION_BUCKETS as DURATION_BOUNDS  # noqa: F401
+from shared.inference import ERROR as STATUS_ERROR  # noqa: F401
+from shared.inference import OK as STATUS_OK  # noqa: F401
+from shared.inference import TTFT_BUCKETS as TTFT_BOUNDS  # noqa: F401
 
-STATUS_OK = "ok"
-STATUS_ERROR = "error"
-
-DURATION_BOUNDS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
-TTFT_BOUNDS: tuple[float, ...] = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+# Tokens without a cost go to the unpriced counters as well (priced on read: docs/inference.md).
+UNPRICED = {INPUT_TOKENS: UNPRICED_INPUT_TOKENS, OUTPUT_TOKENS: UNPRICED_OUTPUT_TOKENS}
 # No bucket layout is fixed for time per output token: sources keep theirs, spans use these.
 TPOT_BOUNDS: tuple[float, ...] = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
 
 
 def le_text(bound: float) -> str:
-    """A bucket bound as the `le` label value (Prometheus' text: 0.05, 1.0, +Inf)."""
-    return "+Inf" if math.isinf(bound) else repr(float(bound))
+    """A bucket bound as the `le` label value (the contract's spelling: 0.05, 1.0, +Inf)."""
+    return "+Inf" if math.isinf(bound) else format_bound(bound)
 
 
 def rebucket(

@@ -174,6 +174,8 @@ def apply(
         out.append(_series(name, GAUGE, labels, now, value))
     for (name, labels), value in counters.items():
         out.append(_series(name, COUNTER, labels, now, value))
+        if name in llm.UNPRICED:  # a model server reports no cost: the price table's, on read
+            out.append(_series(llm.UNPRICED[name], COUNTER, labels, now, value))
     for (name, labels), hist in histograms.items():
         bounds = next(r.bounds for r in preset.rules if isinstance(r, HistogramRule) and r.target == name)
         for le, value in llm.rebucket(sorted(hist.buckets.items()), bounds, hist.count):

@@ -145,6 +145,7 @@ def _map_metric(
                 counts["otlp_genai_points_unsupported"] += 1
                 continue
             figures.add_counter(name, key, point.sum)
+            figures.add_counter(llm.UNPRICED[name], key, point.sum)  # GenAI metrics carry no cost
         elif metric.name == CLIENT_DURATION:
             figures.histogram(llm.DURATION, key).add(
                 llm.rebucket(source, llm.DURATION_BOUNDS, point.count), point.sum, point.count

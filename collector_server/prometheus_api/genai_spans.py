@@ -99,6 +99,7 @@ def _add_span(
         tokens = _number(attrs, keys, counts)
         if tokens is not None:
             add(name, key, tokens)
+            add(llm.UNPRICED[name], key, tokens)  # spans carry no cost: priced on read
     ttft = _number(attrs, (TTFT_KEY,), counts)
     if ttft is not None:
         _observe(add, llm.TTFT, key, llm.TTFT_BOUNDS, ttft)

@@ -66,6 +66,7 @@ def test_the_vllm_preset_maps_every_figure_and_keeps_the_originals(server):
     )  # finished_reason abort
     assert _model(figures, "llm_input_tokens_total", m) == PER_STEP * PROMPT_PER_REQUEST
     assert _model(figures, "llm_output_tokens_total", m) == PER_STEP * GENERATED_PER_REQUEST
+    assert _model(figures, "llm_unpriced_input_tokens_total", m) == PER_STEP * PROMPT_PER_REQUEST
     # Re-bucketed onto the contract's bounds: 0.1 s and 1 s are vLLM bounds too (exact).
     assert _model(figures, "llm_time_to_first_token_seconds_bucket", m, le="0.1") == OK_PER_STEP
     assert _model(figures, "llm_time_to_first_token_seconds_bucket", m, le="1.0") == PER_STEP

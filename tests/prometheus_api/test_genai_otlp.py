@@ -112,6 +112,8 @@ def test_genai_metrics_of_the_otel_sdk_become_the_contract_series(live_server, r
     }
     assert _query(client, "sum(llm_input_tokens_total)") == {(): 150.0}
     assert _query(client, "sum(llm_output_tokens_total)") == {(): 50.0}
+    # GenAI metrics carry no cost: every token is unpriced too (priced on read).
+    assert _query(client, "sum(llm_unpriced_input_tokens_total)") == {(): 150.0}
     assert _query(client, "sum(llm_request_duration_seconds_count)") == {(): 4.0}
     assert _query(client, "sum(llm_request_duration_seconds_sum)")[()] == pytest.approx(2.15)
     buckets = {
@@ -182,6 +184,7 @@ def test_genai_spans_of_the_otel_sdk_become_counters_and_log_records(live_server
     }
     assert _query(client, "sum(llm_input_tokens_total)") == {(): 20.0}
     assert _query(client, "sum(llm_output_tokens_total)") == {(): 40.0}
+    assert _query(client, "sum(llm_unpriced_output_tokens_total)") == {(): 40.0}
     buckets = {
         k[-1]: v for k, v in _query(client, "sum by (le) (llm_request_duration_seconds_bucket)").items()
     }
