@@ -69,6 +69,7 @@ class ResourceFigures:
     """The contract figures of one resource, summed over the points that map onto each."""
 
     ts: float = 0.0
+    start: float = 0.0  # the earliest start time of the points (cumulative since then)
     counters: dict[tuple[str, Key], float] = field(default_factory=dict)
     histograms: dict[tuple[str, Key], Histogram] = field(default_factory=dict)
     server_durations: dict[Key, tuple[Histogram, dict[str, float]]] = field(default_factory=dict)
@@ -87,19 +88,23 @@ class ResourceFigures:
             self.histogram(llm.DURATION, key).add(sorted(hist.buckets.items()), hist.total, hist.count)
             for status, count in statuses.items():
                 self.add_counter(llm.REQUESTS, (*key, ("status", status)), count)
-        out = [_point(name, dict(key), self.ts, value) for (name, key), value in self.counters.items()]
+        ts, start = self.ts, self.start
+        out = [_point(name, dict(key), ts, value, start) for (name, key), value in self.counters.items()]
         for (name, key), hist in self.histograms.items():
             labels = dict(key)
             for le, value in sorted(hist.buckets.items()):
-                out.append(_point(f"{name}_bucket", {**labels, "le": llm.le_text(le)}, self.ts, value))
-            out.append(_point(f"{name}_sum", labels, self.ts, hist.total))
-            out.append(_point(f"{name}_count", labels, self.ts, hist.count))
+                out.append(_point(f"{name}_bucket", {**labels, "le": llm.le_text(le)}, ts, value, start))
+            out.append(_point(f"{name}_sum", labels, ts, hist.total, start))
+            out.append(_point(f"{name}_count", labels, ts, hist.count, start))
         return out
 
 
-def _point(name: str, labels: dict[str, str], ts: float, value: float) -> dict[str, Any]:
+def _point(name: str, labels: dict[str, str], ts: float, value: float, start: float) -> dict[str, Any]:
     labels = {k: v for k, v in labels.items() if v != ""}
-    return {"name": name, "type": COUNTER, "labels": labels, "points": [[ts, float(value)]]}
+    out: dict[str, Any] = {"name": name, "type": COUNTER, "labels": labels, "points": [[ts, float(value)]]}
+    if start:
+        out["start"] = start  # span_totals.add_zero_points reads and removes it
+    return out
 
 
 def genai_series(request: Any, counts: Counter[str]) -> dict[str, list[dict[str, Any]]]:
@@ -136,6 +141,9 @@ def _map_metric(
             continue
         organization = attrs.get(ORGANIZATION_ATTRIBUTE) or resource.get(ORGANIZATION_ATTRIBUTE, "")
         figures.ts = max(figures.ts, point.time_unix_nano / 1e9)
+        if point.start_time_unix_nano:
+            started = point.start_time_unix_nano / 1e9
+            figures.start = min(figures.start, started) if figures.start else started
         source = list(zip(point.explicit_bounds, _cumulative(point.bucket_counts), strict=False))
         key = contract_labels(model, organization)
         if metric.name == TOKEN_USAGE:

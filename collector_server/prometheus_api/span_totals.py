@@ -28,6 +28,8 @@ SEEN_SECONDS = 86_400
 # spans then give log records only (OpenTelemetry's GenAI instrumentations emit both).
 METRICS_HOST_SECONDS = 3_600
 SOURCE_LABEL = ("source", "otel-spans")
+BEFORE_OFFSET = 0.001  # the "before" point, 1 ms before the "after" one (PromQL reads milliseconds)
+ZERO_SECONDS = 7 * 86_400
 
 # KEYS: totals hash, seen-body key. ARGV: seen ttl, max fields, then field, increment pairs.
 # Returns [seconds, microseconds, then one total per field ('' when refused)].
@@ -50,6 +52,7 @@ for i = 3, #ARGV, 2 do
   out[#out + 1] = value or ''
 end
 local now = redis.call('TIME')
+table.insert(out, 1, fresh and 1 or 0)
 table.insert(out, 1, now[2])
 table.insert(out, 1, now[1])
 return out
@@ -84,6 +87,29 @@ def _without_metrics_hosts(increments: Increments, org_id: int | None, counts: C
     return kept
 
 
+def add_zero_points(by_host: dict[str, list[dict[str, Any]]], org_id: int | None) -> None:
+    """Put a zero point at each contract series' start time, the first time that start is seen.
+
+    OpenTelemetry's cumulative points say since when they count (``start_time_unix_nano``):
+    without a zero there, the first export's counts would not read as an increase (Prometheus'
+    created-timestamp zero injection does the same). Seen starts are remembered a week.
+    """
+    entries = [(host, item) for host, items in by_host.items() for item in items if item.get("start")]
+    if not entries:
+        return
+    pipe = get_stream_redis().pipeline(transaction=False)
+    for host, item in entries:
+        identity = json.dumps([host, item["name"], sorted(item["labels"].items()), item["start"]])
+        digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
+        pipe.set(f"{_base(org_id)}:started:{digest}", "1", nx=True, ex=ZERO_SECONDS)
+    for (_, item), first in zip(entries, pipe.execute(), strict=True):
+        if first and item["start"] < item["points"][0][0]:
+            item["points"].insert(0, [item["start"], 0.0])
+    for items in by_host.values():
+        for item in items:
+            item.pop("start", None)
+
+
 def _keys(org_id: int | None, body: bytes) -> list[str]:
     base = _base(org_id)
     digest = hashlib.sha256(body).hexdigest()
@@ -107,17 +133,17 @@ def totals(
     reply = get_stream_redis().eval(_SCRIPT, 2, *_keys(org_id, body), *args)
     ts = int(reply[0]) + int(reply[1]) / 1e6
     by_host: dict[str, list[dict[str, Any]]] = {}
-    for ((host, name, labels), _), total in zip(items, reply[2:], strict=True):
+    fresh = bool(int(reply[2]))
+    for ((host, name, labels), increment), total in zip(items, reply[3:], strict=True):
         if total in (b"", ""):
             counts["otlp_genai_series_refused"] += 1
             continue
+        after = float(total)
+        # Before and after (as the inference endpoint does): the stored counter shows this
+        # request's increase however long since the series' last point, a new series too.
+        points = [[ts - BEFORE_OFFSET, after - increment], [ts, after]] if fresh else [[ts, after]]
         by_host.setdefault(host, []).append(
-            {
-                "name": name,
-                "type": COUNTER,
-                "labels": dict((*labels, SOURCE_LABEL)),
-                "points": [[ts, float(total)]],
-            }
+            {"name": name, "type": COUNTER, "labels": dict((*labels, SOURCE_LABEL)), "points": points}
         )
     counts["otlp_genai_series_queued"] += sum(len(v) for v in by_host.values())
     return by_host

@@ -94,6 +94,7 @@ class OtlpView(PushView):
         if self.signal == "metrics":
             by_host = otlp.metrics_to_series(message, counts)
             genai = genai_metrics.genai_series(message, counts)
+            span_totals.add_zero_points(genai, org)
             for host, series in genai.items():
                 by_host.setdefault(host, []).extend(series)
             span_totals.note_metrics_hosts(sorted(genai), org)

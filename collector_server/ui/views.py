@@ -19,6 +19,16 @@ from collector_server.orgs.session import organization_choice, switch_organizati
 from collector_server.ui import charts, endpoint_charts, model_charts, ranges
 
 REFRESH_SECONDS = 30
+# The /models/ page's charts from the models API's series endpoint (figure, title, unit);
+# "error_percent" is the page's errors / requests of that endpoint.
+MODEL_FIGURES = (
+    ("requests", "Requests per second", "req/s"),
+    ("error_percent", "Errors", "%"),
+    ("tokens", "Tokens per second (in / out)", "tok/s"),
+    ("latency_p95", "Latency p95", "s"),
+    ("ttft_p95", "Time to first token p95", "s"),
+    ("cost", "Cost per step", "USD"),
+)
 
 
 def _page(request: HttpRequest, template: str, page: str, **extra: Any) -> HttpResponse:
@@ -98,8 +108,8 @@ def endpoints(request: HttpRequest) -> HttpResponse:
 def models(request: HttpRequest) -> HttpResponse:
     # The KV-cache chart only where a model server reports it.
     has_kv = Series.objects.filter(name=model_charts.llm.KV_CACHE).exists()
-    shown = [c.describe() for c in model_charts.MODEL_CHARTS if c.group == "llm" or has_kv]
-    return _page(request, "models.html", "models", charts=shown)
+    kv_chart = model_charts.KV_CACHE_CHART.describe() if has_kv else None
+    return _page(request, "models.html", "models", kv_chart=kv_chart, model_figures=MODEL_FIGURES)
 
 
 @page_view
