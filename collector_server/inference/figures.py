@@ -94,6 +94,15 @@ def totals_level(start: datetime, end: datetime) -> tuple[str, int]:
     return level, query.LEVEL_SECONDS.get(level, 0)
 
 
+def priced_level(start: datetime, end: datetime) -> tuple[str, int]:
+    """Daily cost and budgets: 1-minute buckets up to 7 days (a price change counts from its minute),
+    1-hour buckets beyond; raw samples (exact) up to an hour."""
+    if end - start <= timedelta(hours=1):
+        return totals_level(start, end)
+    level = query.choose_level(start, end, 60)
+    return level, query.LEVEL_SECONDS.get(level, 60)
+
+
 def increases(
     series: list[Found],
     start: datetime,
@@ -478,7 +487,7 @@ def _add(line: dict[int, Any], t: int, value: float) -> None:
 def daily_costs(
     start: datetime, end: datetime, model: str | None = None, organization: str | None = None
 ) -> list[dict[str, Any]]:
-    """Cost and tokens per UTC day, model and organisation in [start, end) (1 h buckets priced)."""
+    """Cost and tokens per UTC day, model and organisation in [start, end)."""
     series = select(
         (
             c.COST,
@@ -491,7 +500,7 @@ def daily_costs(
         model,
         organization,
     )
-    level, width = totals_level(start, end)
+    level, width = priced_level(start, end)
     _, buckets = increases(series, start, end, level, width, None)
     prices = PriceTable(sorted({s.model for s in series}))
     days: dict[tuple[int, str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
@@ -533,7 +542,7 @@ def daily_costs(
 def spent(start: datetime, end: datetime, model: str | None, organization: str | None) -> float:
     """The cost in [start, end) of a model (None: all) and customer organisation (None: all)."""
     series = select((c.COST, c.UNPRICED_INPUT_TOKENS, c.UNPRICED_OUTPUT_TOKENS), model, organization)
-    level, width = totals_level(start, end)
+    level, width = priced_level(start, end)
     unpriced = {s.id for s in series if s.name != c.COST}
     totals, buckets = increases(series, start, end, level, width, unpriced)
     rows = accumulate(series, totals, buckets, PriceTable(sorted({s.model for s in series})), False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -9,6 +11,7 @@ from alerting_worker.ingest.consumer import StreamConsumer
 from alerting_worker.ingest.jobs import handler_for
 from alerting_worker.ingest.metrics_handler import CACHE
 from shared import streams
+from tests.alerting.conftest import Metrics
 from tests.members import issue_token, member
 from tests.server.conftest import django_db_setup  # noqa: F401  (partitions of the last two weeks)
 
@@ -37,3 +40,15 @@ def drain(redis_client) -> None:
     CACHE.clear()
     for kind in (streams.METRICS, streams.LOGS):
         StreamConsumer(redis_client, kind, handler_for(kind), consumer="t", block_ms=0).drain(max_seconds=20)
+
+
+@pytest.fixture
+def now() -> datetime:
+    """A fixed 'now' inside today's partition (tests pass it explicitly; nothing sleeps)."""
+    return datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+
+
+@pytest.fixture
+def metrics(partitions) -> Metrics:
+    """Series and samples written straight to Postgres (tests.alerting's helper)."""
+    return Metrics()
