@@ -253,6 +253,11 @@ def test_every_source_shows_up_on_the_models_page_with_charts_and_serving_hosts(
         )
         page.wait_for_function("() => !document.querySelector('.org-col').hidden")
         _check_table(page, ui_stack, models_data["token"], by_organization=True)
+        # The charts follow the toggle: a line per model and organisation.
+        page.wait_for_function(
+            "() => document.querySelector('figure.chart[data-figure=requests] .u-legend')"
+            f".textContent.includes('{SPANS_MODEL} {SPANS_ORG}')"
+        )
     finally:
         context.close()
 
