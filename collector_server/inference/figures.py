@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -103,6 +104,69 @@ def priced_level(start: datetime, end: datetime) -> tuple[str, int]:
     return level, query.LEVEL_SECONDS.get(level, 60)
 
 
+# After the 1 min tier a counter's previous sample is at most its interval away (agents and the SDK
+# send every 10 s by default): read that far back for the first raw sample's increase.
+TAIL_LOOKBACK = timedelta(minutes=2)
+HOUR_TIER_SQL = """
+        SELECT series_id, bucket AS t, increase FROM monitoring_rollup_1h
+        WHERE series_id = ANY(%(ids)s) AND bucket >= %(start)s AND bucket < %(rollup_to)s"""
+# Sums of closed 1 h rollups per series, reused for HOUR_CACHE_SECONDS: a page polling the same
+# range reads 168 rows per series once, then only the last hour's. Keyed by the series ids (already
+# scoped) and the hours covered; a late rollup recomputation shows within HOUR_CACHE_SECONDS.
+HOUR_CACHE_SECONDS = 60.0
+HOUR_CACHE_ENTRIES = 64
+_hour_cache: dict[tuple, tuple[float, dict[int, float]]] = {}
+
+
+def hour_tier_sums(ids: list[int], start: datetime, rollup_to: datetime) -> dict[int, float]:
+    """Per series, the sum of the 1 h rollups' increases with bucket in [start, rollup_to)."""
+    first_hour = math.ceil(start.timestamp() / 3600)
+    key = (tuple(sorted(ids)), first_hour, rollup_to.timestamp())
+    now = time.monotonic()
+    hit = _hour_cache.get(key)
+    if hit is not None and now - hit[0] < HOUR_CACHE_SECONDS:
+        return hit[1]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT series_id, sum(increase) FROM ({HOUR_TIER_SQL}) h GROUP BY 1",
+            {"ids": list(key[0]), "start": start, "rollup_to": rollup_to},
+        )
+        sums = {sid: float(value) for sid, value in cursor.fetchall() if value is not None}
+    if len(_hour_cache) >= HOUR_CACHE_ENTRIES:
+        _hour_cache.clear()
+    _hour_cache[key] = (now, sums)
+    return sums
+
+
+def tiered_rows(
+    level: str, infos: list[query.SeriesInfo], start: datetime, end: datetime, hour_tier: bool = True
+) -> tuple[str, dict[str, Any]]:
+    """The uniform rows' SELECT and parameters; at the 1 h level three tiers: 1 h rollups up to
+    their mark, 1 min rollups from there to theirs, raw samples after (at most a minute or so),
+    instead of up to an hour of raw samples after the 1 h mark."""
+    params = query.row_params(level, infos, start, end)
+    if level != query.LEVEL_1H:
+        return query.rows_sql(level), params
+    done = query.done_until(query.LEVEL_1M)
+    hour_to = params["rollup_to"]
+    minute_to = hour_to
+    if done is not None:
+        aligned = datetime.fromtimestamp(math.floor(done.timestamp() / 60) * 60, tz=done.tzinfo)
+        minute_to = min(max(aligned, hour_to), end)
+    params.update(minute_from=hour_to, minute_to=minute_to, raw_from=minute_to)
+    if minute_to > hour_to:  # the raw tail follows the minute tier: its previous sample is recent
+        params["lookback"] = min(params["lookback"], TAIL_LOOKBACK)
+    hours = HOUR_TIER_SQL + " UNION ALL" if hour_tier else ""
+    sql = f"""
+        {hours}
+        SELECT series_id, bucket AS t, increase FROM monitoring_rollup_1m
+        WHERE series_id = ANY(%(ids)s) AND bucket >= %(minute_from)s AND bucket < %(minute_to)s
+        UNION ALL
+        SELECT series_id, t, increase FROM ({query._raw_rows_sql()}) raw
+    """
+    return sql, params
+
+
 def increases(
     series: list[Found],
     start: datetime,
@@ -117,27 +181,42 @@ def increases(
     buckets: dict[int, list[tuple[float, float]]] = defaultdict(list)
     if not series:
         return totals, buckets
-    infos = [query.SeriesInfo(s.id, Series.COUNTER, s.labels) for s in series]
-    params = query.row_params(level, infos, start, end)
-    all_bucketed = bucketed is None
-    params.update(step=step, bucketed=[] if all_bucketed else sorted(bucketed or ()))
-    if step:
-        bucket_expr = (
-            "extract(epoch FROM date_bin(make_interval(secs => %(step)s), r.t, 'epoch'::timestamptz))"
+    if bucketed is None:
+        per_bucket, plain = series, []
+    else:
+        per_bucket = [s for s in series if s.id in bucketed]
+        plain = [s for s in series if s.id not in bucketed]
+    # Two statements: the plain series summed per series only (most rows: no time arithmetic),
+    # the bucketed ones (a few) per bucket.
+    for group, by_bucket in ((plain, False), (per_bucket, True)):
+        if not group:
+            continue
+        infos = [query.SeriesInfo(s.id, Series.COUNTER, s.labels) for s in group]
+        cached_hours = level == query.LEVEL_1H and not by_bucket
+        rows_sql, params = tiered_rows(level, infos, start, end, hour_tier=not cached_hours)
+        params["step"] = step
+        if cached_hours:
+            for sid, value in hour_tier_sums(params["ids"], start, params["rollup_to"]).items():
+                totals[sid] = totals.get(sid, 0.0) + value
+        if not by_bucket:
+            bucket_expr = "NULL::float8"
+        elif step:
+            bucket_expr = (
+                "extract(epoch FROM date_bin(make_interval(secs => %(step)s), r.t, 'epoch'::timestamptz))"
+            )
+        else:  # each raw sample at its own time (prices looked up exactly)
+            bucket_expr = "extract(epoch FROM r.t)"
+        sql = (
+            f"WITH r AS ({rows_sql}) SELECT r.series_id, {bucket_expr}, sum(r.increase) FROM r GROUP BY 1, 2"
         )
-    else:  # each raw sample at its own time (prices looked up exactly)
-        bucket_expr = "extract(epoch FROM r.t)"
-    if not all_bucketed:
-        bucket_expr = f"CASE WHEN r.series_id = ANY(%(bucketed)s) THEN {bucket_expr} END"
-    sql = f"WITH r AS ({query.rows_sql(level)}) SELECT r.series_id, {bucket_expr}, sum(r.increase) FROM r GROUP BY 1, 2"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        for sid, bucket, value in cursor.fetchall():
-            if value is None:
-                continue
-            totals[sid] = totals.get(sid, 0.0) + float(value)
-            if bucket is not None:
-                buckets[sid].append((float(bucket), float(value)))
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            for sid, bucket, value in cursor.fetchall():
+                if value is None:
+                    continue
+                totals[sid] = totals.get(sid, 0.0) + float(value)
+                if bucket is not None:
+                    buckets[sid].append((float(bucket), float(value)))
     return totals, buckets
 
 

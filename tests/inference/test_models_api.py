@@ -124,3 +124,34 @@ def test_histogram_quantile_is_prometheus_arithmetic():
     assert histogram_quantile(0.99, {0.1: 0, 1.0: 1, inf: 10}) == 1.0  # in +Inf: the highest finite bound
     assert histogram_quantile(0.5, {0.1: 0, inf: 0}) is None
     assert histogram_quantile(0.5, {0.1: 1}) is None  # no +Inf bucket
+
+
+def test_long_ranges_read_hour_and_minute_rollups_then_raw_samples(db, metrics):
+    """7 days: 1 h rollups up to their mark, 1 min rollups to theirs, raw after; twice (the hour sums are cached)."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from collector_server.monitoring.models import RollupState
+
+    now = timezone.now()
+    hour_mark = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    minute_mark = hour_mark + timedelta(minutes=30)
+    sid = metrics.add(c.REQUESTS, [(minute_mark - timedelta(seconds=10), 1000.0), (minute_mark + timedelta(seconds=1), 1003.0)],
+                      kind="counter", model="long", organization="", status="ok", host="gpu-1")  # fmt: skip
+    with connection.cursor() as cursor:
+        for h in range(1, 31):  # 30 closed hours, 10 requests each
+            cursor.execute(
+                "INSERT INTO monitoring_rollup_1h VALUES (%s, %s, 0, 0, 0, 1, 0, 10)",
+                [sid, hour_mark - timedelta(hours=h)],
+            )
+        for m in range(30):  # 30 minutes after the hour mark, 1 request each
+            cursor.execute(
+                "INSERT INTO monitoring_rollup_1m VALUES (%s, %s, 0, 0, 0, 1, 0, 1)",
+                [sid, hour_mark + timedelta(minutes=m)],
+            )
+    RollupState.objects.update_or_create(level="1h", defaults={"done_until": hour_mark})
+    RollupState.objects.update_or_create(level="1m", defaults={"done_until": minute_mark})
+    viewer = client_for("v", "viewer")
+    for _ in range(2):
+        rows = viewer.get(MODELS, {"hours": 168, "model": "long"}).json()["models"]
+        assert rows[0]["requests"] == 300 + 30 + 3

@@ -61,3 +61,32 @@ def test_a_new_counter_starts_from_a_zero_point_and_organisations_are_capped():
     orgs = {k[2] for k in security(metrics)}
     assert len(orgs) == 1001 and "__other__" in orgs
     assert metrics.folded_security == 101  # "x" and org-0 .. org-998 fill the 1,000
+
+
+def test_the_wsgi_middleware_takes_the_organisation_from_the_header():
+    import io
+
+    from agent.sdk import WSGIMiddleware
+
+    def app(environ, start_response):
+        code = {"/login": "401 Unauthorized", "/admin": "403 Forbidden"}.get(
+            environ["PATH_INFO"], "429 Too Many"
+        )
+        start_response(code, [("Content-Type", "text/plain")])
+        return [b"no"]
+
+    metrics = ApiMetrics("gw")
+    wrapped = WSGIMiddleware(app, observer=RequestObserver("gw", metrics=metrics, log_requests=False))
+    for path, org in (("/login", "acme"), ("/login", None), ("/admin", "beta"), ("/chat", "acme")):
+        environ = {"REQUEST_METHOD": "POST", "PATH_INFO": path, "wsgi.input": io.BytesIO()}
+        if org:
+            environ["HTTP_X_ORGANIZATION"] = org
+        body = wrapped(environ, lambda *a: None)
+        list(body)
+        body.close()  # the server closes the body: the request is counted then
+    assert security(metrics) == {
+        ("http_auth_failures_total", "/login", "acme"): 1,
+        ("http_auth_failures_total", "/login", ""): 1,
+        ("http_forbidden_total", "/admin", "beta"): 1,
+        ("http_rate_limited_total", "/chat", "acme"): 1,
+    }
