@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 
 import pytest
@@ -288,3 +289,19 @@ def test_bad_traces_bodies_are_refused_naming_the_problem(api, redis_client, con
 def test_traces_need_a_token(client, redis_client):
     response = client.generic("POST", "/otlp/v1/traces", _json_spans([]), content_type="application/json")
     assert response.status_code in (401, 403)
+
+
+@pytest.mark.parametrize(
+    ("source", "bounds", "total", "expected"),
+    [
+        # Same bounds: exact.
+        ([(0.1, 2), (1.0, 5), (math.inf, 6)], (0.1, 1.0), 6, [(0.1, 2), (1.0, 5), (math.inf, 6)]),
+        # Between two bounds: linear; below the first: from 0; above the last finite: its count.
+        ([(0.2, 4), (0.4, 8)], (0.1, 0.3, 5.0), 9, [(0.1, 2), (0.3, 6), (5.0, 8), (math.inf, 9)]),
+        # No finite bucket at all: nothing below +Inf.
+        ([(math.inf, 3)], (1.0,), 3, [(1.0, 0), (math.inf, 3)]),
+    ],
+)
+def test_rebucketing_is_exact_on_shared_bounds_and_linear_between(source, bounds, total, expected):
+    got = llm_series.rebucket(source, bounds, total)
+    assert [(le, round(count, 9)) for le, count in got] == [(float(le), float(c)) for le, c in expected]
