@@ -195,6 +195,7 @@ INSTALLED_APPS = [
     "collector_server.enrollments",
     "collector_server.ui",
     "collector_server.orgs",
+    "collector_server.inference",
 ]
 
 MIDDLEWARE = [

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from collector_server.inference.api import urls as inference_urls
 from collector_server.monitoring import prometheus
 from collector_server.monitoring.api import seed_health_views as seed_health
 from collector_server.prometheus_api.federate import FederateView
@@ -14,10 +15,13 @@ urlpatterns = [
     path("api/v1/monitoring/", include("collector_server.alerts.api.urls")),
     path("api/v1/monitoring/", include("collector_server.logs.api.monitoring_urls")),
     path("api/v1/monitoring/", include("collector_server.enrollments.api.urls")),
+    path("api/v1/monitoring/", include("collector_server.inference.api.urls")),
     path("api/v1/logs/", include("collector_server.logs.api.urls")),
     path("api/v1/", include("collector_server.orgs.api.urls")),
     # The seed documents' unversioned alert paths (POST alerts, PUT alerts/{id}/resolve), an alias.
     path("api/monitoring/", include("collector_server.alerts.api.seed_urls")),
+    # The seed's inference recording path (docs/inference.md), the same view as /api/v1/monitoring/inference.
+    path("api/monitoring/", include(inference_urls.seed_urlpatterns)),
     path("prometheus/", include("collector_server.prometheus_api.urls")),
     path("federate", FederateView.as_view(), name="prometheus-federate"),
     path("otlp/", include("collector_server.prometheus_api.otlp_urls")),

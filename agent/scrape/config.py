@@ -7,6 +7,9 @@ name = "api"          # the job label; default: the URL's host:port
 interval = 15         # seconds between scrapes (default 15)
 timeout = 10          # seconds; at most the interval (default: 10 or the interval if smaller)
 labels = { service = "api" }   # added to every sample
+preset = "vllm"       # optional: "vllm", "tgi" or "ollama" adds the LLM contract series (agent/scrape/presets.py)
+model = "llama-3-8b"  # with a preset: the model label where the server has none (default: name)
+keep_original = true  # with a preset: keep the server's own series too (default true)
 ```
 """
 
@@ -17,13 +20,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from agent.scrape.presets import PRESETS
 from shared.config import ConfigError
 from shared.wire import LABEL_NAME_RE
 
 DEFAULT_INTERVAL = 15.0
 DEFAULT_TIMEOUT = 10.0
 MIN_INTERVAL = 0.1
-KNOWN_KEYS = frozenset({"url", "name", "interval", "timeout", "labels"})
+KNOWN_KEYS = frozenset({"url", "name", "interval", "timeout", "labels", "preset", "model", "keep_original"})
 RESERVED_LABELS = frozenset({"host", "job", "instance"})
 
 
@@ -35,6 +39,9 @@ class ScrapeTarget:
     interval: float
     timeout: float
     labels: dict[str, str] = field(default_factory=dict)
+    preset: str | None = None
+    model: str = ""
+    keep_original: bool = True
 
 
 def _seconds(table: dict[str, Any], key: str, default: float, where: str) -> float:
@@ -72,7 +79,20 @@ def _target(table: Any, number: int) -> ScrapeTarget:
     for label in labels:
         if not LABEL_NAME_RE.match(label) or label in RESERVED_LABELS:
             raise ConfigError(f"{where}.labels: {label!r} is not a usable label name")
-    return ScrapeTarget(url, name, parts.netloc, interval, timeout, dict(labels))
+    preset = table.get("preset")
+    if preset is not None and preset not in PRESETS:
+        raise ConfigError(f"{where}.preset must be one of {', '.join(sorted(PRESETS))}, not {preset!r}")
+    model = table.get("model", name)
+    if not isinstance(model, str) or not model:
+        raise ConfigError(f"{where}.model must be a non-empty string")
+    keep_original = table.get("keep_original", True)
+    if not isinstance(keep_original, bool):
+        raise ConfigError(f"{where}.keep_original must be true or false, not {keep_original!r}")
+    if preset is None and ("model" in table or "keep_original" in table):
+        raise ConfigError(f"{where}: model and keep_original only apply with a preset")
+    return ScrapeTarget(
+        url, name, parts.netloc, interval, timeout, dict(labels), preset, model, keep_original
+    )
 
 
 def scrape_targets(document: dict[str, Any]) -> list[ScrapeTarget]:

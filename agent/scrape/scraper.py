@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent import __version__
+from agent.scrape import presets
 from agent.scrape.config import ScrapeTarget
 from agent.scrape.exposition import to_series
 from shared.wire import COUNTER, GAUGE, encode_batch
@@ -83,6 +84,9 @@ class Scraper:
         try:
             text = fetch(target)
             series, skipped = to_series(text, target, now)
+            if target.preset:
+                own = {**target.labels, "job": target.name, "instance": target.instance}
+                series = presets.apply(target.preset, series, own, target.model, now, target.keep_original)
         except (OSError, ValueError, UnicodeDecodeError) as exc:
             state.up, state.errors = 0.0, state.errors + 1
             state.duration = time.monotonic() - started

@@ -11,6 +11,15 @@ from agent.sdk.context import bound_context, clear_context, get_context, set_con
 from agent.sdk.decorators import log_function_call
 from agent.sdk.formatter import JSONFormatter, setup_logging
 from agent.sdk.handler import AgentHandler
+from agent.sdk.inference import (
+    InferenceMetrics,
+    InferenceRecorder,
+    configure_inference,
+    inference,
+    record_inference,
+    track_inference,
+    usage_of,
+)
 from agent.sdk.logger import StructuredLogger
 from agent.sdk.metrics import ApiMetrics, MetricsFlusher, metrics_for
 from agent.sdk.observer import RequestObserver, route_template
@@ -24,6 +33,8 @@ __all__ = [
     "AgentClient",
     "AgentHandler",
     "ApiMetrics",
+    "InferenceMetrics",
+    "InferenceRecorder",
     "JSONFormatter",
     "MetricsFlusher",
     "Redactor",
@@ -32,11 +43,16 @@ __all__ = [
     "WSGIMiddleware",
     "bound_context",
     "clear_context",
+    "configure_inference",
     "get_context",
+    "inference",
     "log_function_call",
     "metrics_for",
+    "record_inference",
     "redact",
     "route_template",
     "set_context",
     "setup_logging",
+    "track_inference",
+    "usage_of",
 ]

@@ -77,6 +77,9 @@ class ASGIMiddleware:
                 exc=error,
                 headers=headers if self.observer.log_headers else None,
                 body=bytes(captured) if limit else None,
+                organization=(headers.get(self.observer.organization_header.lower()) or None)
+                if self.observer.organization_header
+                else None,
             )
 
     def _route(self, scope: Scope) -> str | None:

@@ -27,6 +27,7 @@ _OPTIONS = {
     "log_requests",
     "log_headers",
     "log_body_bytes",
+    "organization_header",
 }
 
 
@@ -104,6 +105,7 @@ class RequestLoggingMiddleware:
             exc=exc,
             headers=dict(request.headers) if self.observer.log_headers else None,
             body=body,
+            organization=_organization(request.headers, self.observer.organization_header, status),
         )
 
 
@@ -126,3 +128,11 @@ def _response_size(response: Any) -> int:
         except ValueError:
             pass
     return 0 if getattr(response, "streaming", False) else len(response.content)
+
+
+def _organization(headers: Any, name: str | None, status: int) -> str | None:
+    """The organisation header of a request the security counters count (401, 403, 429)."""
+    if not name or status not in (401, 403, 429):
+        return None
+    value = headers.get(name)
+    return value[:200] if value else None

@@ -30,6 +30,14 @@ DEFAULT_MAX_ENDPOINTS = 500
 OTHER_ROUTE = "__other__"
 DEFAULT_FLUSH_INTERVAL = 10.0
 MAX_NAME = "http_request_duration_seconds_max"
+# Security counters by status: {service, instance, route, organization} (docs/contracts.md).
+SECURITY_COUNTERS = {
+    401: "http_auth_failures_total",
+    403: "http_forbidden_total",
+    429: "http_rate_limited_total",
+}
+DEFAULT_MAX_SECURITY_SERIES = 1000
+MAX_ORGANIZATION_CHARS = 200
 
 
 def status_class(status: int) -> str:
@@ -86,6 +94,10 @@ class ApiMetrics:
         self.max_endpoints = max_endpoints
         self.folded_requests = 0
         self._endpoints: dict[tuple[str, str], _Endpoint] = {}
+        # (status, route, organization) -> count; organisations beyond the cap fold into __other__
+        self._security: dict[tuple[int, str, str], list[float]] = {}  # [count, created]
+        self._security_sent: set[tuple[int, str, str]] = set()
+        self.folded_security = 0
         self._lock = threading.Lock()
         _live.add(self)
 
@@ -98,7 +110,10 @@ class ApiMetrics:
         self.instance = new_instance_id()
         self._lock = threading.Lock()
         self._endpoints = {}
+        self._security = {}
+        self._security_sent = set()
         self.folded_requests = 0
+        self.folded_security = 0
 
     def observe(
         self, route: str, method: str, status: int, duration_s: float, request_bytes: int, response_bytes: int
@@ -120,6 +135,22 @@ class ApiMetrics:
                 endpoint.errors += 1
             endpoint.request_bytes += request_bytes
             endpoint.response_bytes += response_bytes
+
+    def observe_security(self, route: str, status: int, organization: str) -> None:
+        """Count a 401, 403 or 429 answer of ``route`` for ``organization`` (the header or context)."""
+        if status not in SECURITY_COUNTERS:
+            return
+        key = (status, route, organization[:MAX_ORGANIZATION_CHARS])
+        with self._lock:
+            counter = self._security.get(key)
+            if counter is None:
+                if len(self._security) >= DEFAULT_MAX_SECURITY_SERIES:
+                    self.folded_security += 1
+                    key = (status, OTHER_ROUTE, OTHER_ROUTE)
+                    counter = self._security.get(key)
+                if counter is None:
+                    counter = self._security[key] = [0, time.time()]
+            counter[0] += 1
 
     def _new_endpoint(self, route: str, method: str) -> _Endpoint:
         if len(self._endpoints) >= self.max_endpoints:
@@ -151,7 +182,24 @@ class ApiMetrics:
                 snapshot.append(
                     (route, method, dict(e.statuses), classes, e.errors, e.request_bytes, e.response_bytes)
                 )
+            security = [
+                (key, count, created, key in self._security_sent)
+                for key, (count, created) in self._security.items()
+            ]
+            if reset_max:
+                self._security_sent.update(self._security)
         out: list[dict[str, Any]] = []
+        for (status, route, organization), value, created, sent in sorted(security):
+            labels = {
+                "service": self.service,
+                "instance": self.instance,
+                "route": route,
+                "organization": organization,
+            }
+            item = _counter(SECURITY_COUNTERS[status], labels, now, value)
+            if not sent:  # a new counter starts from a zero point, so its first answers count
+                item["points"].insert(0, [created - 0.001, 0.0])
+            out.append(item)
         for route, method, statuses, classes, errors, req_bytes, resp_bytes in snapshot:
             labels = {"service": self.service, "instance": self.instance, "route": route, "method": method}
             for status, value in sorted(statuses.items()):
@@ -185,8 +233,15 @@ class ApiMetrics:
 
     def restore_max(self, series: list[dict[str, Any]]) -> None:
         """Merge the maxima of ``series`` (taken with reset_max=True, then not delivered) back."""
+        codes = {name: code for code, name in SECURITY_COUNTERS.items()}
         with self._lock:
             for item in series:
+                if item["name"] in codes and len(item["points"]) > 1:
+                    labels = item["labels"]
+                    self._security_sent.discard(
+                        (codes[item["name"]], labels["route"], labels["organization"])
+                    )
+                    continue
                 if item["name"] != MAX_NAME:
                     continue
                 labels = item["labels"]

@@ -22,13 +22,20 @@ from typing import Any
 from agent.sdk import context
 from agent.sdk.client import AgentClient
 from agent.sdk.ids import TraceIds, trace_ids
-from agent.sdk.metrics import DEFAULT_FLUSH_INTERVAL, ApiMetrics, MetricsFlusher, metrics_for
+from agent.sdk.metrics import (
+    DEFAULT_FLUSH_INTERVAL,
+    SECURITY_COUNTERS,
+    ApiMetrics,
+    MetricsFlusher,
+    metrics_for,
+)
 from shared.jsonlog import CONTEXT_ATTR, FIELDS_ATTR, TRUSTED_ATTR
 from shared.redaction import Redactor, default_redactor
 
 DEFAULT_SLOW_MS = 1000.0
 MAX_LOG_BODY_BYTES = 65536
 DEFAULT_LOGGER = "fleetwatch.requests"
+DEFAULT_ORGANIZATION_HEADER = "X-Organization"
 REQUEST_ID_HEADER = "X-Request-ID"
 TRACEPARENT_HEADER = "traceparent"
 _DIGIT = re.compile(r"\d")
@@ -83,6 +90,7 @@ class RequestObserver:
         redactor: Redactor | None = None,
         log_headers: bool = True,
         log_body_bytes: int = 0,
+        organization_header: str | None = DEFAULT_ORGANIZATION_HEADER,
     ) -> None:
         if not 0 <= log_body_bytes <= MAX_LOG_BODY_BYTES:
             raise ValueError(f"log_body_bytes must be 0 … {MAX_LOG_BODY_BYTES}, got {log_body_bytes}")
@@ -100,6 +108,9 @@ class RequestObserver:
         self.redactor = redactor or default_redactor()
         self.log_headers = log_headers
         self.log_body_bytes = log_body_bytes
+        # The security counters' organisation: this request header, else the log context's
+        # "organization" (set_context(organization=...)), else "".
+        self.organization_header = organization_header
         self._flusher_started = False
         self.errors = 0
 
@@ -128,6 +139,7 @@ class RequestObserver:
         exc: BaseException | None = None,
         headers: Mapping[str, str] | None = None,
         body: bytes | None = None,
+        organization: str | None = None,
     ) -> None:
         """Count and log a finished request, then restore the log context.
 
@@ -137,6 +149,10 @@ class RequestObserver:
         try:
             route = route or route_template(path)
             self.metrics.observe(route, method, status, duration, request_bytes, response_bytes)
+            if status in SECURITY_COUNTERS:
+                if not organization:
+                    organization = str(context.get_context().get("organization") or "")
+                self.metrics.observe_security(route, status, organization)
             if self.log_requests:
                 extra_fields = self._request_fields(headers, body)
                 self._log(

@@ -82,6 +82,7 @@ class WSGIMiddleware:
             exc=exc,
             headers=_headers(environ) if self.observer.log_headers else None,
             body=environ.get(BODY_ENVIRON_KEY),
+            organization=_organization(environ, self.observer.organization_header, status),
         )
 
 
@@ -153,3 +154,11 @@ class _ObservedBody:
             if not self.reported:
                 self.reported = True
                 self.done(self.size, self.error)
+
+
+def _organization(environ: dict[str, Any], name: str | None, status: int) -> str | None:
+    """The organisation header of a request the security counters count (401, 403, 429)."""
+    if not name or status not in (401, 403, 429):
+        return None
+    value = environ.get("HTTP_" + name.upper().replace("-", "_"))
+    return str(value)[:200] if value else None

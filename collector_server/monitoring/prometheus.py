@@ -54,6 +54,14 @@ PIPELINE_COUNTERS = {
     "otlp_points_queued": "OTLP metric points queued to the stream (histogram buckets counted one by one).",
     "otlp_points_unsupported": "OTLP points skipped: delta temporality or exponential histograms.",
     "otlp_logs_queued": "OTLP log records queued to the stream.",
+    "otlp_genai_series_queued": "LLM contract series queued from OpenTelemetry GenAI metrics and spans.",
+    "otlp_genai_points_unsupported": "GenAI metric points not mapped: not a cumulative histogram, or an unknown token type.",
+    "otlp_genai_points_without_model": "GenAI metric points not mapped: no gen_ai.request.model nor response model.",
+    "otlp_spans_genai": "OTLP spans with GenAI attributes (each a request of the LLM series and a log record).",
+    "otlp_spans_other": "OTLP spans without GenAI attributes: acknowledged, not stored.",
+    "otlp_genai_span_values_refused": "GenAI span token or time values not counted: not a finite number >= 0.",
+    "otlp_genai_series_refused": "GenAI span series not counted: the organisation's running totals are full.",
+    "otlp_genai_span_series_left_to_metrics": "GenAI span series not counted: their host sends GenAI metrics.",
 }
 QUEUES = ("ingest", "alerts", "notifications", "maintenance")
 

@@ -8,6 +8,9 @@ counters named with `_total`; explicit-bucket histograms become `_bucket{le}`, `
 temporality and exponential histograms cannot be stored as fleetwatch series: such
 points are counted (`otlp_points_unsupported`) and skipped.
 
+Metrics named per the OpenTelemetry GenAI conventions also map onto the LLM series
+contract (genai_metrics); traces are read for their GenAI spans only (genai_spans).
+
 Logs: body to message, severity to level, trace and span ids kept (hex), resource
 `service.name` to service, the scope name to logger, every other attribute kept in attrs.
 """
@@ -27,6 +30,7 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from collector_server.prometheus_api.promql.values import PromQLError
 from shared.wire import COUNTER, GAUGE
@@ -243,4 +247,8 @@ def _pairs(pairs: Any) -> list[tuple[str, Any]]:
     return [(kv.key, kv.value) for kv in pairs]
 
 
-EXPORTS = {"metrics": ExportMetricsServiceRequest, "logs": ExportLogsServiceRequest}
+EXPORTS = {
+    "metrics": ExportMetricsServiceRequest,
+    "logs": ExportLogsServiceRequest,
+    "traces": ExportTraceServiceRequest,
+}

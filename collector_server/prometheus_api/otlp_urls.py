@@ -11,4 +11,5 @@ app_name = "otlp"
 urlpatterns = [
     path("v1/metrics", OtlpView.as_view(signal="metrics"), name="metrics"),
     path("v1/logs", OtlpView.as_view(signal="logs"), name="logs"),
+    path("v1/traces", OtlpView.as_view(signal="traces"), name="traces"),
 ]

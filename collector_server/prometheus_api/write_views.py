@@ -14,12 +14,22 @@ from rest_framework.response import Response
 
 from collector_server.orgs import roles
 from collector_server.orgs.permissions import request_scope
-from collector_server.prometheus_api import otlp, remote_write, stream_queue
+from collector_server.prometheus_api import (
+    genai_metrics,
+    genai_spans,
+    otlp,
+    remote_write,
+    span_totals,
+    stream_queue,
+)
 from collector_server.prometheus_api.promql.values import PromQLError
 from collector_server.prometheus_api.views import PrometheusView, error
 from shared import streams
 
 log = logging.getLogger(__name__)
+# Span-derived counters are their own agent id per host: never interleaved with the same
+# host's OTLP metrics (which may carry the same contract series).
+SPANS_SOURCE = "otlp-traces"
 
 
 def read_body(request: Request) -> bytes:
@@ -69,7 +79,7 @@ class RemoteWriteView(PushView):
 
 
 class OtlpView(PushView):
-    """OTLP/HTTP: POST /otlp/v1/metrics and /otlp/v1/logs (protobuf or JSON, gzip or not)."""
+    """OTLP/HTTP: POST /otlp/v1/metrics, /otlp/v1/logs and /otlp/v1/traces (protobuf or JSON, gzip or not)."""
 
     signal = "metrics"
 
@@ -80,19 +90,28 @@ class OtlpView(PushView):
             otlp.EXPORTS[self.signal], body, content_type, request.headers.get("Content-Encoding", "").lower()
         )
         counts: Counter[str] = Counter()
+        org = caller_org(request)
         if self.signal == "metrics":
-            stream_queue.queue(
-                streams.METRICS,
-                "otlp",
-                body,
-                otlp.metrics_to_series(message, counts),
-                counts,
-                caller_org(request),
-            )
+            by_host = otlp.metrics_to_series(message, counts)
+            genai = genai_metrics.genai_series(message, counts)
+            span_totals.add_zero_points(genai, org)
+            for host, series in genai.items():
+                by_host.setdefault(host, []).extend(series)
+            span_totals.note_metrics_hosts(sorted(genai), org)
+            stream_queue.queue(streams.METRICS, "otlp", body, by_host, counts, org)
+        elif self.signal == "traces":
+            self._traces(message, body, counts, org)
         else:
-            stream_queue.queue(
-                streams.LOGS, "otlp", body, otlp.logs_to_records(message, counts), counts, caller_org(request)
-            )
+            stream_queue.queue(streams.LOGS, "otlp", body, otlp.logs_to_records(message, counts), counts, org)
         if content_type.split(";")[0].strip().lower() == "application/json":
             return HttpResponse(b"{}", content_type="application/json")
         return HttpResponse(b"", content_type="application/x-protobuf")
+
+    def _traces(self, message, body: bytes, counts: Counter[str], org: int | None) -> None:
+        """GenAI spans: counters (running totals) and one log record each; other spans only counted."""
+        increments, records = genai_spans.spans_to_figures(message, counts)
+        series = span_totals.totals(increments, body, org, counts)
+        if records:
+            stream_queue.queue(streams.LOGS, SPANS_SOURCE, body, records, None, org)
+        # The counts travel with the metrics batch (or alone when there is none).
+        stream_queue.queue(streams.METRICS, SPANS_SOURCE, body, series, counts, org)

@@ -18,7 +18,7 @@ from collector_server.monitoring.api import params
 from collector_server.monitoring.api.errors import BadParameter
 from collector_server.monitoring.api.known_params import KnownQueryParamsMixin
 from collector_server.orgs import scope
-from collector_server.ui import chart_data, fleet, ranges
+from collector_server.ui import chart_data, fleet, model_hosts, ranges
 
 MAX_NAMES = 50
 RANGE_PARAMETERS = [
@@ -147,3 +147,19 @@ class HealthBadgeView(KnownQueryParamsMixin, APIView):
     )
     def get(self, request: Request) -> Response:
         return Response({"success": True, "data": health.report(health.run_checks("pipeline"))})
+
+
+class ModelHostsView(KnownQueryParamsMixin, APIView):
+    @extend_schema(
+        summary="Each model's serving hosts with their GPU utilisation",
+        description=(
+            "Hosts reporting model-server series (llm_requests_running, llm_requests_waiting, "
+            "llm_kv_cache_usage_ratio, llm_time_per_output_token_seconds) per model, with the average "
+            "utilisation of their GPUs over the range (null: the host reports no GPU)."
+        ),
+        parameters=RANGE_PARAMETERS,
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request: Request) -> Response:
+        start, end = ranges.parse(request.query_params)
+        return Response({"success": True, "data": model_hosts.serving_hosts(start, end)})

@@ -8,11 +8,15 @@ from typing import Any
 from collector_server.alerts.models import Alert, AlertEvent
 from collector_server.monitoring import query
 from collector_server.monitoring.api.system_data import iso
-from collector_server.ui import endpoint_charts
+from collector_server.ui import endpoint_charts, model_charts
 from collector_server.ui.charts import CHARTS, Chart, Line, Table, run_line
 
 MAX_MARKERS = 200
-ALL_CHARTS: dict[str, Chart] = {**CHARTS, **{c.name: c for c in endpoint_charts.ENDPOINT_CHARTS}}
+ALL_CHARTS: dict[str, Chart] = {
+    **CHARTS,
+    **{c.name: c for c in endpoint_charts.ENDPOINT_CHARTS},
+    **model_charts.CHARTS_BY_NAME,
+}
 
 
 def named_chart(name: str, host: str, start: datetime, end: datetime, step: int) -> dict[str, Any]:
@@ -22,6 +26,8 @@ def named_chart(name: str, host: str, start: datetime, end: datetime, step: int)
     if name in CHARTS:
         for line in chart.lines:
             run_line(table, line, [f"host={_quoted(host)}"], start, end, step)
+    elif name in model_charts.CHARTS_BY_NAME:
+        model_charts.fill(table, name, start, end, step)
     else:
         endpoint_charts.fill(table, name, start, end, step)
     return body(table, chart.describe(), start, end, host or None)

@@ -15,6 +15,7 @@ urlpatterns = [
     path("requests/<str:request_id>/", views.request_logs, name="ui-request"),
     path("explore/", views.explore, name="ui-explore"),
     path("endpoints/", views.endpoints, name="ui-endpoints"),
+    path("models/", views.models, name="ui-models"),
     path("rules/new/", views.rule_editor, name="ui-rule-new"),
     path("rules/<int:pk>/", views.rule_editor, name="ui-rule"),
     path("login/", auth_views.LoginView.as_view(template_name="ui/login.html"), name="ui-login"),
@@ -25,4 +26,5 @@ urlpatterns = [
     path("ui/api/metric-names", api.MetricNamesView.as_view(), name="ui-api-metric-names"),
     path("ui/api/labels", api.LabelsView.as_view(), name="ui-api-labels"),
     path("ui/api/health", api.HealthBadgeView.as_view(), name="ui-api-health"),
+    path("ui/api/model-hosts", api.ModelHostsView.as_view(), name="ui-api-model-hosts"),
 ]

@@ -16,9 +16,19 @@ from collector_server.alerts.models import COMPARISONS, SEVERITIES, Alert, Alert
 from collector_server.monitoring import query
 from collector_server.monitoring.models import Host, Series
 from collector_server.orgs.session import organization_choice, switch_organization
-from collector_server.ui import charts, endpoint_charts, ranges
+from collector_server.ui import charts, endpoint_charts, model_charts, ranges
 
 REFRESH_SECONDS = 30
+# The /models/ page's charts from the models API's series endpoint (figure, title, unit);
+# "error_percent" is the page's errors / requests of that endpoint.
+MODEL_FIGURES = (
+    ("requests", "Requests per second", "req/s"),
+    ("error_percent", "Errors", "%"),
+    ("tokens", "Tokens per second (in / out)", "tok/s"),
+    ("latency_p95", "Latency p95", "s"),
+    ("ttft_p95", "Time to first token p95", "s"),
+    ("cost", "Cost per step", "USD"),
+)
 
 
 def _page(request: HttpRequest, template: str, page: str, **extra: Any) -> HttpResponse:
@@ -100,6 +110,14 @@ def explore(request: HttpRequest) -> HttpResponse:
 def endpoints(request: HttpRequest) -> HttpResponse:
     shown = [c.describe() for c in endpoint_charts.ENDPOINT_CHARTS]
     return _page(request, "endpoints.html", "endpoints", charts=shown)
+
+
+@page_view
+def models(request: HttpRequest) -> HttpResponse:
+    # The KV-cache chart only where a model server reports it.
+    has_kv = Series.objects.filter(name=model_charts.llm.KV_CACHE).exists()
+    kv_chart = model_charts.KV_CACHE_CHART.describe() if has_kv else None
+    return _page(request, "models.html", "models", kv_chart=kv_chart, model_figures=MODEL_FIGURES)
 
 
 @page_view

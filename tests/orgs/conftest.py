@@ -117,6 +117,30 @@ def _routing_and_enrollments(org_a: Any, channel: Channel) -> dict[str, Any]:
     }
 
 
+def _inference(org_a: Any, host: Host) -> dict[str, Any]:
+    """A's price, budget and an inference counter (its model name carries the marker)."""
+    from collector_server.inference.models import Budget, ModelPrice
+
+    model = f"model-{MARKER}"
+    requests = Series.objects.create(
+        organization=org_a,
+        host=host,
+        name="llm_requests_total",
+        kind="counter",
+        labels={"host": host.hostname, "model": model, "organization": f"cust-{MARKER}", "status": "ok"},
+        labels_key=f"host={host.hostname},model={model},organization=cust-{MARKER},status=ok",
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO monitoring_sample (series_id, ts, value) VALUES "
+            "(%s, now() - interval '2 minutes', 1), (%s, now() - interval '1 minute', 5)",
+            [requests.pk, requests.pk],
+        )
+    price = ModelPrice.objects.create(organization=org_a, model=model, input_per_1k=1, output_per_1k=2)
+    budget = Budget.objects.create(organization=org_a, customer_organization=f"cust-{MARKER}", amount_usd=10)
+    return {"price": price.pk, "budget": budget.pk}
+
+
 @pytest.fixture
 def world(db, partitions) -> World:
     w = World()
@@ -180,6 +204,7 @@ def world(db, partitions) -> World:
             )[0].pk,
         )
         w.ids.update(_routing_and_enrollments(org_a, channel))
+        w.ids.update(_inference(org_a, host))
         leaver = member(User.objects.create_user(f"leaver-{MARKER}"), "viewer", ORG_A)
         w.ids["member_del"] = Membership.all_objects.get(user=leaver).pk
         w.ids["audit"] = AuditEvent.all_objects.filter(organization=org_a).latest("id").pk

@@ -130,6 +130,18 @@ API: dict[str, list[tuple[str, str, Any, Expect]]] = {
             expect(401, 404, 403, 403, (200, 202, 502)),
         )
     ],
+    # LLM inference: recording needs the operator role ({} is refused by validation: no Redis needed).
+    "api/v1/monitoring/inference": [
+        ("post", "/api/v1/monitoring/inference", {}, expect(401, 400, 403, 400, 400))
+    ],
+    "api/monitoring/dashboard/inference": [
+        ("post", "/api/monitoring/dashboard/inference", {}, expect(401, 400, 403, 400, 400))
+    ],
+    "api/v1/monitoring/models": [("get", "/api/v1/monitoring/models?hours=1", None, LIST)],
+    "api/v1/monitoring/models/series": [
+        ("get", "/api/v1/monitoring/models/series?figure=requests&hours=1", None, LIST)
+    ],
+    "api/v1/monitoring/models/daily-cost": [("get", "/api/v1/monitoring/models/daily-cost", None, LIST)],
     "api/v1/logs/search": [("get", "/api/v1/logs/search", None, LIST)],
     "api/v1/logs/stats": [("get", "/api/v1/logs/stats", None, LIST)],
     "api/v1/logs/requests/<str:request_id>": [("get", f"/api/v1/logs/requests/req-{MARKER}", None, DETAIL)],
@@ -251,6 +263,7 @@ API: dict[str, list[tuple[str, str, Any, Expect]]] = {
     "prometheus/api/v1/write": [("post", "/prometheus/api/v1/write", {}, expect(401, 400, 403, 400, 400))],
     "otlp/v1/metrics": [("post", "/otlp/v1/metrics", {}, expect(401, PUSHED, 403, PUSHED, PUSHED))],
     "otlp/v1/logs": [("post", "/otlp/v1/logs", {}, expect(401, PUSHED, 403, PUSHED, PUSHED))],
+    "otlp/v1/traces": [("post", "/otlp/v1/traces", {}, expect(401, PUSHED, 403, PUSHED, PUSHED))],
     # The seed documents' health and metrics paths: public, like the health endpoint and /metrics.
     "api/v1/monitoring/status": [("get", "/api/v1/monitoring/status?scope=live", None, PUBLIC)],
     "api/health": [("get", "/api/health?scope=live", None, PUBLIC)],
@@ -265,6 +278,7 @@ API: dict[str, list[tuple[str, str, Any, Expect]]] = {
     "requests/<str:request_id>/": [("get", f"/requests/req-{MARKER}/", None, PAGE)],
     "explore/": [("get", "/explore/", None, PAGE)],
     "endpoints/": [("get", "/endpoints/", None, PAGE)],
+    "models/": [("get", "/models/", None, PAGE)],
     "rules/new/": [("get", "/rules/new/", None, PAGE)],
     "rules/<int:pk>/": [("get", "/rules/{rule}/", None, PAGE_DETAIL)],
     "login/": [("get", "/login/", None, PUBLIC)],
@@ -275,6 +289,7 @@ API: dict[str, list[tuple[str, str, Any, Expect]]] = {
     "ui/api/metric-names": [("get", "/ui/api/metric-names", None, LIST)],
     "ui/api/labels": [("get", "/ui/api/labels?metric=system_cpu_usage_percent", None, LIST)],
     "ui/api/health": [("get", "/ui/api/health", None, LIST)],
+    "ui/api/model-hosts": [("get", "/ui/api/model-hosts", None, LIST)],
     # The schema describes endpoints, never data: public like the login page.
     "api/schema/": [("get", "/api/schema/?format=json", None, PUBLIC)],
     "api/docs/": [("get", "/api/docs/", None, PUBLIC)],
@@ -296,7 +311,7 @@ ADMIN_SITE: dict[str, list[tuple[str, str, Any, Expect]]] = {
     "admin/r/<path:content_type_id>/<path:object_id>/": [
         ("get", "/admin/r/1/1/", None, expect(302, 404, 404, 404, 404))
     ],
-    "admin/^(?P<app_label>auth|axes|monitoring|alerts|enrollments|orgs)/$": [
+    "admin/^(?P<app_label>auth|axes|monitoring|alerts|enrollments|orgs|inference)/$": [
         ("get", "/admin/alerts/", None, STAFF)
     ],
     "admin/(?P<url>.*)$": [("get", "/admin/no-such-page/", None, expect(302, 404, 404, 404, 404))],
@@ -327,6 +342,9 @@ ADMIN_MODELS: dict[str, tuple[str, str, str, frozenset[str]]] = {
     "orgs/membership": ("member", "admin", "admin", frozenset()),
     "orgs/apitoken": ("token", "admin", "admin", frozenset({"add"})),
     "orgs/auditevent": ("audit", "admin", "admin", frozenset({"add", "delete"})),
+    # Prices are add-only (history kept): nobody deletes one.
+    "inference/modelprice": ("price", "viewer", "admin", frozenset({"delete"})),
+    "inference/budget": ("budget", "viewer", "admin", frozenset()),
 }
 MODEL_PAGES = {
     "": "changelist",
@@ -412,7 +430,17 @@ def _sent_values(url: str, body: Any) -> list[str]:
     return values
 
 
-UI_PAGES = ("/admin/", "/hosts/", "/alerts/", "/logs/", "/requests/", "/explore/", "/endpoints/", "/rules/")
+UI_PAGES = (
+    "/admin/",
+    "/hosts/",
+    "/alerts/",
+    "/logs/",
+    "/requests/",
+    "/explore/",
+    "/endpoints/",
+    "/models/",
+    "/rules/",
+)
 
 
 def _filled(body: Any, ids: dict[str, Any]) -> Any:

@@ -59,6 +59,7 @@ VALID: dict[str, dict[str, str]] = {
     "/ui/api/metric-names": {"prefix": "system"},
     "/ui/api/labels": {"metric": "system_load1"},
     "/ui/api/health": {},
+    "/ui/api/model-hosts": {"range": "6h", "start": "1700000000", "end": "1700003600", "width": "100"},
     "/api/v1/monitoring/hosts": {
         "hostname": "web-1",
         "hostname__icontains": "web",
@@ -68,6 +69,25 @@ VALID: dict[str, dict[str, str]] = {
         "offset": "0",
     },
     "/api/v1/monitoring/hosts/{id}": {},
+    "/api/v1/monitoring/models": {
+        "hours": "2",
+        "start": "{start}",
+        "end": "{end}",
+        "model": "qwen2.5:7b",
+        "organization": "swag",
+        "by": "organization",
+    },
+    "/api/v1/monitoring/models/series": {
+        "figure": "ttft_p95",
+        "hours": "2",
+        "start": "{start}",
+        "end": "{end}",
+        "model": "qwen2.5:7b",
+        "organization": "swag",
+        "by": "organization",
+        "points": "100",
+    },
+    "/api/v1/monitoring/models/daily-cost": {"days": "7", "model": "qwen2.5:7b", "organization": "swag"},
     "/api/v1/monitoring/query": {
         "metric": "system_load1",
         "match[]": "host=web-1",
