@@ -13,7 +13,6 @@ stream, found under /logs/requests/{request_id}.
 from __future__ import annotations
 
 import json
-import time
 from bisect import bisect_left
 from collections import Counter
 from typing import Any
@@ -155,7 +154,3 @@ def log_record(data: dict[str, Any], ts: float) -> dict[str, Any]:
     if data.get("request_id"):
         record["request_id"] = data["request_id"]
     return record
-
-
-def now() -> float:
-    return time.time()
