@@ -110,32 +110,39 @@ TAIL_LOOKBACK = timedelta(minutes=2)
 HOUR_TIER_SQL = """
         SELECT series_id, bucket AS t, increase FROM monitoring_rollup_1h
         WHERE series_id = ANY(%(ids)s) AND bucket >= %(start)s AND bucket < %(rollup_to)s"""
-# Sums of closed 1 h rollups per series, reused for HOUR_CACHE_SECONDS: a page polling the same
+# Closed 1 h rollups per series (summed, or per hour for the priced series), reused for HOUR_CACHE_SECONDS: a page polling the same
 # range reads 168 rows per series once, then only the last hour's. Keyed by the series ids (already
 # scoped) and the hours covered; a late rollup recomputation shows within HOUR_CACHE_SECONDS.
 HOUR_CACHE_SECONDS = 60.0
 HOUR_CACHE_ENTRIES = 64
-_hour_cache: dict[tuple, tuple[float, dict[int, float]]] = {}
+_hour_cache: dict[tuple, tuple[float, dict[int, list[tuple[float | None, float]]]]] = {}
 
 
-def hour_tier_sums(ids: list[int], start: datetime, rollup_to: datetime) -> dict[int, float]:
-    """Per series, the sum of the 1 h rollups' increases with bucket in [start, rollup_to)."""
+def hour_tier(
+    ids: list[int], start: datetime, rollup_to: datetime, per_bucket: bool
+) -> dict[int, list[tuple[float | None, float]]]:
+    """Per series, the 1 h rollups' increases with bucket in [start, rollup_to): summed (bucket
+    None), or one (bucket start, increase) per hour with ``per_bucket``."""
     first_hour = math.ceil(start.timestamp() / 3600)
-    key = (tuple(sorted(ids)), first_hour, rollup_to.timestamp())
+    key = (tuple(sorted(ids)), first_hour, rollup_to.timestamp(), per_bucket)
     now = time.monotonic()
     hit = _hour_cache.get(key)
     if hit is not None and now - hit[0] < HOUR_CACHE_SECONDS:
         return hit[1]
+    if per_bucket:
+        sql = f"SELECT series_id, extract(epoch FROM t), increase FROM ({HOUR_TIER_SQL}) h"
+    else:
+        sql = f"SELECT series_id, NULL::float8, sum(increase) FROM ({HOUR_TIER_SQL}) h GROUP BY 1"
+    rows: dict[int, list[tuple[float | None, float]]] = defaultdict(list)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT series_id, sum(increase) FROM ({HOUR_TIER_SQL}) h GROUP BY 1",
-            {"ids": list(key[0]), "start": start, "rollup_to": rollup_to},
-        )
-        sums = {sid: float(value) for sid, value in cursor.fetchall() if value is not None}
+        cursor.execute(sql, {"ids": list(key[0]), "start": start, "rollup_to": rollup_to})
+        for sid, bucket, value in cursor.fetchall():
+            if value is not None:
+                rows[sid].append((None if bucket is None else float(bucket), float(value)))
     if len(_hour_cache) >= HOUR_CACHE_ENTRIES:
         _hour_cache.clear()
-    _hour_cache[key] = (now, sums)
-    return sums
+    _hour_cache[key] = (now, rows)
+    return rows
 
 
 def tiered_rows(
@@ -192,12 +199,16 @@ def increases(
         if not group:
             continue
         infos = [query.SeriesInfo(s.id, Series.COUNTER, s.labels) for s in group]
-        cached_hours = level == query.LEVEL_1H and not by_bucket
+        # The closed hours come from the cache when their rows need no other bucketing.
+        cached_hours = level == query.LEVEL_1H and (not by_bucket or step == 3600)
         rows_sql, params = tiered_rows(level, infos, start, end, hour_tier=not cached_hours)
         params["step"] = step
         if cached_hours:
-            for sid, value in hour_tier_sums(params["ids"], start, params["rollup_to"]).items():
-                totals[sid] = totals.get(sid, 0.0) + value
+            for sid, rows in hour_tier(params["ids"], start, params["rollup_to"], by_bucket).items():
+                for bucket, value in rows:
+                    totals[sid] = totals.get(sid, 0.0) + value
+                    if bucket is not None:
+                        buckets[sid].append((bucket, value))
         if not by_bucket:
             bucket_expr = "NULL::float8"
         elif step:

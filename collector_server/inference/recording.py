@@ -13,7 +13,6 @@ stream, found under /logs/requests/{request_id}.
 from __future__ import annotations
 
 import json
-import time
 from bisect import bisect_left
 from collections import Counter
 from typing import Any
@@ -30,16 +29,27 @@ INSTANCE = "api"
 KEY_PREFIX = "fleetwatch:inference:counters:"
 GAP_US = 2  # the "before" point sits this many microseconds before the "after" point
 
-# KEYS[1]: the hash; ARGV: field, increment, field, increment, ...
-# Returns {time_us, before1, after1, before2, after2, ...} (numbers as strings).
+# Distinct series one organisation's endpoint counters may hold (a hash field each): a client
+# inventing model names cannot grow Redis without bound; beyond it new label sets are a 429.
+MAX_SERIES = 20_000
+
+# KEYS[1]: the hash; ARGV[1]: the cap; then field, increment, field, increment, ...
+# Returns {time_us, before1, after1, before2, after2, ...} (numbers as strings), or {-1, size}
+# when a new field would pass the cap (nothing changed).
 _SCRIPT = """
+local size = redis.call('HLEN', KEYS[1])
+local new = 0
+for i = 2, #ARGV, 2 do
+  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 0 then new = new + 1 end
+end
+if new > 0 and size + new > tonumber(ARGV[1]) then return {-1, size} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local last = tonumber(redis.call('HGET', KEYS[1], '__ts') or '0')
 if now <= last + 4 then now = last + 5 end
 redis.call('HSET', KEYS[1], '__ts', string.format('%.0f', now))
 local out = {string.format('%.0f', now)}
-for i = 1, #ARGV, 2 do
+for i = 2, #ARGV, 2 do
   local before = redis.call('HGET', KEYS[1], ARGV[i]) or '0'
   local after = redis.call('HINCRBYFLOAT', KEYS[1], ARGV[i], ARGV[i + 1])
   table.insert(out, before)
@@ -47,6 +57,16 @@ for i = 1, #ARGV, 2 do
 end
 return out
 """
+
+
+class TooManySeries(Exception):
+    """The organisation's endpoint counters hold MAX_SERIES label sets already."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(
+            f"this organisation's inference counters hold {size} series (limit {MAX_SERIES}); "
+            "a new model/organization pair is refused"
+        )
 
 
 def increments(data: dict[str, Any]) -> list[tuple[str, dict[str, str], float]]:
@@ -88,11 +108,13 @@ def record(org_id: int, data: dict[str, Any]) -> dict[str, Any]:
     """Count the inference, queue its samples and its log record; return what was recorded."""
     incs = increments(data)
     fields = [json.dumps([name, labels], sort_keys=True, separators=(",", ":")) for name, labels, _ in incs]
-    argv: list[Any] = []
+    argv: list[Any] = [MAX_SERIES]
     for field, (_, _, inc) in zip(fields, incs, strict=True):
         argv.extend((field, repr(inc)))
     client = get_redis()
     reply = client.eval(_SCRIPT, 1, f"{KEY_PREFIX}{org_id}", *argv)
+    if int(reply[0]) == -1:
+        raise TooManySeries(int(reply[1]))
     now_us = int(reply[0])
     ts = now_us / 1e6
     before_ts = (now_us - GAP_US) / 1e6
@@ -132,7 +154,3 @@ def log_record(data: dict[str, Any], ts: float) -> dict[str, Any]:
     if data.get("request_id"):
         record["request_id"] = data["request_id"]
     return record
-
-
-def now() -> float:
-    return time.time()

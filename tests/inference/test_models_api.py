@@ -149,9 +149,29 @@ def test_long_ranges_read_hour_and_minute_rollups_then_raw_samples(db, metrics):
                 "INSERT INTO monitoring_rollup_1m VALUES (%s, %s, 0, 0, 0, 1, 0, 1)",
                 [sid, hour_mark + timedelta(minutes=m)],
             )
+        # tokens without a cost: 1,000 an hour, 100 a minute; 1 USD per 1k, 2 USD for the last 10 hours
+        tokens = metrics.add(c.UNPRICED_INPUT_TOKENS, [(minute_mark - timedelta(seconds=10), 5.0)], kind="counter",
+                             model="long", organization="", host="gpu-1")  # fmt: skip
+        for h in range(1, 31):
+            cursor.execute(
+                "INSERT INTO monitoring_rollup_1h VALUES (%s, %s, 0, 0, 0, 1, 0, 1000)",
+                [tokens, hour_mark - timedelta(hours=h)],
+            )
+        for m in range(30):
+            cursor.execute(
+                "INSERT INTO monitoring_rollup_1m VALUES (%s, %s, 0, 0, 0, 1, 0, 100)",
+                [tokens, hour_mark + timedelta(minutes=m)],
+            )
+    ModelPrice.objects.create(
+        model="long", input_per_1k=1, output_per_1k=0, valid_from=hour_mark - timedelta(days=3)
+    )
+    ModelPrice.objects.create(
+        model="long", input_per_1k=2, output_per_1k=0, valid_from=hour_mark - timedelta(hours=10)
+    )
     RollupState.objects.update_or_create(level="1h", defaults={"done_until": hour_mark})
     RollupState.objects.update_or_create(level="1m", defaults={"done_until": minute_mark})
     viewer = client_for("v", "viewer")
     for _ in range(2):
         rows = viewer.get(MODELS, {"hours": 168, "model": "long"}).json()["models"]
         assert rows[0]["requests"] == 300 + 30 + 3
+        assert rows[0]["cost_usd"] == pytest.approx(20 * 1.0 + 10 * 2.0 + 3.0 * 2)

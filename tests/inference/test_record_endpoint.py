@@ -132,3 +132,16 @@ def test_another_organisation_sees_nothing(operator, redis_client):
     assert other.get(MODELS, {"hours": 1}).json()["models"] == []
     assert b"secret-model" not in other.get("/api/v1/monitoring/models/series", {"figure": "cost"}).content
     assert b"secret-model" not in other.get("/api/v1/monitoring/models/daily-cost").content
+
+
+def test_new_label_sets_beyond_the_cap_are_a_429_and_known_ones_still_count(
+    operator, redis_client, monkeypatch
+):
+    from collector_server.inference import recording
+
+    monkeypatch.setattr(recording, "MAX_SERIES", 20)
+    assert post(operator, {"model": "a", "duration": 1}).status_code == 202  # 14 series + the clock field
+    refused = post(operator, {"model": "b", "duration": 1})
+    assert refused.status_code == 429
+    assert "model" in refused.json()["detail"] and "limit 20" in refused.json()["error"]
+    assert post(operator, {"model": "a", "duration": 2}).status_code == 202

@@ -83,6 +83,10 @@ class RecordInferenceView(APIView):
             raise BadParameter("organization", "you act in no organisation that can be written to")
         try:
             result = recording.record(org_id, data)
+        except recording.TooManySeries as exc:
+            return Response(
+                {"success": False, "error": str(exc), "detail": {"model": [str(exc)]}}, status=429
+            )
         except redis.RedisError as exc:
             response = Response({"success": False, "error": f"cannot queue the inference: {exc}"}, status=503)
             response["Retry-After"] = "5"
