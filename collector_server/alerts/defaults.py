@@ -118,6 +118,27 @@ DEFAULT_RULES: list[dict[str, Any]] = [
 ]
 
 
+def ensure_default_rules(organization_id: int) -> list[str]:
+    """Create the seed's default rules missing in one organisation; return the names created.
+
+    The migration created them in the organisations that existed then; a new organisation gets
+    them when it is created (``signals``), and an operator's edits or deletions are never redone
+    for an existing one (only a name that is missing is created, and only at creation).
+    """
+    from collector_server.alerts.models import AlertRule
+    from collector_server.orgs import scope
+
+    created = []
+    with scope.use_scope(None):  # whoever creates the organisation, the rules are filed under it
+        for spec in DEFAULT_RULES:
+            _, new = AlertRule.objects.get_or_create(
+                organization_id=organization_id, name=spec["name"], defaults={**spec}
+            )
+            if new:
+                created.append(spec["name"])
+    return created
+
+
 def ensure_default_channels() -> list[str]:
     """Create the email and Slack channels named by SMTP_* / ALERT_* / SLACK_WEBHOOK_URL if missing.
 

@@ -21,7 +21,20 @@ def _route_saved(sender: type, instance: Route, created: bool, **kwargs: Any) ->
         transaction.on_commit(route_sync.rebuild)
 
 
+def _organization_created(
+    sender: type, instance: Any, created: bool, raw: bool = False, **kwargs: Any
+) -> None:
+    """A new organisation starts with the seed's default rules, as those existing at migration did."""
+    if created and not raw:
+        from collector_server.alerts.defaults import ensure_default_rules
+
+        ensure_default_rules(instance.pk)
+
+
 def connect() -> None:
+    from collector_server.orgs.models import Organization
+
+    post_save.connect(_organization_created, sender=Organization, dispatch_uid="alerts-default-rules")
     for model in (AlertRule, Channel):
         post_save.connect(_rebuild_later, sender=model, dispatch_uid=f"routes-{model.__name__}-save")
         post_delete.connect(_rebuild_later, sender=model, dispatch_uid=f"routes-{model.__name__}-delete")

@@ -14,3 +14,10 @@ class InferenceConfig(AppConfig):
 
         audit.register(ModelPrice)
         audit.register(Budget, exclude=("updated_at",))
+
+        from django.db.models.signals import post_save
+
+        from collector_server.inference.defaults import organization_created
+        from collector_server.orgs.models import Organization
+
+        post_save.connect(organization_created, sender=Organization, dispatch_uid="inference-default-rules")

@@ -137,13 +137,24 @@ INFERENCE_RULES: list[dict[str, Any]] = [
 
 def ensure_rules(organization_id: int, rule_model: Any = None) -> list[str]:
     """Create the inference rules missing in one organisation; return the names created."""
+    from collector_server.orgs import scope
+
     if rule_model is None:
         from collector_server.alerts.models import AlertRule as rule_model
     created = []
-    for spec in INFERENCE_RULES:
-        _, new = rule_model.objects.get_or_create(
-            organization_id=organization_id, name=spec["name"], defaults={**spec}
-        )
-        if new:
-            created.append(spec["name"])
+    with scope.use_scope(None):  # whoever creates the organisation, the rules are filed under it
+        for spec in INFERENCE_RULES:
+            _, new = rule_model.objects.get_or_create(
+                organization_id=organization_id, name=spec["name"], defaults={**spec}
+            )
+            if new:
+                created.append(spec["name"])
     return created
+
+
+def organization_created(
+    sender: type, instance: Any, created: bool, raw: bool = False, **kwargs: Any
+) -> None:
+    """A new organisation starts with the inference rules, as those existing at migration did."""
+    if created and not raw:
+        ensure_rules(instance.pk)

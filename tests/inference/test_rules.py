@@ -19,9 +19,15 @@ NAMES = [spec["name"] for spec in INFERENCE_RULES]
 
 @pytest.fixture
 def rules(db) -> dict[str, AlertRule]:
+    from collector_server.inference.defaults import ensure_rules
+    from collector_server.orgs.scope import default_organization_id
+
+    # The migration created them in the default organisation; a test before this one that
+    # flushed the tables (a transactional test) took them away, so put back what is missing.
+    ensure_rules(default_organization_id())
     AlertRule.objects.exclude(name__in=NAMES).update(enabled=False)
     found = {rule.name: rule for rule in AlertRule.objects.filter(name__in=NAMES)}
-    assert set(found) == set(NAMES)  # the migration created them in the default organisation
+    assert set(found) == set(NAMES)
     return found
 
 
