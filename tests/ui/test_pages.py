@@ -150,6 +150,8 @@ def test_every_page_renders_with_data_and_no_console_errors(operator, ui_stack, 
     p.page.wait_for_selector(f"#fleet tr[data-host='{HOST}'] svg.spark")
     row = p.page.inner_text(f"#fleet tr[data-host='{HOST}']")
     assert "up" in row and "firing" in row
+    # The badge fills in from its own request, which may finish after the fleet table's.
+    p.page.wait_for_selector("#health.ok, #health.bad")
     assert "pipeline ok" in p.page.inner_text("#health")
     p.shot("fleet")
 
