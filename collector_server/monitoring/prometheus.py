@@ -117,19 +117,33 @@ def redis_families(client: redis.Redis, stream_client: redis.Redis | None = None
     oldest = Family(
         f"{NAMESPACE}_stream_oldest_pending_seconds", "gauge", "Age of the oldest unacknowledged entry."
     )
+    shard_lag = Family(
+        f"{NAMESPACE}_stream_shard_lag",
+        "gauge",
+        "Entries of one stream shard not yet delivered (STREAM_SHARDS > 1).",
+    )
+    shard_pending = Family(
+        f"{NAMESPACE}_stream_shard_pending",
+        "gauge",
+        "Entries of one stream shard delivered, not acknowledged.",
+    )
     for kind in health.STREAM_KINDS:
         state = health.stream_state(stream_client, kind)
         length.add(state["length"], stream=kind)
         lag.add(state["lag"], stream=kind)
         pending.add(state["pending"], stream=kind)
         oldest.add(state["oldest_pending_seconds"], stream=kind)
+        for key, shard in state.get("by_shard", {}).items():
+            shard_lag.add(shard["lag"], stream=kind, key=key)
+            shard_pending.add(shard["pending"], stream=kind, key=key)
     dead = Family(f"{NAMESPACE}_deadletter_length", "gauge", "Entries in the dead-letter stream.")
-    dead.add(int(stream_client.xlen(streams.stream_key(streams.DEAD_LETTER))))
+    dead.add(health.dead_letter_length(stream_client))
     workers = Family(f"{NAMESPACE}_workers", "gauge", "RQ workers registered.").add(Worker.count(client))
     depth = Family(f"{NAMESPACE}_queue_depth", "gauge", "Jobs waiting in an RQ queue.")
     for name in QUEUES:
         depth.add(jobs_guard.get_queue(name, client).count, queue=name)
-    return [*families, length, lag, pending, oldest, dead, workers, depth, limit_family(client)]
+    sharded = [shard_lag, shard_pending] if shard_lag.samples else []
+    return [*families, length, lag, pending, oldest, *sharded, dead, workers, depth, limit_family(client)]
 
 
 def limit_family(client: redis.Redis) -> Family:
