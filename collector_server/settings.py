@@ -70,10 +70,13 @@ try:
         _replica = config.parse_database_url(DATABASE_REPLICA_URL, name="DATABASE_REPLICA_URL")
         _replica["CONN_MAX_AGE"] = _db["CONN_MAX_AGE"]
         _replica["CONN_HEALTH_CHECKS"] = True
+        _replica["OPTIONS"].setdefault("connect_timeout", 3)  # a replica down must not hang requests
         _replica["TEST"] = {"MIRROR": "default"}  # tests read the primary's test database
         DATABASES["replica"] = _replica
-        DATABASE_ROUTERS = ["collector_server.replica_router.ReplicaRouter"]
+        DATABASE_ROUTERS = ["collector_server.replica.ReplicaRouter"]
     HEALTH_MAX_REPLICA_LAG_SECONDS = config.envfloat("HEALTH_MAX_REPLICA_LAG_SECONDS", 30.0, minimum=0.1)
+    # After a write, a client reads from the primary this long (read-your-writes).
+    DATABASE_REPLICA_STICKY_SECONDS = config.envint("DATABASE_REPLICA_STICKY_SECONDS", 15, minimum=1)
 
     # Storage and retention (days)
     RAW_RETENTION_DAYS = config.envint("RAW_RETENTION_DAYS", 7, minimum=1)
@@ -232,6 +235,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # login throttling (last, as django-axes asks)
 ]
+if DATABASE_REPLICA_URL:  # safe requests read from the replica (collector_server/replica.py)
+    MIDDLEWARE.insert(0, "collector_server.replica.ReplicaReadsMiddleware")
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",

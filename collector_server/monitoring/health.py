@@ -274,6 +274,10 @@ def run_checks(scope: str = "pipeline") -> list[Check]:
     if scope == "live":
         return [_timed(check_process)]
     checks = [_timed(check_database)]
+    from collector_server import replica
+
+    if replica.configured():  # DATABASE_REPLICA_URL: its lag; degraded when reads fall back
+        checks.append(_timed(replica.check))
     client = health_redis()
     redis_check = _timed(check_redis, client)
     checks.append(redis_check)
