@@ -57,8 +57,9 @@ def wait_until(predicate, timeout: float, what: str, step: float = 0.1):
 class RedisClusterNodes:
     """Three redis-server masters in cluster mode in `folder`, joined with redis-cli --cluster create."""
 
-    def __init__(self, folder: Path, masters: int = 3) -> None:
+    def __init__(self, folder: Path, masters: int = 3, appendfsync: str = "always") -> None:
         self.folder = folder
+        self.appendfsync = appendfsync
         self.ports = free_ports(masters)
         self.procs: dict[int, subprocess.Popen] = {}
 
@@ -80,7 +81,7 @@ class RedisClusterNodes:
             "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
             "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
             "--cluster-node-timeout", "2000", "--cluster-require-full-coverage", "no",
-            "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+            "--appendonly", "yes", "--appendfsync", self.appendfsync, "--save", "",
             "--maxmemory-policy", "noeviction",
         ]  # fmt: skip
         log = open(data / "redis.log", "ab")  # noqa: SIM115 - the process owns it

@@ -110,6 +110,9 @@ def test_shard_keys_hash_tags_and_the_agents_hash():
     # The test vector of docs/wire-format.md: CRC-32 of the UTF-8 agent id, modulo the shards.
     assert streams.shard_of("web-1", 16) == 0xBB8F8968 % 16 == 8
     assert streams.producer_key(streams.METRICS, "web-1", 16, "fleetwatch") == "fleetwatch:stream:metrics:{8}"
+    assert streams.producer_key(streams.METRICS, "web-1", 4, "fleetwatch") == "fleetwatch:stream:metrics:{0}"
+    assert streams.producer_key(streams.METRICS, "db-7", 16, "fleetwatch") == "fleetwatch:stream:metrics:{6}"
+    assert streams.producer_key(streams.LOGS, "k8s/node-a", 12, "fleetwatch") == "fleetwatch:stream:logs:{5}"
     assert streams.dead_letter_key_for("fw:stream:metrics:{4}", "fw") == "fw:stream:deadletter:{4}"
     assert streams.dead_letter_key_for("fw:stream:metrics", "fw") == "fw:stream:deadletter"
     for bad in ("0", "-1", "1025", "two", "1.5", "", True):
