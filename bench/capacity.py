@@ -275,6 +275,7 @@ def main() -> None:
         measured.update(worker_phase(cluster, args.worker_agents, args.series, args.shards))
         measured["copy_rows_per_s"] = copy_ceiling(args.copy_rows)
         measured.update(row_bytes())
+        print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         for name, value in measured.items():
             print(f"{name}: {value:,.2f}")
         print("--- model (docs/scaling.md) ---")
