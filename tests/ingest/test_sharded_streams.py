@@ -236,3 +236,24 @@ def test_master_restart_with_real_workers_loses_and_duplicates_nothing(
         stop_processes(worker, scheduler)
     log = (tmp_path / "worker.log").read_text(errors="replace")
     assert "is unavailable" in log  # the drains went on with the live shards
+
+
+def test_server_producers_and_workers_shard_on_a_plain_redis(redis_client, settings):
+    """Remote write / OTLP batches go to the shard of their agent id; one MULTI acks on a plain Redis."""
+    from collector_server.orgs.scope import queued_agent_id
+    from collector_server.prometheus_api import stream_queue
+    from shared.wire import series_dict
+
+    settings.STREAM_SHARDS = 4
+    now = time.time()
+    by_host = {f"pushed-{n}": [series_dict("pushed_metric", [[now, float(n)]])] for n in range(12)}
+    assert stream_queue.queue(streams.METRICS, "remote-write", b"body", by_host) == 12
+    for host in by_host:
+        key = streams.producer_key(streams.METRICS, queued_agent_id("remote-write", host, None), 4)
+        assert key.endswith("}") and redis_client.xlen(key) >= 1
+    assert not redis_client.exists(streams.stream_key(streams.METRICS))  # nothing on the unsharded key
+    redis_client.xadd(streams.shard_key(streams.METRICS, 3, 4), {"b": b"\x01garbage"})
+    summary = jobs.drain(streams.METRICS, max_seconds=30)
+    assert (summary["batches"], summary["dead_lettered"], sample_count()) == (12, 1, 12)
+    assert redis_client.xlen(streams.dead_letter_key_for(streams.shard_key(streams.METRICS, 3, 4))) == 1
+    assert health.stream_state(redis_client, streams.METRICS)["pending"] == 0
