@@ -200,7 +200,28 @@ def collect() -> list[Family]:
     except Exception as exc:
         log.warning("metrics: cannot read the database: %s", exc)
         up.add(0, component="database")
+    families.extend(replica_families(up))
     return [up, *families]
+
+
+def replica_families(up: Family) -> list[Family]:
+    """With DATABASE_REPLICA_URL: the replica's replay lag (the health endpoint's `replica` check)."""
+    from collector_server import replica
+
+    if not replica.configured():
+        return []
+    state = replica.STATE.current()
+    up.add(1 if state.get("reachable") else 0, component="replica")
+    if not state.get("reachable"):
+        return []
+    return [
+        Family(f"{NAMESPACE}_replica_lag_seconds", "gauge", "Replay lag of the read replica.").add(
+            state["lag_seconds"]
+        ),
+        Family(
+            f"{NAMESPACE}_replica_lag_bytes", "gauge", "WAL received but not yet replayed by the replica."
+        ).add(state["lag_bytes"]),
+    ]
 
 
 def render(families: Iterable[Family]) -> str:

@@ -121,6 +121,11 @@ def test_reads_on_the_replica_own_writes_on_the_primary_and_fallback(
         assert "written-while-paused" in server.token_names(bob, cookie="fleetwatch_read_primary=1")
         lagging = server.replica_check()
         assert lagging["replay_paused"] and lagging["lag_seconds"] > 0 and lagging["status"] == "healthy"
+        request = urllib.request.Request(f"http://127.0.0.1:{server.port}/metrics")
+        with urllib.request.urlopen(request, timeout=20) as response:
+            exposition = response.read().decode()
+        assert 'fleetwatch_up{component="replica"} 1' in exposition
+        assert "fleetwatch_replica_lag_bytes " in exposition
 
         pg.stop_replica()  # down: reads fall back to the primary, the health endpoint says so
         wait_until(lambda: not server.replica_check()["reachable"], 15, "the replica reported down")
