@@ -35,6 +35,7 @@ def cluster_client(url: str, socket_timeout: float, connect_timeout: float) -> R
         socket_timeout=socket_timeout,
         socket_connect_timeout=connect_timeout,
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.1), 3),
+        require_full_coverage=False,  # a master down stops only its own slots (its shards)
     )
 
 

@@ -54,6 +54,26 @@ def configured() -> bool:
     return REPLICA in settings.DATABASES
 
 
+def read_alias() -> str:
+    return REPLICA if reads_on_replica.get() else PRIMARY
+
+
+class ReadConnection:
+    """``django.db.connection`` for raw-SQL reads: the replica while ``reads_on_replica`` is set.
+
+    The modules behind the API's and the UI's read endpoints (queries, charts, log search,
+    PromQL) use it instead of ``django.db.connection``; anywhere else (workers, the alert
+    evaluator) the flag is off and it is the primary's connection. Transactions around such
+    reads use ``transaction.atomic(using=read_connection.alias)``.
+    """
+
+    def __getattr__(self, item: str) -> Any:
+        return getattr(connections[read_alias()], item)
+
+
+read_connection: Any = ReadConnection()
+
+
 class ReplicaRouter:
     """Reads on the replica while ``reads_on_replica`` is set; writes and migrations on the primary."""
 

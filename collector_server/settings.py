@@ -57,7 +57,7 @@ try:
     from shared import streams as _streams
 
     try:
-        STREAM_SHARDS = _streams.parse_shards(config.envstr(_streams.SHARDS_SETTING, "1") or "1")
+        STREAM_SHARDS = _streams.parse_shards(config.envstr("STREAM_SHARDS", "1") or "1")
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     STREAM_REDIS_CLUSTER = config.envbool("STREAM_REDIS_CLUSTER", False)

@@ -131,6 +131,22 @@ def is_cluster(client: object) -> bool:
     return isinstance(client, RedisCluster)
 
 
+def live_default_node(client: RedisCluster) -> None:
+    """Make a master that answers the cluster client's default node.
+
+    redis-py asks the default node (at first the node of STREAM_REDIS_URL) which keys an
+    XREADGROUP names (COMMAND GETKEYS); with that node down every shard's read would fail.
+    """
+    for node in client.get_primaries():
+        try:
+            client.get_redis_connection(node).ping()
+        except Exception:
+            continue
+        if node is not client.get_default_node():
+            client.set_default_node(node)
+        return
+
+
 class StreamConsumer:
     """Read a stream of `kind` batches in chunks and store them with `handler`."""
 
@@ -247,7 +263,7 @@ class StreamConsumer:
         deliveries = self.deliveries(chunk.entries) if chunk.redelivered else {}
         last_errors = self.last_errors(deliveries) if deliveries else {}
         good: list[tuple[bytes, Batch]] = []
-        self.verifier.begin_chunk()
+        self._sync_enrollments()
         for entry_id, fields in chunk.entries:
             count = deliveries.get(entry_id, 1)
             if count > self.max_deliveries:
@@ -414,9 +430,21 @@ class StreamConsumer:
         if ack_pipe is not dead_pipe:
             ack_pipe.execute()
         if counters is not dead_pipe:
-            counters.execute()
+            try:
+                counters.execute()
+            except failures.REDIS_OUTAGES as exc:  # the counters' master is down; the shard's is not
+                log.warning("counters of %s not recorded (%s): %s", self.key, exc, dict(chunk.counts))
         if chunk.refusals:
             limits.refusal_log.note(chunk.refusals)
+
+    def _sync_enrollments(self) -> None:
+        """Refresh the enrollment cache; on a cluster whose master of that key is down, keep the cache."""
+        try:
+            self.verifier.begin_chunk()
+        except failures.REDIS_OUTAGES as exc:
+            if not is_cluster(self.client):
+                raise
+            log.warning("enrollments not refreshed (%s); the cached ones verify %s", exc, self.key)
 
     def _pipelines(self) -> tuple[Any, Any, Any]:
         """The pipelines of (dead letters and errors, XACK, counters) of one acknowledgement.

@@ -34,6 +34,7 @@ REDIS_OUTAGES = (
     redis.exceptions.ClusterError,
     redis.exceptions.TryAgainError,
     redis.exceptions.MasterDownError,
+    redis.exceptions.RedisClusterException,  # no node could say which master serves a slot
 )
 DATABASE_OUTAGES = (
     psycopg.OperationalError,

@@ -13,7 +13,12 @@ from django.db import close_old_connections
 from rq import get_current_job
 
 from alerting_worker.ingest import failures, signatures
-from alerting_worker.ingest.consumer import DrainResult, StreamConsumer, default_consumer_name
+from alerting_worker.ingest.consumer import (
+    DrainResult,
+    StreamConsumer,
+    default_consumer_name,
+    live_default_node,
+)
 from alerting_worker.ingest.failures import DependencyUnavailable
 from alerting_worker.ingest.metrics_handler import MetricsHandler
 from alerting_worker.ingest.shards import ShardedDrain
@@ -78,6 +83,7 @@ def drain(
     except failures.REDIS_OUTAGES as exc:
         if not is_cluster(client):
             raise
+        live_default_node(client)
         # A master of the streams' cluster is down: its shards' entries wait there (pending or
         # unread) and the next drain resumes them; the other shards go on in the meantime.
         outage.waiting(kind, f"the streams' Redis Cluster is unavailable ({type(exc).__name__}: {exc})")

@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from alerting_worker.ingest.consumer import DrainResult, StreamConsumer, is_cluster
+from alerting_worker.ingest.consumer import DrainResult, StreamConsumer, is_cluster, live_default_node
 from alerting_worker.ingest.failures import REDIS_OUTAGES
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,7 @@ class ShardedDrain:
         except REDIS_OUTAGES as exc:
             if not is_cluster(consumer.client):
                 raise
+            live_default_node(consumer.client)  # type: ignore[arg-type]
             self.unavailable.append(consumer.key)
             result.counts["shards_unavailable"] += 1
             log.warning(

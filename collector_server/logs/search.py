@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import DataError, OperationalError, connection, transaction
+from django.db import DataError, OperationalError, transaction
 from django.http import QueryDict
 from rest_framework.exceptions import APIException
 
@@ -25,6 +25,7 @@ from collector_server.monitoring import statement_timeout
 from collector_server.monitoring.api import known_params
 from collector_server.monitoring.api.errors import BadParameter
 from collector_server.orgs import scope
+from collector_server.replica import read_connection as connection  # the replica on API reads
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -314,7 +315,7 @@ def tsquery_text(text: str) -> str:
 def fetch(sql: str, args: list[Any], pattern_param: str | None = None) -> list[tuple]:
     """Run a read query with a time limit; turn Postgres' regex errors into a 400."""
     try:
-        with transaction.atomic(), connection.cursor() as cursor:
+        with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
             cursor.execute(
                 "SET LOCAL statement_timeout = %s", [statement_timeout.timeout_ms(SEARCH_TIMEOUT_MS)]
             )

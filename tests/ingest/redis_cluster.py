@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import redis
-from redis.cluster import RedisCluster
+from redis.cluster import ClusterNode, RedisCluster
 
 
 def port_range() -> range:
@@ -71,7 +71,10 @@ class RedisClusterNodes:
         return redis.Redis(port=port, socket_timeout=5)
 
     def client(self) -> RedisCluster:
-        return RedisCluster(host="127.0.0.1", port=self.ports[0], socket_timeout=5)
+        """A cluster client starting from the nodes that run now (any one of them may be down)."""
+        live = [port for port in self.ports if port in self.procs] or self.ports
+        nodes = [ClusterNode("127.0.0.1", port) for port in live]
+        return RedisCluster(startup_nodes=nodes, socket_timeout=5)
 
     def start_node(self, port: int) -> None:
         data = self.folder / str(port)

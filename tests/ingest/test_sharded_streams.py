@@ -182,7 +182,20 @@ def test_agent_user_may_xadd_to_every_shard_on_every_master(sharded):
 def test_master_restart_with_real_workers_loses_and_duplicates_nothing(
     sharded, tmp_path, redis_url, settings
 ):
-    victim = sharded.ports[1]  # serves shards {1}, {2} and {5} (slots 5461-10922)
+    # The victim is the node every client starts from (STREAM_REDIS_URL, the agents' URL) and,
+    # by the choice of prefix, the master of the pipeline counters and of the enrollment
+    # version (keys every chunk touches): its outage must stop only its own shards.
+    victim = sharded.ports[0]
+    prefix = next(
+        candidate
+        for candidate in (f"{streams.prefix()}-{n}" for n in range(1000))
+        if {
+            sharded.master_of(streams.stats_key(candidate)),
+            sharded.master_of(streams.enrollments_version_key(candidate)),
+        }
+        == {victim}
+    )
+    os.environ["FLEETWATCH_STREAM_PREFIX"] = settings.STREAM_PREFIX = prefix  # the fixture restores it
     agents = Agents(tmp_path / "agents", sharded.url, 18)
     db = connection.settings_dict
     env = dict(
@@ -221,7 +234,7 @@ def test_master_restart_with_real_workers_loses_and_duplicates_nothing(
             sharded.master_of(streams.producer_key(streams.METRICS, a, SHARDS)) == victim for a in spooled
         )
         stored_meanwhile = 2 * (agents.sent - 3 * len(spooled))
-        wait_until(lambda: sample_count() == stored_meanwhile, 60, "the live masters' shards stored")
+        wait_until(lambda: sample_count() == stored_meanwhile, 120, "the live masters' shards stored")
         sharded.start_node(victim)  # from its append-only file
         sharded.wait_ok()
         agents.flush()  # the spools replay into the victim's shards

@@ -119,6 +119,11 @@ def test_reads_on_the_replica_own_writes_on_the_primary_and_fallback(
         # Alice wrote: her reads stay on the primary (by her token, and by the cookie for a browser).
         assert "written-while-paused" in server.token_names(alice)
         assert "written-while-paused" in server.token_names(bob, cookie="fleetwatch_read_primary=1")
+        # Raw-SQL reads (charts, queries, log search, autocomplete) go to the replica too.
+        scans = "SELECT coalesce(sum(coalesce(seq_scan, 0) + coalesce(idx_scan, 0)), 0) FROM pg_stat_user_tables WHERE relname = 'monitoring_series'"
+        before = pg.replica_sql(scans)
+        assert server.call("GET", "/ui/api/metric-names?prefix=cpu", bob)[0] == 200
+        wait_until(lambda: pg.replica_sql(scans) > before, 20, "the replica to count the raw-SQL read")
         lagging = server.replica_check()
         assert lagging["replay_paused"] and lagging["lag_seconds"] > 0 and lagging["status"] == "healthy"
         request = urllib.request.Request(f"http://127.0.0.1:{server.port}/metrics")
