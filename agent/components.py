@@ -43,9 +43,13 @@ class LogShipping:
         from agent.logs.config import AgentInfo
         from agent.logs.shipper import LogShipper
 
-        stream = streams.stream_key(streams.LOGS, config.stream_prefix)
+        stream = streams.producer_key(
+            streams.LOGS, config.agent_id, config.stream_shards, config.stream_prefix
+        )
         spool = Spool(spool_dir(config.state_dir, streams.LOGS), config.spool_cap_bytes)
-        self.transport = Transport(config.redis_url, stream, spool, credential=config.credential)
+        self.transport = Transport(
+            config.redis_url, stream, spool, credential=config.credential, cluster=config.redis_cluster
+        )
         info = AgentInfo(config.agent_id, config.host, __version__)
         self.shipper = LogShipper(ship_config, info, self.transport.send, metrics_transport.send)
 

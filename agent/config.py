@@ -22,6 +22,7 @@ from typing import Any
 from agent.collectors.hostpaths import DEFAULT_PROCFS, HostPaths
 from agent.collectors.options import DEFAULT_OPTIONS, CollectorOptions
 from shared import config as envcfg
+from shared import streams
 from shared.config import ConfigError
 from shared.signing import Credential, CredentialError, parse_credential
 from shared.streams import DEFAULT_PREFIX
@@ -48,6 +49,8 @@ KNOWN_KEYS = frozenset(
         "state_dir",
         "spool_cap_bytes",
         "stream_prefix",
+        "stream_shards",
+        "redis_cluster",
         "collectors",
         "log_level",
         "procfs",
@@ -81,6 +84,10 @@ class AgentConfig:
     spool_cap_bytes: int
     stream_prefix: str
     collectors: list[str]
+    # STREAM_SHARDS of the deployment: the agent XADDs to the shard of its agent id (shared.streams).
+    stream_shards: int = 1
+    # redis_url names one node of a Redis Cluster (the streams' STREAM_REDIS_URL).
+    redis_cluster: bool = False
     log_level: str = "INFO"
     procfs: str = DEFAULT_PROCFS  # the host's /proc (``/host/proc`` in a container)
     hostfs: str = ""  # where the host's / is mounted, for disk usage ("" = this is the host's /)
@@ -144,6 +151,7 @@ def _layered_values(
         "redis_url": "REDIS_URL",
         "interval": "METRICS_COLLECTION_INTERVAL",
         "stream_prefix": "FLEETWATCH_STREAM_PREFIX",
+        "stream_shards": "STREAM_SHARDS",
     }
     for key, name in generic.items():
         if env.get(name):
@@ -175,6 +183,8 @@ def _validate(
         state_dir=state_dir,
         spool_cap_bytes=int(_number(raw, "spool_cap_bytes", DEFAULT_SPOOL_CAP, minimum=1, integer=True)),
         stream_prefix=_prefix(raw),
+        stream_shards=_shards(raw),
+        redis_cluster=_flag(raw, "redis_cluster"),
         collectors=_collectors(raw, available_collectors),
         log_level=_log_level(raw),
         procfs=_directory(raw, "procfs", DEFAULT_PROCFS),
@@ -391,6 +401,30 @@ def _prefix(raw: dict[str, Any]) -> str:
             f"{_source(raw, 'stream_prefix', 'FLEETWATCH_STREAM_PREFIX')}={prefix!r} is not usable"
         )
     return prefix
+
+
+def _shards(raw: dict[str, Any]) -> int:
+    if "stream_shards" not in raw:
+        return 1
+    value, source = raw["stream_shards"]
+    try:
+        return streams.parse_shards(value, name=source)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _flag(raw: dict[str, Any], key: str) -> bool:
+    if key not in raw:
+        return False
+    value, source = raw[key]
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ConfigError(f"{source}={value!r} is not a boolean (true/false)")
 
 
 def _collectors(raw: dict[str, Any], available: list[str] | None) -> list[str]:

@@ -63,8 +63,12 @@ class MetricsAgent:
         self._failing_sources: set[int] = set()
         self.sequence = SequenceFile(sequence_path(config.state_dir, streams.METRICS), read_only=dry_run)
         spool = Spool(spool_dir(config.state_dir, streams.METRICS), config.spool_cap_bytes)
-        stream = streams.stream_key(streams.METRICS, config.stream_prefix)
-        self.transport = Transport(config.redis_url, stream, spool, credential=config.credential)
+        stream = streams.producer_key(
+            streams.METRICS, config.agent_id, config.stream_shards, config.stream_prefix
+        )
+        self.transport = Transport(
+            config.redis_url, stream, spool, credential=config.credential, cluster=config.redis_cluster
+        )
         self.last_collection_seconds = 0.0
         self.encoder = Encoder()  # version 2: keeps the catalog's bytes while the series stay the same
 

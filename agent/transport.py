@@ -1,7 +1,8 @@
 """Deliver batches to a Redis stream, spooling to disk while Redis cannot take them.
 
 Generic over the stream kind: the metrics loop and the log shipper each own one
-``Transport(redis_url, stream_key, spool)``. Order is kept: while anything is spooled,
+``Transport(redis_url, stream_key, spool)`` (``stream_key``: the shard of the agent's id,
+``shared.streams.producer_key``; ``cluster``: ``redis_url`` is a node of a Redis Cluster). Order is kept: while anything is spooled,
 new batches go behind it and the spool is replayed oldest first. Entries are added
 without MAXLEN (the workers trim acknowledged entries); an OOM answer from a full
 Redis is treated like an outage, so back-pressure ends in the bounded spool.
@@ -15,6 +16,7 @@ import time
 
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
 from redis.retry import Retry
 
 from agent.spool import Spool
@@ -42,6 +44,7 @@ class Transport:
         connect_timeout: float = CONNECT_TIMEOUT,
         replay_budget: float = REPLAY_BUDGET_SECONDS,
         credential: Credential | None = None,
+        cluster: bool = False,
     ) -> None:
         self.stream_key = stream_key
         self.spool = spool
@@ -53,13 +56,18 @@ class Transport:
         self.reachable = True
         self._lock = threading.Lock()
         # No client-side retries: a failed attempt goes to the spool and the next cycle tries again.
-        self._client = redis.Redis.from_url(
-            redis_url,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=connect_timeout,
-            retry=Retry(NoBackoff(), 0),
-            health_check_interval=0,
-        )
+        self._client: redis.Redis | RedisCluster | None
+        self._cluster_args = (redis_url, socket_timeout, connect_timeout) if cluster else None
+        if cluster:  # made at the first send: a cluster that is down at start is an outage, not a crash
+            self._client = None
+        else:
+            self._client = redis.Redis.from_url(
+                redis_url,
+                socket_timeout=socket_timeout,
+                socket_connect_timeout=connect_timeout,
+                retry=Retry(NoBackoff(), 0),
+                health_check_interval=0,
+            )
 
     def send(self, batch: bytes) -> bool:
         """Deliver one batch now, or spool it behind older ones; return True if delivered."""
@@ -90,9 +98,28 @@ class Transport:
             if delivered < len(chunk):
                 break
 
+    def _connected(self) -> redis.Redis | RedisCluster:
+        if self._client is None and self._cluster_args is not None:
+            url, socket_timeout, connect_timeout = self._cluster_args
+            # redis_url names one node; the client learns the slots and follows MOVED answers.
+            self._client = RedisCluster.from_url(
+                url,
+                socket_timeout=socket_timeout,
+                socket_connect_timeout=connect_timeout,
+                retry=Retry(NoBackoff(), 1),  # one more try after a MOVED or a reconnect
+                require_full_coverage=False,
+            )
+        assert self._client is not None
+        return self._client
+
     def _push(self, batches: list[bytes]) -> int:
         """XADD the batches in one pipeline; return how many leading ones Redis took."""
-        pipe = self._client.pipeline(transaction=False)
+        try:
+            client = self._connected()
+        except redis.RedisError as exc:
+            self._failed(exc)
+            return 0
+        pipe = client.pipeline(transaction=False)
         signer = self._signer
         for batch in batches:
             fields = {PAYLOAD_FIELD: batch}
@@ -132,5 +159,6 @@ class Transport:
             log.info("Redis takes batches again; %d spooled batches to replay", self.spool.pending_batches)
 
     def close(self) -> None:
-        self._client.close()
+        if self._client is not None:
+            self._client.close()
         self.spool.close()

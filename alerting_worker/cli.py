@@ -38,9 +38,10 @@ def _startup() -> None:
 
 def _check_agent_acl(client, user: str) -> None:
     """Verify that the agents' Redis user may only XADD; the health endpoint reports the result."""
+    from collector_server.redis_conn import stream_shards
     from shared import redis_acl
 
-    result = redis_acl.record_check(client, user)
+    result = redis_acl.record_check(client, user, shards=stream_shards())
     for problem in result["problems"]:
         log.error("agent Redis user %r: %s", user, problem)
     if not result["exists"]:

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 import redis
 
-from shared import redis_acl
+from shared import redis_acl, streams
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,7 +66,10 @@ def create_redis_user(env: dict[str, str], var: Path) -> str | None:
     redis_url = env.get("STREAM_REDIS_URL") or env["REDIS_URL"]  # the agents write to the streams' Redis
     client = redis.Redis.from_url(redis_url)
     try:
-        redis_acl.ensure_agent_user(client, user, password, env.get("FLEETWATCH_STREAM_PREFIX") or None)
+        shards = streams.parse_shards(env.get("STREAM_SHARDS") or "1")
+        redis_acl.ensure_agent_user(
+            client, user, password, env.get("FLEETWATCH_STREAM_PREFIX") or None, shards
+        )
     except redis.RedisError as exc:
         print(f"warning: cannot create the agent's Redis user ({exc}); the agent uses REDIS_URL")
         return None

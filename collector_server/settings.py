@@ -9,6 +9,7 @@ import sys
 import warnings
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -51,6 +52,31 @@ try:
     # Blocking stream reads must end well before the socket times out (checked at start-up).
     REDIS_SOCKET_TIMEOUT = config.envfloat("REDIS_SOCKET_TIMEOUT", 30.0, minimum=1.0)
     STREAM_PREFIX = config.envstr("FLEETWATCH_STREAM_PREFIX", "fleetwatch")
+
+    # Past one box (docs/scaling.md): sharded streams, a Redis Cluster for them, a read replica.
+    from shared import streams as _streams
+
+    try:
+        STREAM_SHARDS = _streams.parse_shards(config.envstr("STREAM_SHARDS", "1") or "1")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    STREAM_REDIS_CLUSTER = config.envbool("STREAM_REDIS_CLUSTER", False)
+    if STREAM_REDIS_CLUSTER and not STREAM_REDIS_URL:
+        raise ConfigError("STREAM_REDIS_CLUSTER=true needs STREAM_REDIS_URL (a node of the cluster)")
+    if STREAM_REDIS_CLUSTER and urlparse(STREAM_REDIS_URL).path.strip("/") not in ("", "0"):
+        raise ConfigError("STREAM_REDIS_URL: a Redis Cluster has only database 0")
+    DATABASE_REPLICA_URL = config.envsecret("DATABASE_REPLICA_URL", "")
+    if DATABASE_REPLICA_URL:
+        _replica = config.parse_database_url(DATABASE_REPLICA_URL, name="DATABASE_REPLICA_URL")
+        _replica["CONN_MAX_AGE"] = _db["CONN_MAX_AGE"]
+        _replica["CONN_HEALTH_CHECKS"] = True
+        _replica["OPTIONS"].setdefault("connect_timeout", 3)  # a replica down must not hang requests
+        _replica["TEST"] = {"MIRROR": "default"}  # tests read the primary's test database
+        DATABASES["replica"] = _replica
+        DATABASE_ROUTERS = ["collector_server.replica.ReplicaRouter"]
+    HEALTH_MAX_REPLICA_LAG_SECONDS = config.envfloat("HEALTH_MAX_REPLICA_LAG_SECONDS", 30.0, minimum=0.1)
+    # After a write, a client reads from the primary this long (read-your-writes).
+    DATABASE_REPLICA_STICKY_SECONDS = config.envint("DATABASE_REPLICA_STICKY_SECONDS", 15, minimum=1)
 
     # Storage and retention (days)
     RAW_RETENTION_DAYS = config.envint("RAW_RETENTION_DAYS", 7, minimum=1)
@@ -212,6 +238,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # login throttling (last, as django-axes asks)
 ]
+if DATABASE_REPLICA_URL:  # safe requests read from the replica (collector_server/replica.py)
+    MIDDLEWARE.insert(0, "collector_server.replica.ReplicaReadsMiddleware")
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 import redis
+from redis.cluster import RedisCluster
 
 from shared import streams
 
@@ -21,7 +22,9 @@ DEFAULT_AGENT_USER = "fleetwatch-agent"
 # What a producer needs: XADD, plus what a client sends while connecting. AUTH and HELLO are
 # always allowed by Redis; SELECT for a database other than 0; CLIENT SETNAME for clients that
 # name their connection. (redis-py also sends CLIENT SETINFO on Redis >= 7.2 and ignores the refusal.)
-AGENT_COMMANDS = ("xadd", "auth", "hello", "ping", "select", "client|setname")
+# A Redis Cluster client (STREAM_REDIS_CLUSTER) first reads the slot map (CLUSTER SLOTS) and the
+# command table (COMMAND, for key positions): both describe the server, neither reads a key.
+AGENT_COMMANDS = ("xadd", "auth", "hello", "ping", "select", "client|setname", "cluster|slots", "command")
 # Commands the agent user must be refused: (command, args) run through ACL DRYRUN.
 FORBIDDEN_PROBES: tuple[tuple[str, ...], ...] = (
     ("HSET", "rq:job:forged", "data", "x"),
@@ -38,33 +41,74 @@ FORBIDDEN_PROBES: tuple[tuple[str, ...], ...] = (
 CHECK_KEY_SUFFIX = "agent-acl"
 
 
-def stream_keys(prefix: str | None = None) -> list[str]:
-    return [streams.stream_key(streams.METRICS, prefix), streams.stream_key(streams.LOGS, prefix)]
+def stream_keys(prefix: str | None = None, shards: int | None = None) -> list[str]:
+    """The keys agents XADD to: every shard of metrics and logs (STREAM_SHARDS), and the unsharded ones.
+
+    Each shard key is named exactly (no glob): an agent configured with more shards than the
+    deployment reads is refused (NOPERM, it spools and logs) instead of writing where no
+    worker reads.
+    """
+    return [
+        *streams.shard_keys(streams.METRICS, shards, prefix),
+        *streams.shard_keys(streams.LOGS, shards, prefix),
+    ]
 
 
-def agent_rules(prefix: str | None = None) -> list[str]:
+def agent_rules(prefix: str | None = None, shards: int | None = None) -> list[str]:
     """ACL rules of the agent user (after ``reset``), without the user name and password."""
     return [
         "resetkeys",
         "resetchannels",
         "-@all",
         *(f"+{command}" for command in AGENT_COMMANDS),
-        *(f"~{key}" for key in stream_keys(prefix)),
+        *(f"~{key}" for key in stream_keys(prefix, shards)),
     ]
 
 
-def acl_file_line(user: str, password: str, prefix: str | None = None) -> str:
+def acl_file_line(user: str, password: str, prefix: str | None = None, shards: int | None = None) -> str:
     """The agent user as one line of a Redis ACL file (``user <name> on ><password> ...``)."""
-    return " ".join(["user", user, "on", f">{password}", *agent_rules(prefix)])
+    return " ".join(["user", user, "on", f">{password}", *agent_rules(prefix, shards)])
 
 
-def ensure_agent_user(client: redis.Redis, user: str, password: str, prefix: str | None = None) -> None:
-    """Create or reset the agent user on `client`'s Redis (needs a user allowed to run ACL)."""
-    client.execute_command("ACL", "SETUSER", user, "reset", "on", f">{password}", *agent_rules(prefix))
+def node_clients(client: Any) -> list[redis.Redis]:
+    """The clients of every master of a Redis Cluster (ACLs are per node), or [client]."""
+    if isinstance(client, RedisCluster):
+        return [client.get_redis_connection(node) for node in client.get_primaries()]
+    return [client]
 
 
-def check_agent_user(client: redis.Redis, user: str, prefix: str | None = None) -> dict[str, Any]:
-    """Return {"user", "exists", "problems", "checked"}: what the agent user may do beyond XADD."""
+def ensure_agent_user(
+    client: redis.Redis, user: str, password: str, prefix: str | None = None, shards: int | None = None
+) -> None:
+    """Create or reset the agent user on `client`'s Redis, on every master of a cluster (needs ACL rights)."""
+    rules = agent_rules(prefix, shards)
+    for node in node_clients(client):
+        node.execute_command("ACL", "SETUSER", user, "reset", "on", f">{password}", *rules)
+
+
+def check_agent_user(
+    client: redis.Redis, user: str, prefix: str | None = None, shards: int | None = None
+) -> dict[str, Any]:
+    """Return {"user", "exists", "problems", "checked"}: what the agent user may do beyond XADD.
+
+    On a Redis Cluster every master is checked; a problem names the node.
+    """
+    nodes = node_clients(client)
+    if len(nodes) == 1:
+        return _check_node(nodes[0], user, prefix, shards)
+    result: dict[str, Any] = {"user": user, "exists": True, "problems": [], "checked": True}
+    for node in nodes:
+        found = _check_node(node, user, prefix, shards)
+        where = "{host}:{port}".format(**node.connection_pool.connection_kwargs)
+        result["exists"] = result["exists"] and found["exists"]
+        result["checked"] = result["checked"] and found["checked"]
+        result["problems"] += [f"{where}: {problem}" for problem in found["problems"]]
+        if "error" in found:
+            result["error"] = f"{where}: {found['error']}"
+    return result
+
+
+def _check_node(client: redis.Redis, user: str, prefix: str | None, shards: int | None) -> dict[str, Any]:
     result: dict[str, Any] = {"user": user, "exists": False, "problems": [], "checked": False}
     try:
         if client.execute_command("ACL", "GETUSER", user) is None:
@@ -73,8 +117,8 @@ def check_agent_user(client: redis.Redis, user: str, prefix: str | None = None) 
         result["error"] = f"cannot read the ACL ({exc}); the agent user's rights are unknown"
         return result
     result["exists"] = True
-    stream = stream_keys(prefix)[0]
-    for key in stream_keys(prefix):
+    stream = stream_keys(prefix, shards)[0]
+    for key in stream_keys(prefix, shards):
         if not _allowed(client, user, ("XADD", key, "*", "b", "x")):
             result["problems"].append(f"XADD to {key} is refused: agents cannot send")
     for probe in FORBIDDEN_PROBES:
@@ -94,10 +138,12 @@ def check_key(prefix: str | None = None) -> str:
     return f"{prefix if prefix is not None else streams.prefix()}:{CHECK_KEY_SUFFIX}"
 
 
-def record_check(client: redis.Redis, user: str, prefix: str | None = None) -> dict[str, Any]:
+def record_check(
+    client: redis.Redis, user: str, prefix: str | None = None, shards: int | None = None
+) -> dict[str, Any]:
     """Check the agent user and keep the result in Redis for the health endpoint."""
     try:
-        result = check_agent_user(client, user, prefix)
+        result = check_agent_user(client, user, prefix, shards)
     except redis.RedisError as exc:
         result = {"user": user, "exists": False, "problems": [], "checked": False, "error": str(exc)}
     result["checked_at"] = time.time()

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 import psycopg
 from django.db import connection, transaction
 from redis import Redis
+from redis.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from alerting_worker.ingest import failures, identities, limits, signatures, stats
@@ -115,9 +116,35 @@ def ensure_group(client: Redis, key: str) -> None:
             raise
 
 
-def errors_key() -> str:
-    """Redis hash: entry id -> the last error of an entry left pending by a failure it caused."""
-    return f"{streams.prefix()}:ingest:lasterror"
+def errors_key(stream: str = "") -> str:
+    """Redis hash: entry id -> the last error of an entry left pending by a failure it caused.
+
+    One per stream shard, with the shard's hash tag (same Redis Cluster slot as the shard).
+    """
+    tag = (
+        streams.dead_letter_key_for(stream)[len(streams.stream_key(streams.DEAD_LETTER)) :] if stream else ""
+    )
+    return f"{streams.prefix()}:ingest:lasterror{tag}"
+
+
+def is_cluster(client: object) -> bool:
+    return isinstance(client, RedisCluster)
+
+
+def live_default_node(client: RedisCluster) -> None:
+    """Make a master that answers the cluster client's default node.
+
+    redis-py asks the default node (at first the node of STREAM_REDIS_URL) which keys an
+    XREADGROUP names (COMMAND GETKEYS); with that node down every shard's read would fail.
+    """
+    for node in client.get_primaries():
+        try:
+            client.get_redis_connection(node).ping()
+        except Exception:
+            continue
+        if node is not client.get_default_node():
+            client.set_default_node(node)
+        return
 
 
 class StreamConsumer:
@@ -135,12 +162,14 @@ class StreamConsumer:
         max_deliveries: int = DEFAULT_MAX_DELIVERIES,
         max_batch_bytes: int = 0,
         verifier: signatures.Verifier | None = None,
+        key: str | None = None,
     ) -> None:
         self.client = client
         self.kind = kind
         self.handler = handler
-        self.key = streams.stream_key(kind)
-        self.dead_key = streams.stream_key(streams.DEAD_LETTER)
+        self.key = key or streams.stream_key(kind)  # one shard of the kind (streams.shard_keys)
+        self.dead_key = streams.dead_letter_key_for(self.key)
+        self.errors_key = errors_key(self.key)
         self.consumer = consumer or default_consumer_name()
         self.chunk = chunk
         self.block_ms = block_ms
@@ -151,29 +180,33 @@ class StreamConsumer:
 
     def drain(self, max_seconds: float = 20.0, stop_when_empty: bool = True) -> DrainResult:
         """Process entries until the stream is empty or `max_seconds` have passed."""
-        ensure_group(self.client, self.key)
-        self.require_database()
         result = DrainResult()
-        self.retry_own(result)
-        self.reclaim(result)
+        self.recover(result)
         deadline = time.monotonic() + max_seconds
         while time.monotonic() < deadline:
-            response = self.client.xreadgroup(
-                streams.CONSUMER_GROUP,
-                self.consumer,
-                {self.key: ">"},
-                count=self.chunk,
-                # A job that stops when the stream is empty must not sit blocked: the
-                # scheduler enqueues another in a second, and the worker's other queues wait.
-                block=None if stop_when_empty else (self.block_ms or None),
-            )
-            entries = response[0][1] if response else []
-            if not entries:
-                if stop_when_empty:
-                    break
-                continue
-            self.process(entries, result)
+            # A job that stops when the stream is empty must not sit blocked: the
+            # scheduler enqueues another in a second, and the worker's other queues wait.
+            block_ms = None if stop_when_empty else (self.block_ms or None)
+            if not self.read_chunk(result, block_ms=block_ms) and stop_when_empty:
+                break
         return result
+
+    def recover(self, result: DrainResult) -> None:
+        """Before reading new entries: the group exists, Postgres takes writes, pending entries are done."""
+        ensure_group(self.client, self.key)
+        self.require_database()
+        self.retry_own(result)
+        self.reclaim(result)
+
+    def read_chunk(self, result: DrainResult, block_ms: int | None = None) -> int:
+        """Read and store up to one chunk of new entries; return how many were read."""
+        response = self.client.xreadgroup(
+            streams.CONSUMER_GROUP, self.consumer, {self.key: ">"}, count=self.chunk, block=block_ms
+        )
+        entries = response[0][1] if response else []
+        if entries:
+            self.process(entries, result)
+        return len(entries)
 
     def require_database(self) -> None:
         """Raise DependencyUnavailable, before anything is read, if Postgres cannot take writes."""
@@ -230,7 +263,7 @@ class StreamConsumer:
         deliveries = self.deliveries(chunk.entries) if chunk.redelivered else {}
         last_errors = self.last_errors(deliveries) if deliveries else {}
         good: list[tuple[bytes, Batch]] = []
-        self.verifier.begin_chunk()
+        self._sync_enrollments()
         for entry_id, fields in chunk.entries:
             count = deliveries.get(entry_id, 1)
             if count > self.max_deliveries:
@@ -299,7 +332,7 @@ class StreamConsumer:
         ids = [entry_id for entry_id, count in deliveries.items() if count > self.max_deliveries]
         if not ids:
             return {}
-        values = self.client.hmget(errors_key(), ids)
+        values = self.client.hmget(self.errors_key, ids)
         return {entry_id: value.decode() for entry_id, value in zip(ids, values, strict=True) if value}
 
     def store(self, items: list[tuple[bytes, Batch]], chunk: Chunk, result: DrainResult) -> None:
@@ -365,8 +398,11 @@ class StreamConsumer:
         result.rows += rows
 
     def acknowledge(self, chunk: Chunk) -> None:
-        """Dead-letter, count and XACK in one Redis transaction; record the errors of held entries."""
-        pipe = self.client.pipeline(transaction=True)
+        """Dead-letter, count and XACK in one Redis transaction; record the errors of held entries.
+
+        On a Redis Cluster: one transaction per shard's slot, the counters after it (_pipelines).
+        """
+        dead_pipe, ack_pipe, counters = self._pipelines()
         payload_of: dict[bytes, tuple[bytes, str]] = {}
         for entry_id, payload, reason in chunk.dead:
             payload_of[entry_id] = (payload, reason)
@@ -374,25 +410,62 @@ class StreamConsumer:
             if not payload:
                 payload = self._payload(entry_id)
             reason = reason if len(reason) <= MAX_REASON_CHARS else reason[:MAX_REASON_CHARS] + "..."
-            pipe.xadd(
+            dead_pipe.xadd(
                 self.dead_key,
                 {b"b": payload, b"reason": reason.encode(), b"stream": self.key.encode(), b"entry": entry_id},
             )
             log.error("dead-lettered entry %s of %s: %s", entry_id, self.key, reason)
         chunk.counts["batches_deadlettered"] += len(payload_of)
-        stats.add(pipe, chunk.counts)
+        stats.add(counters, chunk.counts)
         if chunk.refusals:
-            host_limits.add(pipe, chunk.refusals)
+            host_limits.add(counters, chunk.refusals)
         ids = [entry_id for entry_id, _ in chunk.entries if entry_id not in chunk.held]
         if chunk.held:
-            pipe.hset(errors_key(), mapping=chunk.held)
+            dead_pipe.hset(self.errors_key, mapping=chunk.held)
         if chunk.redelivered and ids:
-            pipe.hdel(errors_key(), *ids)
+            ack_pipe.hdel(self.errors_key, *ids)
         if ids:
-            pipe.xack(self.key, streams.CONSUMER_GROUP, *ids)
-        pipe.execute()
+            ack_pipe.xack(self.key, streams.CONSUMER_GROUP, *ids)
+        dead_pipe.execute()  # dead letters are written before the XACK that drops the entries
+        if ack_pipe is not dead_pipe:
+            ack_pipe.execute()
+        if counters is not dead_pipe:
+            try:
+                counters.execute()
+            except failures.REDIS_OUTAGES as exc:  # the counters' master is down; the shard's is not
+                log.warning("counters of %s not recorded (%s): %s", self.key, exc, dict(chunk.counts))
         if chunk.refusals:
             limits.refusal_log.note(chunk.refusals)
+
+    def _sync_enrollments(self) -> None:
+        """Refresh the enrollment cache; on a cluster whose master of that key is down, keep the cache."""
+        try:
+            self.verifier.begin_chunk()
+        except failures.REDIS_OUTAGES as exc:
+            if not is_cluster(self.client):
+                raise
+            log.warning("enrollments not refreshed (%s); the cached ones verify %s", exc, self.key)
+
+    def _pipelines(self) -> tuple[Any, Any, Any]:
+        """The pipelines of (dead letters and errors, XACK, counters) of one acknowledgement.
+
+        One MULTI for all three on a plain Redis. On a Redis Cluster a transaction holds the
+        keys of one slot: a shard's dead letters, errors and XACK share its hash tag and stay
+        one MULTI on the shard's master, and the counters (other slots) follow in a second
+        pipeline, so a crash between the two loses that chunk's counter increments, never an
+        entry. The unsharded key has no hash tag: its dead letters are written first and the
+        XACK follows (a crash between them may write a dead letter twice, never lose one).
+        """
+        if not is_cluster(self.client):
+            pipe = self.client.pipeline(transaction=True)
+            return pipe, pipe, pipe
+        client: RedisCluster = self.client  # type: ignore[assignment]
+        counters = client.pipeline(transaction=False)
+        if client.keyslot(self.key) != client.keyslot(self.dead_key):
+            return client.pipeline(transaction=False), client.pipeline(transaction=False), counters
+        node = client.get_node_from_key(self.key)
+        pipe = client.get_redis_connection(node).pipeline(transaction=True)
+        return pipe, pipe, counters
 
     def _payload(self, entry_id: bytes) -> bytes:
         found = self.client.xrange(self.key, entry_id, entry_id, count=1)

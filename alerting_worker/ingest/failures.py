@@ -26,7 +26,16 @@ DEPLOYMENT_SQLSTATES = frozenset(
         "42883",  # undefined_function
     }
 )
-REDIS_OUTAGES = (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError)
+# A Redis Cluster with a master down answers CLUSTERDOWN / TRYAGAIN / MASTERDOWN: an outage too.
+REDIS_OUTAGES = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.ReadOnlyError,
+    redis.exceptions.ClusterError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.MasterDownError,
+    redis.exceptions.RedisClusterException,  # no node could say which master serves a slot
+)
 DATABASE_OUTAGES = (
     psycopg.OperationalError,
     psycopg.InterfaceError,

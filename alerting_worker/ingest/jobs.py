@@ -12,11 +12,18 @@ from django.conf import settings
 from django.db import close_old_connections
 from rq import get_current_job
 
-from alerting_worker.ingest.consumer import DrainResult, StreamConsumer, default_consumer_name
+from alerting_worker.ingest import failures, signatures
+from alerting_worker.ingest.consumer import (
+    DrainResult,
+    StreamConsumer,
+    default_consumer_name,
+    live_default_node,
+)
 from alerting_worker.ingest.failures import DependencyUnavailable
 from alerting_worker.ingest.metrics_handler import MetricsHandler
+from alerting_worker.ingest.shards import ShardedDrain
 from alerting_worker.queues import INGEST, get_queue
-from collector_server.redis_conn import get_stream_redis
+from collector_server.redis_conn import get_stream_redis, is_cluster, stream_keys
 from shared import streams
 
 log = logging.getLogger(__name__)
@@ -46,23 +53,40 @@ def drain(
     if _enough_queued(kind):
         return {"skipped": 1}
     close_old_connections()
-    consumer = StreamConsumer(
-        get_stream_redis(),
-        kind,
-        handler_for(kind),
-        consumer=consumer_name(),
-        chunk=settings.INGEST_CHUNK,
-        block_ms=settings.INGEST_BLOCK_MS,
-        claim_idle_ms=settings.INGEST_CLAIM_IDLE_MS,
-        max_deliveries=settings.INGEST_MAX_DELIVERIES,
-        max_batch_bytes=settings.LIMIT_BATCH_BYTES,
-    )
+    client = get_stream_redis()
+    handler = handler_for(kind)
+    name = consumer_name()
+    verifier = signatures.Verifier(client)  # one enrollment cache for every shard
+    consumers = [
+        StreamConsumer(
+            client,
+            kind,
+            handler,
+            consumer=name,
+            chunk=settings.INGEST_CHUNK,
+            block_ms=settings.INGEST_BLOCK_MS,
+            claim_idle_ms=settings.INGEST_CLAIM_IDLE_MS,
+            max_deliveries=settings.INGEST_MAX_DELIVERIES,
+            max_batch_bytes=settings.LIMIT_BATCH_BYTES,
+            verifier=verifier,
+            key=key,
+        )
+        for key in stream_keys(kind)
+    ]
     try:
-        result = consumer.drain(
+        result = ShardedDrain(consumers).drain(
             max_seconds=max_seconds or settings.INGEST_JOB_SECONDS, stop_when_empty=stop_when_empty
         )
     except DependencyUnavailable as exc:
         outage.waiting(kind, str(exc))
+        return {"waiting": 1}
+    except failures.REDIS_OUTAGES as exc:
+        if not is_cluster(client):
+            raise
+        live_default_node(client)
+        # A master of the streams' cluster is down: its shards' entries wait there (pending or
+        # unread) and the next drain resumes them; the other shards go on in the meantime.
+        outage.waiting(kind, f"the streams' Redis Cluster is unavailable ({type(exc).__name__}: {exc})")
         return {"waiting": 1}
     finally:
         close_old_connections()
@@ -138,16 +162,26 @@ class IngestSummary:
 
 
 def _lag(kind: str) -> str:
-    """Entries of the stream not yet delivered to the ingest group ("?" when Redis cannot say)."""
-    try:
-        groups = get_stream_redis().xinfo_groups(streams.stream_key(kind))
-    except Exception:  # no stream yet, or Redis busy: the summary must never fail the drain
-        return "?"
-    for group in groups:
-        name = group.get("name")
-        if (name.decode() if isinstance(name, bytes) else name) == streams.CONSUMER_GROUP:
-            return str(group.get("lag", "?"))
-    return "?"
+    """Entries of the stream's shards not yet delivered to the ingest group ("?" when Redis cannot say)."""
+    total = 0
+    for key in stream_keys(kind):
+        try:
+            groups = get_stream_redis().xinfo_groups(key)
+        except Exception:  # no stream yet, or Redis busy: the summary must never fail the drain
+            return "?"
+        lags = [
+            group.get("lag")
+            for group in groups
+            if _text(group.get("name")) == streams.CONSUMER_GROUP and group.get("lag") is not None
+        ]
+        if not lags:
+            return "?"
+        total += int(lags[0])
+    return str(total)
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 SUMMARY = IngestSummary()

@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.db import connection
 
+from alerting_worker.ingest.failures import REDIS_OUTAGES
 from collector_server.monitoring import partitions
-from collector_server.redis_conn import get_stream_redis
+from collector_server.redis_conn import get_stream_redis, is_cluster, stream_keys
 from shared import streams
 
 log = logging.getLogger(__name__)
@@ -39,15 +40,31 @@ def trim_streams() -> dict[str, int]:
     client = get_stream_redis()
     trimmed = {}
     for kind in (streams.METRICS, streams.LOGS):
-        key = streams.stream_key(kind)
-        trimmed[kind] = trim_acknowledged(client, key)
+        trimmed[kind] = sum(_trim_shard(client, key) for key in stream_keys(kind))
     trimmed[streams.DEAD_LETTER] = trim_dead_letters(client, settings.DEADLETTER_MAXLEN)
     return trimmed
 
 
+def _trim_shard(client, key: str, trim=None) -> int:
+    """Trim one shard; on a Redis Cluster a master that is down skips only its shards this time."""
+    try:
+        return trim(key) if trim else trim_acknowledged(client, key)
+    except REDIS_OUTAGES:
+        if not is_cluster(client):
+            raise
+        log.warning("stream shard %s not trimmed: its master is unavailable", key)
+        return 0
+
+
 def trim_dead_letters(client, keep: int) -> int:
-    """Keep the newest `keep` dead letters (they hold whole batches); count what is removed."""
-    removed = int(client.xtrim(streams.stream_key(streams.DEAD_LETTER), maxlen=keep, approximate=False))
+    """Keep the newest `keep` dead letters (they hold whole batches); count what is removed.
+
+    With stream shards each shard has its dead-letter stream; each keeps `keep`.
+    """
+    removed = sum(
+        _trim_shard(client, key, lambda key: int(client.xtrim(key, maxlen=keep, approximate=False)))
+        for key in stream_keys(streams.DEAD_LETTER)
+    )
     if removed:
         client.hincrby(streams.stats_key(), "deadletters_trimmed", removed)
         log.warning("trimmed %d old dead letters (DEADLETTER_MAXLEN=%d)", removed, keep)

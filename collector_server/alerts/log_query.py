@@ -23,11 +23,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from django.db import DataError, connection, transaction
+from django.db import DataError, transaction
 
 from collector_server.alerts import query as q
 from collector_server.logs import levels
 from collector_server.orgs import scope
+from collector_server.replica import read_connection as connection  # the replica on API reads
 
 GROUP_COLUMNS = ("host", "service", "logger", "level")
 FILTER_COLUMNS = ("host", "service", "logger")
@@ -121,7 +122,7 @@ def _pattern(raw: Any) -> str | None:
 def _postgres_regex_error(pattern: str) -> str | None:
     """Return why Postgres refuses the regex (its syntax differs from Python's), None if it accepts it."""
     try:
-        with transaction.atomic(), connection.cursor() as cursor:
+        with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
             cursor.execute("SELECT '' ~* %s", [pattern])
     except DataError as exc:
         return str(exc).strip().splitlines()[0]
@@ -186,7 +187,7 @@ def evaluate_log_batch(
 
 def _fetch(sql: str, args: list[Any]) -> list[tuple]:
     """Run the scan with a time limit, so one slow regex cannot stall the evaluation cycle."""
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         cursor.execute(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}")
         cursor.execute(sql, args)
         return cursor.fetchall()

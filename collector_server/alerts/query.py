@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection
-
 from collector_server.alerts import matchers as m
+from collector_server.replica import read_connection as connection  # the replica on API reads
 
 AGGREGATIONS = ("avg", "min", "max", "sum", "count", "last", "rate", "increase", "p95", "p99")
 # Windows at least this long read the 1-minute rollups where the aggregation allows it.

@@ -25,9 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
-
 from collector_server.orgs import scope
+from collector_server.replica import read_connection as connection  # the replica on API reads
 
 REQUESTS = "http_requests_total"
 ERRORS = "http_request_errors_total"

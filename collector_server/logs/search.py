@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import DataError, OperationalError, connection, transaction
+from django.db import DataError, OperationalError, transaction
 from django.http import QueryDict
 from rest_framework.exceptions import APIException
 
@@ -25,6 +25,7 @@ from collector_server.monitoring import statement_timeout
 from collector_server.monitoring.api import known_params
 from collector_server.monitoring.api.errors import BadParameter
 from collector_server.orgs import scope
+from collector_server.replica import read_connection as connection  # the replica on API reads
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -452,7 +453,7 @@ def fetch(
     which a small partition's costs can favour).
     """
     try:
-        with transaction.atomic(), connection.cursor() as cursor:
+        with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
             # One round trip for both settings (SET LOCAL = set_config(..., true)).
             cursor.execute(
                 "SELECT set_config('statement_timeout', %s, true), set_config('enable_indexscan', %s, true), "

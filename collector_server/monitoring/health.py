@@ -70,7 +70,17 @@ def health_redis() -> redis.Redis:
 
 def health_stream_redis() -> redis.Redis:
     """The streams' Redis (STREAM_REDIS_URL, by default the same as REDIS_URL), short timeouts."""
-    return _client(getattr(settings, "STREAM_REDIS_URL", "") or settings.REDIS_URL)
+    url = getattr(settings, "STREAM_REDIS_URL", "") or settings.REDIS_URL
+    if getattr(settings, "STREAM_REDIS_CLUSTER", False):
+        return _cluster_client(url)  # type: ignore[return-value]
+    return _client(url)
+
+
+@lru_cache(maxsize=2)
+def _cluster_client(url: str) -> Any:
+    from collector_server.redis_conn import cluster_client
+
+    return cluster_client(url, socket_timeout=REDIS_TIMEOUT_SECONDS, connect_timeout=REDIS_TIMEOUT_SECONDS)
 
 
 def check_database() -> Check:
@@ -161,8 +171,41 @@ def check_scheduler(client: redis.Redis, now: float | None = None) -> Check:
 
 
 def stream_state(client: redis.Redis, kind: str, now_ms: int | None = None) -> dict[str, Any]:
-    """Return length, lag, pending and oldest pending age of a stream's ingest group."""
-    key = streams.stream_key(kind)
+    """Return length, lag, pending and oldest pending age of a kind's ingest group.
+
+    With stream shards: the sums (the oldest pending entry of any shard), and ``by_shard``.
+    """
+    from collector_server.redis_conn import stream_keys
+
+    keys = stream_keys(kind)
+    if len(keys) == 1:
+        return shard_state(client, keys[0], now_ms)
+    shards = {key: shard_state(client, key, now_ms) for key in keys}
+    total: dict[str, Any] = {
+        "stream": streams.stream_key(kind),
+        "shards": len(keys) - 1,  # the last key is the unsharded one, still read
+        "exists": any(state["exists"] for state in shards.values()),
+        "group": all(state["group"] for state in shards.values() if state["exists"]),
+        "oldest_pending_seconds": max(state["oldest_pending_seconds"] for state in shards.values()),
+    }
+    for name in ("length", "lag", "pending"):
+        total[name] = sum(state[name] for state in shards.values())
+    total["by_shard"] = {
+        key: {name: state[name] for name in ("length", "lag", "pending", "oldest_pending_seconds")}
+        for key, state in shards.items()
+    }
+    return total
+
+
+def dead_letter_length(client: redis.Redis) -> int:
+    """Entries in the dead-letter stream(s): one per shard with stream shards."""
+    from collector_server.redis_conn import stream_keys
+
+    return sum(int(client.xlen(key)) for key in stream_keys(streams.DEAD_LETTER))
+
+
+def shard_state(client: redis.Redis, key: str, now_ms: int | None = None) -> dict[str, Any]:
+    """Return length, lag, pending and oldest pending age of one stream key's ingest group."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     state: dict[str, Any] = {"stream": key, "exists": bool(client.exists(key))}
     if not state["exists"]:
@@ -203,7 +246,7 @@ def check_streams(client: redis.Redis, now_ms: int | None = None) -> Check:
                     f"{kind} stream oldest pending entry is {state['oldest_pending_seconds']:.0f}s old "
                     f"(limit {max_age}s)"
                 )
-        details["deadletter_length"] = int(client.xlen(streams.stream_key(streams.DEAD_LETTER)))
+        details["deadletter_length"] = dead_letter_length(client)
     except redis.RedisError as exc:
         return Check("streams", False, details | {"error": f"{type(exc).__name__}: {exc}"})
     if problems:
@@ -231,6 +274,10 @@ def run_checks(scope: str = "pipeline") -> list[Check]:
     if scope == "live":
         return [_timed(check_process)]
     checks = [_timed(check_database)]
+    from collector_server import replica
+
+    if replica.configured():  # DATABASE_REPLICA_URL: its lag; degraded when reads fall back
+        checks.append(_timed(replica.check))
     client = health_redis()
     redis_check = _timed(check_redis, client)
     checks.append(redis_check)

@@ -140,20 +140,34 @@ def redis_families(
     oldest = Family(
         f"{NAMESPACE}_stream_oldest_pending_seconds", "gauge", "Age of the oldest unacknowledged entry."
     )
+    shard_lag = Family(
+        f"{NAMESPACE}_stream_shard_lag",
+        "gauge",
+        "Entries of one stream shard not yet delivered (STREAM_SHARDS > 1).",
+    )
+    shard_pending = Family(
+        f"{NAMESPACE}_stream_shard_pending",
+        "gauge",
+        "Entries of one stream shard delivered, not acknowledged.",
+    )
     for kind in health.STREAM_KINDS:
         state = health.stream_state(stream_client, kind)
         length.add(state["length"], stream=kind)
         lag.add(state["lag"], stream=kind)
         pending.add(state["pending"], stream=kind)
         oldest.add(state["oldest_pending_seconds"], stream=kind)
+        for key, shard in state.get("by_shard", {}).items():
+            shard_lag.add(shard["lag"], stream=kind, key=key)
+            shard_pending.add(shard["pending"], stream=kind, key=key)
     dead = Family(f"{NAMESPACE}_deadletter_length", "gauge", "Entries in the dead-letter stream.")
-    dead.add(int(stream_client.xlen(streams.stream_key(streams.DEAD_LETTER))))
+    dead.add(health.dead_letter_length(stream_client))
     workers = Family(f"{NAMESPACE}_workers", "gauge", "RQ workers registered.").add(Worker.count(client))
     depth = Family(f"{NAMESPACE}_queue_depth", "gauge", "Jobs waiting in an RQ queue.")
     for name in QUEUES:
         depth.add(jobs_guard.get_queue(name, client).count, queue=name)
     limits = limit_family(client) if detailed else limit_totals_family(client)
-    return [*families, length, lag, pending, oldest, dead, workers, depth, limits]
+    sharded = [shard_lag, shard_pending] if shard_lag.samples else []
+    return [*families, length, lag, pending, oldest, *sharded, dead, workers, depth, limits]
 
 
 LIMIT_HELP = "Series, log records or batches refused because their host exceeded a per-host limit."
@@ -250,7 +264,28 @@ def collect(detailed: bool = True) -> list[Family]:
     except Exception as exc:
         log.warning("metrics: cannot read the database: %s", exc)
         up.add(0, component="database")
+    families.extend(replica_families(up))
     return [up, *families]
+
+
+def replica_families(up: Family) -> list[Family]:
+    """With DATABASE_REPLICA_URL: the replica's replay lag (the health endpoint's `replica` check)."""
+    from collector_server import replica
+
+    if not replica.configured():
+        return []
+    state = replica.STATE.current()
+    up.add(1 if state.get("reachable") else 0, component="replica")
+    if not state.get("reachable"):
+        return []
+    return [
+        Family(f"{NAMESPACE}_replica_lag_seconds", "gauge", "Replay lag of the read replica.").add(
+            state["lag_seconds"]
+        ),
+        Family(
+            f"{NAMESPACE}_replica_lag_bytes", "gauge", "WAL received but not yet replayed by the replica."
+        ).add(state["lag_bytes"]),
+    ]
 
 
 def render(families: Iterable[Family]) -> str:

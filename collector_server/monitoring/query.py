@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from collector_server.monitoring.models import RollupState, Series
 from collector_server.orgs import scope
+from collector_server.replica import read_connection as connection  # the replica on API reads
 
 RAW = "raw"
 LEVEL_1M = "1m"
@@ -73,7 +74,7 @@ MATCHER_RE = re.compile(r"^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*
 def _check_postgres_regex(text: str, value: str) -> None:
     """Refuse a regex Python accepts but Postgres does not (e.g. (?P<name>...)), as a 400 not a 500."""
     try:
-        with transaction.atomic(), connection.cursor() as cursor:
+        with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
             cursor.execute("SELECT '' ~ %s", [value])
     except DatabaseError as exc:
         problem = str(exc).splitlines()[0]

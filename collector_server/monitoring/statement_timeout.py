@@ -12,9 +12,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import OperationalError, connection, transaction
+from django.db import OperationalError, transaction
 from rest_framework import status
 from rest_framework.exceptions import APIException
+
+from collector_server.replica import read_connection as connection
 
 View = TypeVar("View", bound=Callable[..., Any])
 QUERY_CANCELED = "57014"  # SQLSTATE of a statement cancelled by statement_timeout
@@ -39,7 +41,7 @@ def limited(view: View) -> View:
         if not limit:
             return view(*args, **kwargs)
         try:
-            with transaction.atomic():
+            with transaction.atomic(using=connection.alias):  # the replica's, on a replica read
                 with connection.cursor() as cursor:
                     cursor.execute("SET LOCAL statement_timeout = %s", [limit])
                 return view(*args, **kwargs)

@@ -16,7 +16,7 @@ from typing import Any
 from alerting_worker.ingest import stats
 from collector_server.enrollments.models import server_secret
 from collector_server.orgs.scope import queued_agent_id
-from collector_server.redis_conn import get_stream_redis
+from collector_server.redis_conn import get_stream_redis, producer_key
 from shared import streams
 from shared.signing import SERVER_KEY_ID, Credential, Signer
 from shared.wire import encode_batch
@@ -54,9 +54,10 @@ def queue(
     for host, entries in sorted(by_host.items()):
         for part, first in enumerate(range(0, len(entries), size)):
             chunk = entries[first : first + size]
+            agent_id = queued_agent_id(source, host, org_id)
             payload = encode_batch(
                 kind=kind,
-                agent_id=queued_agent_id(source, host, org_id),
+                agent_id=agent_id,
                 host=host,
                 agent_version=source,
                 epoch=EPOCH,
@@ -65,7 +66,8 @@ def queue(
                 series=chunk if kind == streams.METRICS else None,
                 logs=chunk if kind == streams.LOGS else None,
             )
-            pipe.xadd(streams.stream_key(kind), {streams.PAYLOAD_FIELD: payload, **signer.fields(payload)})
+            key = producer_key(kind, agent_id)  # the shard of the batch's agent id, like an agent's
+            pipe.xadd(key, {streams.PAYLOAD_FIELD: payload, **signer.fields(payload)})
             batches += 1
     if counts:
         stats.add(pipe, counts)

@@ -6,7 +6,6 @@ pixel width (``width``), so a chart never receives more points than it can draw.
 
 from __future__ import annotations
 
-from django.db import connection
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
@@ -18,6 +17,7 @@ from collector_server.monitoring.api import params
 from collector_server.monitoring.api.errors import BadParameter
 from collector_server.monitoring.api.known_params import KnownQueryParamsMixin
 from collector_server.orgs import scope
+from collector_server.replica import read_connection as connection  # the replica on API reads
 from collector_server.ui import chart_data, fleet, model_hosts, ranges
 
 MAX_NAMES = 50

@@ -65,6 +65,8 @@ ALLOWED_HOSTS: {{ append $c.allowedHosts "localhost" | uniq | join "," | quote }
 CSRF_TRUSTED_ORIGINS: {{ join "," $c.csrfTrustedOrigins | quote }}
 DEBUG: "false"
 FLEETWATCH_STREAM_PREFIX: {{ $c.streamPrefix | quote }}
+STREAM_SHARDS: {{ $c.streams.shards | int64 | quote }}
+STREAM_REDIS_CLUSTER: {{ $c.streams.redisCluster | quote }}
 LOG_LEVEL: {{ $c.logLevel | quote }}
 LOG_FORMAT: {{ $c.logFormat | quote }}
 RAW_RETENTION_DAYS: {{ $c.retention.rawDays | quote }}
@@ -102,7 +104,7 @@ SECURE_PROXY_SSL_HEADER: {{ $c.https.proxySslHeader | quote }}
       name: {{ $secret }}
       key: {{ $key }}
 {{- end }}
-{{- range $key := list "SMTP_PASSWORD" "SLACK_WEBHOOK_URL" }}
+{{- range $key := list "SMTP_PASSWORD" "SLACK_WEBHOOK_URL" "STREAM_REDIS_URL" "DATABASE_REPLICA_URL" }}
 - name: {{ $key }}
   valueFrom:
     secretKeyRef:
@@ -169,6 +171,12 @@ SMTP_PASSWORD: {{ . | b64enc | quote }}
 {{- end }}
 {{- with .Values.secrets.slackWebhookUrl }}
 SLACK_WEBHOOK_URL: {{ . | b64enc | quote }}
+{{- end }}
+{{- with .Values.secrets.streamRedisUrl }}
+STREAM_REDIS_URL: {{ . | b64enc | quote }}
+{{- end }}
+{{- with .Values.secrets.databaseReplicaUrl }}
+DATABASE_REPLICA_URL: {{ . | b64enc | quote }}
 {{- end }}
 {{- end }}
 

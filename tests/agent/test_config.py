@@ -194,3 +194,21 @@ def test_bad_collector_options_are_refused_naming_the_setting(state_dir, key, va
     name = f"FLEETWATCH_AGENT_{key.upper()}"
     with pytest.raises(ConfigError, match=rf"{name}='{value}' {message}"):
         load({"FLEETWATCH_AGENT_STATE_DIR": str(state_dir), name: value})
+
+
+def test_stream_shards_and_cluster_settings(state_dir, tmp_path):
+    config = load({"FLEETWATCH_AGENT_STATE_DIR": str(state_dir)})
+    assert (config.stream_shards, config.redis_cluster) == (1, False)
+    config = load({"FLEETWATCH_AGENT_STATE_DIR": str(state_dir), "STREAM_SHARDS": "8"})
+    assert config.stream_shards == 8
+    toml = tmp_path / "agent.toml"
+    toml.write_text("[agent]\nstream_shards = 12\nredis_cluster = true\n")
+    config = load({"FLEETWATCH_AGENT_STATE_DIR": str(state_dir)}, toml)
+    assert (config.stream_shards, config.redis_cluster) == (12, True)
+    for env, named in (
+        ({"STREAM_SHARDS": "0"}, "STREAM_SHARDS"),
+        ({"FLEETWATCH_AGENT_STREAM_SHARDS": "many"}, "FLEETWATCH_AGENT_STREAM_SHARDS"),
+        ({"FLEETWATCH_AGENT_REDIS_CLUSTER": "maybe"}, "FLEETWATCH_AGENT_REDIS_CLUSTER"),
+    ):
+        with pytest.raises(ConfigError, match=named):
+            load({"FLEETWATCH_AGENT_STATE_DIR": str(state_dir), **env})

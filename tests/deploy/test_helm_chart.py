@@ -439,3 +439,30 @@ def test_probe_paths_can_be_changed(render: Render) -> None:
     server = container(find(render({"server": {"livenessPath": "/livez"}}), "Deployment", "-server"))
     assert server["readinessProbe"]["httpGet"]["path"] == HEALTH_PATH
     assert server["livenessProbe"]["httpGet"]["path"] == "/livez"
+
+
+def test_sharded_streams_on_a_cluster_and_a_read_replica_reach_every_process(render: Render) -> None:
+    values = {
+        "config": {"streams": {"shards": 8, "redisCluster": True}},
+        "secrets": {
+            "streamRedisUrl": "redis://fleetwatch:pw@redis-cluster-0.redis:6379/0",
+            "databaseReplicaUrl": "postgres://fw:pw@pg-replica:5432/fleetwatch",
+        },
+    }
+    docs = render(values)
+    config = find(docs, "ConfigMap")["data"]
+    assert (config["STREAM_SHARDS"], config["STREAM_REDIS_CLUSTER"]) == ("8", "true")
+    agent = env_map(container(find(docs, "DaemonSet", "-agent")))
+    assert (
+        agent["STREAM_SHARDS"]["value"] == "8" and agent["FLEETWATCH_AGENT_REDIS_CLUSTER"]["value"] == "true"
+    )
+    stored = decoded_secret(find(docs, "Secret", RELEASE + "-fleetwatch"))
+    assert stored["STREAM_REDIS_URL"].startswith("redis://") and stored["DATABASE_REPLICA_URL"].endswith(
+        "/fleetwatch"
+    )
+    worker = env_map(container(find(docs, "Deployment", "-worker")))
+    assert worker["STREAM_REDIS_URL"]["valueFrom"]["secretKeyRef"]["optional"] is True
+    assert worker["DATABASE_REPLICA_URL"]["valueFrom"]["secretKeyRef"]["key"] == "DATABASE_REPLICA_URL"
+    default = find(render(), "ConfigMap")["data"]
+    assert (default["STREAM_SHARDS"], default["STREAM_REDIS_CLUSTER"]) == ("1", "false")
+    assert "STREAM_REDIS_URL" not in decoded_secret(find(render(), "Secret", RELEASE + "-fleetwatch"))

@@ -17,10 +17,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from django.db import connection
-
 from collector_server.monitoring import query, window_stats
 from collector_server.monitoring.models import Host, Series
+from collector_server.replica import read_connection as connection  # the replica on API reads
 
 FIELDS = {
     "cpu_percent": "system_cpu_usage_percent",

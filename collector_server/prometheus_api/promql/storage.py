@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-from django.db import DataError, connection, transaction
+from django.db import DataError, transaction
 
 from collector_server.monitoring import query as monitoring_query
 from collector_server.monitoring.query import LEVEL_1H, LEVEL_1M, LEVEL_SECONDS, RAW, SeriesInfo, rows_sql
 from collector_server.prometheus_api.promql.values import NAME, PromQLError, Steps
+from collector_server.replica import read_connection as connection  # the replica on API reads
 
 MAX_SERIES = 20_000
 MATCH_OPS = {"Equal": "=", "NotEqual": "!=", "Re": "=~", "NotRe": "!~"}
@@ -119,7 +120,7 @@ def parse_labels(value: object) -> dict[str, str]:
 
 def fetch(sql: str, params: object, work_mem: str | None = None) -> list[tuple]:
     try:
-        with transaction.atomic(), connection.cursor() as cursor:
+        with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
             if work_mem:
                 cursor.execute("SELECT set_config('work_mem', %s, true)", [work_mem])
             cursor.execute(sql, params)

@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlparse
 
 from django.core.management.base import BaseCommand, CommandError
 
-from collector_server.redis_conn import get_stream_redis
+from collector_server.redis_conn import get_stream_redis, stream_shards
 from shared import redis_acl
 
 
@@ -27,9 +27,11 @@ class Command(BaseCommand):
         if not agent_url or not parsed.username or not parsed.password:
             raise CommandError("AGENT_REDIS_URL (or --agent-url) must name the agents' user and password")
         user, password = unquote(parsed.username), unquote(parsed.password)
-        client = get_stream_redis()  # the agents write to the streams' Redis
-        redis_acl.ensure_agent_user(client, user, password)
-        found = redis_acl.check_agent_user(client, user)
+        client = get_stream_redis()  # the agents write to the streams' Redis (every master of a cluster)
+        shards = stream_shards()
+        redis_acl.ensure_agent_user(client, user, password, shards=shards)
+        found = redis_acl.check_agent_user(client, user, shards=shards)
         if found["problems"]:
             raise CommandError("; ".join(found["problems"]))
-        self.stdout.write(f"Redis user {user}: XADD to {', '.join(redis_acl.stream_keys())}, nothing else")
+        keys = redis_acl.stream_keys(shards=shards)
+        self.stdout.write(f"Redis user {user}: XADD to {', '.join(keys)}, nothing else")
