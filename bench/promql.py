@@ -116,15 +116,22 @@ def main() -> None:
     from django.contrib.auth.models import User
     from django.test import Client
 
+    from collector_server.orgs import roles
+    from collector_server.orgs.models import Membership
+    from collector_server.orgs.scope import default_organization_id
+
+    user = User.objects.create_user("bench", password="bench-password-1")
+    # The seeded series are in the default organisation; the caller must be a member to see them.
+    Membership.all_objects.create(user=user, organization_id=default_organization_id(), role=roles.VIEWER)
     client = Client()
-    client.force_login(User.objects.create_user("bench", password="bench-password-1"))
+    client.force_login(user)
     end = int(time.time()) // 60 * 60
     cases = [
         ("24 h, step 60 s", end - 86400, 60),
         (f"{args.days} d, step 600 s", end - args.days * 86400, 600),
         (f"{args.days} d, step 60 s", end - args.days * 86400, 60),
     ]
-    print(f"query: {QUERY}")
+    print(f"query: {QUERY}   load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"{'p50 ms':>8} {'p95 ms':>8} status series  range")
     for label, start, step in cases:
         params = {"query": QUERY, "start": start, "end": end, "step": step}
