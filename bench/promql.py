@@ -1,6 +1,6 @@
 """Measure the PromQL API's query_range latency: `sum by (host) (rate(x[5m]))` over 100 hosts.
 
-    .venv/bin/python bench/promql.py [--hosts 100] [--days 7] [--runs 20] [--keep]
+    .venv/bin/python bench/promql.py [--hosts 100] [--days 7] [--runs 20] [--keep] [--reuse]
 
 Seeds a throwaway database (fleetwatch_bench_promql) with one counter per host: 1-minute
 rollups for `--days` days (written with COPY, as the rollup job would have left them,
@@ -63,19 +63,25 @@ def seed(hosts: int, days: int) -> tuple[int, int]:
             name=METRIC, kind="counter", labels=labels, labels_key=f"code=200,host={name}", host=host
         )
         per_minute = 60.0 * (1 + h % 7)
+        # A counter sampled every 15 s (at :00, :15, :30, :45): value(t) = per_minute * (minutes since start + 1/4).
         for m in range(minutes):
             bucket = start + timedelta(minutes=m)
-            last = per_minute * (m + 1)
+            first, last = per_minute * (m + 0.25), per_minute * (m + 1)
             rollups.write(
-                f"{series.id}\t{bucket.isoformat()}\t{last - per_minute}\t{last}\t{4 * last}\t4\t{last}\t{per_minute}\n"
+                f"{series.id}\t{bucket.isoformat()}\t{first}\t{last}\t{per_minute * (4 * m + 2.5)}\t4\t{last}"
+                f"\t{per_minute}\t{bucket.isoformat()}\t{first}\t{(bucket + timedelta(seconds=45)).isoformat()}"
+                "\t0\t0\n"
             )
         for k in range(40):
             ts = now - timedelta(seconds=600 - 15 * k)
-            raw.write(f"{series.id}\t{ts.isoformat()}\t{per_minute * (minutes + k / 4)}\n")
+            raw.write(f"{series.id}\t{ts.isoformat()}\t{per_minute * (minutes - 10 + k / 4 + 0.25)}\n")
             raw_rows += 1
     with connection.cursor() as cursor:
         rollups.seek(0)
-        with cursor.copy("COPY monitoring_rollup_1m FROM STDIN") as copy:
+        with cursor.copy(
+            "COPY monitoring_rollup_1m (series_id, bucket, min, max, sum, count, last, increase, "
+            "first_ts, first, last_ts, resets, first_reset) FROM STDIN"
+        ) as copy:
             copy.write(rollups.read())
         raw.seek(0)
         with cursor.copy("COPY monitoring_sample FROM STDIN") as copy:
@@ -105,14 +111,20 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
+    parser.add_argument("--reuse", action="store_true", help="use the database a --keep run left")
     args = parser.parse_args()
-    benchdb.create(BENCH_DB)
-    started = time.perf_counter()
-    rollup_rows, raw_rows = seed(args.hosts, args.days)
-    print(
-        f"seeded {rollup_rows} 1-minute rollups and {raw_rows} raw samples "
-        f"({args.hosts} hosts x {args.days} days) in {time.perf_counter() - started:.1f}s"
-    )
+    if args.reuse:
+        import django
+
+        django.setup()
+    else:
+        benchdb.create(BENCH_DB)
+        started = time.perf_counter()
+        rollup_rows, raw_rows = seed(args.hosts, args.days)
+        print(
+            f"seeded {rollup_rows} 1-minute rollups and {raw_rows} raw samples "
+            f"({args.hosts} hosts x {args.days} days) in {time.perf_counter() - started:.1f}s"
+        )
     from django.contrib.auth.models import User
     from django.test import Client
 
@@ -120,9 +132,11 @@ def main() -> None:
     from collector_server.orgs.models import Membership
     from collector_server.orgs.scope import default_organization_id
 
-    user = User.objects.create_user("bench", password="bench-password-1")
+    user, _ = User.objects.get_or_create(username="bench")
     # The seeded series are in the default organisation; the caller must be a member to see them.
-    Membership.all_objects.create(user=user, organization_id=default_organization_id(), role=roles.VIEWER)
+    Membership.all_objects.get_or_create(
+        user=user, organization_id=default_organization_id(), role=roles.VIEWER
+    )
     client = Client()
     client.force_login(user)
     end = int(time.time()) // 60 * 60
