@@ -84,26 +84,46 @@ def matrix_json(tree: object, steps: Steps, scope: Scope | None) -> str | None:
         members.append((s.id, gid))
     if not series:
         return "[]"
-    query = rollup_windows.window_query(
-        storage._infos(series), steps, range_ms, offset_ms, level, call.func.name
-    )
-    whole = steps.start_ms % 1000 == 0 and steps.step_ms % 1000 == 0
-    ts = "(%(start_ms)s::bigint + k * %(step)s::bigint) / 1000"
-    ts = ts if whole else f"round(({ts})::numeric / 1000.0, 3)"
-    params = dict(query.params)
-    params.update(sids=[m[0] for m in members], gids=[m[1] for m in members], start_ms=steps.start_ms)
-    sql = f"""
-        WITH v AS ({query.sql}),
-             g AS (SELECT * FROM unnest(%(sids)s::bigint[], %(gids)s::int[]) AS g(sid, gid))
-        SELECT gid, json_agg(json_build_array({ts}, {VALUE_TEXT}) ORDER BY k)::text FROM (
-            SELECT g.gid, v.k, {SQL_AGGREGATES.get(op or "max")}(v.value)::float8 AS value
-            FROM v JOIN g ON g.sid = v.series_id GROUP BY 1, 2
-        ) a GROUP BY gid
-    """
-    arrays = dict(storage.fetch(sql, params, rollup_windows.QUERY_SETTINGS))
+    infos = storage._infos(series)
+    query = rollup_windows.window_query(infos, steps, range_ms, offset_ms, level, call.func.name)
+    rows = storage.fetch(*_matrix_sql(query, members, steps, op), rollup_windows.QUERY_SETTINGS)
+    if query.dense and not (rows and rows[0][2] == rows[0][3] * steps.count):
+        query = rollup_windows.anchored_query(infos, steps, range_ms, offset_ms, level, call.func.name)
+        rows = storage.fetch(*_matrix_sql(query, members, steps, op), rollup_windows.QUERY_SETTINGS)
+    arrays = {gid: text for gid, text, *_ in rows}
     parts = [
         f'{{"metric":{json.dumps(labels, separators=(",", ":"))},"values":{arrays[gid]}}}'
         for key, (labels, gid) in sorted(groups.items())
         if gid in arrays
     ]
     return "[" + ",".join(parts) + "]"
+
+
+def _matrix_sql(
+    query: rollup_windows.WindowQuery, members: list[tuple[int, int]], steps: Steps, op: str | None
+) -> tuple[str, dict[str, object]]:
+    """Group the window query's rows and write each group's `values` array as JSON text.
+
+    Rows (gid, values JSON[, dense steps, series present] of dense_query, for complete()).
+    """
+    whole = steps.start_ms % 1000 == 0 and steps.step_ms % 1000 == 0
+    ts = "(%(start_ms)s::bigint + k * %(step_ms)s::bigint) / 1000"
+    ts = ts if whole else f"round(({ts})::numeric / 1000.0, 3)"
+    counts = "max(v.dense), max(v.present)" if query.dense else "NULL::bigint, NULL::bigint"
+    params = dict(query.params)
+    params.update(
+        sids=[m[0] for m in members],
+        gids=[m[1] for m in members],
+        start_ms=steps.start_ms,
+        step_ms=steps.step_ms,
+    )
+    sql = f"""
+        WITH v AS ({query.sql}),
+             g AS (SELECT * FROM unnest(%(sids)s::bigint[], %(gids)s::int[]) AS g(sid, gid))
+        SELECT gid, json_agg(json_build_array({ts}, {VALUE_TEXT}) ORDER BY k)::text, max(dense), max(present)
+        FROM (
+            SELECT g.gid, v.k, {SQL_AGGREGATES.get(op or "max")}(v.value)::float8 AS value, {counts}
+            FROM v JOIN g ON g.sid = v.series_id GROUP BY 1, 2
+        ) a (gid, k, value, dense, present) GROUP BY gid
+    """
+    return sql, params

@@ -65,10 +65,11 @@ QUERY_SETTINGS = {"work_mem": QUERY_WORK_MEM, "jit": "off"}
 
 @dataclass
 class WindowQuery:
-    """SQL giving rows (series_id, k, value): `function` at step k, NULL rows left out."""
+    """SQL giving rows (series_id, k, value[, dense, present]): `function` at step k, NULLs left out."""
 
     sql: str
     params: dict[str, object]
+    dense: bool = False  # dense_query: check its rows with complete(), else run anchored_query
 
 
 def _dt(ms: int) -> datetime:
@@ -133,57 +134,116 @@ def bucket_params(level: str, series: list[SeriesInfo], lo_ms: int, hi_ms: int) 
     return params
 
 
-def window_query(
+def anchored_query(
     series: list[SeriesInfo], steps: Steps, range_ms: int, offset_ms: int, level: str, function: str
 ) -> WindowQuery:
-    """The SQL of `function` over the buckets of each step's window (see the module docstring)."""
+    """The SQL of `function` over the buckets of each step's window, whatever buckets exist.
+
+    One sorted pass per series computes running totals (samples, buckets, sum, resets,
+    increases) and the last bucket seen; a window is the difference between the totals at
+    its end (an anchor row at t - 1) and at its start (the anchor of an earlier step when the
+    step divides the range, else a row of its own at t - range - 2). The window's first
+    bucket is found by its index, the sample at t is the first of the row after the end
+    anchor. Only min and max need a sliding frame (they cannot be differenced).
+    """
     assert level != RAW
     t0 = steps.start_ms - offset_ms
     hi = steps.end_ms - offset_ms
     params = bucket_params(level, series, t0 - range_ms, hi)
-    params.update(t0=t0, step=steps.step_ms, last_k=steps.count - 1, range=range_ms, frame=range_ms - 1)
-    # Anchors sit 1 ms before each evaluation time t: the frame [t - range, t - 1] holds the
-    # buckets starting in the window, and the row after the anchor is the bucket starting at t.
+    step = steps.step_ms if steps.count > 1 else max(range_ms, 1)
+    shared_starts = range_ms % step == 0
+    lag = range_ms // step if shared_starts else 0
+    params.update(
+        t0=t0, step=step, first_k=-lag, last_k=steps.count - 1, range=range_ms, frame=range_ms - 1, lag=lag
+    )
+    # Buckets no window reaches (a step longer than the range) are left out before sorting.
+    reach = (
+        ""
+        if step <= range_ms
+        else "WHERE (key - (%(t0)s::bigint - %(range)s::bigint)) %% %(step)s::bigint <= %(range)s::bigint"
+    )
+    starts = (
+        "SELECT series_id, k + %(lag)s AS k, c, idx, cs, ci, crs, cl FROM r WHERE kind = 2"
+        if shared_starts
+        else "SELECT series_id, k, c, idx, cs, ci, crs, cl FROM r WHERE kind = 1"
+    )
+    start_anchors = (
+        ""
+        if shared_starts
+        else """UNION ALL
+            SELECT sid, %(t0)s::bigint + k * %(step)s::bigint - %(range)s::bigint - 2, 1, k, NULL::int,
+                   NULL::float8, NULL::float8, NULL::float8, NULL::float8, NULL::float8, NULL::bigint,
+                   NULL::float8, NULL::float8, NULL::float8[]
+            FROM unnest(%(ids)s::bigint[]) AS sid, generate_series(0, %(last_k)s) AS k"""
+    )
+    sliding = function in ("min_over_time", "max_over_time")
+    frame = (
+        "min(lo) OVER f AS lo, max(hi) OVER f AS hi" if sliding else "NULL::float8 AS lo, NULL::float8 AS hi"
+    )
     sql = f"""
-        WITH b AS ({bucket_rows_sql(level)}),
+        WITH b AS (SELECT * FROM ({bucket_rows_sql(level)}) b0 {reach}),
         m AS (
-            SELECT series_id, key, cnt, s, lo, hi, inc, rs, ft, fv, frs,
-                   ARRAY[key::float8, ft::float8, fv, frs] AS fa, ARRAY[key::float8, lt::float8, lv] AS la
+            SELECT series_id, key, 0 AS kind, NULL::int AS k, cnt, s, lo, hi, inc, rs, ft, fv, frs,
+                   ARRAY[key::float8, lt::float8, lv] AS la
             FROM b
             UNION ALL
-            SELECT sid, %(t0)s::bigint + k * %(step)s::bigint - 1, NULL::int, NULL::float8, NULL::float8,
+            SELECT sid, %(t0)s::bigint + k * %(step)s::bigint - 1, 2, k, NULL::int, NULL::float8, NULL::float8,
                    NULL::float8, NULL::float8, NULL::float8, NULL::bigint, NULL::float8, NULL::float8,
-                   NULL::float8[], NULL::float8[]
-            FROM unnest(%(ids)s::bigint[]) AS sid, generate_series(0, %(last_k)s) AS k
+                   NULL::float8[]
+            FROM unnest(%(ids)s::bigint[]) AS sid, generate_series(%(first_k)s, %(last_k)s) AS k
+            {start_anchors}
         ),
-        w AS (
-            SELECT series_id, key, cnt IS NULL AS anchor,
-                   sum(cnt) OVER f AS n0, sum(s) OVER f AS s0, min(lo) OVER f AS lo0, max(hi) OVER f AS hi0,
-                   sum(inc) OVER f AS inc, sum(rs) OVER f AS rs0, count(cnt) OVER f - count(ft) OVER f AS legacy,
-                   min(fa) OVER f AS fa, max(la) OVER f AS la,
-                   lead(key) OVER o AS nkey, lead(ft) OVER o AS nft, lead(fv) OVER o AS nfv, lead(frs) OVER o AS nfrs
+        r AS (
+            SELECT series_id, key, kind, k, ft, fv, frs,
+                   sum(cnt) OVER o AS c, count(cnt) OVER o AS idx, sum(s) OVER o AS cs, sum(inc) OVER o AS ci,
+                   sum(rs) OVER o AS crs, count(cnt) OVER o - count(ft) OVER o AS cl, max(la) OVER o AS la,
+                   lead(key) OVER n AS nkey, lead(ft) OVER n AS nft, lead(fv) OVER n AS nfv,
+                   lead(frs) OVER n AS nfrs, {frame}
             FROM m
-            WINDOW o AS (PARTITION BY series_id ORDER BY key),
-                   f AS (o RANGE BETWEEN %(frame)s::bigint PRECEDING AND CURRENT ROW)
+            WINDOW n AS (PARTITION BY series_id ORDER BY key),
+                   o AS (n ROWS UNBOUNDED PRECEDING),
+                   f AS (n RANGE BETWEEN %(frame)s::bigint PRECEDING AND CURRENT ROW)
         ),
-        e AS (
-            SELECT series_id, key + 1 AS t, n0, s0, lo0, hi0, inc, rs0, legacy, fa, la, nfv, nfrs,
+        ends AS (
+            SELECT series_id, k, key + 1 AS t, c, idx, cs, ci, crs, cl, la, nfv, nfrs, lo, hi,
                    coalesce(nkey = key + 1 AND nft = key + 1, false) AS at_t
-            FROM w WHERE anchor AND (n0 > 0 OR (nkey = key + 1 AND nft = key + 1)) OFFSET 0
+            FROM r WHERE kind = 2 AND k >= 0
         ),
+        starts AS ({starts}),
         stats AS (
-            SELECT series_id, t, legacy, inc,
-                   coalesce(n0, 0) + CASE WHEN at_t THEN 1 ELSE 0 END AS n,
-                   CASE WHEN fa IS NULL THEN t ELSE fa[2]::bigint END AS ft,
-                   CASE WHEN fa IS NULL THEN nfv ELSE fa[3] END AS fv,
-                   CASE WHEN at_t THEN t ELSE la[2]::bigint END AS lt,
-                   CASE WHEN at_t THEN nfv ELSE la[3] END AS lv,
-                   coalesce(rs0 - fa[4], 0) + CASE WHEN at_t AND fa IS NOT NULL THEN nfrs ELSE 0 END AS rs,
-                   CASE WHEN at_t THEN coalesce(s0 + nfv, nfv) ELSE s0 END AS s,
-                   CASE WHEN at_t THEN least(lo0, nfv) ELSE lo0 END AS lo,
-                   CASE WHEN at_t THEN greatest(hi0, nfv) ELSE hi0 END AS hi
-            FROM e OFFSET 0
+            SELECT e.series_id, e.t,
+                   coalesce(e.cl, 0) - coalesce(s.cl, 0) AS legacy,
+                   coalesce(e.ci - coalesce(s.ci, 0), 0) AS inc,
+                   coalesce(e.c - coalesce(s.c, 0), 0) + CASE WHEN e.at_t THEN 1 ELSE 0 END AS n,
+                   CASE WHEN f.ft IS NULL AND e.at_t THEN e.t ELSE f.ft END AS ft,
+                   CASE WHEN f.ft IS NULL AND e.at_t THEN e.nfv ELSE f.fv END AS fv,
+                   CASE WHEN e.at_t THEN e.t ELSE e.la[2]::bigint END AS lt,
+                   CASE WHEN e.at_t THEN e.nfv ELSE e.la[3] END AS lv,
+                   coalesce(e.crs - coalesce(s.crs, 0) - f.frs, 0)
+                       + CASE WHEN e.at_t AND f.series_id IS NOT NULL THEN e.nfrs ELSE 0 END AS rs,
+                   CASE WHEN e.at_t THEN coalesce(e.cs - coalesce(s.cs, 0) + e.nfv, e.nfv)
+                        ELSE e.cs - coalesce(s.cs, 0) END AS s,
+                   CASE WHEN e.at_t THEN least(e.lo, e.nfv) ELSE e.lo END AS lo,
+                   CASE WHEN e.at_t THEN greatest(e.hi, e.nfv) ELSE e.hi END AS hi
+            FROM ends e
+            LEFT JOIN starts s ON s.series_id = e.series_id AND s.k = e.k
+            LEFT JOIN r f ON f.kind = 0 AND f.series_id = e.series_id AND f.idx = coalesce(s.idx, 0) + 1
+                         AND f.key < e.t
+            WHERE e.idx > coalesce(s.idx, 0) OR e.at_t
+            OFFSET 0
         ),
+        {_value_layers(function)}
+    """
+    return WindowQuery(sql, params)
+
+
+# From a window's statistics (a `stats` CTE: series_id, t, legacy, inc, n, ft, fv, lt, lv, rs, s,
+# lo, hi) to rows (series_id, k, value).
+def _value_layers(function: str) -> str:
+    return _VALUE_LAYERS.replace("{value}", VALUE_SQL[function])
+
+
+_VALUE_LAYERS = """
         edges AS (
             SELECT *, (lt - ft)::float8 / 1000 AS sampled, (ft - (t - %(range)s::bigint))::float8 / 1000 AS to_start,
                    (t - lt)::float8 / 1000 AS to_end, lv - fv AS change, lv - fv + rs AS counter_change,
@@ -197,7 +257,101 @@ def window_query(
             FROM edges OFFSET 0
         )
         SELECT series_id, (t - %(t0)s::bigint) / %(step)s::bigint AS k, value FROM (
-            SELECT series_id, t, ({VALUE_SQL[function]})::float8 AS value FROM shape
+            SELECT series_id, t, ({value})::float8 AS value FROM shape
         ) v WHERE value IS NOT NULL
+"""
+
+
+def dense_query(
+    series: list[SeriesInfo], steps: Steps, range_ms: int, offset_ms: int, level: str, function: str
+) -> WindowQuery:
+    """The SQL of `function` over windows whose every bucket exists (the common case), cheaply.
+
+    Running totals over each series' buckets (one sorted pass, no sliding aggregate), and
+    for the bucket just before each evaluation time t the difference with the totals `j`
+    buckets earlier (j = range / width) and the first bucket's edges `j - 1` rows back: a
+    window is dense when that bucket starts at t - range. Only the steps whose window is
+    dense come back; `dense` (last column) counts them, so the caller knows whether every
+    series had a dense window at every step, else it runs anchored_query.
     """
+    assert level != RAW
+    width = LEVEL_SECONDS[level] * 1000
+    t0 = steps.start_ms - offset_ms
+    hi = steps.end_ms - offset_ms
+    params = bucket_params(level, series, t0 - range_ms, hi)
+    step = steps.step_ms if steps.count > 1 else max(range_ms, width)
+    j = range_ms // width
+    params.update(t0=t0, hi=hi, step=step, range=range_ms, width=width)
+    reach = (
+        ""
+        if step <= range_ms
+        else "WHERE (key - (%(t0)s::bigint - %(range)s::bigint)) %% %(step)s::bigint <= %(range)s::bigint"
+    )
+    extra = {
+        "rate": "sum(rs) OVER f AS rs0",
+        "increase": "sum(rs) OVER f AS rs0",
+        "sum_over_time": "sum(s) OVER f AS s0",
+        "avg_over_time": "sum(s) OVER f AS s0",
+        "min_over_time": "min(lo) OVER f AS lo0",
+        "max_over_time": "max(hi) OVER f AS hi0",
+    }.get(function, "NULL::float8 AS unused")
+    rs = "rs0 - frs1 + CASE WHEN at_t THEN nfrs ELSE 0 END" if "AS rs0" in extra else "NULL::float8"
+    total = "s0 + CASE WHEN at_t THEN nfv ELSE 0 END" if "AS s0" in extra else "NULL::float8"
+    low = "CASE WHEN at_t THEN least(lo0, nfv) ELSE lo0 END" if "AS lo0" in extra else "NULL::float8"
+    high = "CASE WHEN at_t THEN greatest(hi0, nfv) ELSE hi0 END" if "AS hi0" in extra else "NULL::float8"
+    sql = f"""
+        WITH b AS (SELECT * FROM ({bucket_rows_sql(level)}) b0 {reach}),
+        d AS (
+            SELECT series_id, key + %(width)s::bigint AS t, lt, lv,
+                   first_value(key) OVER f AS fkey, first_value(ft) OVER f AS ft1,
+                   first_value(fv) OVER f AS fv1, first_value(frs) OVER f AS frs1,
+                   sum(cnt) OVER f AS n0, count(ft) OVER f AS ne, {extra},
+                   lead(key) OVER f AS nkey, lead(ft) OVER f AS nft, lead(fv) OVER f AS nfv,
+                   lead(frs) OVER f AS nfrs, row_number() OVER f AS rn
+            FROM b
+            WINDOW f AS (PARTITION BY series_id ORDER BY key ROWS BETWEEN {j - 1} PRECEDING AND CURRENT ROW)
+        ),
+        x AS (
+            SELECT *, coalesce(nkey = t AND nft = t, false) AS at_t FROM (
+                SELECT *, t BETWEEN %(t0)s::bigint AND %(hi)s::bigint
+                          AND (t - %(t0)s::bigint) %% %(step)s::bigint = 0
+                          AND fkey = t - %(range)s::bigint AND ne = {j} AS is_step
+                FROM d
+            ) y WHERE is_step OR rn = 1
+        ),
+        stats AS (
+            SELECT series_id, t, 0 AS legacy, NULL::float8 AS inc,
+                   n0 + CASE WHEN at_t THEN 1 ELSE 0 END AS n, ft1 AS ft, fv1 AS fv,
+                   CASE WHEN at_t THEN t ELSE lt END AS lt, CASE WHEN at_t THEN nfv ELSE lv END AS lv,
+                   {rs} AS rs, {total} AS s, {low} AS lo, {high} AS hi,
+                   count(*) FILTER (WHERE is_step) OVER () AS dense,
+                   count(*) FILTER (WHERE rn = 1) OVER () AS present, is_step
+            FROM x OFFSET 0
+        ),
+        {_value_layers(function)}
+    """
+    sql = sql.replace(
+        "SELECT series_id, (t - %(t0)s::bigint) / %(step)s::bigint AS k, value FROM (",
+        "SELECT series_id, (t - %(t0)s::bigint) / %(step)s::bigint AS k, value, dense FROM (",
+    )
+    sql = sql.replace("SELECT series_id, t, (", "SELECT series_id, t, dense, (")
     return WindowQuery(sql, params)
+
+
+def window_query(
+    series: list[SeriesInfo], steps: Steps, range_ms: int, offset_ms: int, level: str, function: str
+) -> WindowQuery:
+    """`function` over each step's window: rows (series_id, k, value).
+
+    Windows of whole buckets (aligned) first try dense_query; `complete` tells from its rows
+    whether it answered every step of every series that has buckets, else the caller runs
+    anchored_query (gaps, series that start or stop within the range, buckets without edges).
+    """
+    if aligned(steps, range_ms, offset_ms, level):
+        return dense_query(series, steps, range_ms, offset_ms, level, function)
+    return anchored_query(series, steps, range_ms, offset_ms, level, function)
+
+
+def complete(rows: list[tuple], steps: Steps) -> bool:
+    """Whether dense_query's rows answer every step of every series with buckets."""
+    return bool(rows) and rows[0][3] == rows[0][4] * steps.count

@@ -298,9 +298,13 @@ def rollup_values(
     if not series:
         return {}
     query = rollup_windows.window_query(_infos(series), steps, range_ms, offset_ms, level, function)
+    rows = fetch(query.sql, query.params, rollup_windows.QUERY_SETTINGS)
+    if query.dense and not rollup_windows.complete(rows, steps):
+        query = rollup_windows.anchored_query(_infos(series), steps, range_ms, offset_ms, level, function)
+        rows = fetch(query.sql, query.params, rollup_windows.QUERY_SETTINGS)
     result: dict[int, list[float | None]] = {}
     count = steps.count
-    for sid, k, value in fetch(query.sql, query.params, rollup_windows.QUERY_SETTINGS):
+    for sid, k, value, *_ in rows:
         values = result.get(sid)
         if values is None:
             values = result[sid] = [None] * count
