@@ -91,6 +91,9 @@ def matrix_json(tree: object, steps: Steps, scope: Scope | None) -> str | None:
         query = rollup_windows.anchored_query(infos, steps, range_ms, offset_ms, level, call.func.name)
         rows = storage.fetch(*_matrix_sql(query, members, steps, op), rollup_windows.QUERY_SETTINGS)
     arrays = {gid: text for gid, text, *_ in rows}
+    if len(groups) == len(members):  # rows were per series: name them by their group
+        gid_of = dict(members)
+        arrays = {gid_of[sid]: text for sid, text in arrays.items()}
     parts = [
         f'{{"metric":{json.dumps(labels, separators=(",", ":"))},"values":{arrays[gid]}}}'
         for key, (labels, gid) in sorted(groups.items())
@@ -117,6 +120,16 @@ def _matrix_sql(
         start_ms=steps.start_ms,
         step_ms=steps.step_ms,
     )
+    if len({gid for _, gid in members}) == len(members):
+        # One series per group (e.g. `sum by (host)` with a series per host): no grouping.
+        value = "1::float8" if op == "count" else "value"
+        sql = f"""
+            WITH v AS ({query.sql})
+            SELECT series_id, json_agg(json_build_array({ts}, {VALUE_TEXT.replace("value", value)}) ORDER BY k)::text,
+                   {counts.replace("v.", "")}
+            FROM v GROUP BY series_id
+        """
+        return sql, params
     sql = f"""
         WITH v AS ({query.sql}),
              g AS (SELECT * FROM unnest(%(sids)s::bigint[], %(gids)s::int[]) AS g(sid, gid))

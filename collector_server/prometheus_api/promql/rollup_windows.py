@@ -330,12 +330,15 @@ def dense_query(
         ),
         {_value_layers(function)}
     """
-    sql = sql.replace(
-        "SELECT series_id, (t - %(t0)s::bigint) / %(step)s::bigint AS k, value FROM (",
-        "SELECT series_id, (t - %(t0)s::bigint) / %(step)s::bigint AS k, value, dense FROM (",
-    )
-    sql = sql.replace("SELECT series_id, t, (", "SELECT series_id, t, dense, (")
-    return WindowQuery(sql, params)
+    # Rows: (series_id, k, value, dense steps, series present), the steps' rows only.
+    for before, after in (
+        ("AS k, value FROM (", "AS k, value, dense, present FROM ("),
+        ("SELECT series_id, t, (", "SELECT series_id, t, dense, present, is_step, ("),
+        (") v WHERE value IS NOT NULL", ") v WHERE value IS NOT NULL AND is_step"),
+    ):
+        assert before in sql
+        sql = sql.replace(before, after)
+    return WindowQuery(sql, params, dense=True)
 
 
 def window_query(
