@@ -105,6 +105,32 @@ def percentiles(client, params: dict[str, object], runs: int) -> tuple[float, fl
     return statistics.median(durations), p95, status, series
 
 
+def explain(client, params: dict[str, object]) -> None:
+    """Print the plans, with actual times and buffers, of the statements one query runs."""
+    from django.db import connection, transaction
+
+    from collector_server.prometheus_api.promql import storage
+
+    statements = []
+    original = storage.fetch
+
+    def recording(sql, values, local=None):
+        statements.append((sql, values, local))
+        return original(sql, values, local)
+
+    storage.fetch = recording
+    try:
+        client.get("/prometheus/api/v1/query_range", params)
+    finally:
+        storage.fetch = original
+    for sql, values, local in statements:
+        with transaction.atomic(), connection.cursor() as cursor:
+            for name, value in (local or {}).items():
+                cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, values)
+            print("\n".join(row[0] for row in cursor.fetchall()), end="\n\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=100)
@@ -112,6 +138,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
     parser.add_argument("--reuse", action="store_true", help="use the database a --keep run left")
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="print EXPLAIN (ANALYZE, BUFFERS) of the statements of each case",
+    )
     args = parser.parse_args()
     if args.reuse:
         import django
@@ -139,7 +170,10 @@ def main() -> None:
     )
     client = Client()
     client.force_login(user)
-    end = int(time.time()) // 60 * 60
+    from collector_server.monitoring.models import RollupState
+
+    # The seeded data ends at the minute the seed started (the rollups a minute before it).
+    end = int(RollupState.objects.get(level="1m").done_until.timestamp()) + 60
     cases = [
         ("24 h, step 60 s", end - 86400, 60),
         (f"{args.days} d, step 600 s", end - args.days * 86400, 600),
@@ -152,6 +186,8 @@ def main() -> None:
         client.get("/prometheus/api/v1/query_range", params)  # warm the connection and caches
         p50, p95, status, series = percentiles(client, params, args.runs)
         print(f"{p50:8.1f} {p95:8.1f} {status:6d} {series:6d}  {label}")
+        if args.explain:
+            explain(client, params)
     if not args.keep:
         benchdb.drop(BENCH_DB)
 
