@@ -87,7 +87,7 @@ def matrix_json(tree: object, steps: Steps, scope: Scope | None) -> str | None:
     infos = storage._infos(series)
     query = rollup_windows.window_query(infos, steps, range_ms, offset_ms, level, call.func.name)
     rows = storage.fetch(*_matrix_sql(query, members, steps, op), rollup_windows.QUERY_SETTINGS)
-    if query.dense and not (rows and rows[0][2] == rows[0][3] * steps.count):
+    if query.dense and not (rows and rows[0][2] == rows[0][3]):
         query = rollup_windows.anchored_query(infos, steps, range_ms, offset_ms, level, call.func.name)
         rows = storage.fetch(*_matrix_sql(query, members, steps, op), rollup_windows.QUERY_SETTINGS)
     arrays = {gid: text for gid, text, *_ in rows}

@@ -267,12 +267,14 @@ def dense_query(
 ) -> WindowQuery:
     """The SQL of `function` over windows whose every bucket exists (the common case), cheaply.
 
-    Running totals over each series' buckets (one sorted pass, no sliding aggregate), and
-    for the bucket just before each evaluation time t the difference with the totals `j`
-    buckets earlier (j = range / width) and the first bucket's edges `j - 1` rows back: a
-    window is dense when that bucket starts at t - range. Only the steps whose window is
-    dense come back; `dense` (last column) counts them, so the caller knows whether every
-    series had a dense window at every step, else it runs anchored_query.
+    One sort of the buckets and one window pass with a ROWS frame of j = range / width
+    buckets, evaluated at the bucket just before each evaluation time t: `first_value` gives
+    the window's first bucket, `lead` the sample at t, sums the rest. A window is dense when
+    its first bucket starts at t - range and every bucket has edges; only dense steps come
+    back. Rows carry `dense` (how many steps were dense) and `present` (how many steps have
+    any bucket in their window, from the union of the step intervals each bucket reaches):
+    when they differ, some window has a gap (or buckets without edges) and the caller runs
+    anchored_query instead (complete()).
     """
     assert level != RAW
     width = LEVEL_SECONDS[level] * 1000
@@ -281,7 +283,7 @@ def dense_query(
     params = bucket_params(level, series, t0 - range_ms, hi)
     step = steps.step_ms if steps.count > 1 else max(range_ms, width)
     j = range_ms // width
-    params.update(t0=t0, hi=hi, step=step, range=range_ms, width=width)
+    params.update(t0=t0, hi=hi, step=step, range=range_ms, width=width, last_k=steps.count - 1)
     reach = (
         ""
         if step <= range_ms
@@ -307,25 +309,33 @@ def dense_query(
                    first_value(fv) OVER f AS fv1, first_value(frs) OVER f AS frs1,
                    sum(cnt) OVER f AS n0, count(ft) OVER f AS ne, {extra},
                    lead(key) OVER f AS nkey, lead(ft) OVER f AS nft, lead(fv) OVER f AS nfv,
-                   lead(frs) OVER f AS nfrs, row_number() OVER f AS rn
+                   lead(frs) OVER f AS nfrs, lag(key) OVER f AS pkey,
+                   greatest(0, ceil(((key + CASE WHEN ft = key THEN 0 ELSE %(width)s::bigint END) - %(t0)s::bigint)::float8
+                                    / %(step)s::bigint)) AS lo_k,
+                   least(%(last_k)s::bigint, floor((key + %(range)s::bigint - %(t0)s::bigint)::float8 / %(step)s::bigint))
+                       AS hi_k
             FROM b
             WINDOW f AS (PARTITION BY series_id ORDER BY key ROWS BETWEEN {j - 1} PRECEDING AND CURRENT ROW)
         ),
         x AS (
             SELECT *, coalesce(nkey = t AND nft = t, false) AS at_t FROM (
-                SELECT *, t BETWEEN %(t0)s::bigint AND %(hi)s::bigint
-                          AND (t - %(t0)s::bigint) %% %(step)s::bigint = 0
-                          AND fkey = t - %(range)s::bigint AND ne = {j} AS is_step
-                FROM d
-            ) y WHERE is_step OR rn = 1
+                SELECT *, count(*) FILTER (WHERE is_step) OVER () AS dense, sum(covers) OVER () AS covered FROM (
+                    SELECT *, t BETWEEN %(t0)s::bigint AND %(hi)s::bigint
+                              AND (t - %(t0)s::bigint) %% %(step)s::bigint = 0
+                              AND fkey = t - %(range)s::bigint AND ne = {j} AS is_step,
+                              greatest(0, hi_k - greatest(lo_k - 1, coalesce(
+                                  floor((pkey + %(range)s::bigint - %(t0)s::bigint)::float8 / %(step)s::bigint), -1
+                              ))) AS covers
+                    FROM d
+                ) z
+            ) y WHERE is_step
         ),
         stats AS (
             SELECT series_id, t, 0 AS legacy, NULL::float8 AS inc,
                    n0 + CASE WHEN at_t THEN 1 ELSE 0 END AS n, ft1 AS ft, fv1 AS fv,
                    CASE WHEN at_t THEN t ELSE lt END AS lt, CASE WHEN at_t THEN nfv ELSE lv END AS lv,
                    {rs} AS rs, {total} AS s, {low} AS lo, {high} AS hi,
-                   count(*) FILTER (WHERE is_step) OVER () AS dense,
-                   count(*) FILTER (WHERE rn = 1) OVER () AS present, is_step
+                   dense, covered AS present, is_step
             FROM x OFFSET 0
         ),
         {_value_layers(function)}
@@ -357,4 +367,4 @@ def window_query(
 
 def complete(rows: list[tuple], steps: Steps) -> bool:
     """Whether dense_query's rows answer every step of every series with buckets."""
-    return bool(rows) and rows[0][3] == rows[0][4] * steps.count
+    return bool(rows) and rows[0][3] == rows[0][4]
