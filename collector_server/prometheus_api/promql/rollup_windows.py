@@ -308,7 +308,7 @@ def dense_query(
                    first_value(key) OVER f AS fkey, first_value(ft) OVER f AS ft1,
                    first_value(fv) OVER f AS fv1, first_value(frs) OVER f AS frs1,
                    sum(cnt) OVER f AS n0, count(ft) OVER f AS ne, {extra},
-                   lead(key) OVER f AS nkey, lead(ft) OVER f AS nft, lead(fv) OVER f AS nfv,
+                   lead(ft) OVER f AS nft, lead(fv) OVER f AS nfv,
                    lead(frs) OVER f AS nfrs, lag(key) OVER f AS pkey,
                    greatest(0, ceil(((key + CASE WHEN ft = key THEN 0 ELSE %(width)s::bigint END) - %(t0)s::bigint)::float8
                                     / %(step)s::bigint)) AS lo_k,
@@ -318,7 +318,7 @@ def dense_query(
             WINDOW f AS (PARTITION BY series_id ORDER BY key ROWS BETWEEN {j - 1} PRECEDING AND CURRENT ROW)
         ),
         x AS (
-            SELECT *, coalesce(nkey = t AND nft = t, false) AS at_t FROM (
+            SELECT *, coalesce(nft = t, false) AS at_t FROM (
                 SELECT *, count(*) FILTER (WHERE is_step) OVER () AS dense, sum(covers) OVER () AS covered FROM (
                     SELECT *, t BETWEEN %(t0)s::bigint AND %(hi)s::bigint
                               AND (t - %(t0)s::bigint) %% %(step)s::bigint = 0
@@ -327,7 +327,7 @@ def dense_query(
                                   floor((pkey + %(range)s::bigint - %(t0)s::bigint)::float8 / %(step)s::bigint), -1
                               ))) AS covers
                     FROM d
-                ) z
+                ) z WHERE is_step OR covers > 0
             ) y WHERE is_step
         ),
         stats AS (
