@@ -302,20 +302,25 @@ def dense_query(
     low = "CASE WHEN at_t THEN least(lo0, nfv) ELSE lo0 END" if "AS lo0" in extra else "NULL::float8"
     high = "CASE WHEN at_t THEN greatest(hi0, nfv) ELSE hi0 END" if "AS hi0" in extra else "NULL::float8"
     sql = f"""
-        WITH b AS (SELECT * FROM ({bucket_rows_sql(level)}) b0 {reach}),
+        WITH b AS (
+            SELECT *, ARRAY[key::float8, ft::float8, fv, frs] AS edges
+            FROM ({bucket_rows_sql(level)}) b0 {reach}
+        ),
+        d0 AS (
+            SELECT series_id, key, ft, key + %(width)s::bigint AS t, lt, lv,
+                   first_value(edges) OVER f AS fe, lead(edges) OVER f AS ne_,
+                   sum(cnt) OVER f AS n0, count(ft) OVER f AS ne, {extra}, lag(key) OVER f AS pkey
+            FROM b
+            WINDOW f AS (PARTITION BY series_id ORDER BY key ROWS BETWEEN {j - 1} PRECEDING AND CURRENT ROW)
+        ),
         d AS (
-            SELECT series_id, key + %(width)s::bigint AS t, lt, lv,
-                   first_value(key) OVER f AS fkey, first_value(ft) OVER f AS ft1,
-                   first_value(fv) OVER f AS fv1, first_value(frs) OVER f AS frs1,
-                   sum(cnt) OVER f AS n0, count(ft) OVER f AS ne, {extra},
-                   lead(ft) OVER f AS nft, lead(fv) OVER f AS nfv,
-                   lead(frs) OVER f AS nfrs, lag(key) OVER f AS pkey,
+            SELECT *, fe[1]::bigint AS fkey, fe[2]::bigint AS ft1, fe[3] AS fv1, fe[4] AS frs1,
+                   ne_[2]::bigint AS nft, ne_[3] AS nfv, ne_[4] AS nfrs,
                    greatest(0, ceil(((key + CASE WHEN ft = key THEN 0 ELSE %(width)s::bigint END) - %(t0)s::bigint)::float8
                                     / %(step)s::bigint)) AS lo_k,
                    least(%(last_k)s::bigint, floor((key + %(range)s::bigint - %(t0)s::bigint)::float8 / %(step)s::bigint))
                        AS hi_k
-            FROM b
-            WINDOW f AS (PARTITION BY series_id ORDER BY key ROWS BETWEEN {j - 1} PRECEDING AND CURRENT ROW)
+            FROM d0
         ),
         x AS (
             SELECT *, coalesce(nft = t, false) AS at_t FROM (
