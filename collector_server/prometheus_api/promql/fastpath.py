@@ -87,10 +87,10 @@ def matrix_json(tree: object, steps: Steps, scope: Scope | None) -> str | None:
     infos = storage._infos(series)
     query = rollup_windows.window_query(infos, steps, range_ms, offset_ms, level, call.func.name)
     rows = storage.fetch(*_matrix_sql(query, members, steps, op), rollup_windows.QUERY_SETTINGS)
-    if query.dense and not (rows and rows[0][2] == rows[0][3]):
+    if query.dense and sum(row[2] for row in rows) != sum(row[3] for row in rows):
         query = rollup_windows.anchored_query(infos, steps, range_ms, offset_ms, level, call.func.name)
         rows = storage.fetch(*_matrix_sql(query, members, steps, op), rollup_windows.QUERY_SETTINGS)
-    arrays = {gid: text for gid, text, *_ in rows}
+    arrays = {gid: text for gid, text, *_ in rows if text is not None}
     if len(groups) == len(members):  # rows were per series: name them by their group
         gid_of = dict(members)
         arrays = {gid_of[sid]: text for sid, text in arrays.items()}
@@ -107,12 +107,14 @@ def _matrix_sql(
 ) -> tuple[str, dict[str, object]]:
     """Group the window query's rows and write each group's `values` array as JSON text.
 
-    Rows (gid, values JSON[, dense steps, series present] of dense_query, for complete()).
+    Rows (gid or series id, values JSON, dense steps, steps reached): for dense_query the
+    last two must be equal (rollup_windows.complete), else the anchored statement answers.
     """
     whole = steps.start_ms % 1000 == 0 and steps.step_ms % 1000 == 0
     ts = "(%(start_ms)s::bigint + k * %(step_ms)s::bigint) / 1000"
     ts = ts if whole else f"round(({ts})::numeric / 1000.0, 3)"
-    counts = "max(v.dense), max(v.present)" if query.dense else "NULL::bigint, NULL::bigint"
+    # dense_query's rows: only the steps' rows hold values; all count for complete().
+    is_step, covers = ("v.is_step", "v.covers") if query.dense else ("true", "0")
     params = dict(query.params)
     params.update(
         sids=[m[0] for m in members],
@@ -125,18 +127,24 @@ def _matrix_sql(
         value = "1::float8" if op == "count" else "value"
         sql = f"""
             WITH v AS ({query.sql})
-            SELECT series_id, json_agg(json_build_array({ts}, {VALUE_TEXT.replace("value", value)}) ORDER BY k)::text,
-                   {counts.replace("v.", "")}
+            SELECT series_id,
+                   json_agg(json_build_array({ts}, {VALUE_TEXT.replace("value", value)}) ORDER BY k)
+                       FILTER (WHERE {is_step} AND value IS NOT NULL)::text,
+                   count(*) FILTER (WHERE {is_step}), sum({covers})
             FROM v GROUP BY series_id
         """
         return sql, params
     sql = f"""
         WITH v AS ({query.sql}),
              g AS (SELECT * FROM unnest(%(sids)s::bigint[], %(gids)s::int[]) AS g(sid, gid))
-        SELECT gid, json_agg(json_build_array({ts}, {VALUE_TEXT}) ORDER BY k)::text, max(dense), max(present)
+        SELECT gid, json_agg(json_build_array({ts}, {VALUE_TEXT}) ORDER BY k) FILTER (WHERE value IS NOT NULL)::text,
+               sum(dense), sum(covers)
         FROM (
-            SELECT g.gid, v.k, {SQL_AGGREGATES.get(op or "max")}(v.value)::float8 AS value, {counts}
+            SELECT g.gid, v.k,
+                   CASE WHEN bool_or({is_step} AND v.value IS NOT NULL)
+                        THEN {SQL_AGGREGATES.get(op or "max")}(v.value) FILTER (WHERE {is_step}) END::float8,
+                   count(*) FILTER (WHERE {is_step}), sum({covers})
             FROM v JOIN g ON g.sid = v.series_id GROUP BY 1, 2
-        ) a (gid, k, value, dense, present) GROUP BY gid
+        ) a (gid, k, value, dense, covers) GROUP BY gid
     """
     return sql, params

@@ -324,7 +324,6 @@ def dense_query(
         ),
         x AS (
             SELECT *, coalesce(nft = t, false) AS at_t FROM (
-                SELECT *, count(*) FILTER (WHERE is_step) OVER () AS dense, sum(covers) OVER () AS covered FROM (
                     SELECT *, t BETWEEN %(t0)s::bigint AND %(hi)s::bigint
                               AND (t - %(t0)s::bigint) %% %(step)s::bigint = 0
                               AND fkey = t - %(range)s::bigint AND ne = {j} AS is_step,
@@ -332,24 +331,24 @@ def dense_query(
                                   floor((pkey + %(range)s::bigint - %(t0)s::bigint)::float8 / %(step)s::bigint), -1
                               ))) AS covers
                     FROM d
-                ) z WHERE is_step OR covers > 0
-            ) y WHERE is_step
+            ) z WHERE is_step OR covers > 0
         ),
         stats AS (
             SELECT series_id, t, 0 AS legacy, NULL::float8 AS inc,
                    n0 + CASE WHEN at_t THEN 1 ELSE 0 END AS n, ft1 AS ft, fv1 AS fv,
                    CASE WHEN at_t THEN t ELSE lt END AS lt, CASE WHEN at_t THEN nfv ELSE lv END AS lv,
                    {rs} AS rs, {total} AS s, {low} AS lo, {high} AS hi,
-                   dense, covered AS present, is_step
+                   is_step, covers
             FROM x OFFSET 0
         ),
         {_value_layers(function)}
     """
-    # Rows: (series_id, k, value, dense steps, series present), the steps' rows only.
+    # Rows: (series_id, k, value, is_step, covers): the steps' rows (value NULL where the
+    # function has none) and the rows that reach steps (for complete()).
     for before, after in (
-        ("AS k, value FROM (", "AS k, value, dense, present FROM ("),
-        ("SELECT series_id, t, (", "SELECT series_id, t, dense, present, is_step, ("),
-        (") v WHERE value IS NOT NULL", ") v WHERE value IS NOT NULL AND is_step"),
+        ("AS k, value FROM (", "AS k, value, is_step, covers FROM ("),
+        ("SELECT series_id, t, (", "SELECT series_id, t, is_step, covers, ("),
+        (") v WHERE value IS NOT NULL", ") v"),
     ):
         assert before in sql
         sql = sql.replace(before, after)
@@ -372,4 +371,4 @@ def window_query(
 
 def complete(rows: list[tuple], steps: Steps) -> bool:
     """Whether dense_query's rows answer every step of every series with buckets."""
-    return bool(rows) and rows[0][3] == rows[0][4]
+    return sum(1 for row in rows if row[3]) == sum(row[4] for row in rows)

@@ -304,7 +304,9 @@ def rollup_values(
         rows = fetch(query.sql, query.params, rollup_windows.QUERY_SETTINGS)
     result: dict[int, list[float | None]] = {}
     count = steps.count
-    for sid, k, value, *_ in rows:
+    for sid, k, value, *step in rows:
+        if value is None or (step and not step[0]):  # dense_query: a row for complete() only
+            continue
         values = result.get(sid)
         if values is None:
             values = result[sid] = [None] * count
