@@ -12,11 +12,13 @@ and last sample (time and value), resets, sum, min and max; the function value (
 Prometheus' extrapolation, increase, delta, *_over_time) is computed in SQL with Prometheus'
 formula. See docs/prometheus.md ("Where the data comes from") for when this path is taken.
 
-One row per series and step comes back: the steps are rows of their own (an "anchor" just
-before each evaluation time) merged with the buckets, and a window function over a frame of
-`range` milliseconds before each anchor aggregates the buckets it holds. Buckets rolled up
-before that migration have no edges: rate and increase over them fall back to the sum of the
-buckets' increases divided by the range, as before (approximate).
+Two statements, both giving rows (series_id, k, value): dense_query (one window pass over the
+buckets, for windows with no bucket missing: the common case) and anchored_query (a row per
+step merged with the buckets and running totals: gaps, series that start or stop within the
+range). dense_query's rows say whether it answered every step that has data; if not, the
+caller runs anchored_query (complete()). Buckets rolled up before that migration have no
+edges: rate and increase over them fall back to the sum of the buckets' increases divided
+by the range, as before (approximate).
 """
 
 from __future__ import annotations

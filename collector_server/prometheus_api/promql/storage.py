@@ -1,16 +1,17 @@
 """Read series and samples for PromQL: selection and window aggregation run in Postgres.
 
-Two reading paths, chosen per query by `query.choose_level` (the monitoring API's rule):
+Two reading paths, chosen per selector by `source_level` (the monitoring API's rule, then
+rollups only where they give Prometheus' answer):
 
-* raw samples (short ranges, fine steps): exact Prometheus semantics. Each sample is
-  assigned in SQL to the evaluation steps whose window contains it, and Postgres returns
-  one row of statistics per (series, step): count, first and last two samples, the sum of
-  counter-reset corrections, sum, min, max, variance.
-* 1-minute or 1-hour rollups (steps of a minute or more, long ranges): a window function
-  over the rollup buckets computes, per series and bucket end, the function over the
-  buckets of the window (increase, sum, count, min, max, last). Rates from rollups are the
-  increase of whole buckets divided by the range, without Prometheus' extrapolation to
-  the edges. Functions rollups cannot answer (irate, delta, stddev, quantile...) read raw.
+* raw samples (short ranges, fine steps, or windows that are not whole buckets while raw
+  samples are kept): exact Prometheus semantics. Each sample is assigned in SQL to the
+  evaluation steps whose window contains it, and Postgres returns one row of statistics per
+  (series, step): count, first and last two samples, the sum of counter-reset corrections,
+  sum, min, max, variance.
+* 1-minute or 1-hour rollups (steps of a minute or more, long ranges): rollup_windows.py
+  computes the function per series and step from the buckets of each window and their
+  edges, with Prometheus' formulas (exact for windows of whole buckets). Functions rollups
+  cannot answer (irate, idelta, stddev, quantile...) read raw.
 
 Series selection is the one place a caller's scope (e.g. an organisation) narrows what a
 query can see: `select_series(..., scope=...)`.
