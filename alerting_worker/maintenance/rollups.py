@@ -58,8 +58,12 @@ INSERT INTO monitoring_rollup_1h (series_id, bucket, min, max, sum, count, last,
                                   first_ts, first, last_ts, resets, first_reset)
 SELECT series_id, date_trunc('hour', bucket) AS hour, min(min), max(max), sum(sum), sum(count),
        (array_agg(last ORDER BY bucket DESC))[1], sum(increase),
-       min(first_ts), (array_agg(first ORDER BY bucket))[1], max(last_ts), sum(resets),
-       (array_agg(first_reset ORDER BY bucket))[1]
+       -- Edges only when every minute has them (minutes rolled up before they existed have none).
+       CASE WHEN count(first_ts) = count(*) THEN min(first_ts) END,
+       CASE WHEN count(first_ts) = count(*) THEN (array_agg(first ORDER BY bucket))[1] END,
+       CASE WHEN count(first_ts) = count(*) THEN max(last_ts) END,
+       CASE WHEN count(first_ts) = count(*) THEN sum(resets) END,
+       CASE WHEN count(first_ts) = count(*) THEN (array_agg(first_reset ORDER BY bucket))[1] END
 FROM monitoring_rollup_1m WHERE bucket >= %(start)s AND bucket < %(end)s
 GROUP BY series_id, hour
 ON CONFLICT (series_id, bucket) DO UPDATE SET
