@@ -1,6 +1,6 @@
 """Measure the PromQL API's query_range latency: `sum by (host) (rate(x[5m]))` over 100 hosts.
 
-    .venv/bin/python bench/promql.py [--hosts 100] [--days 7] [--runs 20] [--keep]
+    .venv/bin/python bench/promql.py [--hosts 100] [--days 7] [--runs 20] [--keep] [--reuse]
 
 Seeds a throwaway database (fleetwatch_bench_promql) with one counter per host: 1-minute
 rollups for `--days` days (written with COPY, as the rollup job would have left them,
@@ -46,13 +46,15 @@ def seed(hosts: int, days: int) -> tuple[int, int]:
     from collector_server.monitoring.models import Host, RollupState, Series
 
     now = datetime.now(UTC).replace(second=0, microsecond=0)
-    start = now - timedelta(days=days)
+    # Ten minutes more than the longest range: the first step's window is full (series older
+    # than the range; a series starting inside it takes the slower anchored statement).
+    start = now - timedelta(days=days, minutes=10)
     day = start.date() - timedelta(days=1)
     while day <= now.date() + timedelta(days=1):
         for spec in partitions.REGISTRY.values():
             partitions.ensure_partition(spec, day)
         day += timedelta(days=1)
-    minutes = days * 1440
+    minutes = days * 1440 + 10
     rollups, raw = io.StringIO(), io.StringIO()
     raw_rows = 0
     for h in range(hosts):
@@ -63,19 +65,25 @@ def seed(hosts: int, days: int) -> tuple[int, int]:
             name=METRIC, kind="counter", labels=labels, labels_key=f"code=200,host={name}", host=host
         )
         per_minute = 60.0 * (1 + h % 7)
+        # A counter sampled every 15 s (at :00, :15, :30, :45): value(t) = per_minute * (minutes since start + 1/4).
         for m in range(minutes):
             bucket = start + timedelta(minutes=m)
-            last = per_minute * (m + 1)
+            first, last = per_minute * (m + 0.25), per_minute * (m + 1)
             rollups.write(
-                f"{series.id}\t{bucket.isoformat()}\t{last - per_minute}\t{last}\t{4 * last}\t4\t{last}\t{per_minute}\n"
+                f"{series.id}\t{bucket.isoformat()}\t{first}\t{last}\t{per_minute * (4 * m + 2.5)}\t4\t{last}"
+                f"\t{per_minute}\t{bucket.isoformat()}\t{first}\t{(bucket + timedelta(seconds=45)).isoformat()}"
+                "\t0\t0\n"
             )
         for k in range(40):
             ts = now - timedelta(seconds=600 - 15 * k)
-            raw.write(f"{series.id}\t{ts.isoformat()}\t{per_minute * (minutes + k / 4)}\n")
+            raw.write(f"{series.id}\t{ts.isoformat()}\t{per_minute * (minutes - 10 + k / 4 + 0.25)}\n")
             raw_rows += 1
     with connection.cursor() as cursor:
         rollups.seek(0)
-        with cursor.copy("COPY monitoring_rollup_1m FROM STDIN") as copy:
+        with cursor.copy(
+            "COPY monitoring_rollup_1m (series_id, bucket, min, max, sum, count, last, increase, "
+            "first_ts, first, last_ts, resets, first_reset) FROM STDIN"
+        ) as copy:
             copy.write(rollups.read())
         raw.seek(0)
         with cursor.copy("COPY monitoring_sample FROM STDIN") as copy:
@@ -99,38 +107,91 @@ def percentiles(client, params: dict[str, object], runs: int) -> tuple[float, fl
     return statistics.median(durations), p95, status, series
 
 
+def explain(client, params: dict[str, object]) -> None:
+    """Print the plans, with actual times and buffers, of the statements one query runs."""
+    from django.db import connection, transaction
+
+    from collector_server.prometheus_api.promql import storage
+
+    statements = []
+    original = storage.fetch
+
+    def recording(sql, values, local=None):
+        statements.append((sql, values, local))
+        return original(sql, values, local)
+
+    storage.fetch = recording
+    try:
+        client.get("/prometheus/api/v1/query_range", params)
+    finally:
+        storage.fetch = original
+    for sql, values, local in statements:
+        with transaction.atomic(), connection.cursor() as cursor:
+            for name, value in (local or {}).items():
+                cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, values)
+            print("\n".join(row[0] for row in cursor.fetchall()), end="\n\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=100)
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
-    args = parser.parse_args()
-    benchdb.create(BENCH_DB)
-    started = time.perf_counter()
-    rollup_rows, raw_rows = seed(args.hosts, args.days)
-    print(
-        f"seeded {rollup_rows} 1-minute rollups and {raw_rows} raw samples "
-        f"({args.hosts} hosts x {args.days} days) in {time.perf_counter() - started:.1f}s"
+    parser.add_argument("--reuse", action="store_true", help="use the database a --keep run left")
+    parser.add_argument("--cases", default="0,1,2", help="which of the three cases to run (indices)")
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="print EXPLAIN (ANALYZE, BUFFERS) of the statements of each case",
     )
+    args = parser.parse_args()
+    if args.reuse:
+        import django
+
+        django.setup()
+    else:
+        benchdb.create(BENCH_DB)
+        started = time.perf_counter()
+        rollup_rows, raw_rows = seed(args.hosts, args.days)
+        print(
+            f"seeded {rollup_rows} 1-minute rollups and {raw_rows} raw samples "
+            f"({args.hosts} hosts x {args.days} days) in {time.perf_counter() - started:.1f}s"
+        )
     from django.contrib.auth.models import User
     from django.test import Client
 
+    from collector_server.orgs import roles
+    from collector_server.orgs.models import Membership
+    from collector_server.orgs.scope import default_organization_id
+
+    user, _ = User.objects.get_or_create(username="bench")
+    # The seeded series are in the default organisation; the caller must be a member to see them.
+    Membership.all_objects.get_or_create(
+        user=user, organization_id=default_organization_id(), role=roles.VIEWER
+    )
     client = Client()
-    client.force_login(User.objects.create_user("bench", password="bench-password-1"))
-    end = int(time.time()) // 60 * 60
+    client.force_login(user)
+    from collector_server.monitoring.models import RollupState
+
+    # The seeded data ends at the minute the seed started (the rollups a minute before it).
+    end = int(RollupState.objects.get(level="1m").done_until.timestamp()) + 60
     cases = [
         ("24 h, step 60 s", end - 86400, 60),
         (f"{args.days} d, step 600 s", end - args.days * 86400, 600),
         (f"{args.days} d, step 60 s", end - args.days * 86400, 60),
     ]
-    print(f"query: {QUERY}")
+    print(f"query: {QUERY}   load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"{'p50 ms':>8} {'p95 ms':>8} status series  range")
-    for label, start, step in cases:
+    chosen = [cases[int(i)] for i in args.cases.split(",")]
+    for label, start, step in chosen:
         params = {"query": QUERY, "start": start, "end": end, "step": step}
         client.get("/prometheus/api/v1/query_range", params)  # warm the connection and caches
         p50, p95, status, series = percentiles(client, params, args.runs)
         print(f"{p50:8.1f} {p95:8.1f} {status:6d} {series:6d}  {label}")
+        if args.explain:
+            explain(client, params)
     if not args.keep:
         benchdb.drop(BENCH_DB)
 

@@ -3,7 +3,9 @@
 Each run recomputes a window that overlaps the previous one (late samples are folded
 in) and upserts, so running twice, or on two workers at once, gives the same rows.
 Counter increases are reset-aware: a sample lower than the one before it means the
-counter restarted, and its whole value counts as increase.
+counter restarted, and its whole value counts as increase. Each bucket also keeps its edges
+(first sample's time and value, last sample's time, Prometheus' reset corrections): the
+PromQL engine computes exact rate/increase/delta over windows of whole buckets from them.
 """
 
 from __future__ import annotations
@@ -27,33 +29,49 @@ FIRST_RUN_SPAN = timedelta(hours=2)
 ROLLUP_LOCK = 0x5E11_0001
 
 ROLLUP_1M_SQL = """
-INSERT INTO monitoring_rollup_1m (series_id, bucket, min, max, sum, count, last, increase)
+INSERT INTO monitoring_rollup_1m (series_id, bucket, min, max, sum, count, last, increase,
+                                  first_ts, first, last_ts, resets, first_reset)
 SELECT x.series_id, date_trunc('minute', x.ts) AS bucket, min(x.value), max(x.value), sum(x.value),
        count(*), (array_agg(x.value ORDER BY x.ts DESC))[1],
        CASE WHEN s.kind = 'counter' THEN
             sum(CASE WHEN x.delta IS NULL THEN 0 WHEN x.delta < 0 THEN x.value ELSE x.delta END)
-       END
+       END,
+       min(x.ts), (array_agg(x.value ORDER BY x.ts))[1], max(x.ts), sum(x.reset),
+       (array_agg(x.reset ORDER BY x.ts))[1]
 FROM (
-    SELECT series_id, ts, value, value - lag(value) OVER (PARTITION BY series_id ORDER BY ts) AS delta
+    SELECT series_id, ts, value, value - lag(value) OVER w AS delta,
+           CASE WHEN value < lag(value) OVER w THEN lag(value) OVER w ELSE 0 END AS reset
     FROM monitoring_sample WHERE ts >= %(lookback)s AND ts < %(end)s
+    WINDOW w AS (PARTITION BY series_id ORDER BY ts)
 ) x
 JOIN monitoring_series s ON s.id = x.series_id
 WHERE x.ts >= %(start)s
 GROUP BY x.series_id, bucket, s.kind
 ON CONFLICT (series_id, bucket) DO UPDATE SET
     min = EXCLUDED.min, max = EXCLUDED.max, sum = EXCLUDED.sum, count = EXCLUDED.count,
-    last = EXCLUDED.last, increase = EXCLUDED.increase
+    last = EXCLUDED.last, increase = EXCLUDED.increase, first_ts = EXCLUDED.first_ts,
+    first = EXCLUDED.first, last_ts = EXCLUDED.last_ts, resets = EXCLUDED.resets,
+    first_reset = EXCLUDED.first_reset
 """
 
 ROLLUP_1H_SQL = """
-INSERT INTO monitoring_rollup_1h (series_id, bucket, min, max, sum, count, last, increase)
+INSERT INTO monitoring_rollup_1h (series_id, bucket, min, max, sum, count, last, increase,
+                                  first_ts, first, last_ts, resets, first_reset)
 SELECT series_id, date_trunc('hour', bucket) AS hour, min(min), max(max), sum(sum), sum(count),
-       (array_agg(last ORDER BY bucket DESC))[1], sum(increase)
+       (array_agg(last ORDER BY bucket DESC))[1], sum(increase),
+       -- Edges only when every minute has them (minutes rolled up before they existed have none).
+       CASE WHEN count(first_ts) = count(*) THEN min(first_ts) END,
+       CASE WHEN count(first_ts) = count(*) THEN (array_agg(first ORDER BY bucket))[1] END,
+       CASE WHEN count(first_ts) = count(*) THEN max(last_ts) END,
+       CASE WHEN count(first_ts) = count(*) THEN sum(resets) END,
+       CASE WHEN count(first_ts) = count(*) THEN (array_agg(first_reset ORDER BY bucket))[1] END
 FROM monitoring_rollup_1m WHERE bucket >= %(start)s AND bucket < %(end)s
 GROUP BY series_id, hour
 ON CONFLICT (series_id, bucket) DO UPDATE SET
     min = EXCLUDED.min, max = EXCLUDED.max, sum = EXCLUDED.sum, count = EXCLUDED.count,
-    last = EXCLUDED.last, increase = EXCLUDED.increase
+    last = EXCLUDED.last, increase = EXCLUDED.increase, first_ts = EXCLUDED.first_ts,
+    first = EXCLUDED.first, last_ts = EXCLUDED.last_ts, resets = EXCLUDED.resets,
+    first_reset = EXCLUDED.first_reset
 """
 
 

@@ -98,6 +98,15 @@ class RollupBase(models.Model):
     count = models.IntegerField()
     last = models.FloatField()
     increase = models.FloatField(null=True, help_text="Counter increase within the bucket, resets handled.")
+    # The bucket's edges (migration 0004_promql_speed_rollup_edges; empty in older buckets): with
+    # them whole-bucket windows give Prometheus' exact rate/increase/delta (prometheus_api.promql).
+    first_ts = models.DateTimeField(null=True, help_text="Time of the bucket's first sample.")
+    first = models.FloatField(null=True, help_text="Value of the bucket's first sample.")
+    last_ts = models.DateTimeField(null=True, help_text="Time of the bucket's last sample.")
+    resets = models.FloatField(
+        null=True, help_text="Sum of the values before each counter reset in the bucket."
+    )
+    first_reset = models.FloatField(null=True, help_text="That sum for the bucket's first sample alone.")
 
     class Meta:
         abstract = True

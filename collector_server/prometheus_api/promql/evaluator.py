@@ -108,7 +108,8 @@ class Evaluator:
     def _eval_VectorSelector(self, node) -> Vector:
         series = self._selected(node)
         offset = _ms(node.offset)
-        level = storage.level_for(self.steps, LOOKBACK_MS)
+        # The latest sample in the lookback: exact from the buckets' edges when steps are whole buckets.
+        level = storage.source_level(self.steps, 0, offset, level_window_ms=LOOKBACK_MS)
         points = storage.latest_points(series, self.steps, offset, LOOKBACK_MS, level)
         return Vector([Series(s.metric, points[s.id]) for s in series if s.id in points])
 
@@ -158,7 +159,9 @@ class Evaluator:
         selector = matrix.vector_selector
         series = self._selected(selector)
         range_ms, offset = _ms(matrix.range), _ms(selector.offset)
-        level = storage.level_for(self.steps, range_ms) if name in ROLLUP_FUNCTIONS else storage.RAW
+        level = (
+            storage.source_level(self.steps, range_ms, offset) if name in ROLLUP_FUNCTIONS else storage.RAW
+        )
         if level != storage.RAW:
             found = storage.rollup_values(series, self.steps, range_ms, offset, level, name)
         else:

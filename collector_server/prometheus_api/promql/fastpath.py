@@ -14,10 +14,11 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from collector_server.prometheus_api.promql import storage
+from collector_server.prometheus_api.promql import rollup_windows, storage
 from collector_server.prometheus_api.promql.aggregate import group_labels
 from collector_server.prometheus_api.promql.evaluator import KEEPS_NAME, Evaluator
-from collector_server.prometheus_api.promql.storage import LEVEL_SECONDS, ROLLUP_VALUE_SQL, Scope
+from collector_server.prometheus_api.promql.functions import ROLLUP_FUNCTIONS
+from collector_server.prometheus_api.promql.storage import Scope
 from collector_server.prometheus_api.promql.values import Steps, without_name
 
 SQL_AGGREGATES = {"sum": "sum", "avg": "avg", "min": "min", "max": "max", "count": "count"}
@@ -45,7 +46,7 @@ def _shape(node: object) -> tuple[str | None, list[str], bool, object] | None:
             names = list(node.modifier.labels)
             by = str(node.modifier.type).endswith("By")
         node = _unwrap(node.expr)
-    if type(node).__name__ != "Call" or node.func.name not in ROLLUP_VALUE_SQL:
+    if type(node).__name__ != "Call" or node.func.name not in ROLLUP_FUNCTIONS:
         return None
     matrix = node.args[0] if node.args else None
     if type(matrix).__name__ != "MatrixSelector" or matrix.vector_selector.at is not None:
@@ -65,8 +66,8 @@ def matrix_json(tree: object, steps: Steps, scope: Scope | None) -> str | None:
     range_ms = int(matrix.range.total_seconds() * 1000)
     selector = matrix.vector_selector
     offset_ms = int((selector.offset or timedelta(0)).total_seconds() * 1000)
-    level = storage.level_for(steps, range_ms)
-    if level == storage.RAW or steps.step_ms % (LEVEL_SECONDS[level] * 1000):
+    level = storage.source_level(steps, range_ms, offset_ms)
+    if level == storage.RAW:
         return None
     series = Evaluator(steps, scope)._selected(selector)
     groups: dict[tuple, tuple[dict[str, str], int]] = {}
@@ -83,25 +84,67 @@ def matrix_json(tree: object, steps: Steps, scope: Scope | None) -> str | None:
         members.append((s.id, gid))
     if not series:
         return "[]"
-    query = storage.rollup_query(series, steps, range_ms, offset_ms, level, call.func.name)
-    first_end = query.params["first"]
-    shift = steps.start_ms - offset_ms - first_end + offset_ms  # step time = bucket end + shift
-    whole = (first_end + shift) % 1000 == 0 and steps.step_ms % 1000 == 0
-    ts = "(e + %(shift)s) / 1000" if whole else "round((e + %(shift)s) / 1000.0, 3)"
-    params = dict(query.params)
-    params.update(sids=[m[0] for m in members], gids=[m[1] for m in members], shift=shift)
-    sql = f"""
-        WITH v AS ({query.sql}),
-             g AS (SELECT * FROM unnest(%(sids)s::bigint[], %(gids)s::int[]) AS g(sid, gid))
-        SELECT gid, json_agg(json_build_array({ts}, {VALUE_TEXT}) ORDER BY e)::text FROM (
-            SELECT g.gid, v.e, {SQL_AGGREGATES.get(op or "max")}(v.value)::float8 AS value
-            FROM v JOIN g ON g.sid = v.series_id WHERE v.value IS NOT NULL GROUP BY 1, 2
-        ) a GROUP BY gid
-    """
-    arrays = dict(storage.fetch(sql, params, work_mem=storage.QUERY_WORK_MEM))
+    infos = storage._infos(series)
+    query = rollup_windows.window_query(infos, steps, range_ms, offset_ms, level, call.func.name)
+    rows = storage.fetch(*_matrix_sql(query, members, steps, op), rollup_windows.QUERY_SETTINGS)
+    if query.dense and sum(row[2] for row in rows) != sum(row[3] for row in rows):
+        query = rollup_windows.anchored_query(infos, steps, range_ms, offset_ms, level, call.func.name)
+        rows = storage.fetch(*_matrix_sql(query, members, steps, op), rollup_windows.QUERY_SETTINGS)
+    arrays = {gid: text for gid, text, *_ in rows if text is not None}
+    if len(groups) == len(members):  # rows were per series: name them by their group
+        gid_of = dict(members)
+        arrays = {gid_of[sid]: text for sid, text in arrays.items()}
     parts = [
         f'{{"metric":{json.dumps(labels, separators=(",", ":"))},"values":{arrays[gid]}}}'
         for key, (labels, gid) in sorted(groups.items())
         if gid in arrays
     ]
     return "[" + ",".join(parts) + "]"
+
+
+def _matrix_sql(
+    query: rollup_windows.WindowQuery, members: list[tuple[int, int]], steps: Steps, op: str | None
+) -> tuple[str, dict[str, object]]:
+    """Group the window query's rows and write each group's `values` array as JSON text.
+
+    Rows (gid or series id, values JSON, dense steps, steps reached): for dense_query the
+    last two must be equal (rollup_windows.complete), else the anchored statement answers.
+    """
+    whole = steps.start_ms % 1000 == 0 and steps.step_ms % 1000 == 0
+    ts = "(%(start_ms)s::bigint + k * %(step_ms)s::bigint) / 1000"
+    ts = ts if whole else f"round(({ts})::numeric / 1000.0, 3)"
+    # dense_query's rows: only the steps' rows hold values; all count for complete().
+    is_step, covers = ("v.is_step", "v.covers") if query.dense else ("true", "0")
+    params = dict(query.params)
+    params.update(
+        sids=[m[0] for m in members],
+        gids=[m[1] for m in members],
+        start_ms=steps.start_ms,
+        step_ms=steps.step_ms,
+    )
+    if len({gid for _, gid in members}) == len(members):
+        # One series per group (e.g. `sum by (host)` with a series per host): no grouping.
+        value = "1::float8" if op == "count" else "value"
+        sql = f"""
+            WITH v AS ({query.sql})
+            SELECT series_id,
+                   json_agg(json_build_array({ts}, {VALUE_TEXT.replace("value", value)}) ORDER BY k)
+                       FILTER (WHERE {is_step} AND value IS NOT NULL)::text,
+                   count(*) FILTER (WHERE {is_step}), sum({covers})
+            FROM v GROUP BY series_id
+        """
+        return sql, params
+    sql = f"""
+        WITH v AS ({query.sql}),
+             g AS (SELECT * FROM unnest(%(sids)s::bigint[], %(gids)s::int[]) AS g(sid, gid))
+        SELECT gid, json_agg(json_build_array({ts}, {VALUE_TEXT}) ORDER BY k) FILTER (WHERE value IS NOT NULL)::text,
+               sum(dense), sum(covers)
+        FROM (
+            SELECT g.gid, v.k,
+                   CASE WHEN bool_or({is_step} AND v.value IS NOT NULL)
+                        THEN {SQL_AGGREGATES.get(op or "max")}(v.value) FILTER (WHERE {is_step}) END::float8,
+                   count(*) FILTER (WHERE {is_step}), sum({covers})
+            FROM v JOIN g ON g.sid = v.series_id GROUP BY 1, 2
+        ) a (gid, k, value, dense, covers) GROUP BY gid
+    """
+    return sql, params

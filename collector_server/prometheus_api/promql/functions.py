@@ -68,6 +68,7 @@ RANGE_FUNCTIONS: dict[str, RangeFn] = {
 ROLLUP_FUNCTIONS = {
     "rate",
     "increase",
+    "delta",
     "avg_over_time",
     "sum_over_time",
     "min_over_time",

@@ -1,16 +1,17 @@
 """Read series and samples for PromQL: selection and window aggregation run in Postgres.
 
-Two reading paths, chosen per query by `query.choose_level` (the monitoring API's rule):
+Two reading paths, chosen per selector by `source_level` (the monitoring API's rule, then
+rollups only where they give Prometheus' answer):
 
-* raw samples (short ranges, fine steps): exact Prometheus semantics. Each sample is
-  assigned in SQL to the evaluation steps whose window contains it, and Postgres returns
-  one row of statistics per (series, step): count, first and last two samples, the sum of
-  counter-reset corrections, sum, min, max, variance.
-* 1-minute or 1-hour rollups (steps of a minute or more, long ranges): a window function
-  over the rollup buckets computes, per series and bucket end, the function over the
-  buckets of the window (increase, sum, count, min, max, last). Rates from rollups are the
-  increase of whole buckets divided by the range, without Prometheus' extrapolation to
-  the edges. Functions rollups cannot answer (irate, delta, stddev, quantile...) read raw.
+* raw samples (short ranges, fine steps, or windows that are not whole buckets while raw
+  samples are kept): exact Prometheus semantics. Each sample is assigned in SQL to the
+  evaluation steps whose window contains it, and Postgres returns one row of statistics per
+  (series, step): count, first and last two samples, the sum of counter-reset corrections,
+  sum, min, max, variance.
+* 1-minute or 1-hour rollups (steps of a minute or more, long ranges): rollup_windows.py
+  computes the function per series and step from the buckets of each window and their
+  edges, with Prometheus' formulas (exact for windows of whole buckets). Functions rollups
+  cannot answer (irate, idelta, stddev, quantile...) read raw.
 
 Series selection is the one place a caller's scope (e.g. an organisation) narrows what a
 query can see: `select_series(..., scope=...)`.
@@ -20,13 +21,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import psycopg
 from django.db import DataError, transaction
 
 from collector_server.monitoring import query as monitoring_query
-from collector_server.monitoring.query import LEVEL_1H, LEVEL_1M, LEVEL_SECONDS, RAW, SeriesInfo, rows_sql
+from collector_server.monitoring.query import LEVEL_1H, LEVEL_1M, LEVEL_SECONDS, RAW, SeriesInfo
+from collector_server.prometheus_api.promql import rollup_windows
 from collector_server.prometheus_api.promql.values import NAME, PromQLError, Steps
 from collector_server.replica import read_connection as connection  # the replica on API reads
 
@@ -118,11 +120,12 @@ def parse_labels(value: object) -> dict[str, str]:
     return {k: str(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
 
-def fetch(sql: str, params: object, work_mem: str | None = None) -> list[tuple]:
+def fetch(sql: str, params: object, local: dict[str, str] | None = None) -> list[tuple]:
+    """Run a SELECT in its own transaction, with `local` settings (e.g. work_mem) for it alone."""
     try:
         with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
-            if work_mem:
-                cursor.execute("SELECT set_config('work_mem', %s, true)", [work_mem])
+            for name, value in (local or {}).items():
+                cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
             cursor.execute(sql, params)
             return cursor.fetchall()
     except DataError as exc:
@@ -156,12 +159,6 @@ def _infos(series: list[StoredSeries]) -> list[SeriesInfo]:
     return [SeriesInfo(s.id, s.kind, s.labels) for s in series]
 
 
-def _rollup_params(level: str, series: list[StoredSeries], lo_ms: int, hi_ms: int) -> dict[str, object]:
-    width = LEVEL_SECONDS[level] * 1000
-    start = _dt((lo_ms // width) * width)
-    return monitoring_query.row_params(level, _infos(series), start, _dt(hi_ms + 1))
-
-
 def latest_points(
     series: list[StoredSeries], steps: Steps, offset_ms: int, lookback_ms: int, level: str
 ) -> dict[int, list[float | None]]:
@@ -179,12 +176,13 @@ def latest_points(
         params: dict[str, object] = {"ids": [s.id for s in series]}
     else:
         width = LEVEL_SECONDS[level] * 1000
-        # A bucket's last value is known at the bucket's end.
-        source = (
-            f"SELECT series_id, (extract(epoch FROM t) * 1000)::bigint + {width} AS t, last AS v "
-            f"FROM ({rows_sql(level)}) r"
+        # Each bucket gives its first and last sample (exact when the steps are whole buckets);
+        # a bucket without edges (rolled up before they existed) its last value at its end.
+        source = f"WITH b AS ({rollup_windows.bucket_rows_sql(level)}) " + (
+            "SELECT series_id, ft AS t, fv AS v FROM b WHERE ft IS NOT NULL "
+            f"UNION ALL SELECT series_id, coalesce(lt, key + {width}) AS t, lv AS v FROM b"
         )
-        params = _rollup_params(level, series, lo - width, hi)
+        params = rollup_windows.bucket_params(level, _infos(series), lo - width, hi)
     params.update(t0=t0, step=steps.step_ms, lo=lo, hi=hi, lo_ts=_dt(lo), hi_ts=_dt(hi))
     sql = f"""
         SELECT DISTINCT ON (series_id, k) series_id, k, t, v FROM (
@@ -281,69 +279,18 @@ def _raw_windows(
     return out
 
 
-# What each range function is over rollup buckets: a window aggregate over the buckets of
-# the window, and the value made of it.
-ROLLUP_VALUE_SQL = {
-    "rate": ("sum(increase)", "v / %(range_s)s"),
-    "increase": ("sum(increase)", "v"),
-    "avg_over_time": ("sum(sum) / nullif(sum(count), 0)", "v"),
-    "sum_over_time": ("sum(sum)", "v"),
-    "min_over_time": ("min(min)", "v"),
-    "max_over_time": ("max(max)", "v"),
-    "count_over_time": ("sum(count)", "v::float8"),
-    "last_over_time": ("last_value(last)", "v"),
-    "present_over_time": ("count(*)", "1.0::float8"),
-}
-# Sorting a day of 1-minute rollups of a hundred series must not spill to disk.
-QUERY_WORK_MEM = "64MB"
+def source_level(steps: Steps, range_ms: int, offset_ms: int, level_window_ms: int | None = None) -> str:
+    """Raw samples or a rollup level for windows of `range_ms`, preferring exact answers.
 
-
-@dataclass
-class RollupQuery:
-    """The SQL of a range function over rollups: rows (series_id, e, value), e a bucket end in ms."""
-
-    sql: str
-    params: dict[str, object]
-    ends: dict[int, list[int]]  # bucket end -> the steps that read it
-
-
-def rollup_query(
-    series: list[StoredSeries], steps: Steps, range_ms: int, offset_ms: int, level: str, function: str
-) -> RollupQuery:
-    """Build the query of `function` over the rollup buckets of each step's window.
-
-    A window function sums the buckets ending within (t - range, t], t rounded down to a
-    bucket end; only the bucket ends some step needs are kept (arithmetically when the step
-    is a whole number of buckets, else by a hash join), and Postgres computes the value.
+    The monitoring API's rule picks a level (level_for); rollups answer exactly only when
+    every window is made of whole buckets (rollup_windows.aligned). Otherwise the query reads
+    raw samples while they are kept, and the rollups (approximately) beyond raw retention.
     """
-    width = LEVEL_SECONDS[level] * 1000
-    t0 = steps.start_ms - offset_ms
-    hi = steps.end_ms - offset_ms
-    ends: dict[int, list[int]] = {}
-    for k in range(steps.count):
-        ends.setdefault(((t0 + k * steps.step_ms) // width) * width, []).append(k)
-    params = _rollup_params(level, series, t0 - range_ms - width, hi)
-    params.update(
-        ends=list(ends),
-        frame=timedelta(milliseconds=max(0, range_ms - width)),
-        range_s=range_ms / 1000,
-        first=min(ends),
-        last=max(ends),
-        step=steps.step_ms,
-    )
-    if steps.step_ms % width == 0:
-        wanted = "WHERE e BETWEEN %(first)s AND %(last)s AND (e - %(first)s) %% %(step)s = 0"
-    else:
-        wanted = "JOIN unnest(%(ends)s::bigint[]) AS wanted(e) USING (e)"
-    aggregate, value = ROLLUP_VALUE_SQL[function]
-    sql = f"""
-        SELECT series_id, e, {value} AS value FROM (
-            SELECT series_id, (extract(epoch FROM t) * 1000)::bigint + {width} AS e, {aggregate} OVER w AS v
-            FROM ({rows_sql(level)}) r
-            WINDOW w AS (PARTITION BY series_id ORDER BY t RANGE BETWEEN %(frame)s PRECEDING AND CURRENT ROW)
-        ) x {wanted}
-    """
-    return RollupQuery(sql, params, ends)
+    level = level_for(steps, range_ms if level_window_ms is None else level_window_ms)
+    if level == RAW or rollup_windows.aligned(steps, range_ms, offset_ms, level):
+        return level
+    window = max(range_ms, level_window_ms or 0)
+    return RAW if rollup_windows.raw_covers(steps, window, offset_ms) else level
 
 
 def rollup_values(
@@ -352,17 +299,20 @@ def rollup_values(
     """Return, per series id, `function` over the rollup buckets of each step's window."""
     if not series:
         return {}
-    query = rollup_query(series, steps, range_ms, offset_ms, level, function)
+    query = rollup_windows.window_query(_infos(series), steps, range_ms, offset_ms, level, function)
+    rows = fetch(query.sql, query.params, rollup_windows.QUERY_SETTINGS)
+    if query.dense and not rollup_windows.complete(rows, steps):
+        query = rollup_windows.anchored_query(_infos(series), steps, range_ms, offset_ms, level, function)
+        rows = fetch(query.sql, query.params, rollup_windows.QUERY_SETTINGS)
     result: dict[int, list[float | None]] = {}
     count = steps.count
-    for sid, end, value in fetch(query.sql, query.params, work_mem=QUERY_WORK_MEM):
-        if value is None:
+    for sid, k, value, *step in rows:
+        if value is None or (step and not step[0]):  # dense_query: a row for complete() only
             continue
         values = result.get(sid)
         if values is None:
             values = result[sid] = [None] * count
-        for k in query.ends[end]:
-            values[k] = value
+        values[k] = value
     return result
 
 
