@@ -215,6 +215,17 @@ class OutageTolerantMixin:
         if self.redis_outage.active:  # noticed elsewhere (a failed job), over before a wait began
             self._guarded("registering again", self._reregister)
             self.redis_outage.recovered(f"worker {self.name} registered again")
+        elif not self._guarded("checking the registration", self._registered):
+            # Redis restarted without its data so quickly that redis-py's own retry hid it from
+            # this worker (idle in a blocking read): nothing failed, but the registration is gone.
+            self._guarded("registering again", self._reregister)
+            logging.getLogger("rq.worker").warning(
+                "worker %s: its registration was gone from Redis (restarted without its data?); registered again",
+                self.name,
+            )
+
+    def _registered(self) -> bool:
+        return bool(self.connection.sismember(worker_registration.REDIS_WORKER_KEYS, self.key))
 
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
         """RQ's start (registration, command channel), waiting for Redis when it is unreachable."""
