@@ -100,6 +100,9 @@ def worker_main(argv: list[str] | None = None) -> int:
     worker.log_result_lifespan = False  # "result is kept for 500 seconds" after every job
     quiet_routine_jobs()  # ingest drains log at DEBUG; alerting_worker.ingest.jobs sums them up
     flush_summary_at_exit()
+    from collector_server.gc_tuning import freeze_startup_objects
+
+    freeze_startup_objects()  # the series caches grow later and stay collectable
     # with_scheduler: RQ parks retried jobs (a notification after a webhook 503) and jobs
     # enqueued for later in its ScheduledJobRegistry; only a worker running RQ's scheduler
     # (one per queue holds the lock, checking every second) moves them back when they are due.

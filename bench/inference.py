@@ -278,6 +278,9 @@ def models_endpoint(models: int, runs: int) -> dict[str, float]:
     series = seed_models(models)
     client = Client()
     client.force_login(User.objects.get(username="bench"))
+    from collector_server.gc_tuning import freeze_startup_objects
+
+    freeze_startup_objects()  # as the server's wsgi module does when a gunicorn worker starts
     durations = []
     body = None
     for _ in range(runs + 3):
