@@ -31,9 +31,21 @@ def _organization_created(
         ensure_default_rules(instance.pk)
 
 
-def connect() -> None:
-    from collector_server.orgs.models import Organization
+def _organization_deleting(sender: type, organization: Any, **kwargs: Any) -> None:
+    """The default rules the organisation got at creation go with it (if no alert holds them)."""
+    from collector_server.alerts.defaults import DEFAULT_RULES
+    from collector_server.orgs import scope
 
+    with scope.use_scope(None):
+        AlertRule.objects.filter(
+            organization_id=organization.pk, name__in=[spec["name"] for spec in DEFAULT_RULES]
+        ).delete()
+
+
+def connect() -> None:
+    from collector_server.orgs.models import Organization, organization_deleting
+
+    organization_deleting.connect(_organization_deleting, dispatch_uid="alerts-default-rules-go")
     post_save.connect(_organization_created, sender=Organization, dispatch_uid="alerts-default-rules")
     for model in (AlertRule, Channel):
         post_save.connect(_rebuild_later, sender=model, dispatch_uid=f"routes-{model.__name__}-save")

@@ -17,7 +17,9 @@ class InferenceConfig(AppConfig):
 
         from django.db.models.signals import post_save
 
-        from collector_server.inference.defaults import organization_created
+        from collector_server.inference.defaults import organization_created, organization_deleting
         from collector_server.orgs.models import Organization
+        from collector_server.orgs.models import organization_deleting as deleting
 
         post_save.connect(organization_created, sender=Organization, dispatch_uid="inference-default-rules")
+        deleting.connect(organization_deleting, dispatch_uid="inference-default-rules-go")

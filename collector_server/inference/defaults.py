@@ -158,3 +158,14 @@ def organization_created(
     """A new organisation starts with the inference rules, as those existing at migration did."""
     if created and not raw:
         ensure_rules(instance.pk)
+
+
+def organization_deleting(sender: type, organization: Any, **kwargs: Any) -> None:
+    """The inference rules the organisation got at creation go with it (if no alert holds them)."""
+    from collector_server.alerts.models import AlertRule
+    from collector_server.orgs import scope
+
+    with scope.use_scope(None):
+        AlertRule.objects.filter(
+            organization_id=organization.pk, name__in=[spec["name"] for spec in INFERENCE_RULES]
+        ).delete()

@@ -21,6 +21,10 @@ class OrganizationAdmin(admin.ModelAdmin):
     list_display = ["slug", "name", "created_at"]
     search_fields = ["slug", "name"]
 
+    def delete_queryset(self, request, queryset):  # type: ignore[no-untyped-def]
+        for organization in queryset:  # one by one, so that each sends organization_deleting
+            organization.delete()
+
 
 @admin.register(Membership)
 class MembershipAdmin(OrganizationAdminMixin, admin.ModelAdmin):

@@ -7,11 +7,18 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from collector_server.orgs import roles
 from collector_server.orgs.scope import OrgManager
+
+# Sent (inside the deletion's transaction) before an organisation is deleted: the apps that
+# created things in every new organisation (the default rules) remove them, so that what the
+# system made never keeps an otherwise empty organisation from being deleted. Its data (hosts,
+# series, logs, alerts, the rules and channels people made) still protects it.
+organization_deleting = Signal()
 
 TOKEN_PREFIX = "fw_"
 LAST_USED_RESOLUTION = timedelta(seconds=60)  # last_used_at is written at most once a minute
@@ -30,6 +37,11 @@ class Organization(models.Model):
 
     def __str__(self) -> str:
         return self.slug
+
+    def delete(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        with transaction.atomic():
+            organization_deleting.send(sender=type(self), organization=self)
+            return super().delete(*args, **kwargs)
 
 
 class Membership(models.Model):

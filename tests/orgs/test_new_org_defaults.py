@@ -38,3 +38,25 @@ def test_an_operators_deletion_is_not_undone_when_the_organisation_is_saved_agai
     org.name = "Keep Co renamed"
     org.save()
     assert rule_names(org) == NAMES - {"Host Down"}
+
+
+def test_an_organisation_holding_only_its_default_rules_can_be_deleted(db):
+    org = Organization.objects.create(slug="gone-co", name="Gone Co")
+    assert rule_names(org) == NAMES
+    org.delete()
+    assert not Organization.objects.filter(slug="gone-co").exists()
+    with scope.use_scope(None):
+        assert not AlertRule.objects.filter(name__in=NAMES, organization_id=org.pk).exists()
+
+
+def test_an_organisation_with_data_stays_protected_and_keeps_its_rules(db):
+    import pytest
+    from django.db.models import ProtectedError
+
+    from collector_server.monitoring.models import Host
+
+    org = Organization.objects.create(slug="busy-co", name="Busy Co")
+    Host.objects.create(agent_id="busy-1", hostname="busy-1", organization=org)
+    with pytest.raises(ProtectedError):
+        org.delete()
+    assert rule_names(org) == NAMES  # the rules' deletion was rolled back with the refusal
