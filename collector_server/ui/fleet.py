@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 from collections import Counter
 from datetime import datetime
 from typing import Any
 
+import redis
 from django.conf import settings
-from django.core.cache import cache
 
 from collector_server.alerts.models import Alert
 from collector_server.monitoring import query
 from collector_server.monitoring.api.system_data import iso
 from collector_server.monitoring.models import Host
 from collector_server.orgs import scope
+from collector_server.redis_conn import get_redis
+from shared import streams
 
 # name -> (metric, aggregation, matchers); network adds received and sent.
 SPARKLINES: dict[str, tuple[tuple[str, str, tuple[str, ...]], ...]] = {
@@ -64,8 +69,11 @@ def cached_sparklines(
 ) -> tuple[int, dict[str, dict[str, list[list[float]]]]]:
     """``sparklines``, reused for UI_SPARKLINE_CACHE_SECONDS by callers of the same scope and range.
 
-    The key holds the caller's organisations, the range's length, the step, the end rounded
-    down to the cache time, and the hosts' count and highest id (a new host is drawn at once).
+    The copy lives in Redis (JSON), so every server process and replica shares it: one miss per
+    cache time for the whole deployment, not one per gunicorn worker. The key holds the caller's
+    organisations, the range's length, the step, the end rounded down to the cache time, and a
+    digest of the hosts' ids (a new host is drawn at once). Without Redis the sparklines are
+    computed for each call, as with a cache time of 0.
     """
     seconds = settings.UI_SPARKLINE_CACHE_SECONDS
     if not seconds:
@@ -74,25 +82,34 @@ def cached_sparklines(
     orgs = (
         "all" if current is None or current.org_ids is None else ",".join(map(str, sorted(current.org_ids)))
     )
+    ids = hashlib.blake2b(
+        ",".join(str(h.pk) for h in sorted(hosts, key=lambda h: h.pk)).encode(), digest_size=8
+    )
     key = ":".join(
         map(
             str,
             (
-                "fw-sparklines",
+                streams.prefix(),
+                "ui-sparklines",
                 orgs,
                 int((end - start).total_seconds()),
                 step,
                 int(end.timestamp()) // seconds,
-                len(hosts),
-                max((h.pk for h in hosts), default=0),
+                ids.hexdigest(),
             ),
         )
     )
-    found = cache.get(key)
-    if found is None:
-        found = sparklines(start, end, step)
-        cache.set(key, found, seconds)
-    return found
+    try:
+        found = get_redis().get(key)
+    except redis.RedisError:
+        found = None
+    if found is not None:
+        used_step, lines = json.loads(found)
+        return int(used_step), lines
+    used_step, lines = sparklines(start, end, step)
+    with contextlib.suppress(redis.RedisError):  # the page still gets its data; the next call computes
+        get_redis().set(key, json.dumps([used_step, lines], separators=(",", ":")), ex=seconds)
+    return used_step, lines
 
 
 def sparklines(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from django.utils import timezone
@@ -40,7 +41,9 @@ def test_a_seven_day_chart_reads_the_hourly_rollups(api, db):
     assert len(values) == len(buckets) and set(values) == {25.0}
 
 
-def test_fleet_sparklines_are_reused_within_the_cache_time_and_redrawn_for_a_new_host(db, settings):
+def test_fleet_sparklines_are_reused_within_the_cache_time_and_redrawn_for_a_new_host(
+    db, settings, redis_client
+):
     settings.UI_SPARKLINE_CACHE_SECONDS = 300
     end = timezone.now().replace(second=0, microsecond=0)
     start = end - timedelta(minutes=10)
@@ -60,3 +63,23 @@ def test_fleet_sparklines_are_reused_within_the_cache_time_and_redrawn_for_a_new
     insert_samples(cpu, [(start + timedelta(minutes=7), 50.0)])
     _, fresh = fleet.cached_sparklines(hosts, start, end, 60)
     assert [v for _, v in fresh["web-1"]["cpu"]] == [10.0, 30.0, 50.0]
+
+
+def test_fleet_sparklines_are_shared_through_redis_and_computed_without_it(db, settings, redis_client):
+    """Every server process reads the same copy (one miss per cache time for the deployment);
+    with Redis unreachable the page still gets its sparklines, computed for the call."""
+    settings.UI_SPARKLINE_CACHE_SECONDS = 300
+    end = timezone.now().replace(second=0, microsecond=0)
+    start = end - timedelta(minutes=10)
+    web = make_host("web-1")
+    cpu = make_series(web, "system_cpu_usage_percent")
+    insert_samples(cpu, [(start + timedelta(minutes=1), 10.0)])
+    _, first = fleet.cached_sparklines([web], start, end, 60)
+    keys = redis_client.keys("*ui-sparklines*")
+    assert len(keys) == 1 and 0 < redis_client.ttl(keys[0]) <= 300
+    step, stored = json.loads(redis_client.get(keys[0]))
+    assert step == 60 and stored == first
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    insert_samples(cpu, [(start + timedelta(minutes=5), 30.0)])
+    _, computed = fleet.cached_sparklines([web], start, end, 60)
+    assert [v for _, v in computed["web-1"]["cpu"]] == [10.0, 30.0]
