@@ -13,7 +13,11 @@ resource (one process), the contract series of shared/llm_series.py:
 - ``gen_ai.server.time_per_output_token``: ``llm_time_per_output_token_seconds{model}``.
 
 Model: ``gen_ai.request.model``, else ``gen_ai.response.model``. Organisation label: the
-point's ``fleetwatch.organization`` attribute, else the resource's (absent: no label).
+point's ``fleetwatch.organization`` attribute, else the resource's (absent: no label). Every
+contract series also carries ``service`` (``service.name``) and ``instance``
+(``service.instance.id``, else a short stable hash of the resource's attributes): each process
+reports its own cumulative values, so two resources without ``host.name`` never share (and
+scramble) one cumulative series; readers sum over these labels.
 Points that collapse onto the same contract labels (other attributes differ) are summed.
 Only cumulative explicit-bucket histograms map; other shapes are counted
 (``otlp_genai_points_unsupported``), points without a model too (``otlp_genai_points_without_model``).
@@ -21,6 +25,8 @@ Only cumulative explicit-bucket histograms map; other shapes are counted
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +48,16 @@ Key = tuple[tuple[str, str], ...]
 
 def model_of(attrs: dict[str, str]) -> str:
     return attrs.get("gen_ai.request.model") or attrs.get("gen_ai.response.model") or ""
+
+
+def resource_identity(resource: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """The ``service`` and ``instance`` labels of one OTLP resource (one process)."""
+    instance = resource.get("service.instance.id") or ""
+    if not instance:
+        digest = hashlib.sha256(json.dumps(sorted(resource.items()), default=str).encode()).hexdigest()
+        instance = f"r-{digest[:12]}"
+    service = resource.get("service.name") or ""
+    return (("instance", instance), ("service", service)) if service else (("instance", instance),)
 
 
 def contract_labels(model: str, organization: str, **more: str) -> Key:
@@ -118,6 +134,9 @@ def genai_series(request: Any, counts: Counter[str]) -> dict[str, list[dict[str,
                 if metric.name in GENAI_METRICS:
                     _map_metric(metric, resource, figures, counts)
         series = figures.series()
+        identity = dict(resource_identity(resource))
+        for item in series:
+            item["labels"].update(identity)
         if series:
             by_host.setdefault(host_of(resource), []).extend(series)
             counts["otlp_genai_series_queued"] += len(series)

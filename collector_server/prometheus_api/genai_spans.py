@@ -12,6 +12,7 @@ A span is a GenAI span when it has ``gen_ai.request.model`` or ``gen_ai.response
   of the conventions carries it) to ``llm_time_to_first_token_seconds``;
 
 and one log record (trace and span ids kept; ``gen_ai.response.id`` as its request id).
+Every series also carries the resource's ``service`` and ``instance`` labels (as genai_metrics).
 Organisation label: the span's ``fleetwatch.organization`` attribute, else the resource's.
 Other spans are counted (``otlp_spans_other``) and acknowledged.
 
@@ -24,7 +25,12 @@ import math
 from collections import Counter
 from typing import Any
 
-from collector_server.prometheus_api.genai_metrics import ORGANIZATION_ATTRIBUTE, contract_labels, model_of
+from collector_server.prometheus_api.genai_metrics import (
+    ORGANIZATION_ATTRIBUTE,
+    contract_labels,
+    model_of,
+    resource_identity,
+)
 from collector_server.prometheus_api.otlp import any_value, attributes, host_of
 from shared import llm_series as llm
 
@@ -59,6 +65,7 @@ def spans_to_figures(
     for resource_spans in request.resource_spans:
         resource = attributes(resource_spans.resource.attributes)
         host = host_of(resource)
+        identity = resource_identity(resource)
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
                 attrs = {kv.key: any_value(kv.value) for kv in span.attributes}
@@ -70,7 +77,7 @@ def spans_to_figures(
                 organization = str(
                     attrs.get(ORGANIZATION_ATTRIBUTE) or resource.get(ORGANIZATION_ATTRIBUTE, "")
                 )
-                _add_span(increments, host, span, attrs, model, organization, counts)
+                _add_span(increments, host, identity, span, attrs, model, organization, counts)
                 logs.setdefault(host, []).append(
                     _record(span, attrs, resource, scope_spans.scope.name, model)
                 )
@@ -80,6 +87,7 @@ def spans_to_figures(
 def _add_span(
     increments: Increments,
     host: str,
+    identity: tuple[tuple[str, str], ...],
     span: Any,
     attrs: dict[str, Any],
     model: str,
@@ -87,6 +95,7 @@ def _add_span(
     counts: Counter[str],
 ) -> None:
     def add(name: str, labels: tuple[tuple[str, str], ...], value: float) -> None:
+        labels = tuple(sorted((*labels, *identity)))  # service, instance: as the metrics' series
         increments[(host, name, labels)] = increments.get((host, name, labels), 0.0) + value
 
     key = contract_labels(model, organization)
