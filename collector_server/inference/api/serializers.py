@@ -148,3 +148,21 @@ class RecordedSerializer(serializers.Serializer):
     recorded_at = serializers.FloatField(help_text="Unix seconds of the stored points.")
     series = serializers.IntegerField(help_text="Counter series updated.")
     cost_source = serializers.ChoiceField(choices=["reported", "price_table", "none"])
+
+
+class ModelsAnswerSerializer(serializers.Serializer):
+    """GET /api/v1/monitoring/models (the rows are described in docs/inference.md)."""
+
+    success = serializers.BooleanField()
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    seconds = serializers.FloatField()
+    by = serializers.ChoiceField(choices=["model", "organization"])
+    count = serializers.IntegerField(help_text="Rows in models.")
+    models = serializers.ListField(
+        child=serializers.DictField(), help_text="One row per model (and organisation)."
+    )
+    truncated = serializers.BooleanField(
+        help_text="True when the scope holds more inference series than one answer reads (50,000): the "
+        "figures cover only part of them; narrow the query with model or organization."
+    )
