@@ -21,6 +21,9 @@ scramble) one cumulative series; readers sum over these labels.
 Points that collapse onto the same contract labels (other attributes differ) are summed.
 Only cumulative explicit-bucket histograms map; other shapes are counted
 (``otlp_genai_points_unsupported``), points without a model too (``otlp_genai_points_without_model``).
+A point whose sum is not a finite number 0..1e15 (negative tokens or seconds, NaN, inf) is not
+mapped (``otlp_genai_point_values_refused``); its OTLP series is stored as sent. Counts and
+bucket counts are unsigned in OTLP (a negative one is a 400 at decoding).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ SERVER_DURATION = "gen_ai.server.request.duration"
 TOKEN_USAGE = "gen_ai.client.token.usage"
 SERVER_TTFT = "gen_ai.server.time_to_first_token"
 SERVER_TPOT = "gen_ai.server.time_per_output_token"
+MAX_SUM = 1e15  # a cumulative sum (tokens, seconds) beyond this is refused, not stored
 GENAI_METRICS = frozenset({CLIENT_DURATION, SERVER_DURATION, TOKEN_USAGE, SERVER_TTFT, SERVER_TPOT})
 
 Key = tuple[tuple[str, str], ...]
@@ -157,6 +161,9 @@ def _map_metric(
         model = model_of(attrs)
         if not model:
             counts["otlp_genai_points_without_model"] += 1
+            continue
+        if not (0.0 <= point.sum <= MAX_SUM):  # NaN, inf, negative: the aggregates would be poisoned
+            counts["otlp_genai_point_values_refused"] += 1
             continue
         organization = attrs.get(ORGANIZATION_ATTRIBUTE) or resource.get(ORGANIZATION_ATTRIBUTE, "")
         figures.ts = max(figures.ts, point.time_unix_nano / 1e9)

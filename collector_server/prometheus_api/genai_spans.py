@@ -38,18 +38,22 @@ STATUS_CODE_ERROR = 2
 INPUT_KEYS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens")
 OUTPUT_KEYS = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens")
 TTFT_KEY = "gen_ai.server.time_to_first_token"
+MAX_TOKENS = 1e9  # per span, as the inference endpoint; more is refused (counted)
+MAX_SECONDS = 86_400.0
 # (host, series name, sorted labels) -> increment
 Increments = dict[tuple[str, str, tuple[tuple[str, str], ...]], float]
 
 
-def _number(attrs: dict[str, Any], keys: tuple[str, ...], counts: Counter[str]) -> float | None:
+def _number(
+    attrs: dict[str, Any], keys: tuple[str, ...], counts: Counter[str], maximum: float
+) -> float | None:
     for key in keys:
         if key in attrs:
             try:
                 value = float(attrs[key])
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 value = math.nan
-            if not math.isfinite(value) or value < 0:
+            if not (0.0 <= value <= maximum):  # NaN, inf, negative, beyond the bound
                 counts["otlp_genai_span_values_refused"] += 1
                 return None
             return value
@@ -105,11 +109,11 @@ def _add_span(
     duration = max(0, span.end_time_unix_nano - span.start_time_unix_nano) / 1e9
     _observe(add, llm.DURATION, key, llm.DURATION_BOUNDS, duration)
     for name, keys in ((llm.INPUT_TOKENS, INPUT_KEYS), (llm.OUTPUT_TOKENS, OUTPUT_KEYS)):
-        tokens = _number(attrs, keys, counts)
+        tokens = _number(attrs, keys, counts, MAX_TOKENS)
         if tokens is not None:
             add(name, key, tokens)
             add(llm.UNPRICED[name], key, tokens)  # spans carry no cost: priced on read
-    ttft = _number(attrs, (TTFT_KEY,), counts)
+    ttft = _number(attrs, (TTFT_KEY,), counts, MAX_SECONDS)
     if ttft is not None:
         _observe(add, llm.TTFT, key, llm.TTFT_BOUNDS, ttft)
 

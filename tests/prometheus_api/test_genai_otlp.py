@@ -392,3 +392,66 @@ def test_metrics_of_one_process_do_not_silence_the_spans_of_another_on_the_same_
     by_source = _query(api, 'sum by (source, instance) (llm_requests_total{model="m-two"})')
     assert sorted(by_source.values()) == [1.0, 3.0], by_source
     assert stats.read(redis_client)["otlp_genai_span_series_left_to_metrics"] >= 1
+
+
+def _json_point_metrics(name: str, total: object, count: str, extra: dict[str, str], model: str) -> bytes:
+    now = time.time()
+    point = {
+        "attributes": [
+            {"key": k, "value": {"stringValue": v}}
+            for k, v in {"gen_ai.request.model": model, **extra}.items()
+        ],
+        "startTimeUnixNano": str(int((now - 60) * 1e9)),
+        "timeUnixNano": str(int(now * 1e9)),
+        "count": count,
+        "sum": total,
+        "bucketCounts": ["0", count],
+        "explicitBounds": [1.0],
+    }
+    metric = {"name": name, "histogram": {"aggregationTemporality": 2, "dataPoints": [point]}}
+    resource = {"attributes": [{"key": "service.name", "value": {"stringValue": "vals"}}]}
+    return json.dumps(
+        {"resourceMetrics": [{"resource": resource, "scopeMetrics": [{"metrics": [metric]}]}]}
+    ).encode()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("total", [-5, "NaN", "-Infinity", "Infinity", 1e300])
+def test_genai_metric_points_with_a_bad_sum_are_refused_and_counted(api, redis_client, total):
+    CACHE.clear()
+    tokens = {"gen_ai.token.type": "input"}
+    bad = _json_point_metrics("gen_ai.client.token.usage", total, "2", tokens, "m-bad")
+    good = _json_point_metrics("gen_ai.client.token.usage", 40, "2", tokens, "m-good")
+    for body in (bad, good):
+        response = api.generic("POST", "/otlp/v1/metrics", body, content_type="application/json")
+        assert response.status_code == 200, response.content
+    drain(redis_client)
+    assert stats.read(redis_client)["otlp_genai_point_values_refused"] == 1
+    assert _query(api, "sum by (model) (llm_input_tokens_total)") == {("m-good",): 40.0}
+
+
+def test_a_negative_genai_metric_count_is_a_400(api, redis_client):
+    body = _json_point_metrics("gen_ai.client.operation.duration", 1.0, "-2", {}, "m")
+    response = api.generic("POST", "/otlp/v1/metrics", body, content_type="application/json")
+    assert response.status_code == 400, response.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_span_token_counts_above_1e9_are_refused_and_counted(api, redis_client):
+    CACHE.clear()
+    attributes = [
+        {"key": "gen_ai.request.model", "value": {"stringValue": "m-big"}},
+        {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "1000000001"}},
+        {"key": "gen_ai.usage.output_tokens", "value": {"intValue": "1000000000"}},
+        {"key": "gen_ai.server.time_to_first_token", "value": {"doubleValue": 1e12}},
+    ]
+    response = api.generic(
+        "POST", "/otlp/v1/traces", _json_spans(attributes), content_type="application/json"
+    )
+    assert response.status_code == 200, response.content
+    drain(redis_client)
+    counted = stats.read(redis_client)
+    assert counted["otlp_genai_span_values_refused"] == 2  # the input tokens and the time to first token
+    assert _query(api, 'sum(llm_requests_total{model="m-big"})') == {(): 1.0}  # the request still counts
+    assert _query(api, 'sum(llm_output_tokens_total{model="m-big"})') == {(): 1e9}  # the bound itself is fine
+    assert _query(api, 'sum(llm_input_tokens_total{model="m-big"})') == {}
