@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import numbers
 import os
 import re
 import threading
@@ -108,8 +109,11 @@ class Refused(ValueError):
 
 
 def _number(reason: str, value: Any, maximum: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise Refused(reason, f"must be a number, not {type(value).__name__}")
+    kind = type(value)
+    if kind is not float and kind is not int:  # the fast path; numpy's floats and ints are Real too
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise Refused(reason, f"must be a number, not {kind.__name__}")
+        value = float(value)
     if not (0.0 <= value <= maximum):  # also false for NaN
         raise Refused(reason, f"must be finite, 0..{maximum:g}, got {value!r}")
     return value
@@ -118,8 +122,10 @@ def _number(reason: str, value: Any, maximum: float) -> float:
 def _tokens(reason: str, value: Any) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise Refused(reason, f"must be a whole number, not {type(value).__name__}")
+    if type(value) is not int:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise Refused(reason, f"must be a whole number, not {type(value).__name__}")
+        value = int(value)
     if not (0 <= value <= MAX_TOKENS):
         raise Refused(reason, f"must be 0..{MAX_TOKENS}, got {value!r}")
     return value
@@ -177,7 +183,7 @@ class InferenceMetrics:
         self.max_series = max_series
         self.folded = 0  # records counted under OTHER because max_series was reached
         self.recorded = 0
-        # reason -> [refused records, created at, sent once]: exported as llm_sdk_records_refused_total
+        # reason -> [refused records, created at, sent once, last flush]: llm_sdk_records_refused_total
         self._refused: dict[str, list[Any]] = {}
         self._pairs: dict[tuple[str, str], _Pair] = {}
         self._lock = threading.Lock()

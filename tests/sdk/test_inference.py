@@ -230,6 +230,17 @@ def test_a_bad_record_is_refused_counted_and_never_poisons_the_aggregates(bad, r
         recorder.close()
 
 
+def test_numbers_of_other_real_and_integral_types_are_accepted():
+    from fractions import Fraction
+
+    m = InferenceMetrics("chat")
+    assert m.record("m", Fraction(1, 2), input_tokens=Fraction(6, 1).numerator, cost=Fraction(1, 4)) is True
+    got = values(m)
+    assert got[key("llm_request_duration_seconds_sum", model="m", organization="")] == 0.5
+    assert got[key("llm_cost_usd_total", model="m", organization="")] == 0.25
+    assert m.refused == {}
+
+
 def test_a_model_name_is_cleaned_and_cut_not_refused():
     m = InferenceMetrics("chat")
     assert m.record("qw\x00en\n" + "x" * 300, 0.1, organization="o" * 300) is True
