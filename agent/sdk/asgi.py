@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from agent.sdk.observer import RequestObserver
+from agent.sdk.observer import RequestObserver, header_organization
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -65,21 +65,21 @@ class ASGIMiddleware:
             error = exc
             raise
         finally:
+            status = 500 if error is not None else sizes["status"]
+            header = self.observer.organization_header
             self.observer.finish(
                 state,
                 method=scope.get("method", "GET"),
                 path=scope.get("path", "/"),
                 route=self._route(scope),
-                status=500 if error is not None else sizes["status"],
+                status=status,
                 request_bytes=sizes["request"],
                 response_bytes=sizes["response"],
                 query=scope.get("query_string", b"").decode("latin-1"),
                 exc=error,
                 headers=headers if self.observer.log_headers else None,
                 body=bytes(captured) if limit else None,
-                organization=(headers.get(self.observer.organization_header.lower()) or None)
-                if self.observer.organization_header
-                else None,
+                organization=header_organization(headers.get(header.lower()), status) if header else None,
             )
 
     def _route(self, scope: Scope) -> str | None:

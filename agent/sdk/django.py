@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agent.sdk.client import AgentClient
-from agent.sdk.observer import RequestObserver
+from agent.sdk.observer import RequestObserver, header_organization
 
 UNMATCHED_ROUTE = "__unmatched__"
 _OPTIONS = {
@@ -131,8 +131,7 @@ def _response_size(response: Any) -> int:
 
 
 def _organization(headers: Any, name: str | None, status: int) -> str | None:
-    """The organisation header of a request the security counters count (401, 403, 429)."""
-    if not name or status not in (401, 403, 429):
+    """The organisation header of a request the security counters count (403, 429; never a 401's)."""
+    if not name:
         return None
-    value = headers.get(name)
-    return value[:200] if value else None
+    return header_organization(headers.get(name), status)

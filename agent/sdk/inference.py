@@ -29,7 +29,9 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import numbers
 import os
+import re
 import threading
 import time
 import weakref
@@ -48,6 +50,11 @@ DEFAULT_MAX_SERIES = 1000  # (model, organization) pairs; beyond: folded into OT
 OTHER = "__other__"
 LOGGER = "fleetwatch.inference"
 ZERO_OFFSET = 0.001  # the zero point sits this long before a series' creation time
+REFUSED = "llm_sdk_records_refused_total"  # {service, instance, reason}: records not counted
+MAX_DURATION_S = 86_400.0  # duration and time to first token, as the HTTP endpoint
+MAX_TOKENS = 10**9
+MAX_COST = 1e6
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _LES_DURATION = tuple(c.bucket_labels(c.DURATION_BUCKETS))
 _LES_TTFT = tuple(c.bucket_labels(c.TTFT_BUCKETS))
 
@@ -93,6 +100,78 @@ class _Pair:
         self.unpriced_output = 0
 
 
+class Refused(ValueError):
+    """A record's argument that would poison the aggregates; ``reason`` names it."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+
+
+def _number(reason: str, value: Any, maximum: float) -> float:
+    kind = type(value)
+    if kind is not float and kind is not int:  # the fast path; numpy's floats and ints are Real too
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise Refused(reason, f"must be a number, not {kind.__name__}")
+        value = float(value)
+    if not (0.0 <= value <= maximum):  # also false for NaN
+        raise Refused(reason, f"must be finite, 0..{maximum:g}, got {value!r}")
+    return value
+
+
+def _tokens(reason: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if type(value) is not int:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise Refused(reason, f"must be a whole number, not {type(value).__name__}")
+        value = int(value)
+    if not (0 <= value <= MAX_TOKENS):
+        raise Refused(reason, f"must be 0..{MAX_TOKENS}, got {value!r}")
+    return value
+
+
+def checked(
+    model: Any,
+    duration: Any,
+    input_tokens: Any,
+    output_tokens: Any,
+    cost: Any,
+    organization: Any,
+    status: Any,
+    time_to_first_token: Any,
+) -> tuple[str, float, int | None, int | None, float | None, str, str, float | None]:
+    """The record's arguments made safe to aggregate, or ``Refused`` naming the first bad one.
+
+    model: a non-empty str, control characters removed, cut to 200 characters; duration, time to
+    first token (seconds, <= 86400) and cost (USD, <= 1e6): finite numbers >= 0; tokens: whole
+    numbers 0..1e9 (bools refused); status: ok or error; organization: a str without control
+    characters, cut to 200 characters.
+    """
+    if not isinstance(model, str):
+        raise Refused("model", f"must be a string, not {type(model).__name__}")
+    if _CONTROL.search(model):
+        model = _CONTROL.sub("", model)
+    model = model[: c.MAX_MODEL_LENGTH]
+    if not model.strip():
+        raise Refused("model", "must not be blank")
+    duration = _number("duration", duration, MAX_DURATION_S)
+    if time_to_first_token is not None:
+        time_to_first_token = _number("time_to_first_token", time_to_first_token, MAX_DURATION_S)
+    if cost is not None:
+        cost = _number("cost", cost, MAX_COST)
+    input_tokens = _tokens("input_tokens", input_tokens)
+    output_tokens = _tokens("output_tokens", output_tokens)
+    if status not in c.STATUSES or not isinstance(status, str):
+        raise Refused("status", f"must be one of {', '.join(c.STATUSES)}, got {status!r:.40}")
+    if not isinstance(organization, str):
+        raise Refused("organization", f"must be a string, not {type(organization).__name__}")
+    if _CONTROL.search(organization):
+        raise Refused("organization", "must not contain control characters")
+    organization = organization[: c.MAX_ORGANIZATION_LENGTH]
+    return model, duration, input_tokens, output_tokens, cost, organization, status, time_to_first_token
+
+
 class InferenceMetrics:
     """Thread-safe inference counters by (model, organization); bounded to ``max_series`` pairs."""
 
@@ -104,14 +183,31 @@ class InferenceMetrics:
         self.max_series = max_series
         self.folded = 0  # records counted under OTHER because max_series was reached
         self.recorded = 0
+        # reason -> [refused records, created at, sent once, last flush]: llm_sdk_records_refused_total
+        self._refused: dict[str, list[Any]] = {}
         self._pairs: dict[tuple[str, str], _Pair] = {}
         self._lock = threading.Lock()
         _live.add(self)
+
+    @property
+    def refused(self) -> dict[str, int]:
+        """Records refused by reason (the argument that was bad)."""
+        with self._lock:
+            return {reason: entry[0] for reason, entry in self._refused.items()}
+
+    def refuse(self, reason: str) -> None:
+        with self._lock:
+            entry = self._refused.get(reason)
+            if entry is None:
+                self._refused[reason] = [1, time.time(), False, None]
+            else:
+                entry[0] += 1
 
     def _after_fork_in_child(self) -> None:
         self.instance = new_instance_id()
         self._lock = threading.Lock()
         self._pairs = {}
+        self._refused = {}
         self.folded = 0
         self.recorded = 0
 
@@ -125,8 +221,28 @@ class InferenceMetrics:
         organization: str = "",
         status: str = c.OK,
         time_to_first_token: float | None = None,
-    ) -> None:
-        """Count one inference (duration and time to first token in seconds, cost in USD)."""
+    ) -> bool:
+        """Count one inference (duration and time to first token in seconds, cost in USD).
+
+        Arguments that would poison the aggregates (see ``checked``) are not counted: the record
+        is refused, counted by reason in ``llm_sdk_records_refused_total``, and False returned.
+        """
+        try:
+            model, duration, input_tokens, output_tokens, cost, organization, status, time_to_first_token = (
+                checked(
+                    model,
+                    duration,
+                    input_tokens,
+                    output_tokens,
+                    cost,
+                    organization,
+                    status,
+                    time_to_first_token,
+                )
+            )
+        except Refused as refused:
+            self.refuse(refused.reason)
+            return False
         dur_slot = bisect_left(c.DURATION_BUCKETS, duration)
         ttft_slot = -1 if time_to_first_token is None else bisect_left(c.TTFT_BUCKETS, time_to_first_token)
         key = (model, organization)
@@ -157,6 +273,7 @@ class InferenceMetrics:
                 if output_tokens:
                     pair.unpriced_output += output_tokens
             self.recorded += 1
+        return True
 
     def _new_pair(self, key: tuple[str, str]) -> _Pair:
         if len(self._pairs) >= self.max_series:
@@ -184,7 +301,19 @@ class InferenceMetrics:
                 if reset_max:
                     p.sent.update(part for part, *_ in _parts(_values(p)))
                     p.last_flush = now
+            refused = []
+            for reason, entry in self._refused.items():
+                count, created, sent, last_flush = entry
+                zero_at = last_flush if last_flush is not None else created - ZERO_OFFSET
+                refused.append((reason, count, None if sent else zero_at))
+                if reset_max:
+                    entry[2] = True
+                    entry[3] = now
         out: list[dict[str, Any]] = []
+        for reason, count, zero_at in refused:
+            points = [[now, float(count)]] if zero_at is None else [[zero_at, 0.0], [now, float(count)]]
+            labels = {"service": self.service, "instance": self.instance, "reason": reason}
+            out.append({"name": REFUSED, "type": COUNTER, "labels": labels, "points": points})
         for model, org, zero_at, sent, values in snapshot:
             base = {"service": self.service, "instance": self.instance, "model": model, "organization": org}
             for part, name, extra, value in _parts(values):
@@ -198,6 +327,11 @@ class InferenceMetrics:
             for item in series:
                 if len(item["points"]) > 1:
                     labels = item["labels"]
+                    if item["name"] == REFUSED:
+                        entry = self._refused.get(labels["reason"])
+                        if entry is not None:
+                            entry[2] = False
+                        continue
                     pair = self._pairs.get((labels["model"], labels["organization"]))
                     if pair is not None:
                         pair.sent.discard(_part_of(item["name"], labels))
@@ -311,10 +445,10 @@ class InferenceRecorder:
             self._started = True
             self.flusher.start()
         try:
-            self.metrics.record(
+            counted = self.metrics.record(
                 model, duration, input_tokens, output_tokens, cost, organization, status, time_to_first_token
             )
-            if (request_id or user) and self.logger.isEnabledFor(logging.INFO):
+            if counted and (request_id or user) and self.logger.isEnabledFor(logging.INFO):
                 self._log(model, duration, input_tokens, output_tokens, cost, organization, status,
                           time_to_first_token, request_id, user)  # fmt: skip
         except Exception:  # recording must never break the app's call; the count shows it happened

@@ -36,6 +36,21 @@ DEFAULT_SLOW_MS = 1000.0
 MAX_LOG_BODY_BYTES = 65536
 DEFAULT_LOGGER = "fleetwatch.requests"
 DEFAULT_ORGANIZATION_HEADER = "X-Organization"
+MAX_ORGANIZATION_LENGTH = 200
+
+
+def header_organization(value: Any, status: int) -> str | None:
+    """The organisation header's value as the security counters may use it for ``status``.
+
+    Only 403 and 429 answers take it: a 401 means the caller is not authenticated, so its
+    X-Organization is whatever an attacker chose (a flood of 401s would be charged to a victim
+    organisation); a 401 uses the log context's organisation, else "". None: not given.
+    """
+    if status not in (403, 429) or not value:
+        return None
+    return str(value)[:MAX_ORGANIZATION_LENGTH]
+
+
 REQUEST_ID_HEADER = "X-Request-ID"
 TRACEPARENT_HEADER = "traceparent"
 _DIGIT = re.compile(r"\d")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from agent.sdk.observer import RequestObserver, RequestState
+from agent.sdk.observer import RequestObserver, RequestState, header_organization
 
 ROUTE_ENVIRON_KEY = "fleetwatch.route"
 BODY_ENVIRON_KEY = "fleetwatch.request_body"
@@ -157,8 +157,7 @@ class _ObservedBody:
 
 
 def _organization(environ: dict[str, Any], name: str | None, status: int) -> str | None:
-    """The organisation header of a request the security counters count (401, 403, 429)."""
-    if not name or status not in (401, 403, 429):
+    """The organisation header of a request the security counters count (403, 429; never a 401's)."""
+    if not name:
         return None
-    value = environ.get("HTTP_" + name.upper().replace("-", "_"))
-    return str(value)[:200] if value else None
+    return header_organization(environ.get("HTTP_" + name.upper().replace("-", "_")), status)

@@ -11,9 +11,13 @@ force at the time (of each raw sample; for rollups, at the start of the 1 min or
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,7 +44,10 @@ SERVER_GAUGES = (c.RUNNING, c.WAITING, c.KV_CACHE)
 TPOT_BUCKET = c.TPOT + "_bucket"
 GAUGE_LOOKBACK = timedelta(minutes=5)
 GPU_METRIC = "gpu_utilization_percent"
-MAX_SERIES = 50_000
+MAX_SERIES = 50_000  # series one select reads at most; beyond: the answer says "truncated"
+LOGGER = logging.getLogger(__name__)
+_truncated: ContextVar[list[tuple[str, ...]] | None] = ContextVar("inference_truncated", default=None)
+_logged_truncation = False
 Key = tuple[str, str]  # (model, organization); organization is "" when not grouped by it
 
 
@@ -60,6 +67,32 @@ class Found:
         return self.labels.get("organization", "")
 
 
+@contextmanager
+def noting_truncation() -> Iterator[list[tuple[str, ...]]]:
+    """Collect the series names whose select hit MAX_SERIES inside the block (the API says so)."""
+    hits: list[tuple[str, ...]] = []
+    token = _truncated.set(hits)
+    try:
+        yield hits
+    finally:
+        _truncated.reset(token)
+
+
+def _note_truncation(names: tuple[str, ...]) -> None:
+    global _logged_truncation
+    hits = _truncated.get()
+    if hits is not None:
+        hits.append(names)
+    if not _logged_truncation:  # once per process: the API answer says it every time
+        _logged_truncation = True
+        LOGGER.warning(
+            "inference figures read only the first %d series of %s: the answer is truncated "
+            "(narrow it with model or organization)",
+            MAX_SERIES,
+            ", ".join(names),
+        )
+
+
 def select(names: tuple[str, ...], model: str | None = None, organization: str | None = None) -> list[Found]:
     """The series of ``names`` in the active scope, narrowed to a model and a customer organisation."""
     clause, org_params = scope.sql_filter("organization_id")
@@ -73,8 +106,11 @@ def select(names: tuple[str, ...], model: str | None = None, organization: str |
         params.append(organization)
     sql = f"SELECT id, name, kind, labels FROM monitoring_series WHERE {' AND '.join(where)} LIMIT %s"
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, MAX_SERIES])
+        cursor.execute(sql, [*params, MAX_SERIES + 1])
         rows = cursor.fetchall()
+    if len(rows) > MAX_SERIES:
+        rows = rows[:MAX_SERIES]
+        _note_truncation(names)
     out = []
     for sid, name, kind, labels in rows:
         if isinstance(labels, str | bytes):

@@ -139,6 +139,10 @@ def log_record(data: dict[str, Any], ts: float) -> dict[str, Any]:
         "organization": data["organization"],
         "status": data["status"],
         "duration_ms": round(data["duration"] * 1000.0, 3),
+        # The seed's logPerformance('model_inference', {modelName, duration, organization, cost}) names;
+        # duration in milliseconds as there.
+        "modelName": data["model"],
+        "duration": round(data["duration"] * 1000.0, 3),
     }
     for name in ("input_tokens", "output_tokens", "cost", "time_to_first_token", "user", "api_key_label"):
         if data.get(name) not in (None, ""):

@@ -59,9 +59,10 @@ PIPELINE_COUNTERS = {
     "otlp_genai_points_without_model": "GenAI metric points not mapped: no gen_ai.request.model nor response model.",
     "otlp_spans_genai": "OTLP spans with GenAI attributes (each a request of the LLM series and a log record).",
     "otlp_spans_other": "OTLP spans without GenAI attributes: acknowledged, not stored.",
-    "otlp_genai_span_values_refused": "GenAI span token or time values not counted: not a finite number >= 0.",
+    "otlp_genai_span_values_refused": "GenAI span token or time values not counted: not a finite number >= 0, or too large.",
+    "otlp_genai_point_values_refused": "GenAI metric points not mapped: a sum that is not a finite number >= 0, or too large.",
+    "otlp_genai_span_series_left_to_metrics": "GenAI span series not counted: their process sends GenAI metrics.",
     "otlp_genai_series_refused": "GenAI span series not counted: the organisation's running totals are full.",
-    "otlp_genai_span_series_left_to_metrics": "GenAI span series not counted: their host sends GenAI metrics.",
 }
 QUEUES = ("ingest", "alerts", "notifications", "maintenance")
 

@@ -13,14 +13,23 @@ resource (one process), the contract series of shared/llm_series.py:
 - ``gen_ai.server.time_per_output_token``: ``llm_time_per_output_token_seconds{model}``.
 
 Model: ``gen_ai.request.model``, else ``gen_ai.response.model``. Organisation label: the
-point's ``fleetwatch.organization`` attribute, else the resource's (absent: no label).
+point's ``fleetwatch.organization`` attribute, else the resource's (absent: no label). Every
+contract series also carries ``service`` (``service.name``) and ``instance``
+(``service.instance.id``, else a short stable hash of the resource's attributes): each process
+reports its own cumulative values, so two resources without ``host.name`` never share (and
+scramble) one cumulative series; readers sum over these labels.
 Points that collapse onto the same contract labels (other attributes differ) are summed.
 Only cumulative explicit-bucket histograms map; other shapes are counted
 (``otlp_genai_points_unsupported``), points without a model too (``otlp_genai_points_without_model``).
+A point whose sum is not a finite number 0..1e15 (negative tokens or seconds, NaN, inf) is not
+mapped (``otlp_genai_point_values_refused``); its OTLP series is stored as sent. Counts and
+bucket counts are unsigned in OTLP (a negative one is a 400 at decoding).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +44,7 @@ SERVER_DURATION = "gen_ai.server.request.duration"
 TOKEN_USAGE = "gen_ai.client.token.usage"
 SERVER_TTFT = "gen_ai.server.time_to_first_token"
 SERVER_TPOT = "gen_ai.server.time_per_output_token"
+MAX_SUM = 1e15  # a cumulative sum (tokens, seconds) beyond this is refused, not stored
 GENAI_METRICS = frozenset({CLIENT_DURATION, SERVER_DURATION, TOKEN_USAGE, SERVER_TTFT, SERVER_TPOT})
 
 Key = tuple[tuple[str, str], ...]
@@ -42,6 +52,16 @@ Key = tuple[tuple[str, str], ...]
 
 def model_of(attrs: dict[str, str]) -> str:
     return attrs.get("gen_ai.request.model") or attrs.get("gen_ai.response.model") or ""
+
+
+def resource_identity(resource: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """The ``service`` and ``instance`` labels of one OTLP resource (one process)."""
+    instance = resource.get("service.instance.id") or ""
+    if not instance:
+        digest = hashlib.sha256(json.dumps(sorted(resource.items()), default=str).encode()).hexdigest()
+        instance = f"r-{digest[:12]}"
+    service = resource.get("service.name") or ""
+    return (("instance", instance), ("service", service)) if service else (("instance", instance),)
 
 
 def contract_labels(model: str, organization: str, **more: str) -> Key:
@@ -118,6 +138,9 @@ def genai_series(request: Any, counts: Counter[str]) -> dict[str, list[dict[str,
                 if metric.name in GENAI_METRICS:
                     _map_metric(metric, resource, figures, counts)
         series = figures.series()
+        identity = dict(resource_identity(resource))
+        for item in series:
+            item["labels"].update(identity)
         if series:
             by_host.setdefault(host_of(resource), []).extend(series)
             counts["otlp_genai_series_queued"] += len(series)
@@ -138,6 +161,9 @@ def _map_metric(
         model = model_of(attrs)
         if not model:
             counts["otlp_genai_points_without_model"] += 1
+            continue
+        if not (0.0 <= point.sum <= MAX_SUM):  # NaN, inf, negative: the aggregates would be poisoned
+            counts["otlp_genai_point_values_refused"] += 1
             continue
         organization = attrs.get(ORGANIZATION_ATTRIBUTE) or resource.get(ORGANIZATION_ATTRIBUTE, "")
         figures.ts = max(figures.ts, point.time_unix_nano / 1e9)

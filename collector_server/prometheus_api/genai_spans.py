@@ -12,6 +12,7 @@ A span is a GenAI span when it has ``gen_ai.request.model`` or ``gen_ai.response
   of the conventions carries it) to ``llm_time_to_first_token_seconds``;
 
 and one log record (trace and span ids kept; ``gen_ai.response.id`` as its request id).
+Every series also carries the resource's ``service`` and ``instance`` labels (as genai_metrics).
 Organisation label: the span's ``fleetwatch.organization`` attribute, else the resource's.
 Other spans are counted (``otlp_spans_other``) and acknowledged.
 
@@ -24,7 +25,12 @@ import math
 from collections import Counter
 from typing import Any
 
-from collector_server.prometheus_api.genai_metrics import ORGANIZATION_ATTRIBUTE, contract_labels, model_of
+from collector_server.prometheus_api.genai_metrics import (
+    ORGANIZATION_ATTRIBUTE,
+    contract_labels,
+    model_of,
+    resource_identity,
+)
 from collector_server.prometheus_api.otlp import any_value, attributes, host_of
 from shared import llm_series as llm
 
@@ -32,18 +38,22 @@ STATUS_CODE_ERROR = 2
 INPUT_KEYS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens")
 OUTPUT_KEYS = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens")
 TTFT_KEY = "gen_ai.server.time_to_first_token"
+MAX_TOKENS = 1e9  # per span, as the inference endpoint; more is refused (counted)
+MAX_SECONDS = 86_400.0
 # (host, series name, sorted labels) -> increment
 Increments = dict[tuple[str, str, tuple[tuple[str, str], ...]], float]
 
 
-def _number(attrs: dict[str, Any], keys: tuple[str, ...], counts: Counter[str]) -> float | None:
+def _number(
+    attrs: dict[str, Any], keys: tuple[str, ...], counts: Counter[str], maximum: float
+) -> float | None:
     for key in keys:
         if key in attrs:
             try:
                 value = float(attrs[key])
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 value = math.nan
-            if not math.isfinite(value) or value < 0:
+            if not (0.0 <= value <= maximum):  # NaN, inf, negative, beyond the bound
                 counts["otlp_genai_span_values_refused"] += 1
                 return None
             return value
@@ -59,6 +69,7 @@ def spans_to_figures(
     for resource_spans in request.resource_spans:
         resource = attributes(resource_spans.resource.attributes)
         host = host_of(resource)
+        identity = resource_identity(resource)
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
                 attrs = {kv.key: any_value(kv.value) for kv in span.attributes}
@@ -70,7 +81,7 @@ def spans_to_figures(
                 organization = str(
                     attrs.get(ORGANIZATION_ATTRIBUTE) or resource.get(ORGANIZATION_ATTRIBUTE, "")
                 )
-                _add_span(increments, host, span, attrs, model, organization, counts)
+                _add_span(increments, host, identity, span, attrs, model, organization, counts)
                 logs.setdefault(host, []).append(
                     _record(span, attrs, resource, scope_spans.scope.name, model)
                 )
@@ -80,6 +91,7 @@ def spans_to_figures(
 def _add_span(
     increments: Increments,
     host: str,
+    identity: tuple[tuple[str, str], ...],
     span: Any,
     attrs: dict[str, Any],
     model: str,
@@ -87,6 +99,7 @@ def _add_span(
     counts: Counter[str],
 ) -> None:
     def add(name: str, labels: tuple[tuple[str, str], ...], value: float) -> None:
+        labels = tuple(sorted((*labels, *identity)))  # service, instance: as the metrics' series
         increments[(host, name, labels)] = increments.get((host, name, labels), 0.0) + value
 
     key = contract_labels(model, organization)
@@ -96,11 +109,11 @@ def _add_span(
     duration = max(0, span.end_time_unix_nano - span.start_time_unix_nano) / 1e9
     _observe(add, llm.DURATION, key, llm.DURATION_BOUNDS, duration)
     for name, keys in ((llm.INPUT_TOKENS, INPUT_KEYS), (llm.OUTPUT_TOKENS, OUTPUT_KEYS)):
-        tokens = _number(attrs, keys, counts)
+        tokens = _number(attrs, keys, counts, MAX_TOKENS)
         if tokens is not None:
             add(name, key, tokens)
             add(llm.UNPRICED[name], key, tokens)  # spans carry no cost: priced on read
-    ttft = _number(attrs, (TTFT_KEY,), counts)
+    ttft = _number(attrs, (TTFT_KEY,), counts, MAX_SECONDS)
     if ttft is not None:
         _observe(add, llm.TTFT, key, llm.TTFT_BOUNDS, ttft)
 

@@ -24,8 +24,9 @@ from shared.wire import COUNTER
 
 MAX_SERIES = 50_000
 SEEN_SECONDS = 86_400
-# A host that sent GenAI metrics in the last hour gets its request figures from them: its
-# spans then give log records only (OpenTelemetry's GenAI instrumentations emit both).
+# A process (host, service, instance) that sent GenAI metrics in the last hour gets its request
+# figures from them: its spans then give log records only (OpenTelemetry's GenAI
+# instrumentations emit both). Another process on the same host still counts its spans.
 METRICS_HOST_SECONDS = 3_600
 SOURCE_LABEL = ("source", "otel-spans")
 BEFORE_OFFSET = 0.001  # the "before" point, 1 ms before the "after" one (PromQL reads milliseconds)
@@ -63,26 +64,36 @@ def _base(org_id: int | None) -> str:
     return f"{streams.prefix()}:{{llm-spans}}:{'default' if org_id is None else org_id}"
 
 
-def _metrics_host_key(org_id: int | None, host: str) -> str:
-    return f"{_base(org_id)}:metrics-host:{hashlib.sha256(host.encode()).hexdigest()[:32]}"
+Source = tuple[str, str, str]  # (host, service, instance): one process
 
 
-def note_metrics_hosts(hosts: list[str], org_id: int | None) -> None:
-    """Remember that these hosts send GenAI metrics (their spans then add no counters)."""
-    if hosts:
+def _metrics_source_key(org_id: int | None, source: Source) -> str:
+    digest = hashlib.sha256(json.dumps(list(source)).encode()).hexdigest()[:32]
+    return f"{_base(org_id)}:metrics-source:{digest}"
+
+
+def _source(host: str, labels: Any) -> Source:
+    found = dict(labels)
+    return host, found.get("service", ""), found.get("instance", "")
+
+
+def note_metrics_sources(by_host: dict[str, list[dict[str, Any]]], org_id: int | None) -> None:
+    """Remember which processes (host, service, instance) send GenAI metrics: their spans then add no counters."""
+    sources = sorted({_source(host, item["labels"]) for host, items in by_host.items() for item in items})
+    if sources:
         pipe = get_stream_redis().pipeline(transaction=False)
-        for host in hosts:
-            pipe.set(_metrics_host_key(org_id, host), "1", ex=METRICS_HOST_SECONDS)
+        for source in sources:
+            pipe.set(_metrics_source_key(org_id, source), "1", ex=METRICS_HOST_SECONDS)
         pipe.execute()
 
 
-def _without_metrics_hosts(increments: Increments, org_id: int | None, counts: Counter[str]) -> Increments:
-    hosts = sorted({host for host, _, _ in increments})
-    flags = get_stream_redis().mget([_metrics_host_key(org_id, host) for host in hosts])
-    skipped = {host for host, flag in zip(hosts, flags, strict=True) if flag}
+def _without_metrics_sources(increments: Increments, org_id: int | None, counts: Counter[str]) -> Increments:
+    sources = sorted({_source(host, labels) for host, _, labels in increments})
+    flags = get_stream_redis().mget([_metrics_source_key(org_id, source) for source in sources])
+    skipped = {source for source, flag in zip(sources, flags, strict=True) if flag}
     if not skipped:
         return increments
-    kept = {key: value for key, value in increments.items() if key[0] not in skipped}
+    kept = {key: value for key, value in increments.items() if _source(key[0], key[2]) not in skipped}
     counts["otlp_genai_span_series_left_to_metrics"] += len(increments) - len(kept)
     return kept
 
@@ -120,7 +131,7 @@ def totals(
     increments: Increments, body: bytes, org_id: int | None, counts: Counter[str]
 ) -> dict[str, list[dict[str, Any]]]:
     """Add the increments; return the cumulative series (wire format) by host."""
-    increments = _without_metrics_hosts(increments, org_id, counts) if increments else increments
+    increments = _without_metrics_sources(increments, org_id, counts) if increments else increments
     if not increments:
         return {}
     items = sorted(increments.items())

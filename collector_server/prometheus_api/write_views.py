@@ -97,7 +97,7 @@ class OtlpView(PushView):
             span_totals.add_zero_points(genai, org)
             for host, series in genai.items():
                 by_host.setdefault(host, []).extend(series)
-            span_totals.note_metrics_hosts(sorted(genai), org)
+            span_totals.note_metrics_sources(genai, org)
             stream_queue.queue(streams.METRICS, "otlp", body, by_host, counts, org)
         elif self.signal == "traces":
             self._traces(message, body, counts, org)

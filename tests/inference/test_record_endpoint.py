@@ -26,7 +26,7 @@ def test_recorded_inferences_show_in_the_models_api_with_exact_figures(operator,
     # The seed's call (duration in ms), then two with tokens and no cost (priced), one failing.
     assert (
         post(
-            operator, {"model": "qwen2.5:7b", "duration_ms": 120, "cost": 0.001, "organization": "swag"}
+            operator, {"model": "qwen2.5:7b", "duration": 120, "cost": 0.001, "organization": "swag"}
         ).status_code
         == 202
     )
@@ -34,7 +34,7 @@ def test_recorded_inferences_show_in_the_models_api_with_exact_figures(operator,
         operator,
         {
             "model": "qwen2.5:7b",
-            "duration": 0.3,
+            "duration_seconds": 0.3,
             "organization": "swag",
             "input_tokens": 1000,
             "output_tokens": 200,
@@ -48,7 +48,7 @@ def test_recorded_inferences_show_in_the_models_api_with_exact_figures(operator,
     assert r.json()["cost_source"] == "price_table"
     assert (
         post(
-            operator, {"model": "qwen2.5:7b", "duration": 7, "status": "error", "input_tokens": 10}
+            operator, {"model": "qwen2.5:7b", "duration_ms": 7000, "status": "error", "input_tokens": 10}
         ).status_code
         == 202
     )
@@ -91,16 +91,52 @@ HOSTILE = [
     ({"model": "m", "duration": -1}, "duration"),
     ({"model": "m", "duration": 1e300}, "duration"),
     ({"model": "m", "duration": 1, "duration_ms": 1000}, "duration_ms"),
+    ({"model": "m", "duration": 1, "duration_ms": 1000}, "duration"),
+    ({"model": "m", "duration": 1000, "duration_seconds": 1}, "duration_seconds"),
+    ({"model": "m", "duration_seconds": 86401}, "duration_seconds"),
+    ({"model": "m", "duration_ms": -1}, "duration_ms"),
     ({"model": "m", "duration": 1, "cost": -0.1}, "cost"),
     ({"model": "m", "duration": 1, "cost": "free"}, "cost"),
     ({"model": "m", "duration": 1, "input_tokens": 1.5}, "input_tokens"),
     ({"model": "m", "duration": 1, "output_tokens": -3}, "output_tokens"),
     ({"model": "m", "duration": 1, "status": "maybe"}, "status"),
     ({"model": "m", "duration": 1, "organization": {"a": 1}}, "organization"),
-    ({"model": "m", "duration": 1, "time_to_first_token": 2}, "time_to_first_token"),
+    ({"model": "m", "duration": 1000, "time_to_first_token": 2}, "time_to_first_token"),
     ({"model": "m", "duration": 1, "user_id": "x"}, "user_id"),
     ({"model": "m", "duration": 1, "request_id": "r" * 1000}, "request_id"),
 ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_seeds_call_sends_duration_in_milliseconds(operator, viewer, redis_client):
+    # Seed 004: recordModelInference('qwen2.5:7b', 120, 0.001, 'swaggystacks') -> duration 120 ms.
+    body = {"model": "qwen2.5:7b", "duration": 120, "cost": 0.001, "organization": "swaggystacks"}
+    assert post(operator, {**body, "request_id": "req-seed-ms"}).status_code == 202
+    drain(redis_client)
+    row = viewer.get(MODELS, {"hours": 1}).json()["models"][0]
+    # 0.12 s lies in the (0.1, 0.25] bucket; read as seconds it would be past the 60 s bucket.
+    assert 0.1 < row["latency_seconds"]["p50"] <= 0.25
+    attrs = LogEntry.objects.get(request_id="req-seed-ms").attrs
+    # logPerformance('model_inference', {modelName, duration, organization, cost}): the seed's names.
+    assert attrs["modelName"] == "qwen2.5:7b" and attrs["duration"] == 120
+    assert attrs["duration_ms"] == 120 and attrs["organization"] == "swaggystacks"
+    assert attrs["cost"] == 0.001
+
+
+@pytest.mark.django_db(transaction=True)
+def test_duration_seconds_and_the_duration_ms_alias_mean_the_same(operator, viewer, redis_client):
+    assert post(operator, {"model": "s", "duration_seconds": 0.12, "request_id": "r-s"}).status_code == 202
+    assert post(operator, {"model": "s", "duration_ms": 120, "request_id": "r-ms"}).status_code == 202
+    drain(redis_client)
+    for rid in ("r-s", "r-ms"):
+        attrs = LogEntry.objects.get(request_id=rid).attrs
+        assert attrs["duration"] == 120 and attrs["duration_ms"] == 120
+
+
+def test_two_duration_fields_at_once_are_a_400_naming_both(operator, redis_client):
+    r = post(operator, {"model": "m", "duration": 120, "duration_seconds": 0.12})
+    assert r.status_code == 400
+    assert "duration" in r.json()["detail"] and "duration_seconds" in r.json()["detail"], r.json()
 
 
 @pytest.mark.parametrize(("body", "field"), HOSTILE)

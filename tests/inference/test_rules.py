@@ -75,6 +75,46 @@ def test_daily_budget_fires_at_80_and_100_percent_priced_by_the_table_and_resolv
     assert Alert.objects.filter(rule__name__startswith="LLM budget", state="resolved").count() == 2
 
 
+def test_monthly_budget_of_one_model_fires_at_80_and_100_percent_and_resolves_next_month(rules, metrics, now):
+    ModelPrice.objects.create(
+        model="qwen",
+        input_per_1k=Decimal("0.1"),
+        output_per_1k=Decimal("0.3"),
+        valid_from=now - timedelta(days=2),
+    )
+    budget = Budget.objects.create(model="qwen", period="month", amount_usd=Decimal("2.00"))
+    t0 = now - timedelta(hours=2)  # today, so inside this month whatever the date
+    acme = {"model": "qwen", "organization": "acme", "host": "gpu-1"}
+    # 1.00 USD reported, then 7000 input tokens without a cost: 7 x 0.1 = 0.70 -> 1.70 of 2.00 = 85 %
+    counter(metrics, c.COST, [(t0, 0.0), (t0 + timedelta(minutes=1), 1.0)], **acme)
+    counter(metrics, c.UNPRICED_INPUT_TOKENS, [(t0, 0.0), (t0 + timedelta(minutes=2), 7000)], **acme)
+    # another model's spending is not this budget's
+    counter(
+        metrics, c.COST, [(t0, 0.0), (t0 + timedelta(minutes=1), 500)], model="llama3", organization="acme"
+    )
+    evaluate.evaluate_all(now)
+    key = f"budget={budget.pk},customer_organization=,model=qwen,period=month"
+    assert state(rules["LLM monthly budget 80% used"]) == {key: "firing"}
+    assert state(rules["LLM monthly budget exceeded"]) == {}
+    assert Alert.objects.get(rule=rules["LLM monthly budget 80% used"]).value == pytest.approx(85.0)
+    assert state(rules["LLM budget 80% used"]) == {}  # the daily rules leave a monthly budget alone
+    # The budget covers every customer organisation: beta's 0.60 USD on qwen -> 2.30 = 115 %
+    beta = {"model": "qwen", "organization": "beta", "host": "gpu-2"}
+    counter(metrics, c.COST, [(now, 0.0), (now + timedelta(minutes=1), 0.6)], **beta)
+    evaluate.evaluate_all(now + timedelta(minutes=2))
+    assert state(rules["LLM monthly budget exceeded"]) == {key: "firing"}
+    assert Alert.objects.get(rule=rules["LLM monthly budget exceeded"]).value == pytest.approx(115.0)
+    # The last minute of the month still counts the whole month's spending.
+    next_month = (now.replace(day=28) + timedelta(days=4)).replace(day=1, hour=0, minute=0)
+    evaluate.evaluate_all(next_month - timedelta(minutes=1))
+    assert state(rules["LLM monthly budget exceeded"]) == {key: "firing"}
+    # The next month starts from nothing spent: both resolve.
+    evaluate.evaluate_all(next_month + timedelta(minutes=1))
+    assert state(rules["LLM monthly budget 80% used"]) == {}
+    assert state(rules["LLM monthly budget exceeded"]) == {}
+    assert Alert.objects.filter(rule__name__startswith="LLM monthly budget", state="resolved").count() == 2
+
+
 def histogram_points(
     start: datetime, minutes: int, per_minute: list[tuple[float, int]], base: list[int]
 ) -> list:

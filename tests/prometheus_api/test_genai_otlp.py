@@ -305,3 +305,153 @@ def test_traces_need_a_token(client, redis_client):
 def test_rebucketing_is_exact_on_shared_bounds_and_linear_between(source, bounds, total, expected):
     got = llm_series.rebucket(source, bounds, total)
     assert [(le, round(count, 9)) for le, count in got] == [(float(le), float(c)) for le, c in expected]
+
+
+def _json_duration_metrics(resource: dict[str, object], count: int, start: float, at: float) -> bytes:
+    """One resource's cumulative gen_ai.client.operation.duration (model m-two), as OTLP/JSON."""
+    attributes = [
+        {"key": k, "value": {"intValue": str(v)} if isinstance(v, int) else {"stringValue": v}}
+        for k, v in resource.items()
+    ]
+    point = {
+        "attributes": [{"key": "gen_ai.request.model", "value": {"stringValue": "m-two"}}],
+        "startTimeUnixNano": str(int(start * 1e9)),
+        "timeUnixNano": str(int(at * 1e9)),
+        "count": str(count),
+        "sum": 0.3 * count,
+        "bucketCounts": ["0", str(count), "0"],
+        "explicitBounds": [0.1, 1.0],
+    }
+    metric = {
+        "name": "gen_ai.client.operation.duration",
+        "unit": "s",
+        "histogram": {"aggregationTemporality": 2, "dataPoints": [point]},
+    }
+    document = {
+        "resourceMetrics": [{"resource": {"attributes": attributes}, "scopeMetrics": [{"metrics": [metric]}]}]
+    }
+    return json.dumps(document).encode()
+
+
+# Two processes of one service, neither with host.name nor service.instance.id (both land on
+# the default host): only their other resource attributes differ.
+PROCESS_A = {"service.name": "chat", "process.pid": 101}
+PROCESS_B = {"service.name": "chat", "process.pid": 202}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_resources_without_host_name_keep_their_own_cumulative_series(api, redis_client):
+    CACHE.clear()
+    now = time.time()
+    start_a, start_b = now - 120, now - 110
+    for at, count_a, count_b in ((now - 60, 3, 5), (now - 30, 4, 6)):
+        for resource, start, count in ((PROCESS_A, start_a, count_a), (PROCESS_B, start_b, count_b)):
+            body = _json_duration_metrics(resource, count, start, at)
+            response = api.generic("POST", "/otlp/v1/metrics", body, content_type="application/json")
+            assert response.status_code == 200, response.content
+    drain(redis_client)
+    got = _query(api, 'llm_requests_total{model="m-two"}')
+    assert sorted(got.values()) == [4.0, 6.0], got
+    assert _query(api, 'sum(llm_requests_total{model="m-two"})') == {(): 10.0}
+    instances = _query(
+        api, 'count by (service, instance) (llm_request_duration_seconds_count{model="m-two"})'
+    )
+    assert len(instances) == 2 and all(key[0] == "chat" for key in instances), instances
+    # With service.instance.id given, it is the instance label.
+    body = _json_duration_metrics({**PROCESS_A, "service.instance.id": "pod-7"}, 2, now - 20, now - 10)
+    assert api.generic("POST", "/otlp/v1/metrics", body, content_type="application/json").status_code == 200
+    drain(redis_client)
+    assert _query(api, 'sum(llm_requests_total{model="m-two",instance="pod-7"})') == {(): 2.0}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_metrics_of_one_process_do_not_silence_the_spans_of_another_on_the_same_host(api, redis_client):
+    CACHE.clear()
+    now = time.time()
+    body = _json_duration_metrics(PROCESS_A, 3, now - 60, now - 30)
+    assert api.generic("POST", "/otlp/v1/metrics", body, content_type="application/json").status_code == 200
+    spans = json.loads(_json_spans([{"key": "gen_ai.request.model", "value": {"stringValue": "m-two"}}]))
+    for resource_spans, resource in zip(spans["resourceSpans"], (PROCESS_B,), strict=True):
+        resource_spans["resource"]["attributes"] = [
+            {"key": k, "value": {"intValue": str(v)} if isinstance(v, int) else {"stringValue": v}}
+            for k, v in resource.items()
+        ]
+    response = api.generic(
+        "POST", "/otlp/v1/traces", json.dumps(spans).encode(), content_type="application/json"
+    )
+    assert response.status_code == 200, response.content
+    # The same process's spans are left to its metrics (no double count).
+    for resource_spans in spans["resourceSpans"]:
+        resource_spans["resource"]["attributes"][1]["value"] = {"intValue": "101"}
+    spans["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["spanId"] = "00000000000000aa"
+    response = api.generic(
+        "POST", "/otlp/v1/traces", json.dumps(spans).encode(), content_type="application/json"
+    )
+    assert response.status_code == 200, response.content
+    drain(redis_client)
+    by_source = _query(api, 'sum by (source, instance) (llm_requests_total{model="m-two"})')
+    assert sorted(by_source.values()) == [1.0, 3.0], by_source
+    assert stats.read(redis_client)["otlp_genai_span_series_left_to_metrics"] >= 1
+
+
+def _json_point_metrics(name: str, total: object, count: str, extra: dict[str, str], model: str) -> bytes:
+    now = time.time()
+    point = {
+        "attributes": [
+            {"key": k, "value": {"stringValue": v}}
+            for k, v in {"gen_ai.request.model": model, **extra}.items()
+        ],
+        "startTimeUnixNano": str(int((now - 60) * 1e9)),
+        "timeUnixNano": str(int(now * 1e9)),
+        "count": count,
+        "sum": total,
+        "bucketCounts": ["0", count],
+        "explicitBounds": [1.0],
+    }
+    metric = {"name": name, "histogram": {"aggregationTemporality": 2, "dataPoints": [point]}}
+    resource = {"attributes": [{"key": "service.name", "value": {"stringValue": "vals"}}]}
+    return json.dumps(
+        {"resourceMetrics": [{"resource": resource, "scopeMetrics": [{"metrics": [metric]}]}]}
+    ).encode()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("total", [-5, "NaN", "-Infinity", "Infinity", 1e300])
+def test_genai_metric_points_with_a_bad_sum_are_refused_and_counted(api, redis_client, total):
+    CACHE.clear()
+    tokens = {"gen_ai.token.type": "input"}
+    bad = _json_point_metrics("gen_ai.client.token.usage", total, "2", tokens, "m-bad")
+    good = _json_point_metrics("gen_ai.client.token.usage", 40, "2", tokens, "m-good")
+    for body in (bad, good):
+        response = api.generic("POST", "/otlp/v1/metrics", body, content_type="application/json")
+        assert response.status_code == 200, response.content
+    drain(redis_client)
+    assert stats.read(redis_client)["otlp_genai_point_values_refused"] == 1
+    assert _query(api, "sum by (model) (llm_input_tokens_total)") == {("m-good",): 40.0}
+
+
+def test_a_negative_genai_metric_count_is_a_400(api, redis_client):
+    body = _json_point_metrics("gen_ai.client.operation.duration", 1.0, "-2", {}, "m")
+    response = api.generic("POST", "/otlp/v1/metrics", body, content_type="application/json")
+    assert response.status_code == 400, response.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_span_token_counts_above_1e9_are_refused_and_counted(api, redis_client):
+    CACHE.clear()
+    attributes = [
+        {"key": "gen_ai.request.model", "value": {"stringValue": "m-big"}},
+        {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "1000000001"}},
+        {"key": "gen_ai.usage.output_tokens", "value": {"intValue": "1000000000"}},
+        {"key": "gen_ai.server.time_to_first_token", "value": {"doubleValue": 1e12}},
+    ]
+    response = api.generic(
+        "POST", "/otlp/v1/traces", _json_spans(attributes), content_type="application/json"
+    )
+    assert response.status_code == 200, response.content
+    drain(redis_client)
+    counted = stats.read(redis_client)
+    assert counted["otlp_genai_span_values_refused"] == 2  # the input tokens and the time to first token
+    assert _query(api, 'sum(llm_requests_total{model="m-big"})') == {(): 1.0}  # the request still counts
+    assert _query(api, 'sum(llm_output_tokens_total{model="m-big"})') == {(): 1e9}  # the bound itself is fine
+    assert _query(api, 'sum(llm_input_tokens_total{model="m-big"})') == {}

@@ -7,7 +7,7 @@ import time
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 
-from agent.sdk import StructuredLogger
+from agent.sdk import StructuredLogger, set_context
 
 log = StructuredLogger("dj.app")
 
@@ -26,7 +26,15 @@ def broken(request: HttpRequest) -> HttpResponse:
     raise RuntimeError("view failed")
 
 
+def guarded(request: HttpRequest, code: int) -> HttpResponse:
+    """Answers ``code`` (401, 403, 429, ...); ``?ctx=`` puts an organisation in the log context first."""
+    if request.GET.get("ctx"):
+        set_context(organization=request.GET["ctx"])
+    return HttpResponse("no", status=code)
+
+
 urlpatterns = [
+    path("api/guarded/<int:code>/", guarded),
     path("api/items/<int:item_id>/", item),
     path("api/slow/", slow),
     path("api/broken/", broken),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from types import SimpleNamespace
 
 import pytest
@@ -146,4 +147,103 @@ def test_request_id_and_user_go_to_one_log_record_never_a_label(caplog):
 def test_a_broken_record_never_raises_into_the_app():
     recorder = InferenceRecorder("chat", client=None)
     recorder.record("m", "not a number")  # type: ignore[arg-type]
-    assert recorder.errors == 1
+    # refused before it reaches the aggregates: counted by reason, nothing raised
+    assert recorder.metrics.refused == {"duration": 1}
+    assert recorder.errors == 0
+
+
+BAD_RECORDS = [
+    ({"model": None}, "model"),
+    ({"model": 5}, "model"),
+    ({"model": ""}, "model"),
+    ({"model": " \x00\n "}, "model"),
+    ({"duration": float("nan")}, "duration"),
+    ({"duration": float("inf")}, "duration"),
+    ({"duration": -0.1}, "duration"),
+    ({"duration": True}, "duration"),
+    ({"duration": "1"}, "duration"),
+    ({"time_to_first_token": float("nan")}, "time_to_first_token"),
+    ({"time_to_first_token": -1}, "time_to_first_token"),
+    ({"cost": float("inf")}, "cost"),
+    ({"cost": -0.5}, "cost"),
+    ({"cost": "0.1"}, "cost"),
+    ({"input_tokens": 1.5}, "input_tokens"),
+    ({"input_tokens": -3}, "input_tokens"),
+    ({"input_tokens": True}, "input_tokens"),
+    ({"output_tokens": float("nan")}, "output_tokens"),
+    ({"output_tokens": "12"}, "output_tokens"),
+    ({"status": "maybe"}, "status"),
+    ({"status": None}, "status"),
+    ({"organization": None}, "organization"),
+    ({"organization": 7}, "organization"),
+    ({"organization": "ac\x00me"}, "organization"),
+    ({"organization": "ac\nme"}, "organization"),
+]
+
+
+class Capture:
+    def __init__(self) -> None:
+        self.sent: list[list[dict]] = []
+
+    def send_metrics(self, series: list[dict]) -> bool:
+        self.sent.append(series)
+        return True
+
+
+@pytest.mark.parametrize(("bad", "reason"), BAD_RECORDS)
+def test_a_bad_record_is_refused_counted_and_never_poisons_the_aggregates(bad, reason):
+    client = Capture()
+    recorder = InferenceRecorder("chat", client=client, flush_interval=3600)
+    try:
+        args = {"model": "qwen", "duration": 0.3, "input_tokens": 10, "organization": "acme", **bad}
+        recorder.record(args.pop("model"), args.pop("duration"), **args)
+        assert recorder.metrics.refused == {reason: 1}
+        assert recorder.errors == 0
+        recorder.record("qwen", 0.5, input_tokens=10, output_tokens=2, cost=0.01, organization="acme")
+        assert recorder.flush()
+        flushed = {
+            (
+                s["name"],
+                tuple(sorted((k, v) for k, v in s["labels"].items() if k not in ("service", "instance"))),
+            ): s
+            for s in client.sent[-1]
+        }
+        acme = {"model": "qwen", "organization": "acme"}
+        assert flushed[key("llm_requests_total", **acme, status="ok")]["points"][-1][1] == 1
+        assert flushed[key("llm_input_tokens_total", **acme)]["points"][-1][1] == 10
+        assert flushed[key("llm_request_duration_seconds_sum", **acme)]["points"][-1][1] == 0.5
+        assert flushed[key("llm_cost_usd_total", **acme)]["points"][-1][1] == 0.01
+        refused = flushed[key("llm_sdk_records_refused_total", reason=reason)]
+        assert refused["type"] == "counter"
+        assert [p[1] for p in refused["points"]] == [0.0, 1.0]  # first flush: from a zero point
+        for s in client.sent[-1]:
+            for value in (p[1] for p in s["points"]):
+                assert math.isfinite(value) and value >= 0
+        recorder.record(
+            "qwen", 0.5, organization=bad.get("organization", "acme"), status=bad.get("status", "ok")
+        )
+        assert recorder.flush()
+        again = [s for s in client.sent[-1] if s["name"] == "llm_sdk_records_refused_total"]
+        expected = 2 if reason in ("organization", "status") else 1
+        assert [s["points"] for s in again] == [[[again[0]["points"][0][0], float(expected)]]]
+    finally:
+        recorder.close()
+
+
+def test_numbers_of_other_real_and_integral_types_are_accepted():
+    from fractions import Fraction
+
+    m = InferenceMetrics("chat")
+    assert m.record("m", Fraction(1, 2), input_tokens=Fraction(6, 1).numerator, cost=Fraction(1, 4)) is True
+    got = values(m)
+    assert got[key("llm_request_duration_seconds_sum", model="m", organization="")] == 0.5
+    assert got[key("llm_cost_usd_total", model="m", organization="")] == 0.25
+    assert m.refused == {}
+
+
+def test_a_model_name_is_cleaned_and_cut_not_refused():
+    m = InferenceMetrics("chat")
+    assert m.record("qw\x00en\n" + "x" * 300, 0.1, organization="o" * 300) is True
+    (labels,) = {(s["labels"]["model"], s["labels"]["organization"]) for s in m.series()}
+    assert labels[0] == ("qwen" + "x" * 300)[:200] and len(labels[1]) == 200
+    assert m.refused == {}

@@ -61,13 +61,25 @@ class StrictTextField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+DURATION_FIELDS = ("duration", "duration_seconds", "duration_ms")
+
+
 class InferenceSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     model = StrictTextField(max_length=c.MAX_MODEL_LENGTH, help_text="The model's name, e.g. qwen2.5:7b.")
     duration = StrictNumberField(
-        0.0, MAX_DURATION_S, required=False, help_text="Seconds the inference took (or send duration_ms)."
+        0.0,
+        MAX_DURATION_S * 1000,
+        required=False,
+        help_text="Milliseconds the inference took, as the seed's clients send it (120 = 0.12 s).",
+    )
+    duration_seconds = StrictNumberField(
+        0.0, MAX_DURATION_S, required=False, help_text="Seconds; the alternative to duration."
     )
     duration_ms = StrictNumberField(
-        0.0, MAX_DURATION_S * 1000, required=False, help_text="Milliseconds, as the seed's clients send it."
+        0.0,
+        MAX_DURATION_S * 1000,
+        required=False,
+        help_text="Milliseconds; an accepted alias of duration (kept for existing callers).",
     )
     cost = StrictNumberField(
         0.0,
@@ -110,17 +122,19 @@ class InferenceSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
         return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        has_s, has_ms = "duration" in attrs, "duration_ms" in attrs
-        if has_s and has_ms:
+        sent = [name for name in DURATION_FIELDS if name in attrs]
+        if len(sent) > 1:
+            message = f"send one of duration (ms), duration_seconds or duration_ms, not {' and '.join(sent)}"
+            raise serializers.ValidationError({name: [message] for name in sent})
+        if not sent:
             raise serializers.ValidationError(
-                {"duration_ms": ["send duration (seconds) or duration_ms, not both"]}
+                {"duration": ["required (milliseconds; or duration_seconds in seconds)"]}
             )
-        if not has_s and not has_ms:
-            raise serializers.ValidationError(
-                {"duration": ["required (seconds; or duration_ms in milliseconds)"]}
-            )
-        if has_ms:
-            attrs["duration"] = attrs.pop("duration_ms") / 1000.0
+        # Internally the duration is seconds from here on.
+        if "duration_seconds" in attrs:
+            attrs["duration"] = attrs.pop("duration_seconds")
+        else:
+            attrs["duration"] = attrs.pop(sent[0]) / 1000.0
         ttft = attrs.get("time_to_first_token")
         if ttft is not None and ttft > attrs["duration"]:
             raise serializers.ValidationError(
@@ -134,3 +148,21 @@ class RecordedSerializer(serializers.Serializer):
     recorded_at = serializers.FloatField(help_text="Unix seconds of the stored points.")
     series = serializers.IntegerField(help_text="Counter series updated.")
     cost_source = serializers.ChoiceField(choices=["reported", "price_table", "none"])
+
+
+class ModelsAnswerSerializer(serializers.Serializer):
+    """GET /api/v1/monitoring/models (the rows are described in docs/inference.md)."""
+
+    success = serializers.BooleanField()
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    seconds = serializers.FloatField()
+    by = serializers.ChoiceField(choices=["model", "organization"])
+    count = serializers.IntegerField(help_text="Rows in models.")
+    models = serializers.ListField(
+        child=serializers.DictField(), help_text="One row per model (and organisation)."
+    )
+    truncated = serializers.BooleanField(
+        help_text="True when the scope holds more inference series than one answer reads (50,000): the "
+        "figures cover only part of them; narrow the query with model or organization."
+    )

@@ -13,7 +13,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from collector_server.inference import figures, recording
-from collector_server.inference.api.serializers import InferenceSerializer, RecordedSerializer
+from collector_server.inference.api.serializers import (
+    InferenceSerializer,
+    ModelsAnswerSerializer,
+    RecordedSerializer,
+)
 from collector_server.monitoring.api import params
 from collector_server.monitoring.api.errors import BadParameter
 from collector_server.monitoring.api.known_params import KnownQueryParamsMixin
@@ -118,13 +122,14 @@ class ModelsView(KnownQueryParamsMixin, APIView):
                 description="organization: one row per model and customer organisation.",
             ),
         ],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: ModelsAnswerSerializer},
     )
     def get(self, request: Request) -> Response:
         start, end = time_range(request)
         model, organization = filters(request)
         by = params.choice(request.query_params, "by", "model", ("model", "organization"))
-        rows = figures.model_rows(start, end, model, organization, by_organization=by == "organization")
+        with figures.noting_truncation() as truncated:
+            rows = figures.model_rows(start, end, model, organization, by_organization=by == "organization")
         return Response(
             {
                 "success": True,
@@ -134,6 +139,7 @@ class ModelsView(KnownQueryParamsMixin, APIView):
                 "by": by,
                 "count": len(rows),
                 "models": rows,
+                "truncated": bool(truncated),
             }
         )
 
