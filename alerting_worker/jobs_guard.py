@@ -52,6 +52,7 @@ ALLOWED_FUNCTIONS = frozenset(
         "alerting_worker.alerting.jobs.deliver_notification",
         "alerting_worker.alerting.jobs.sweep_outbox",
         "alerting_worker.alerting.notify_test.deliver_test",
+        "collector_server.ui.fleet.refresh_default_sparklines",
     }
 )
 

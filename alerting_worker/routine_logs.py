@@ -15,6 +15,7 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # The dequeued and "Job OK" lines name the queue; the completed and enqueued lines the function.
 ROUTINE = re.compile(
     r": ingest: |alerting_worker\.ingest\.jobs\.drain_|Enqueued job drain_\w+ to queue ingest"
+    r"|collector_server\.ui\.fleet\.refresh_default_sparklines|Enqueued job refresh_default_sparklines "
 )
 
 

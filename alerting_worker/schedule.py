@@ -42,4 +42,6 @@ SCHEDULE: list[Periodic] = [
     ),
     Periodic("alerting_worker.alerting.jobs.dispatch_only", "alerts", interval=5, timeout=60),
     Periodic("alerting_worker.alerting.jobs.sweep_outbox", "notifications", interval=30, timeout=60),
+    # UI: the fleet page's default sparklines of the organisations being looked at, kept computed.
+    Periodic("collector_server.ui.fleet.refresh_default_sparklines", "alerts", interval=5, timeout=60),
 ]

@@ -246,7 +246,30 @@ def main() -> None:
         charts_1h = [f"/ui/api/chart?chart={c.name}&host=host-001&range=1h&width=600" for c in HOST_CHARTS]
         p95_week = api_p95(base, charts, args.requests, token)
         p95_hour = api_p95(base, charts_1h, args.requests, token)
-        p95_fleet = api_p95(base, ["/ui/api/fleet?range=1h&width=100"], max(20, args.requests // 5), token)
+        # As deployed: fleetwatch-scheduler runs collector_server.ui.fleet.refresh_default_sparklines
+        # every 5 s on a worker; here a thread of the bench does it against the same database and Redis.
+        import threading
+
+        from collector_server.ui.fleet import refresh_default_sparklines
+
+        stop = threading.Event()
+
+        def refresher() -> None:
+            while not stop.is_set():
+                refresh_default_sparklines()
+                stop.wait(5)
+
+        api_p95(base, ["/ui/api/fleet?range=1h&width=100"], 2, token)  # a page view marks the organisation
+        thread = threading.Thread(target=refresher, daemon=True)
+        thread.start()
+        time.sleep(1)
+        try:
+            p95_fleet = api_p95(
+                base, ["/ui/api/fleet?range=1h&width=100"], max(20, args.requests // 5), token
+            )
+        finally:
+            stop.set()
+            thread.join(timeout=30)
     finally:
         server.terminate()
         server.wait(timeout=20)
@@ -262,7 +285,7 @@ def main() -> None:
         f"host charts 7d {p95_week[0]:.1f} / {p95_week[1]:.1f} / {p95_week[2]:.1f}, "
         f"host charts 1h {p95_hour[0]:.1f} / {p95_hour[1]:.1f} / {p95_hour[2]:.1f}, "
         f"fleet {p95_fleet[0]:.1f} / {p95_fleet[1]:.1f} / {p95_fleet[2]:.1f} "
-        f"(sparklines cached {os.environ.get('UI_SPARKLINE_CACHE_SECONDS', '10')} s; the max is a miss)"
+        f"(sparklines cached {os.environ.get('UI_SPARKLINE_CACHE_SECONDS', '10')} s, kept computed by the refresh job)"
     )
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import time
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import redis
@@ -69,47 +70,98 @@ def cached_sparklines(
 ) -> tuple[int, dict[str, dict[str, list[list[float]]]]]:
     """``sparklines``, reused for UI_SPARKLINE_CACHE_SECONDS by callers of the same scope and range.
 
-    The copy lives in Redis (JSON), so every server process and replica shares it: one miss per
-    cache time for the whole deployment, not one per gunicorn worker. The key holds the caller's
-    organisations, the range's length, the step, the end rounded down to the cache time, and a
-    digest of the hosts' ids (a new host is drawn at once). Without Redis the sparklines are
-    computed for each call, as with a cache time of 0.
+    The copy lives in Redis (JSON) with the time it was computed, so every server process and
+    replica shares it, and ``refresh_default_sparklines`` (a scheduler job) keeps the default
+    range of the organisations whose fleet page is being looked at fresh: a page view does not
+    pay for computing them. The key holds the caller's organisations, the range's length, the
+    step and a digest of the hosts' ids (a new host is drawn at once). Without Redis the
+    sparklines are computed for each call, as with a cache time of 0.
     """
     seconds = settings.UI_SPARKLINE_CACHE_SECONDS
     if not seconds:
         return sparklines(start, end, step)
+    orgs = _scope_text()
+    key = _key(orgs, int((end - start).total_seconds()), step, hosts)
+    with contextlib.suppress(redis.RedisError):  # only organisations being looked at are kept warm
+        get_redis().set(_viewed_key(orgs), 1, ex=VIEWED_SECONDS)
+    found = _read(key, seconds)
+    if found is not None:
+        return found
+    used_step, lines = sparklines(start, end, step)
+    _write(key, used_step, lines, seconds)
+    return used_step, lines
+
+
+# The fleet page opens on the last hour; at any width of 60 px and more its step is a minute.
+WARM_SPANS = ((3600, MIN_STEP_SECONDS),)
+VIEWED_SECONDS = 300  # an organisation's default sparklines are kept warm this long after a view
+WARM_LOCK_SECONDS = 4  # at most one refresh at a time, and not twice within this
+
+
+def refresh_default_sparklines() -> dict[str, int]:
+    """Scheduler job: recompute the default range's sparklines of the organisations viewed lately.
+
+    Runs every few seconds (well within UI_SPARKLINE_CACHE_SECONDS), so the page's own request
+    finds them computed; organisations nobody looks at cost nothing.
+    """
+    from django.utils import timezone
+
+    from collector_server.orgs.models import Organization
+
+    seconds = settings.UI_SPARKLINE_CACHE_SECONDS
+    client = get_redis()
+    if not seconds or not client.set(
+        f"{streams.prefix()}:ui-sparklines-refresh", 1, nx=True, ex=WARM_LOCK_SECONDS
+    ):
+        return {"organizations": 0}
+    org_ids = list(Organization.objects.values_list("pk", flat=True))
+    pipe = client.pipeline(transaction=False)
+    for org_id in org_ids:
+        pipe.exists(_viewed_key(str(org_id)))
+    viewed = [org_id for org_id, seen in zip(org_ids, pipe.execute(), strict=True) if seen]
+    for org_id in viewed:
+        with scope.use_organization(org_id):
+            hosts = list(Host.objects.all())
+            now = timezone.now()
+            for span, step in WARM_SPANS:
+                used_step, lines = sparklines(now - timedelta(seconds=span), now, step)
+                _write(_key(_scope_text(), span, step, hosts), used_step, lines, seconds)
+    return {"organizations": len(viewed)}
+
+
+def _scope_text() -> str:
     current = scope.current()
-    orgs = (
+    return (
         "all" if current is None or current.org_ids is None else ",".join(map(str, sorted(current.org_ids)))
     )
-    ids = hashlib.blake2b(
-        ",".join(str(h.pk) for h in sorted(hosts, key=lambda h: h.pk)).encode(), digest_size=8
-    )
-    key = ":".join(
-        map(
-            str,
-            (
-                streams.prefix(),
-                "ui-sparklines",
-                orgs,
-                int((end - start).total_seconds()),
-                step,
-                int(end.timestamp()) // seconds,
-                ids.hexdigest(),
-            ),
-        )
-    )
+
+
+def _key(orgs: str, span: int, step: int, hosts: list[Host]) -> str:
+    ids = hashlib.blake2b(",".join(str(pk) for pk in sorted(h.pk for h in hosts)).encode(), digest_size=8)
+    return ":".join(map(str, (streams.prefix(), "ui-sparklines", orgs, span, step, ids.hexdigest())))
+
+
+def _viewed_key(orgs: str) -> str:
+    return f"{streams.prefix()}:ui-fleet-viewed:{orgs}"
+
+
+def _read(key: str, max_age: int) -> tuple[int, dict[str, dict[str, list[list[float]]]]] | None:
     try:
         found = get_redis().get(key)
     except redis.RedisError:
-        found = None
-    if found is not None:
-        used_step, lines = json.loads(found)
-        return int(used_step), lines
-    used_step, lines = sparklines(start, end, step)
+        return None
+    if found is None:
+        return None
+    computed_at, used_step, lines = json.loads(found)
+    if time.time() - float(computed_at) > max_age:
+        return None  # older than the cache time: computed again by this call
+    return int(used_step), lines
+
+
+def _write(key: str, used_step: int, lines: dict[str, dict[str, list[list[float]]]], seconds: int) -> None:
+    body = json.dumps([time.time(), used_step, lines], separators=(",", ":"))
     with contextlib.suppress(redis.RedisError):  # the page still gets its data; the next call computes
-        get_redis().set(key, json.dumps([used_step, lines], separators=(",", ":")), ex=seconds)
-    return used_step, lines
+        get_redis().set(key, body, ex=max(60, 6 * seconds))
 
 
 def sparklines(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 from django.utils import timezone
@@ -75,11 +76,42 @@ def test_fleet_sparklines_are_shared_through_redis_and_computed_without_it(db, s
     cpu = make_series(web, "system_cpu_usage_percent")
     insert_samples(cpu, [(start + timedelta(minutes=1), 10.0)])
     _, first = fleet.cached_sparklines([web], start, end, 60)
-    keys = redis_client.keys("*ui-sparklines*")
-    assert len(keys) == 1 and 0 < redis_client.ttl(keys[0]) <= 300
-    step, stored = json.loads(redis_client.get(keys[0]))
-    assert step == 60 and stored == first
+    keys = redis_client.keys("*ui-sparklines:*")
+    assert len(keys) == 1 and 0 < redis_client.ttl(keys[0]) <= 6 * 300
+    computed_at, step, stored = json.loads(redis_client.get(keys[0]))
+    assert step == 60 and stored == first and abs(computed_at - time.time()) < 60
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
     insert_samples(cpu, [(start + timedelta(minutes=5), 30.0)])
     _, computed = fleet.cached_sparklines([web], start, end, 60)
     assert [v for _, v in computed["web-1"]["cpu"]] == [10.0, 30.0]
+
+
+def test_the_refresh_job_keeps_the_viewed_organisations_default_range_computed(db, settings, redis_client):
+    """The scheduler's job recomputes the last hour of the organisations whose fleet page was
+    viewed, so the page's request finds it computed; nobody's view, no work."""
+    from collector_server.orgs import scope
+    from collector_server.orgs.scope import default_organization_id
+
+    settings.UI_SPARKLINE_CACHE_SECONDS = 10
+    org_id = default_organization_id()
+    now = timezone.now()
+    web = make_host("web-1")
+    cpu = make_series(web, "system_cpu_usage_percent")
+    insert_samples(cpu, [(now - timedelta(minutes=30), 10.0)])
+    assert fleet.refresh_default_sparklines() == {"organizations": 0}  # nobody looked yet
+    assert redis_client.keys("*ui-sparklines:*") == []
+
+    with scope.use_organization(org_id):  # a member's page view, as the API runs it
+        _, viewed = fleet.cached_sparklines([web], now - timedelta(hours=1), now, 60)
+    assert [v for _, v in viewed["web-1"]["cpu"]] == [10.0]
+    redis_client.delete(*redis_client.keys("*ui-sparklines:*"))  # as if the copy had expired
+
+    insert_samples(cpu, [(now - timedelta(minutes=20), 30.0)])
+    redis_client.delete(f"{fleet.streams.prefix()}:ui-sparklines-refresh")
+    assert fleet.refresh_default_sparklines() == {"organizations": 1}
+    assert fleet.refresh_default_sparklines() == {"organizations": 0}  # within the lock: not twice
+    insert_samples(cpu, [(now - timedelta(minutes=10), 50.0)])  # after the refresh: not in its copy
+    with scope.use_organization(org_id):
+        later = timezone.now()
+        _, served = fleet.cached_sparklines([web], later - timedelta(hours=1), later, 60)
+    assert [v for _, v in served["web-1"]["cpu"]] == [10.0, 30.0]  # the job's copy, not a new query
