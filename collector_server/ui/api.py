@@ -6,6 +6,7 @@ pixel width (``width``), so a chart never receives more points than it can draw.
 
 from __future__ import annotations
 
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
@@ -93,7 +94,8 @@ class FleetView(KnownQueryParamsMixin, APIView):
         start, end, step = _range_and_step(request, default_width=120)
         # A sparkline needs no finer than a minute: the 1 m rollups serve it (raw only for their tail).
         step = max(step, fleet.MIN_STEP_SECONDS)
-        return Response({"success": True, "data": fleet.fleet(start, end, step)})
+        # Assembled from the cached per-host JSON rather than rendered again (fleet.fleet_json).
+        return HttpResponse(fleet.fleet_json(start, end, step), content_type="application/json")
 
 
 class MetricNamesView(KnownQueryParamsMixin, APIView):

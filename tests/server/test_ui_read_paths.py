@@ -78,8 +78,9 @@ def test_fleet_sparklines_are_shared_through_redis_and_computed_without_it(db, s
     _, first = fleet.cached_sparklines([web], start, end, 60)
     keys = redis_client.keys("*ui-sparklines:*")
     assert len(keys) == 1 and 0 < redis_client.ttl(keys[0]) <= 6 * 300
-    computed_at, step, stored = json.loads(redis_client.get(keys[0]))
-    assert step == 60 and stored == first and abs(computed_at - time.time()) < 60
+    computed_at, step, stored = json.loads(redis_client.get(keys[0]))  # one JSON text per host
+    assert step == 60 and abs(computed_at - time.time()) < 60
+    assert {host: json.loads(text) for host, text in stored.items()} == first
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
     insert_samples(cpu, [(start + timedelta(minutes=5), 30.0)])
     _, computed = fleet.cached_sparklines([web], start, end, 60)
@@ -115,3 +116,20 @@ def test_the_refresh_job_keeps_the_viewed_organisations_default_range_computed(d
         later = timezone.now()
         _, served = fleet.cached_sparklines([web], later - timedelta(hours=1), later, 60)
     assert [v for _, v in served["web-1"]["cpu"]] == [10.0, 30.0]  # the job's copy, not a new query
+
+
+def test_the_fleet_body_spliced_from_the_cache_is_the_fleet_as_json(db, settings, redis_client):
+    """The API's body is assembled from per-host JSON texts; it must say what ``fleet`` says."""
+    settings.UI_SPARKLINE_CACHE_SECONDS = 300
+    end = timezone.now().replace(second=0, microsecond=0)
+    start = end - timedelta(minutes=10)
+    web = make_host("web-ü", labels={"rack": 'r"1'})
+    make_host("idle-1")  # a host without samples: empty sparklines
+    cpu = make_series(web, "system_cpu_usage_percent")
+    insert_samples(cpu, [(start + timedelta(minutes=1), 10.0), (start + timedelta(minutes=2), 12.5)])
+    spliced = json.loads(fleet.fleet_json(start, end, 60))  # the first call fills the cache
+    again = json.loads(fleet.fleet_json(start, end, 60))  # the second reads it
+    assert spliced == again == {"success": True, "data": fleet.fleet(start, end, 60)}
+    hosts = {h["hostname"]: h for h in spliced["data"]["hosts"]}
+    assert hosts["web-ü"]["labels"] == {"rack": 'r"1'} and hosts["idle-1"]["sparklines"] == {}
+    assert [v for _, v in hosts["web-ü"]["sparklines"]["cpu"]] == [10.0, 12.5]
