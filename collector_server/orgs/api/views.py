@@ -12,6 +12,7 @@ from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from collector_server.alerts.api.filters import UtcIsoDateTimeFilter
 from collector_server.monitoring.api.known_params import KnownQueryParamsMixin
 from collector_server.monitoring.api.pagination import CheckedLimitOffsetPagination
 from collector_server.monitoring.api.schema import envelope
@@ -27,12 +28,10 @@ class AuditFilter(django_filters.FilterSet):
     object_type = django_filters.CharFilter(help_text="app_label.model, e.g. alerts.alertrule.")
     object_id = django_filters.CharFilter()
     action = django_filters.CharFilter(help_text="create, update, delete, acknowledge, resolve.")
-    since = django_filters.IsoDateTimeFilter(
-        field_name="at", lookup_expr="gte", help_text="ISO 8601, inclusive."
-    )
-    until = django_filters.IsoDateTimeFilter(
-        field_name="at", lookup_expr="lt", help_text="ISO 8601, exclusive."
-    )
+    # Turned into UTC: Postgres refuses UTC offsets beyond 15:59 (a 500 that aborted the request's
+    # transaction otherwise); a time out of range once in UTC is a 400 naming the parameter.
+    since = UtcIsoDateTimeFilter(field_name="at", lookup_expr="gte", help_text="ISO 8601, inclusive.")
+    until = UtcIsoDateTimeFilter(field_name="at", lookup_expr="lt", help_text="ISO 8601, exclusive.")
 
     class Meta:
         model = AuditEvent
