@@ -118,25 +118,53 @@ DEFAULT_RULES: list[dict[str, Any]] = [
 ]
 
 
-def ensure_default_rules(organization_id: int) -> list[str]:
-    """Create the seed's default rules missing in one organisation; return the names created.
+# The rule sets every organisation starts with: the seed's, and those other apps register
+# (the inference rules, collector_server.inference). Created at an organisation's creation,
+# deleted with it (signals).
+RULE_SETS: list[list[dict[str, Any]]] = [DEFAULT_RULES]
 
-    The migration created them in the organisations that existed then; a new organisation gets
-    them when it is created (``signals``), and an operator's edits or deletions are never redone
-    for an existing one (only a name that is missing is created, and only at creation).
+
+def register_rule_set(specs: list[dict[str, Any]]) -> None:
+    if not any(specs is known for known in RULE_SETS):
+        RULE_SETS.append(specs)
+
+
+def create_missing_rules(
+    organization_id: int, specs: list[dict[str, Any]], rule_model: Any = None
+) -> list[str]:
+    """Create the rules of ``specs`` missing in one organisation; return the names created.
+
+    Only a name that is missing is created, so an operator's edits are never redone. A migration
+    passes its historical model as ``rule_model``.
     """
-    from collector_server.alerts.models import AlertRule
     from collector_server.orgs import scope
 
+    if rule_model is None:
+        from collector_server.alerts.models import AlertRule as rule_model
     created = []
     with scope.use_scope(None):  # whoever creates the organisation, the rules are filed under it
-        for spec in DEFAULT_RULES:
-            _, new = AlertRule.objects.get_or_create(
+        for spec in specs:
+            _, new = rule_model.objects.get_or_create(
                 organization_id=organization_id, name=spec["name"], defaults={**spec}
             )
             if new:
                 created.append(spec["name"])
     return created
+
+
+def ensure_default_rules(organization_id: int) -> list[str]:
+    """Create every registered default rule missing in one organisation (at its creation)."""
+    return [name for specs in RULE_SETS for name in create_missing_rules(organization_id, specs)]
+
+
+def delete_default_rules(organization_id: int) -> None:
+    """Delete the organisation's rules named as a default (before the organisation itself)."""
+    from collector_server.alerts.models import AlertRule
+    from collector_server.orgs import scope
+
+    names = [spec["name"] for specs in RULE_SETS for spec in specs]
+    with scope.use_scope(None):
+        AlertRule.objects.filter(organization_id=organization_id, name__in=names).delete()
 
 
 def ensure_default_channels() -> list[str]:

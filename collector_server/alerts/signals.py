@@ -24,7 +24,7 @@ def _route_saved(sender: type, instance: Route, created: bool, **kwargs: Any) ->
 def _organization_created(
     sender: type, instance: Any, created: bool, raw: bool = False, **kwargs: Any
 ) -> None:
-    """A new organisation starts with the seed's default rules, as those existing at migration did."""
+    """A new organisation starts with the default rules, as those existing at migration did."""
     if created and not raw:
         from collector_server.alerts.defaults import ensure_default_rules
 
@@ -33,13 +33,9 @@ def _organization_created(
 
 def _organization_deleting(sender: type, organization: Any, **kwargs: Any) -> None:
     """The default rules the organisation got at creation go with it (if no alert holds them)."""
-    from collector_server.alerts.defaults import DEFAULT_RULES
-    from collector_server.orgs import scope
+    from collector_server.alerts.defaults import delete_default_rules
 
-    with scope.use_scope(None):
-        AlertRule.objects.filter(
-            organization_id=organization.pk, name__in=[spec["name"] for spec in DEFAULT_RULES]
-        ).delete()
+    delete_default_rules(organization.pk)
 
 
 def connect() -> None:

@@ -15,11 +15,8 @@ class InferenceConfig(AppConfig):
         audit.register(ModelPrice)
         audit.register(Budget, exclude=("updated_at",))
 
-        from django.db.models.signals import post_save
+        # Every new organisation gets them, and they go with it (collector_server.alerts.signals).
+        from collector_server.alerts.defaults import register_rule_set
+        from collector_server.inference.defaults import INFERENCE_RULES
 
-        from collector_server.inference.defaults import organization_created, organization_deleting
-        from collector_server.orgs.models import Organization
-        from collector_server.orgs.models import organization_deleting as deleting
-
-        post_save.connect(organization_created, sender=Organization, dispatch_uid="inference-default-rules")
-        deleting.connect(organization_deleting, dispatch_uid="inference-default-rules-go")
+        register_rule_set(INFERENCE_RULES)

@@ -137,35 +137,6 @@ INFERENCE_RULES: list[dict[str, Any]] = [
 
 def ensure_rules(organization_id: int, rule_model: Any = None) -> list[str]:
     """Create the inference rules missing in one organisation; return the names created."""
-    from collector_server.orgs import scope
+    from collector_server.alerts.defaults import create_missing_rules
 
-    if rule_model is None:
-        from collector_server.alerts.models import AlertRule as rule_model
-    created = []
-    with scope.use_scope(None):  # whoever creates the organisation, the rules are filed under it
-        for spec in INFERENCE_RULES:
-            _, new = rule_model.objects.get_or_create(
-                organization_id=organization_id, name=spec["name"], defaults={**spec}
-            )
-            if new:
-                created.append(spec["name"])
-    return created
-
-
-def organization_created(
-    sender: type, instance: Any, created: bool, raw: bool = False, **kwargs: Any
-) -> None:
-    """A new organisation starts with the inference rules, as those existing at migration did."""
-    if created and not raw:
-        ensure_rules(instance.pk)
-
-
-def organization_deleting(sender: type, organization: Any, **kwargs: Any) -> None:
-    """The inference rules the organisation got at creation go with it (if no alert holds them)."""
-    from collector_server.alerts.models import AlertRule
-    from collector_server.orgs import scope
-
-    with scope.use_scope(None):
-        AlertRule.objects.filter(
-            organization_id=organization.pk, name__in=[spec["name"] for spec in INFERENCE_RULES]
-        ).delete()
+    return create_missing_rules(organization_id, INFERENCE_RULES, rule_model)
