@@ -22,6 +22,8 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -42,6 +44,7 @@ def seed(hosts: int, days: int) -> tuple[int, int]:
     """Write the rollups and the raw tail; return (rollup rows, raw rows)."""
     from django.db import connection
 
+    from alerting_worker.maintenance import rollups as rollup_job
     from collector_server.monitoring import partitions
     from collector_server.monitoring.models import Host, RollupState, Series
 
@@ -88,23 +91,58 @@ def seed(hosts: int, days: int) -> tuple[int, int]:
         raw.seek(0)
         with cursor.copy("COPY monitoring_sample FROM STDIN") as copy:
             copy.write(raw.read())
+        # The 5-minute buckets (edges included) from the minutes, by the rollup job's own statement.
+        cursor.execute(rollup_job.ROLLUP_5M_SQL, {"start": start, "end": now - timedelta(minutes=1)})
         cursor.execute("ANALYZE")
     RollupState.objects.create(level="1m", done_until=now - timedelta(minutes=1))
+    RollupState.objects.create(level="5m", done_until=now - timedelta(minutes=1))
     return hosts * minutes, raw_rows
 
 
-def percentiles(client, params: dict[str, object], runs: int) -> tuple[float, float, int, int]:
-    durations = []
-    status, series = 0, 0
+@contextmanager
+def variant(name: str) -> Iterator[None]:
+    """ "new": the code as it is; "old": the SQL-only fast path over the 1-minute rollups.
+
+    "old" is what answered before vectorised.py and the 5-minute level's edges (the same
+    statements, still the fallback), so one run times both under the same load.
+    """
+    from collector_server.prometheus_api.promql import storage, vectorised
+
+    if name == "new":
+        yield
+        return
+    arrays, five = vectorised.matrix_arrays, storage._five_minutes
+    vectorised.matrix_arrays = lambda *args, **kwargs: None
+    storage._five_minutes = lambda level, *args: level
+    try:
+        yield
+    finally:
+        vectorised.matrix_arrays, storage._five_minutes = arrays, five
+
+
+def percentiles(
+    client, params: dict[str, object], runs: int, variants: list[str]
+) -> dict[str, tuple[float, float, int, int, str]]:
+    """p50, p95, status, series and the body's digest per variant, the variants alternating."""
+    durations: dict[str, list[float]] = {name: [] for name in variants}
+    last: dict[str, tuple[int, int, str]] = {}
     for _ in range(runs):
-        started = time.perf_counter()
-        response = client.get("/prometheus/api/v1/query_range", params)
-        durations.append((time.perf_counter() - started) * 1000)
-        status = response.status_code
-        series = len(response.json()["data"]["result"]) if status == 200 else 0
-    durations.sort()
-    p95 = durations[min(len(durations) - 1, round(0.95 * (len(durations) - 1)))]
-    return statistics.median(durations), p95, status, series
+        for name in variants:
+            with variant(name):
+                started = time.perf_counter()
+                response = client.get("/prometheus/api/v1/query_range", params)
+                durations[name].append((time.perf_counter() - started) * 1000)
+            status = response.status_code
+            result = response.json()["data"]["result"] if status == 200 else []
+            # Values compared as numbers (the SQL path writes timestamps as 1700000000.000).
+            digest = repr([(r["metric"], [(float(t), float(v)) for t, v in r["values"]]) for r in result])
+            last[name] = (status, len(result), digest)
+    out = {}
+    for name, times in durations.items():
+        times.sort()
+        p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
+        out[name] = (statistics.median(times), p95, *last[name])
+    return out
 
 
 def explain(client, params: dict[str, object]) -> None:
@@ -146,11 +184,18 @@ def main() -> None:
         action="store_true",
         help="print EXPLAIN (ANALYZE, BUFFERS) of the statements of each case",
     )
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="time the old SQL-only path (1-minute rollups) and the new one alternately, same run",
+    )
     args = parser.parse_args()
     if args.reuse:
         import django
+        from django.core.management import call_command
 
         django.setup()
+        call_command("migrate", verbosity=0)
     else:
         benchdb.create(BENCH_DB)
         started = time.perf_counter()
@@ -185,11 +230,21 @@ def main() -> None:
     print(f"query: {QUERY}   load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"{'p50 ms':>8} {'p95 ms':>8} status series  range")
     chosen = [cases[int(i)] for i in args.cases.split(",")]
+    variants = ["old", "new"] if args.compare else ["new"]
     for label, start, step in chosen:
-        params = {"query": QUERY, "start": start, "end": end, "step": step}
-        client.get("/prometheus/api/v1/query_range", params)  # warm the connection and caches
-        p50, p95, status, series = percentiles(client, params, args.runs)
-        print(f"{p50:8.1f} {p95:8.1f} {status:6d} {series:6d}  {label}")
+        # Grafana aligns a panel's range to its step (start and end whole multiples of it).
+        params = {"query": QUERY, "start": start // step * step, "end": end // step * step, "step": step}
+        for name in variants:
+            with variant(name):
+                client.get("/prometheus/api/v1/query_range", params)  # warm the connection and caches
+        figures = percentiles(client, params, args.runs, variants)
+        for name in variants:
+            p50, p95, status, series, _ = figures[name]
+            tag = f"  ({name})" if args.compare else ""
+            print(f"{p50:8.1f} {p95:8.1f} {status:6d} {series:6d}  {label}{tag}")
+        if args.compare:
+            same = figures["old"][4] == figures["new"][4]
+            print(f"{'':34}old and new answers {'identical' if same else 'DIFFER'}")
         if args.explain:
             explain(client, params)
     if not args.keep:

@@ -54,10 +54,11 @@ ON CONFLICT (series_id, bucket) DO UPDATE SET
     first_reset = EXCLUDED.first_reset
 """
 
-ROLLUP_1H_SQL = """
-INSERT INTO monitoring_rollup_1h (series_id, bucket, min, max, sum, count, last, increase,
-                                  first_ts, first, last_ts, resets, first_reset)
-SELECT series_id, date_trunc('hour', bucket) AS hour, min(min), max(max), sum(sum), sum(count),
+# 1-hour and 5-minute buckets from the 1-minute ones, edges included (the PromQL engine reads both).
+_FROM_MINUTES_SQL = """
+INSERT INTO {table} (series_id, bucket, min, max, sum, count, last, increase,
+                     first_ts, first, last_ts, resets, first_reset)
+SELECT series_id, {bucket} AS wide, min(min), max(max), sum(sum), sum(count),
        (array_agg(last ORDER BY bucket DESC))[1], sum(increase),
        -- Edges only when every minute has them (minutes rolled up before they existed have none).
        CASE WHEN count(first_ts) = count(*) THEN min(first_ts) END,
@@ -66,25 +67,17 @@ SELECT series_id, date_trunc('hour', bucket) AS hour, min(min), max(max), sum(su
        CASE WHEN count(first_ts) = count(*) THEN sum(resets) END,
        CASE WHEN count(first_ts) = count(*) THEN (array_agg(first_reset ORDER BY bucket))[1] END
 FROM monitoring_rollup_1m WHERE bucket >= %(start)s AND bucket < %(end)s
-GROUP BY series_id, hour
+GROUP BY series_id, wide
 ON CONFLICT (series_id, bucket) DO UPDATE SET
     min = EXCLUDED.min, max = EXCLUDED.max, sum = EXCLUDED.sum, count = EXCLUDED.count,
     last = EXCLUDED.last, increase = EXCLUDED.increase, first_ts = EXCLUDED.first_ts,
     first = EXCLUDED.first, last_ts = EXCLUDED.last_ts, resets = EXCLUDED.resets,
     first_reset = EXCLUDED.first_reset
 """
-
-
-ROLLUP_5M_SQL = """
-INSERT INTO monitoring_rollup_5m (series_id, bucket, min, max, sum, count, last, increase)
-SELECT series_id, date_bin('5 minutes', bucket, 'epoch'::timestamptz) AS five, min(min), max(max), sum(sum),
-       sum(count), (array_agg(last ORDER BY bucket DESC))[1], sum(increase)
-FROM monitoring_rollup_1m WHERE bucket >= %(start)s AND bucket < %(end)s
-GROUP BY series_id, five
-ON CONFLICT (series_id, bucket) DO UPDATE SET
-    min = EXCLUDED.min, max = EXCLUDED.max, sum = EXCLUDED.sum, count = EXCLUDED.count,
-    last = EXCLUDED.last, increase = EXCLUDED.increase
-"""
+ROLLUP_1H_SQL = _FROM_MINUTES_SQL.format(table="monitoring_rollup_1h", bucket="date_trunc('hour', bucket)")
+ROLLUP_5M_SQL = _FROM_MINUTES_SQL.format(
+    table="monitoring_rollup_5m", bucket="date_bin('5 minutes', bucket, 'epoch'::timestamptz)"
+)
 
 
 def _floor(moment: datetime, unit: timedelta) -> datetime:

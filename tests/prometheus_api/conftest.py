@@ -58,5 +58,7 @@ class Store:
 @pytest.fixture
 def store(db) -> Store:
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE monitoring_sample, monitoring_rollup_1m, monitoring_rollup_1h")
+        cursor.execute(
+            "TRUNCATE monitoring_sample, monitoring_rollup_1m, monitoring_rollup_5m, monitoring_rollup_1h"
+        )
     return Store()

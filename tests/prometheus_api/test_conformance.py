@@ -284,18 +284,20 @@ ROLLUP_QUERIES = [q for q in QUERIES if not any(name in q for name in RAW_ONLY)]
 
 @pytest.mark.parametrize("phase_ms", [0, 7_000], ids=["samples-on-the-minute", "samples-7s-past"])
 def test_range_queries_over_rollups_agree_with_prometheus(api, redis_client, tmp_path, phase_ms, monkeypatch):
-    """Minute steps read the 1-minute rollups, and give Prometheus' answers from them alone.
+    """Minute steps read the 1- and 5-minute rollups, and give Prometheus' answers from them alone.
 
-    The real rollup job rolls the samples up (1 minute and 1 hour); then every raw sample is
-    deleted, so an answer can only come from the rollups. Steps of 1, 2 and 5 minutes over 37
-    minutes, windows of whole minutes: the engine's exact rollup path (docs/prometheus.md).
+    The real rollup job rolls the samples up (1 minute, 5 minutes and 1 hour); then every raw
+    sample is deleted, so an answer can only come from the rollups. Steps of 1, 2 and 5 minutes
+    over 37 minutes, windows of whole minutes: the engine's exact rollup path; and steps of 5
+    and 10 minutes from a time of whole 5 minutes, where windows of whole 5 minutes read the
+    5-minute rollups (docs/prometheus.md). Both the SQL and the numpy fast path answer.
     """
     from datetime import UTC, datetime
 
     from django.db import connection
 
     from alerting_worker.maintenance import rollups
-    from collector_server.prometheus_api.promql import rollup_windows
+    from collector_server.prometheus_api.promql import rollup_windows, vectorised
 
     read = []
     original = rollup_windows.window_query
@@ -305,6 +307,13 @@ def test_range_queries_over_rollups_agree_with_prometheus(api, redis_client, tmp
         return original(*args, **kwargs)
 
     monkeypatch.setattr(rollup_windows, "window_query", recording)
+    computed = vectorised.window_values
+
+    def recording_vectorised(*args, **kwargs):
+        read.append(args[4])  # the level
+        return computed(*args, **kwargs)
+
+    monkeypatch.setattr(vectorised, "window_values", recording_vectorised)
     with _loaded(api, redis_client, tmp_path, phase_ms) as (url, base):
         now = datetime.fromtimestamp(time.time(), UTC)
         rollups.run_rollups(now=now)
@@ -316,17 +325,33 @@ def test_range_queries_over_rollups_agree_with_prometheus(api, redis_client, tmp
             )
             buckets, with_edges = cursor.fetchone()
             assert buckets >= 50 and with_edges == buckets
+            cursor.execute(
+                "SELECT count(*), count(*) FILTER (WHERE first_ts IS NOT NULL AND resets IS NOT NULL) "
+                "FROM monitoring_rollup_5m"
+            )
+            buckets, with_edges = cursor.fetchone()
+            assert buckets >= 10 and with_edges == buckets
             cursor.execute("SELECT count(*) FROM monitoring_rollup_1m WHERE resets > 0")
             assert cursor.fetchone()[0] >= 4  # the counters' resets are in the buckets
             cursor.execute("TRUNCATE monitoring_sample")
         problems: list[str] = []
         answered = 0
+        five = -(-(base + 12 * 60) // 300) * 300  # the first time of whole 5 minutes from base + 12 min
+        ranges = [
+            (base + 12 * 60, 60),
+            (base + 12 * 60, 120),
+            (base + 12 * 60, 300),
+            (five, 300),
+            (five, 600),
+        ]
         for query in ROLLUP_QUERIES:
-            for step in (60, 120, 300):
-                params = {"query": query, "start": base + 12 * 60, "end": base + 49 * 60, "step": step}
+            for start, step in ranges:
+                params = {"query": query, "start": start, "end": base + 49 * 60, "step": step}
                 theirs = get_json(url, "/api/v1/query_range", params)
                 answered += bool(theirs.get("data", {}).get("result"))
-                problems += differences(f"step {step} {query}", _ours(api, "query_range", params), theirs)
+                problems += differences(
+                    f"start {start - base} step {step} {query}", _ours(api, "query_range", params), theirs
+                )
         assert not problems, "\n".join(problems)
-        assert answered >= 3 * (len(ROLLUP_QUERIES) - 2)
-        assert read and set(read) == {"1m"}
+        assert answered >= len(ranges) * (len(ROLLUP_QUERIES) - 2)
+        assert read and set(read) == {"1m", "5m"}

@@ -91,27 +91,42 @@ def raw_covers(steps: Steps, range_ms: int, offset_ms: int) -> bool:
     return oldest >= timezone.now() - timedelta(days=settings.RAW_RETENTION_DAYS)
 
 
-def bucket_rows_sql(level: str) -> str:
+def bucket_rows_sql(level: str, epoch_ms: bool = True) -> str:
     """Rows (series_id, key, cnt, s, lo, hi, lv, inc, ft, fv, lt, rs, frs) of the buckets of %(ids)s.
 
-    key, ft and lt are milliseconds. Buckets the rollup job has not reached yet (from
-    %(rollup_to)s) are aggregated here from raw samples, edges included, like the job does.
+    key, ft and lt are milliseconds (timestamps when `epoch_ms` is false: cheaper to send in
+    binary). Buckets the rollup job has not reached yet (from %(rollup_to)s) are aggregated
+    here from raw samples, edges included, like the job does.
     """
-    table = LEVEL_TABLES[level]
+    return f"{rolled_up_rows_sql(level, epoch_ms)} UNION ALL {raw_bucket_rows_sql(level, epoch_ms)}"
+
+
+def _ms(expr: str, epoch_ms: bool) -> str:
+    return f"(date_part('epoch', {expr}) * 1000)::bigint" if epoch_ms else expr
+
+
+def rolled_up_rows_sql(level: str, epoch_ms: bool = True) -> str:
+    """bucket_rows_sql's rows from the rollup table (before %(rollup_to)s)."""
+    return f"""
+        SELECT series_id, {_ms("bucket", epoch_ms)} AS key, count AS cnt, sum AS s,
+               min AS lo, max AS hi, last AS lv, increase AS inc,
+               {_ms("first_ts", epoch_ms)} AS ft, first AS fv,
+               {_ms("last_ts", epoch_ms)} AS lt, resets AS rs, first_reset AS frs
+        FROM {LEVEL_TABLES[level]}
+        WHERE series_id = ANY(%(ids)s) AND bucket >= %(start)s AND bucket < %(rollup_to)s
+    """
+
+
+def raw_bucket_rows_sql(level: str, epoch_ms: bool = True) -> str:
+    """bucket_rows_sql's rows aggregated from raw samples (from %(rollup_to)s), as the job does."""
     width = LEVEL_SECONDS[level]
     return f"""
-        SELECT series_id, (date_part('epoch', bucket) * 1000)::bigint AS key, count AS cnt, sum AS s,
-               min AS lo, max AS hi, last AS lv, increase AS inc,
-               (date_part('epoch', first_ts) * 1000)::bigint AS ft, first AS fv,
-               (date_part('epoch', last_ts) * 1000)::bigint AS lt, resets AS rs, first_reset AS frs
-        FROM {table}
-        WHERE series_id = ANY(%(ids)s) AND bucket >= %(start)s AND bucket < %(rollup_to)s
-        UNION ALL
         SELECT series_id,
-               (date_part('epoch', date_bin(make_interval(secs => {width}), ts, 'epoch'::timestamptz)) * 1000)::bigint,
-               count(*)::int, sum(value), min(value), max(value), (array_agg(value ORDER BY ts DESC))[1],
-               sum(inc), (date_part('epoch', min(ts)) * 1000)::bigint, (array_agg(value ORDER BY ts))[1],
-               (date_part('epoch', max(ts)) * 1000)::bigint, sum(reset), (array_agg(reset ORDER BY ts))[1]
+               {_ms(f"date_bin(make_interval(secs => {width}), ts, 'epoch'::timestamptz)", epoch_ms)} AS key,
+               count(*)::int AS cnt, sum(value) AS s, min(value) AS lo, max(value) AS hi,
+               (array_agg(value ORDER BY ts DESC))[1] AS lv, sum(inc) AS inc,
+               {_ms("min(ts)", epoch_ms)} AS ft, (array_agg(value ORDER BY ts))[1] AS fv,
+               {_ms("max(ts)", epoch_ms)} AS lt, sum(reset) AS rs, (array_agg(reset ORDER BY ts))[1] AS frs
         FROM (
             SELECT series_id, ts, value,
                    CASE WHEN NOT (series_id = ANY(%(counters)s)) THEN NULL

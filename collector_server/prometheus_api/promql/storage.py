@@ -8,7 +8,8 @@ rollups only where they give Prometheus' answer):
   evaluation steps whose window contains it, and Postgres returns one row of statistics per
   (series, step): count, first and last two samples, the sum of counter-reset corrections,
   sum, min, max, variance.
-* 1-minute or 1-hour rollups (steps of a minute or more, long ranges): rollup_windows.py
+* 1-minute, 5-minute or 1-hour rollups (steps of a minute or more, long ranges; the 5-minute
+  ones when steps, windows and offset are whole 5 minutes): rollup_windows.py
   computes the function per series and step from the buckets of each window and their
   edges, with Prometheus' formulas (exact for windows of whole buckets). Functions rollups
   cannot answer (irate, idelta, stddev, quantile...) read raw.
@@ -27,7 +28,7 @@ import psycopg
 from django.db import DataError, transaction
 
 from collector_server.monitoring import query as monitoring_query
-from collector_server.monitoring.query import LEVEL_1H, LEVEL_1M, LEVEL_SECONDS, RAW, SeriesInfo
+from collector_server.monitoring.query import LEVEL_1H, LEVEL_1M, LEVEL_5M, LEVEL_SECONDS, RAW, SeriesInfo
 from collector_server.prometheus_api.promql import rollup_windows
 from collector_server.prometheus_api.promql.values import NAME, PromQLError, Steps
 from collector_server.replica import read_connection as connection  # the replica on API reads
@@ -132,6 +133,21 @@ def fetch(sql: str, params: object, local: dict[str, str] | None = None) -> list
         if isinstance(exc.__cause__, psycopg.errors.InvalidRegularExpression):
             raise PromQLError(f"invalid regular expression: {str(exc).splitlines()[0]}") from None
         raise
+
+
+def fetch_bytes(sql: str, params: object, local: dict[str, str] | None = None) -> list[bytes]:
+    """The one row of bytea values `sql` selects (b"" for NULL), in binary: no hex to decode.
+
+    Django's cursors bind parameters client-side and so cannot ask for binary results; a
+    plain psycopg cursor on the same connection (and transaction) can.
+    """
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        for name, value in (local or {}).items():
+            cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
+        with psycopg.Cursor(cursor.connection.connection) as binary:
+            binary.execute(sql, params, binary=True)
+            row = binary.fetchone()
+    return [bytes(value) if value is not None else b"" for value in row or ()]
 
 
 def _dt(ms: int) -> datetime:
@@ -288,9 +304,28 @@ def source_level(steps: Steps, range_ms: int, offset_ms: int, level_window_ms: i
     """
     level = level_for(steps, range_ms if level_window_ms is None else level_window_ms)
     if level == RAW or rollup_windows.aligned(steps, range_ms, offset_ms, level):
-        return level
+        return _five_minutes(level, steps, range_ms, offset_ms, level_window_ms)
     window = max(range_ms, level_window_ms or 0)
     return RAW if rollup_windows.raw_covers(steps, window, offset_ms) else level
+
+
+def _five_minutes(
+    level: str, steps: Steps, range_ms: int, offset_ms: int, level_window_ms: int | None
+) -> str:
+    """The 5-minute rollups instead of the 1-minute ones when every window is whole 5 minutes.
+
+    A week at a 10-minute step reads 5x fewer rows, with the same (exact) answers; only while
+    the 5-minute level keeps up with the 1-minute one (monitoring's finer_level).
+    """
+    width = LEVEL_SECONDS[LEVEL_5M] * 1000
+    if (
+        level != LEVEL_1M
+        or steps.count < 2
+        or max(range_ms, level_window_ms or 0) < width
+        or not rollup_windows.aligned(steps, range_ms, offset_ms, LEVEL_5M)
+    ):
+        return level
+    return monitoring_query.finer_level(level, steps.step_ms // 1000)
 
 
 def rollup_values(
