@@ -4,7 +4,8 @@
 
 Seeds a throwaway database (fleetwatch_bench_promql) with one counter per host: 1-minute
 rollups for `--days` days (written with COPY, as the rollup job would have left them,
-RollupState set to a minute ago) and raw samples every 15 s for the last 10 minutes
+RollupState set to a minute ago; the 5-minute rollups from them by the rollup job's statement)
+and raw samples every 15 s for the last 10 minutes
 (the part the rollup job has not reached yet, which the query reads raw). Then it times
 /prometheus/api/v1/query_range through Django's test client (the full DRF stack and JSON
 rendering, no HTTP) and prints p50 and p95 of `--runs` calls for:
@@ -49,15 +50,16 @@ def seed(hosts: int, days: int) -> tuple[int, int]:
     from collector_server.monitoring.models import Host, RollupState, Series
 
     now = datetime.now(UTC).replace(second=0, microsecond=0)
-    # Ten minutes more than the longest range: the first step's window is full (series older
+    # Twenty minutes more than the longest range (its start aligned down to a 600 s step, then
+    # a 5-minute window): the first step's window is full (series older
     # than the range; a series starting inside it takes the slower anchored statement).
-    start = now - timedelta(days=days, minutes=10)
+    start = now - timedelta(days=days, minutes=20)
     day = start.date() - timedelta(days=1)
     while day <= now.date() + timedelta(days=1):
         for spec in partitions.REGISTRY.values():
             partitions.ensure_partition(spec, day)
         day += timedelta(days=1)
-    minutes = days * 1440 + 10
+    minutes = days * 1440 + 20
     rollups, raw = io.StringIO(), io.StringIO()
     raw_rows = 0
     for h in range(hosts):
@@ -152,17 +154,22 @@ def explain(client, params: dict[str, object]) -> None:
     from collector_server.prometheus_api.promql import storage
 
     statements = []
-    original = storage.fetch
+    originals = {name: getattr(storage, name) for name in ("fetch", "fetch_bytes")}
 
-    def recording(sql, values, local=None):
-        statements.append((sql, values, local))
-        return original(sql, values, local)
+    def recording(name):
+        def run(sql, values, local=None):
+            statements.append((sql, values, local))
+            return originals[name](sql, values, local)
 
-    storage.fetch = recording
+        return run
+
+    for name in originals:
+        setattr(storage, name, recording(name))
     try:
         client.get("/prometheus/api/v1/query_range", params)
     finally:
-        storage.fetch = original
+        for name, function in originals.items():
+            setattr(storage, name, function)
     for sql, values, local in statements:
         with transaction.atomic(), connection.cursor() as cursor:
             for name, value in (local or {}).items():

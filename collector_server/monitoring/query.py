@@ -5,7 +5,7 @@ Source rule (``choose_level``): a query reads
     before the 1 m rollup retention;
   * 1 m rollups when step >= 1 min, the range is longer than 6 hours, or the range starts
     before the raw retention -- or the 5 m rollups when the step is whole 5 minutes
-    (``finer_level``, the monitoring API's queries only);
+    (``finer_level``; the PromQL engine too, when its windows are whole 5 minutes);
   * raw samples otherwise.
 Rollups are computed by a periodic job, so the part of a range after the level's
 ``RollupState.done_until`` is aggregated on the fly from raw samples into the same buckets.
@@ -170,7 +170,7 @@ def finer_level(level: str, step: int) -> str:
     """The 5 m rollups instead of the 1 m ones for a step of whole 5 minutes (5x fewer rows).
 
     Only while the 5 m level keeps up with the 1 m level (``LEVEL_5M_MAX_LAG``). The PromQL
-    engine keeps ``choose_level``'s own choice.
+    engine asks too, when its windows, steps and offset are whole 5 minutes (storage.py).
     """
     if level != LEVEL_1M or step % LEVEL_SECONDS[LEVEL_5M]:
         return level

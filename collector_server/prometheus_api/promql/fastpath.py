@@ -1,12 +1,18 @@
-"""The common dashboard query answered entirely by Postgres, JSON included.
+"""The common dashboard query answered without the general evaluator, JSON included.
 
 `sum by (host) (rate(x[5m]))` over a day at a one-minute step is 1,440 points per host:
-building and formatting them in Python costs more than computing them. When a range
-query is exactly an aggregation (sum, avg, min, max, count; by, without or neither) of a
-range function the rollups answer, or such a function alone, and the rollups are the
-source, Postgres computes the window, aggregates the groups and writes each series'
-`values` array; Python only assembles the response. Anything else returns None and takes
-the general path (which gives the same answers: tests/prometheus_api/test_query_api.py).
+building a Python object per point costs more than computing it. When a range query is
+exactly an aggregation (sum, avg, min, max, count; by, without or neither) of a range
+function the rollups answer, or such a function alone, and the rollups are the source:
+
+* vectorised.py first: Postgres sends the buckets as one binary bytea, numpy computes the
+  windows, the function, the groups and each group's `values` JSON;
+* where it declines (buckets without edges, a window too wide to gather), the SQL
+  statements below: Postgres computes the window, aggregates the groups and writes each
+  series' `values` array.
+
+Python only assembles the response. Anything else returns None and takes the general path
+(which gives the same answers: tests/prometheus_api/test_query_api.py).
 """
 
 from __future__ import annotations

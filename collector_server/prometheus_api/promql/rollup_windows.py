@@ -1,7 +1,7 @@
 """Range functions over rollup buckets, computed by Postgres, exactly as Prometheus does.
 
-A rollup bucket (1 minute or 1 hour) keeps, besides count, sum, min, max and last, its edges
-(migration monitoring 0004_promql_speed_rollup_edges): the first sample's time and value,
+A rollup bucket (1 minute, 5 minutes or 1 hour) keeps, besides count, sum, min, max and last, its edges
+(migrations monitoring 0004_promql_speed_rollup_edges, 0006_rollup_5m_edges): the first sample's time and value,
 the last sample's time, and Prometheus' counter-reset corrections (`resets`, and
 `first_reset` for the bucket's first sample). When every evaluation time t, the offset and
 the range are whole multiples of the bucket width, the window [t - range, t] that Prometheus

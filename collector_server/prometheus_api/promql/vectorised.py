@@ -30,8 +30,9 @@ from collector_server.prometheus_api.formatting import number, seconds
 from collector_server.prometheus_api.promql import rollup_windows, storage
 from collector_server.prometheus_api.promql.values import Steps
 
-# Above this many gathered cells (series x steps x buckets per window) the SQL path answers.
-MAX_CELLS = 30_000_000
+# Above this many series x steps x buckets per window (the additions of a window sum) the SQL
+# path answers.
+MAX_CELLS = 50_000_000
 PG_EPOCH_MS = 946_684_800_000  # 2000-01-01, the origin of Postgres' binary timestamps
 NO_EDGES = np.iinfo(np.int64).min  # '-infinity': a bucket without edges
 
@@ -84,9 +85,15 @@ def _parse(buffer: bytes, columns: list[tuple[str, str, str]]) -> dict[str, np.n
     return out
 
 
-def _gather_sum(grid: np.ndarray, columns: np.ndarray) -> np.ndarray:
-    """grid[:, columns].sum(axis=2): (series, steps) sums over each step's window columns."""
-    return grid[:, columns].sum(axis=2)
+def _over_window(grid: np.ndarray, window: np.ndarray, reduce: np.ufunc) -> np.ndarray:
+    """`reduce` over each step's window columns: (series, steps), one column offset at a time.
+
+    (A gather of every window at once would hold series x steps x width values.)
+    """
+    out = grid[:, window[:, 0]].copy()
+    for i in range(1, window.shape[1]):
+        reduce(out, grid[:, window[:, i]], out=out)
+    return out
 
 
 def window_values(
@@ -172,12 +179,12 @@ def window_values(
             )  # fmt: skip
             return values, n >= 2
         if function in ("sum_over_time", "avg_over_time"):
-            total = _gather_sum(grid("s"), window) + np.where(at_t, at_v, 0.0)
+            total = _over_window(grid("s"), window, np.add) + np.where(at_t, at_v, 0.0)
             values = total if function == "sum_over_time" else total / n
         elif function in ("min_over_time", "max_over_time"):
             smallest = function == "min_over_time"
             name, empty, pick = ("lo", np.inf, np.fmin) if smallest else ("hi", -np.inf, np.fmax)
-            inner = pick.reduce(grid(name, empty)[:, window], axis=2)
+            inner = _over_window(grid(name, empty), window, pick)
             values = pick(inner, np.where(at_t, at_v, empty))
         elif function == "count_over_time":
             values = n.astype(np.float64)
@@ -198,7 +205,7 @@ def _extrapolated(
     result = last_v - first_v
     if function != "delta":
         first_resets = grid("frs")
-        resets = _gather_sum(grid("rs"), window) - first_resets[every, first]
+        resets = _over_window(grid("rs"), window, np.add) - first_resets[every, first]
         resets = resets + np.where(at_t & has_first, first_resets[:, ends], 0.0)
         result = result + resets
     range_start = times[None, :] - range_ms
