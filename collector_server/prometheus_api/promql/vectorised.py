@@ -113,7 +113,7 @@ def window_values(
     columns = _columns(function)
     params = rollup_windows.bucket_params(level, series, origin, hi)
     reach = ""
-    if steps.step_ms > range_ms:  # buckets no window reaches are not read
+    if steps.step_ms > range_ms + width:  # buckets no window (nor sample at t) reaches are not read
         reach = (
             "WHERE mod((date_part('epoch', key) * 1000)::bigint - %(origin)s::bigint, %(step)s::bigint)"
             " <= %(range)s::bigint"
