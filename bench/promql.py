@@ -34,6 +34,9 @@ BENCH_DB = "fleetwatch_bench_promql"
 os.environ.setdefault("DEBUG", "true")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "collector_server.settings")
 os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}"
+# The PromQL results cache: in a Redis database of its own (--redis-db), under a prefix of
+# this run's, deleted at the end.
+os.environ["FLEETWATCH_STREAM_PREFIX"] = f"bench-promql-{os.getpid()}"
 
 from bench import benchdb  # noqa: E402
 
@@ -122,6 +125,43 @@ def variant(name: str) -> Iterator[None]:
         vectorised.matrix_arrays, storage._five_minutes = arrays, five
 
 
+def refresh_percentiles(client, start: int, end: int, step: int, runs: int) -> dict[str, tuple[float, float]]:
+    """p50 and p95 with the results cache on: "refresh", then "cold".
+
+    Both move the range forward by one step per call (as Grafana refreshing a panel does),
+    from `runs` steps before (`start`, `end`). "refresh": the cache as the previous call left
+    it (one untimed call fills it first). "cold": the cache's generation is bumped before each
+    call, so nothing cached is reachable (everything computed, and stored). One after the
+    other, not alternating: a cold call stores the very blocks the next refresh would read.
+    """
+    from collector_server.prometheus_api.promql import results_cache
+
+    def params(i: int) -> dict[str, object]:
+        return {
+            "query": QUERY,
+            "start": start - (runs - i) * step,
+            "end": end - (runs - i) * step,
+            "step": step,
+        }
+
+    durations: dict[str, list[float]] = {"refresh": [], "cold": []}
+    for name in durations:
+        results_cache.bump_generation()
+        client.get("/prometheus/api/v1/query_range", params(0))
+        for i in range(1, runs + 1):
+            if name == "cold":
+                results_cache.bump_generation()
+            started = time.perf_counter()
+            response = client.get("/prometheus/api/v1/query_range", params(i))
+            durations[name].append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200, response.content
+    out = {}
+    for name, times in durations.items():
+        times.sort()
+        out[name] = (statistics.median(times), times[min(len(times) - 1, round(0.95 * (len(times) - 1)))])
+    return out
+
+
 def percentiles(
     client, params: dict[str, object], runs: int, variants: list[str]
 ) -> dict[str, tuple[float, float, int, int, str]]:
@@ -196,6 +236,12 @@ def main() -> None:
         action="store_true",
         help="time the old SQL-only path (1-minute rollups) and the new one alternately, same run",
     )
+    parser.add_argument(
+        "--refresh",
+        action="store_true",
+        help="also time the results cache: cold (nothing cached) and dashboard refresh (range +1 step per call)",
+    )
+    parser.add_argument("--redis-db", type=int, default=1, help="Redis database for the results cache")
     args = parser.parse_args()
     if args.reuse:
         import django
@@ -237,6 +283,13 @@ def main() -> None:
     print(f"query: {QUERY}   load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"{'p50 ms':>8} {'p95 ms':>8} status series  range")
     chosen = [cases[int(i)] for i in args.cases.split(",")]
+    from django.conf import settings
+
+    from collector_server.redis_conn import get_redis
+
+    settings.REDIS_URL = f"redis://127.0.0.1:6379/{args.redis_db}"
+    # The cold path first: without the results cache (--refresh times it separately).
+    settings.PROMQL_RESULTS_CACHE = False
     variants = ["old", "new"] if args.compare else ["new"]
     for label, start, step in chosen:
         # Grafana aligns a panel's range to its step (start and end whole multiples of it).
@@ -252,8 +305,18 @@ def main() -> None:
         if args.compare:
             same = figures["old"][4] == figures["new"][4]
             print(f"{'':34}old and new answers {'identical' if same else 'DIFFER'}")
+        if args.refresh:
+            settings.PROMQL_RESULTS_CACHE = True
+            figures = refresh_percentiles(client, params["start"], params["end"], step, args.runs)
+            settings.PROMQL_RESULTS_CACHE = False
+            for name in ("cold", "refresh"):
+                p50, p95 = figures[name]
+                print(f"{p50:8.1f} {p95:8.1f}                {label}  (results cache, {name})")
         if args.explain:
             explain(client, params)
+    client_redis = get_redis()
+    for key in client_redis.scan_iter(match=f"{os.environ['FLEETWATCH_STREAM_PREFIX']}:*"):
+        client_redis.delete(key)
     if not args.keep:
         benchdb.drop(BENCH_DB)
 

@@ -81,6 +81,9 @@ try:
     # Storage and retention (days)
     RAW_RETENTION_DAYS = config.envint("RAW_RETENTION_DAYS", 7, minimum=1)
     ROLLUP_1M_RETENTION_DAYS = config.envint("ROLLUP_1M_RETENTION_DAYS", 30, minimum=1)
+    # PromQL query_range keeps the blocks of a range older than the rollups' watermark in Redis
+    # (collector_server/prometheus_api/promql/results_cache.py; docs/prometheus.md).
+    PROMQL_RESULTS_CACHE = config.envbool("PROMQL_RESULTS_CACHE", True)
     ROLLUP_1H_RETENTION_DAYS = config.envint("ROLLUP_1H_RETENTION_DAYS", 365, minimum=1)
     LOG_RETENTION_DAYS = config.envint("LOG_RETENTION_DAYS", 7, minimum=1)
     PARTITIONS_AHEAD_DAYS = config.envint("PARTITIONS_AHEAD_DAYS", 3, minimum=1, maximum=60)

@@ -21,8 +21,15 @@ def _key(level: str) -> str:
 
 
 def mark_late(client: Redis, oldest: float, level: str = "1m") -> None:
-    """Lower the mark of `level` to `oldest` (seconds since 1970) if older than the current mark."""
-    client.zadd(_key(level), {_MEMBER: oldest}, lt=True)
+    """Lower the mark of `level` to `oldest` (seconds since 1970) if older than the current mark.
+
+    Also bumps the PromQL results cache's generation: samples older than the rollups'
+    watermark change answers that cache may hold (promql/results_cache.py).
+    """
+    pipe = client.pipeline(transaction=False)
+    pipe.zadd(_key(level), {_MEMBER: oldest}, lt=True)
+    pipe.incr(f"{streams.prefix()}:promql:results:generation")
+    pipe.execute()
 
 
 def take_late(client: Redis, level: str = "1m") -> float | None:

@@ -17,6 +17,7 @@ from django.db import connection, transaction
 from alerting_worker.ingest import rollup_marks
 from collector_server.monitoring import partitions
 from collector_server.monitoring.models import RollupState
+from collector_server.prometheus_api.promql import results_cache
 from collector_server.redis_conn import get_redis
 
 LATE_TOLERANCE = timedelta(minutes=5)
@@ -120,6 +121,7 @@ def rollup_minutes(now: datetime | None = None) -> dict[str, str | int]:
         _give_back(client, late)
         raise
     if late_range:
+        results_cache.bump_generation(client)  # old buckets changed: cached PromQL blocks too
         if late_range[1] < start:  # more late data than one run covers: continue next run
             rollup_marks.mark_late(client, late_range[1].timestamp(), "1m")
         rollup_marks.mark_late(client, late_range[0].timestamp(), "1h")
@@ -178,6 +180,8 @@ def _rollup_from_minutes(
     except Exception:
         _give_back(client, late, level)
         raise
+    if late is not None:
+        results_cache.bump_generation(client)  # old buckets changed: cached PromQL blocks too
     return {"level": level, "start": start.isoformat(), "end": end.isoformat(), "rows": rows}
 
 

@@ -10,6 +10,7 @@ from django.db import connection
 
 from alerting_worker.ingest.failures import REDIS_OUTAGES
 from collector_server.monitoring import partitions
+from collector_server.prometheus_api.promql import results_cache
 from collector_server.redis_conn import get_stream_redis, is_cluster, stream_keys
 from shared import streams
 
@@ -24,6 +25,8 @@ def create_partitions() -> list[str]:
 def enforce_retention() -> dict[str, object]:
     """Drop expired partitions and forget batch identities older than raw retention."""
     dropped = partitions.enforce_retention()
+    if dropped:
+        results_cache.bump_generation()  # cached PromQL blocks may hold the dropped days
     cutoff = datetime.now(UTC) - timedelta(days=settings.RAW_RETENTION_DAYS + 1)
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM monitoring_ingestedbatch WHERE received_at < %s", [cutoff])

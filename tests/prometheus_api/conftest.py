@@ -62,3 +62,9 @@ def store(db) -> Store:
             "TRUNCATE monitoring_sample, monitoring_rollup_1m, monitoring_rollup_5m, monitoring_rollup_1h"
         )
     return Store()
+
+
+@pytest.fixture(autouse=True)
+def _no_results_cache(settings):
+    """The PromQL results cache writes to Redis: only tests that use a test Redis turn it on."""
+    settings.PROMQL_RESULTS_CACHE = False

@@ -283,15 +283,19 @@ ROLLUP_QUERIES = [q for q in QUERIES if not any(name in q for name in RAW_ONLY)]
 
 
 @pytest.mark.parametrize("phase_ms", [0, 7_000], ids=["samples-on-the-minute", "samples-7s-past"])
-def test_range_queries_over_rollups_agree_with_prometheus(api, redis_client, tmp_path, phase_ms, monkeypatch):
+def test_range_queries_over_rollups_agree_with_prometheus(
+    api, redis_client, tmp_path, phase_ms, monkeypatch, settings
+):
     """Minute steps read the 1- and 5-minute rollups, and give Prometheus' answers from them alone.
 
     The real rollup job rolls the samples up (1 minute, 5 minutes and 1 hour); then every raw
     sample is deleted, so an answer can only come from the rollups. Steps of 1, 2 and 5 minutes
     over 37 minutes, windows of whole minutes: the engine's exact rollup path; and steps of 5
     and 10 minutes from a time of whole 5 minutes, where windows of whole 5 minutes read the
-    5-minute rollups (docs/prometheus.md). Both the SQL and the numpy fast path answer.
+    5-minute rollups (docs/prometheus.md). Both the SQL and the numpy fast path answer, the
+    latter through the results cache (blocks computed apart and joined).
     """
+    settings.PROMQL_RESULTS_CACHE = True
     from datetime import UTC, datetime
 
     from django.db import connection

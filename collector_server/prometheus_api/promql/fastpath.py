@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from collector_server.prometheus_api.promql import rollup_windows, storage, vectorised
+from collector_server.prometheus_api.promql import results_cache, rollup_windows, storage, vectorised
 from collector_server.prometheus_api.promql.aggregate import group_labels
 from collector_server.prometheus_api.promql.evaluator import KEEPS_NAME, Evaluator
 from collector_server.prometheus_api.promql.functions import ROLLUP_FUNCTIONS
@@ -91,11 +91,15 @@ def matrix_json(tree: object, steps: Steps, scope: Scope | None) -> str | None:
     if not series:
         return "[]"
     infos = storage._infos(series)
-    # numpy over the binary-copied buckets (vectorised.py); else the SQL statements below.
+    # numpy over the binary-copied buckets (vectorised.py), the blocks of the range before the
+    # rollups' immutable bound from the results cache; else the SQL statements below.
     gids = [gid for _, gid in members]
-    arrays = vectorised.matrix_arrays(
-        infos, gids, len(groups), steps, range_ms, offset_ms, level, call.func.name, op
-    )
+    args = (infos, gids, len(groups), steps, range_ms, offset_ms, level, call.func.name, op)
+    if results_cache.enabled():
+        shape = [scope.sql if scope else None, list(scope.params) if scope else None, names, by]
+        arrays = results_cache.matrix_arrays(*args, shape=shape)
+    else:
+        arrays = vectorised.matrix_arrays(*args)
     if arrays is not None:
         return _result(groups, arrays)
     query = rollup_windows.window_query(infos, steps, range_ms, offset_ms, level, call.func.name)

@@ -256,8 +256,8 @@ def timestamps(steps: Steps) -> list[str]:
     ]
 
 
-def values_json(values: np.ndarray, present: np.ndarray, prefixes: np.ndarray) -> str | None:
-    """One series' `values` array as JSON text (None when no step has a value).
+def points_json(values: np.ndarray, present: np.ndarray, prefixes: np.ndarray) -> str | None:
+    """One series' points as JSON text, without the array's brackets (None: no step has a value).
 
     The values are formatted by one repr of the whole list (Python's shortest round-trip
     digits, Go's 'f' -1 once the ".0" of whole numbers is dropped); a series holding an
@@ -272,7 +272,36 @@ def values_json(values: np.ndarray, present: np.ndarray, prefixes: np.ndarray) -
     else:
         text = text.replace(".0, ", ", ")
         texts = (text[:-2] if text.endswith(".0") else text).split(", ")
-    return "[" + '"],'.join(map(str.__add__, prefixes[present].tolist(), texts)) + '"]]'
+    return '"],'.join(map(str.__add__, prefixes[present].tolist(), texts)) + '"]'
+
+
+def group_values(
+    series: list[SeriesInfo],
+    gids: list[int],
+    groups: int,
+    steps: Steps,
+    range_ms: int,
+    offset_ms: int,
+    level: str,
+    function: str,
+    op: str | None,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(values, present), each (groups, steps): `op` of `function` per group, or None (SQL path)."""
+    computed = window_values(series, steps, range_ms, offset_ms, level, function)
+    if computed is None:
+        return None
+    return aggregate(*computed, np.array(gids, dtype=np.int64), groups, op)
+
+
+def fragments(values: np.ndarray, present: np.ndarray, steps: Steps) -> dict[int, str]:
+    """Each group's points over `steps` (the arrays' columns) as JSON text without brackets."""
+    prefixes = np.array(timestamps(steps), dtype=object)
+    out = {}
+    for gid in range(values.shape[0]):
+        text = points_json(values[gid], present[gid], prefixes)
+        if text is not None:
+            out[gid] = text
+    return out
 
 
 def matrix_arrays(
@@ -287,14 +316,7 @@ def matrix_arrays(
     op: str | None,
 ) -> dict[int, str] | None:
     """Each group's `values` JSON array (groups without values left out), or None (SQL path)."""
-    computed = window_values(series, steps, range_ms, offset_ms, level, function)
+    computed = group_values(series, gids, groups, steps, range_ms, offset_ms, level, function, op)
     if computed is None:
         return None
-    values, present = aggregate(*computed, np.array(gids, dtype=np.int64), groups, op)
-    prefixes = np.array(timestamps(steps), dtype=object)
-    out = {}
-    for gid in range(groups):
-        text = values_json(values[gid], present[gid], prefixes)
-        if text is not None:
-            out[gid] = text
-    return out
+    return {gid: f"[{text}]" for gid, text in fragments(*computed, steps).items()}
