@@ -144,7 +144,7 @@ def fetch_bytes(sql: str, params: object, local: dict[str, str] | None = None) -
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         for name, value in (local or {}).items():
             cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
-        with psycopg.Cursor(cursor.connection.connection) as binary:
+        with psycopg.Cursor(cursor.connection) as binary:  # the psycopg connection under Django's
             binary.execute(sql, params, binary=True)
             row = binary.fetchone()
     return [bytes(value) if value is not None else b"" for value in row or ()]
