@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import orjson
 from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.utils import timezone
@@ -66,6 +67,17 @@ _AGG_SQL = {
     "rate": "sum(r.increase) / %(rate_seconds)s",
     "p95": "percentile_cont(0.95) WITHIN GROUP (ORDER BY r.sum / nullif(r.count, 0))",
     "p99": "percentile_cont(0.99) WITHIN GROUP (ORDER BY r.sum / nullif(r.count, 0))",
+}
+_FINITE = " AND v NOT IN ('NaN', 'Infinity', '-Infinity')"  # JSON has no NaN or infinity
+# The same, of a single row: a step of one rollup bucket over one series per group (see _direct_sql).
+_ROW_SQL = {
+    "avg": "sum / nullif(count, 0)",
+    "min": "min",
+    "max": "max",
+    "sum": "sum",
+    "count": "count",
+    "last": "last",
+    "rate": "increase / %(rate_seconds)s",
 }
 
 MATCHER_RE = re.compile(r"^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$")
@@ -264,15 +276,22 @@ def rows_sql(level: str, counters: bool = True) -> str:
     if level == RAW:
         return _raw_rows_sql(counters)
     table = LEVEL_TABLES[level]
-    width = LEVEL_SECONDS[level]
     return f"""
         SELECT series_id, bucket AS t, min, max, sum, count, last, increase
         FROM {table}
         WHERE series_id = ANY(%(ids)s) AND bucket >= %(start)s AND bucket < %(rollup_to)s
         UNION ALL
+        {_tail_rows_sql(level, counters)}
+    """
+
+
+def _tail_rows_sql(level: str, counters: bool) -> str:
+    """Uniform rows of the rollup level's buckets after %(rollup_to)s, aggregated from raw samples."""
+    width = LEVEL_SECONDS[level]
+    return f"""
         SELECT series_id, date_bin(make_interval(secs => {width}), t, 'epoch'::timestamptz) AS t,
-               min(min), max(max), sum(sum), sum(count)::int, (array_agg(last ORDER BY t DESC))[1],
-               sum(increase)
+               min(min) AS min, max(max) AS max, sum(sum) AS sum, sum(count)::int AS count,
+               (array_agg(last ORDER BY t DESC))[1] AS last, sum(increase) AS increase
         FROM ({_raw_rows_sql(counters)}) raw
         GROUP BY 1, 2
     """
@@ -313,8 +332,14 @@ def run_query(
     step: int,
     agg: str,
     by: list[str] | None = None,
+    json_points: bool = False,
 ) -> QueryResult:
-    """Run a query and return its series with points [[unix seconds, value], ...]."""
+    """Run a query and return its series with points [[unix seconds, value], ...].
+
+    `json_points`: each series' points as one ``orjson.Fragment`` holding that list as JSON
+    text, built by Postgres, for a caller that only encodes them (the API): no Python object per
+    point. Non-finite values, which JSON cannot hold, are left out then.
+    """
     if agg not in _AGG_SQL:
         raise QueryError("agg", f"{agg!r} is not one of {', '.join(AGGREGATIONS)}")
     check_points(start, end, step)
@@ -346,7 +371,27 @@ def run_query(
         "extract(epoch FROM date_bin(make_interval(secs => %(step)s), r.t, 'epoch'::timestamptz))::bigint"
     )
     group_of = dict(members)
-    if len(set(group_of.values())) == len(group_of):
+    one_per_group = len(set(group_of.values())) == len(group_of)
+    if one_per_group and width and step == width and agg in _ROW_SQL:
+        # Every bucket of the answer is one rollup row of one series: no aggregation at all.
+        sql = _direct_sql(level, counters, _ROW_SQL[agg], json_points)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        if json_points:
+            found = {sid: _json_points(head, tail) for sid, head, tail in rows}
+        else:
+            found = {
+                sid: [[b, v] for b, v in zip([*hb, *tb], [*hv, *tv], strict=True)]
+                for sid, hb, hv, tb, tv in rows
+            }
+        result.series = [
+            {"labels": labels, "points": found[sid]}
+            for (sid, _), labels in zip(members, groups, strict=True)
+            if found.get(sid)
+        ]
+        return result
+    if one_per_group:
         # One series per group (no `by`, or a `by` that splits every series): aggregate per
         # series and name the group here, without joining every row to the group map.
         per_bucket = f"""
@@ -364,7 +409,7 @@ def run_query(
     # One row per group with its points as two arrays: far fewer Python objects than a row per point.
     sql = f"""
         SELECT k, array_agg(b ORDER BY b), array_agg(v ORDER BY b)
-        FROM ({per_bucket}) x WHERE v IS NOT NULL GROUP BY k
+        FROM ({per_bucket}) x WHERE v IS NOT NULL{_FINITE if json_points else ""} GROUP BY k
     """
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -378,6 +423,46 @@ def run_query(
         if gid in points
     ]
     return result
+
+
+def _direct_sql(level: str, counters: bool, value: str, json_points: bool) -> str:
+    """Points of each series when every step is one rollup bucket: (id, buckets, values) per series.
+
+    Per series, an index scan of the rollup table in bucket order gives its points, and the
+    buckets after %(rollup_to)s come from raw samples (``_tail_rows_sql``, one pass for every
+    series). Two lists per series, the rollups' and the tail's, which never share a bucket.
+    """
+    table = LEVEL_TABLES[level]
+    if json_points:
+        keep = f"v IS NOT NULL{_FINITE}"
+        out = "string_agg('[' || b || ',' || v || ']', ',' ORDER BY b) AS j"
+        cols = "h.j, t.j"
+    else:
+        keep = "v IS NOT NULL"
+        out = "coalesce(array_agg(b ORDER BY b), '{}') AS b, coalesce(array_agg(v ORDER BY b), '{}') AS v"
+        cols = "h.b, h.v, t.b, t.v"
+    return f"""
+        WITH tail AS MATERIALIZED ({_tail_rows_sql(level, counters)})
+        SELECT g.id, {cols}
+        FROM unnest(%(ids)s::bigint[]) AS g(id)
+        CROSS JOIN LATERAL (
+            SELECT {out} FROM (
+                SELECT extract(epoch FROM bucket)::bigint AS b, ({value})::float8 AS v FROM {table}
+                WHERE series_id = g.id AND bucket >= %(start)s AND bucket < %(rollup_to)s
+            ) x WHERE {keep}
+        ) h
+        CROSS JOIN LATERAL (
+            SELECT {out} FROM (
+                SELECT extract(epoch FROM t)::bigint AS b, ({value})::float8 AS v FROM tail
+                WHERE series_id = g.id
+            ) x WHERE {keep}
+        ) t
+    """
+
+
+def _json_points(head: str | None, tail: str | None) -> orjson.Fragment | None:
+    parts = [p for p in (head, tail) if p]
+    return orjson.Fragment("[" + ",".join(parts) + "]") if parts else None
 
 
 def _groups(series: list[SeriesInfo], by: list[str] | None) -> tuple[list[dict], list[tuple[int, int]]]:

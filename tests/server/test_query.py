@@ -247,3 +247,58 @@ def test_rate_with_a_step_that_is_not_whole_rollup_buckets_stays_steady(api, db)
     rates = [p[1] for p in body["data"]["series"][0]["points"]]
     assert len(rates) >= 5
     assert set(rates[1:-1]) == {1.0}  # inner buckets are whole: exactly one byte per second
+
+
+@pytest.mark.parametrize("agg", ["avg", "min", "max", "sum", "count", "last", "rate"])
+def test_one_bucket_per_step_answers_what_the_aggregating_path_does(db, monkeypatch, agg):
+    """A step of one rollup bucket per series reads the rollup rows as the points (query._direct_sql):
+    the same points as aggregating them, over rollups plus the raw tail after done_until, as lists
+    and as the API's JSON text."""
+    import orjson
+
+    from collector_server.monitoring import query as engine
+
+    host = make_host("direct-1")
+    first = make_series(host, "system_network_bytes_sent_total", kind="counter", interface="eth0")
+    other = make_series(host, "system_network_bytes_sent_total", kind="counter", interface="eth1")
+    now = minute_floor(timezone.now())
+    done = now - timedelta(minutes=5)
+    buckets = [done - timedelta(minutes=m) for m in range(1, 30)]
+    for day in {b.date() for b in buckets} | {now.date()}:
+        parts.ensure_partition(parts.ROLLUP_1M, day)
+        parts.ensure_partition(parts.SAMPLES, day)
+    insert_rollup(
+        "monitoring_rollup_1m",
+        first,
+        [(b, 1.0, 9.0, 20.0 + i, 4, 7.0 + i, 60.0) for i, b in enumerate(buckets)],
+    )
+    insert_rollup("monitoring_rollup_1m", other, [(b, 2.0, 3.0, 10.0, 4, 3.0, 0.0) for b in buckets[::2]])
+    RollupState.objects.create(level="1m", done_until=done)
+    # The raw tail: a counter that resets in the second minute after done_until.
+    insert_samples(
+        first, [(done + timedelta(seconds=15 * i), v) for i, v in enumerate([100, 160, 220, 280, 40, 90])]
+    )
+    start, end = now - timedelta(minutes=40), now
+
+    def run(json_points: bool):
+        result = engine.run_query(
+            "system_network_bytes_sent_total", [], start, end, 60, agg, json_points=json_points
+        )
+        return [
+            {
+                "labels": s["labels"],
+                "points": orjson.loads(orjson.dumps(s["points"])) if json_points else s["points"],
+            }
+            for s in result.series
+        ]
+
+    direct, direct_json = run(False), run(True)
+    monkeypatch.setattr(engine, "_ROW_SQL", {})  # every query through the aggregating path
+    aggregated = run(False)
+    assert len(aggregated) == 2
+    assert len(aggregated[0]["points"]) == len(buckets) + 2  # every rollup bucket and two tail minutes
+    for got in (direct, direct_json):
+        assert [s["labels"] for s in got] == [s["labels"] for s in aggregated]
+        for mine, theirs in zip(got, aggregated, strict=True):
+            assert [p[0] for p in mine["points"]] == [p[0] for p in theirs["points"]]
+            assert [p[1] for p in mine["points"]] == pytest.approx([p[1] for p in theirs["points"]])
