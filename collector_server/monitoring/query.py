@@ -68,8 +68,10 @@ _AGG_SQL = {
     "p95": "percentile_cont(0.95) WITHIN GROUP (ORDER BY r.sum / nullif(r.count, 0))",
     "p99": "percentile_cont(0.99) WITHIN GROUP (ORDER BY r.sum / nullif(r.count, 0))",
 }
+# The per-series path for one series per group; tests turn it off to compare with the other.
+PER_SERIES_PATH = True
 _FINITE = " AND v NOT IN ('NaN', 'Infinity', '-Infinity')"  # JSON has no NaN or infinity
-# The same, of a single row: a step of one rollup bucket over one series per group (see _direct_sql).
+# The same, of a single row: a step of one rollup bucket over one series per group (_per_series_sql).
 _ROW_SQL = {
     "avg": "sum / nullif(count, 0)",
     "min": "min",
@@ -241,28 +243,28 @@ def done_until(level: str) -> datetime | None:
     return state.done_until if state else None
 
 
-def _raw_rows_sql(counters: bool = True) -> str:
-    """Uniform rows from raw samples of %(ids)s in [%(raw_from)s, %(raw_to)s).
+def _raw_rows_sql(counters: bool = True, series: str = "ANY(%(ids)s)") -> str:
+    """Uniform rows from raw samples of %(ids)s (or `series`) in [%(raw_from)s, %(raw_to)s).
 
     Samples up to %(lookback)s earlier are read only to give counters their first increase.
     Without counters among the series (`counters` false) there is no increase to compute, so
     the rows are the samples themselves: no window function, no sort.
     """
     if not counters:
-        return """
+        return f"""
         SELECT series_id, ts AS t, value AS min, value AS max, value AS sum, 1 AS count, value AS last,
                NULL::float8 AS increase
         FROM monitoring_sample
-        WHERE series_id = ANY(%(ids)s) AND ts >= %(raw_from)s AND ts < %(raw_to)s
+        WHERE series_id = {series} AND ts >= %(raw_from)s AND ts < %(raw_to)s
     """
-    return """
+    return f"""
         SELECT series_id, ts AS t, value AS min, value AS max, value AS sum, 1 AS count, value AS last,
                CASE WHEN NOT (series_id = ANY(%(counters)s)) THEN NULL
                     WHEN d IS NULL THEN 0 WHEN d < 0 THEN value ELSE d END AS increase
         FROM (
             SELECT series_id, ts, value, value - lag(value) OVER (PARTITION BY series_id ORDER BY ts) AS d
             FROM monitoring_sample
-            WHERE series_id = ANY(%(ids)s) AND ts >= %(raw_from)s - %(lookback)s AND ts < %(raw_to)s
+            WHERE series_id = {series} AND ts >= %(raw_from)s - %(lookback)s AND ts < %(raw_to)s
         ) x
         WHERE ts >= %(raw_from)s
     """
@@ -371,41 +373,33 @@ def run_query(
         "extract(epoch FROM date_bin(make_interval(secs => %(step)s), r.t, 'epoch'::timestamptz))::bigint"
     )
     group_of = dict(members)
-    one_per_group = len(set(group_of.values())) == len(group_of)
-    if one_per_group and width and step == width and agg in _ROW_SQL:
-        # Every bucket of the answer is one rollup row of one series: no aggregation at all.
-        sql = _direct_sql(level, counters, _ROW_SQL[agg], json_points)
+    if PER_SERIES_PATH and len(set(group_of.values())) == len(group_of):
+        # One series per group (no `by`, or a `by` that splits every series): each series'
+        # points from its own rows (``_per_series_sql``), no sort of every row of the range.
+        direct = bool(width) and step == width and agg in _ROW_SQL
+        sql = _per_series_sql(
+            level, counters, _ROW_SQL[agg] if direct else _AGG_SQL[agg], direct, json_points
+        )
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
         if json_points:
-            found = {sid: _json_points(head, tail) for sid, head, tail in rows}
+            found = {sid: orjson.Fragment("[" + text + "]") for sid, text in rows if text}
         else:
-            found = {
-                sid: [[b, v] for b, v in zip([*hb, *tb], [*hv, *tv], strict=True)]
-                for sid, hb, hv, tb, tv in rows
-            }
+            found = {sid: list(map(list, zip(b, v, strict=True))) for sid, b, v in rows if b}
         result.series = [
             {"labels": labels, "points": found[sid]}
             for (sid, _), labels in zip(members, groups, strict=True)
-            if found.get(sid)
+            if sid in found
         ]
         return result
-    if one_per_group:
-        # One series per group (no `by`, or a `by` that splits every series): aggregate per
-        # series and name the group here, without joining every row to the group map.
-        per_bucket = f"""
-            SELECT r.series_id AS k, {bucket} AS b, ({_AGG_SQL[agg]})::float8 AS v
-            FROM ({rows_sql(level, counters)}) r GROUP BY 1, 2
-        """
-    else:
-        per_bucket = f"""
+    per_bucket = f"""
             SELECT g.gid AS k, {bucket} AS b, ({_AGG_SQL[agg]})::float8 AS v
             FROM ({rows_sql(level, counters)}) r
             JOIN unnest(%(gsid)s::bigint[], %(gid)s::int[]) AS g(sid, gid) ON g.sid = r.series_id
             GROUP BY 1, 2
         """
-        group_of = {gid: gid for gid in group_of.values()}
+    group_of = {gid: gid for gid in group_of.values()}
     # One row per group with its points as two arrays: far fewer Python objects than a row per point.
     sql = f"""
         SELECT k, array_agg(b ORDER BY b), array_agg(v ORDER BY b)
@@ -425,44 +419,42 @@ def run_query(
     return result
 
 
-def _direct_sql(level: str, counters: bool, value: str, json_points: bool) -> str:
-    """Points of each series when every step is one rollup bucket: (id, buckets, values) per series.
+def _per_series_sql(level: str, counters: bool, value: str, direct: bool, json_points: bool) -> str:
+    """Each series' points, (id, buckets, values) or (id, JSON text), one series at a time.
 
-    Per series, an index scan of the rollup table in bucket order gives its points, and the
-    buckets after %(rollup_to)s come from raw samples (``_tail_rows_sql``, one pass for every
-    series). Two lists per series, the rollups' and the tail's, which never share a bucket.
+    Per series, an index scan of its rows in time order (rollups, then the buckets after
+    %(rollup_to)s aggregated from raw samples in one pass for every series: the CTE ``tail``;
+    or its raw samples) is aggregated per step, a few hundred rows at a time, instead of
+    sorting every row of the range together. `direct`: the step is one rollup bucket, each row
+    is a point (`value` is then a ``_ROW_SQL`` expression, otherwise an ``_AGG_SQL`` one).
     """
-    table = LEVEL_TABLES[level]
-    if json_points:
-        keep = f"v IS NOT NULL{_FINITE}"
-        out = "string_agg('[' || b || ',' || v || ']', ',' ORDER BY b) AS j"
-        cols = "h.j, t.j"
+    if level == RAW:
+        tail = ""
+        source = _raw_rows_sql(counters, "g.id")
     else:
-        keep = "v IS NOT NULL"
-        out = "coalesce(array_agg(b ORDER BY b), '{}') AS b, coalesce(array_agg(v ORDER BY b), '{}') AS v"
-        cols = "h.b, h.v, t.b, t.v"
+        tail = f"WITH tail AS MATERIALIZED ({_tail_rows_sql(level, counters)})"
+        source = f"""
+            SELECT series_id, bucket AS t, min, max, sum, count, last, increase FROM {LEVEL_TABLES[level]}
+            WHERE series_id = g.id AND bucket >= %(start)s AND bucket < %(rollup_to)s
+            UNION ALL
+            SELECT * FROM tail WHERE series_id = g.id
+        """
+    if direct:
+        points = f"SELECT extract(epoch FROM r.t)::bigint AS b, ({value})::float8 AS v FROM ({source}) r"
+    else:
+        bucket = (
+            "extract(epoch FROM date_bin(make_interval(secs => %(step)s), r.t, 'epoch'::timestamptz))::bigint"
+        )
+        points = f"SELECT {bucket} AS b, ({value})::float8 AS v FROM ({source}) r GROUP BY 1"
+    if json_points:
+        out, keep = "string_agg('[' || b || ',' || v || ']', ',' ORDER BY b)", f"v IS NOT NULL{_FINITE}"
+    else:
+        out, keep = "array_agg(b ORDER BY b), array_agg(v ORDER BY b)", "v IS NOT NULL"
     return f"""
-        WITH tail AS MATERIALIZED ({_tail_rows_sql(level, counters)})
-        SELECT g.id, {cols}
-        FROM unnest(%(ids)s::bigint[]) AS g(id)
-        CROSS JOIN LATERAL (
-            SELECT {out} FROM (
-                SELECT extract(epoch FROM bucket)::bigint AS b, ({value})::float8 AS v FROM {table}
-                WHERE series_id = g.id AND bucket >= %(start)s AND bucket < %(rollup_to)s
-            ) x WHERE {keep}
-        ) h
-        CROSS JOIN LATERAL (
-            SELECT {out} FROM (
-                SELECT extract(epoch FROM t)::bigint AS b, ({value})::float8 AS v FROM tail
-                WHERE series_id = g.id
-            ) x WHERE {keep}
-        ) t
+        {tail}
+        SELECT g.id, p.* FROM unnest(%(ids)s::bigint[]) AS g(id)
+        CROSS JOIN LATERAL (SELECT {out} FROM ({points}) x WHERE {keep}) p
     """
-
-
-def _json_points(head: str | None, tail: str | None) -> orjson.Fragment | None:
-    parts = [p for p in (head, tail) if p]
-    return orjson.Fragment("[" + ",".join(parts) + "]") if parts else None
 
 
 def _groups(series: list[SeriesInfo], by: list[str] | None) -> tuple[list[dict], list[tuple[int, int]]]:

@@ -249,11 +249,16 @@ def test_rate_with_a_step_that_is_not_whole_rollup_buckets_stays_steady(api, db)
     assert set(rates[1:-1]) == {1.0}  # inner buckets are whole: exactly one byte per second
 
 
-@pytest.mark.parametrize("agg", ["avg", "min", "max", "sum", "count", "last", "rate"])
-def test_one_bucket_per_step_answers_what_the_aggregating_path_does(db, monkeypatch, agg):
-    """A step of one rollup bucket per series reads the rollup rows as the points (query._direct_sql):
-    the same points as aggregating them, over rollups plus the raw tail after done_until, as lists
-    and as the API's JSON text."""
+@pytest.mark.parametrize(
+    ("agg", "step"),
+    [(agg, 60) for agg in ("avg", "min", "max", "sum", "count", "last", "rate", "p95")]
+    + [("avg", 180), ("rate", 180), ("p99", 180), ("max", 15), ("rate", 15)],
+)
+def test_per_series_path_answers_what_the_aggregating_path_does(db, monkeypatch, agg, step):
+    """One series per group is answered series by series (query._per_series_sql; at a step of one
+    rollup bucket each rollup row is a point): the same points as aggregating every row together,
+    over rollups plus the raw tail after done_until (or raw samples at a 15 s step), as lists and
+    as the API's JSON text."""
     import orjson
 
     from collector_server.monitoring import query as engine
@@ -282,7 +287,7 @@ def test_one_bucket_per_step_answers_what_the_aggregating_path_does(db, monkeypa
 
     def run(json_points: bool):
         result = engine.run_query(
-            "system_network_bytes_sent_total", [], start, end, 60, agg, json_points=json_points
+            "system_network_bytes_sent_total", [], start, end, step, agg, json_points=json_points
         )
         return [
             {
@@ -293,10 +298,13 @@ def test_one_bucket_per_step_answers_what_the_aggregating_path_does(db, monkeypa
         ]
 
     direct, direct_json = run(False), run(True)
-    monkeypatch.setattr(engine, "_ROW_SQL", {})  # every query through the aggregating path
+    monkeypatch.setattr(engine, "PER_SERIES_PATH", False)  # every query through the aggregating path
     aggregated = run(False)
-    assert len(aggregated) == 2
-    assert len(aggregated[0]["points"]) == len(buckets) + 2  # every rollup bucket and two tail minutes
+    # Percentiles and a 15 s step read raw samples, which only the first series has.
+    assert len(aggregated) == (1 if agg in engine.PERCENTILES or step == 15 else 2)
+    if step == 60 and agg not in engine.PERCENTILES:
+        assert len(aggregated[0]["points"]) == len(buckets) + 2  # every rollup bucket, two tail minutes
+    assert all(s["points"] for s in aggregated)
     for got in (direct, direct_json):
         assert [s["labels"] for s in got] == [s["labels"] for s in aggregated]
         for mine, theirs in zip(got, aggregated, strict=True):
