@@ -40,6 +40,7 @@ def endpoints() -> list[tuple[str, str]]:
     promql_range = f"start={six_hours}&end={end}&step=60"
     return [
         ("seed", "/api/v1/monitoring/metrics/system?minutes=60&host=host-000"),
+        ("seed", "/api/v1/monitoring/metrics/system?minutes=360&host=host-000"),
         ("seed", "/api/v1/monitoring/metrics/system?minutes=1440&host=host-000"),
         ("seed", "/api/v1/monitoring/metrics/summary?hours=24"),
         ("seed", "/api/v1/monitoring/dashboard/overview"),
