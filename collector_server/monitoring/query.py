@@ -440,10 +440,12 @@ def _per_series_sql(level: str, counters: bool, value: str, direct: bool, json_p
             SELECT * FROM tail WHERE series_id = g.id
         """
     if direct:
-        points = f"SELECT extract(epoch FROM r.t)::bigint AS b, ({value})::float8 AS v FROM ({source}) r"
+        # date_part (float8), not extract (numeric since Postgres 14): a bucket is whole seconds,
+        # and numeric arithmetic on every row cost about a sixth of the statement.
+        points = f"SELECT date_part('epoch', r.t)::bigint AS b, ({value})::float8 AS v FROM ({source}) r"
     else:
         bucket = (
-            "extract(epoch FROM date_bin(make_interval(secs => %(step)s), r.t, 'epoch'::timestamptz))::bigint"
+            "date_part('epoch', date_bin(make_interval(secs => %(step)s), r.t, 'epoch'::timestamptz))::bigint"
         )
         points = f"SELECT {bucket} AS b, ({value})::float8 AS v FROM ({source}) r GROUP BY 1"
     if json_points:
