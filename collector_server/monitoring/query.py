@@ -384,9 +384,17 @@ def run_query(
             cursor.execute(sql, params)
             rows = cursor.fetchall()
         if json_points:
-            found = {sid: orjson.Fragment("[" + text + "]") for sid, text in rows if text}
+            found = {
+                sid: orjson.Fragment("[" + ",".join(p for p in (head, rest) if p) + "]")
+                for sid, head, rest in rows
+                if head or rest
+            }
         else:
-            found = {sid: list(map(list, zip(b, v, strict=True))) for sid, b, v in rows if b}
+            found = {
+                sid: list(map(list, zip([*(hb or ()), *(tb or ())], [*(hv or ()), *(tv or ())], strict=True)))
+                for sid, hb, hv, tb, tv in rows
+                if hb or tb
+            }
         result.series = [
             {"labels": labels, "points": found[sid]}
             for (sid, _), labels in zip(members, groups, strict=True)
@@ -420,17 +428,57 @@ def run_query(
 
 
 def _per_series_sql(level: str, counters: bool, value: str, direct: bool, json_points: bool) -> str:
-    """Each series' points, (id, buckets, values) or (id, JSON text), one series at a time.
+    """Each series' points in two ordered parts: (id, part 1, part 2), a part being the JSON text
+    of its points (`json_points`) or their buckets and values as two arrays; NULL when empty.
 
     Per series, an index scan of its rows in time order (rollups, then the buckets after
     %(rollup_to)s aggregated from raw samples in one pass for every series: the CTE ``tail``;
     or its raw samples) is aggregated per step, a few hundred rows at a time, instead of
     sorting every row of the range together. `direct`: the step is one rollup bucket, each row
-    is a point (`value` is then a ``_ROW_SQL`` expression, otherwise an ``_AGG_SQL`` one).
+    is a point (`value` is then a ``_ROW_SQL`` expression, otherwise an ``_AGG_SQL`` one): part 1
+    comes from the rollup table in index order, part 2 from the tail (they share no bucket), so
+    nothing is sorted. Otherwise part 1 holds every point and part 2 is NULL.
     """
+    # date_part (float8), not extract (numeric since Postgres 14): a bucket is whole seconds, and
+    # numeric arithmetic on every row cost about a sixth of the statement.
+    if json_points:
+        out, keep, empty = (
+            "string_agg('[' || b || ',' || v || ']', ','{order}) AS j",
+            f"v IS NOT NULL{_FINITE}",
+            "NULL",
+        )
+        tail_columns = "tp.j"
+    else:
+        out, keep, empty = "array_agg(b{order}) AS b, array_agg(v{order}) AS v", "v IS NOT NULL", "NULL, NULL"
+        tail_columns = "tp.b, tp.v"
+    # The per-series aggregates take the points in their subquery's order (each is ordered,
+    # nothing is joined below the aggregate): an ORDER BY inside them cost a sort per series, a
+    # fifth of the statement. test_per_series_path_answers_what_the_aggregating_path_does checks
+    # the order.
+    unordered = out.format(order="")
+    if direct:
+        # Part 1 from the rollup table in index order; part 2, the tail's buckets, for every
+        # series at once (a few rows each) and joined by series id.
+        table = LEVEL_TABLES[level]
+        return f"""
+            WITH tail AS MATERIALIZED ({_tail_rows_sql(level, counters)}),
+            tail_points AS (
+                SELECT series_id, {out.format(order=" ORDER BY b")} FROM (
+                    SELECT series_id, date_part('epoch', t)::bigint AS b, ({value})::float8 AS v FROM tail
+                ) x WHERE {keep} GROUP BY series_id
+            )
+            SELECT g.id, p.*, {tail_columns}
+            FROM unnest(%(ids)s::bigint[]) AS g(id)
+            CROSS JOIN LATERAL (
+                SELECT {unordered} FROM (
+                    SELECT date_part('epoch', bucket)::bigint AS b, ({value})::float8 AS v FROM {table}
+                    WHERE series_id = g.id AND bucket >= %(start)s AND bucket < %(rollup_to)s ORDER BY bucket
+                ) x WHERE {keep}
+            ) p
+            LEFT JOIN tail_points tp ON tp.series_id = g.id
+        """
     if level == RAW:
-        tail = ""
-        source = _raw_rows_sql(counters, "g.id")
+        tail, source = "", _raw_rows_sql(counters, "g.id")
     else:
         tail = f"WITH tail AS MATERIALIZED ({_tail_rows_sql(level, counters)})"
         source = f"""
@@ -439,23 +487,17 @@ def _per_series_sql(level: str, counters: bool, value: str, direct: bool, json_p
             UNION ALL
             SELECT * FROM tail WHERE series_id = g.id
         """
-    if direct:
-        # date_part (float8), not extract (numeric since Postgres 14): a bucket is whole seconds,
-        # and numeric arithmetic on every row cost about a sixth of the statement.
-        points = f"SELECT date_part('epoch', r.t)::bigint AS b, ({value})::float8 AS v FROM ({source}) r"
-    else:
-        bucket = (
-            "date_part('epoch', date_bin(make_interval(secs => %(step)s), r.t, 'epoch'::timestamptz))::bigint"
-        )
-        points = f"SELECT {bucket} AS b, ({value})::float8 AS v FROM ({source}) r GROUP BY 1"
-    if json_points:
-        out, keep = "string_agg('[' || b || ',' || v || ']', ',' ORDER BY b)", f"v IS NOT NULL{_FINITE}"
-    else:
-        out, keep = "array_agg(b ORDER BY b), array_agg(v ORDER BY b)", "v IS NOT NULL"
+    bucket = (
+        "date_part('epoch', date_bin(make_interval(secs => %(step)s), r.t, 'epoch'::timestamptz))::bigint"
+    )
     return f"""
         {tail}
-        SELECT g.id, p.* FROM unnest(%(ids)s::bigint[]) AS g(id)
-        CROSS JOIN LATERAL (SELECT {out} FROM ({points}) x WHERE {keep}) p
+        SELECT g.id, p.*, {empty} FROM unnest(%(ids)s::bigint[]) AS g(id)
+        CROSS JOIN LATERAL (
+            SELECT {unordered} FROM (
+                SELECT {bucket} AS b, ({value})::float8 AS v FROM ({source}) r GROUP BY 1 ORDER BY 1
+            ) x WHERE {keep}
+        ) p
     """
 
 
