@@ -287,14 +287,15 @@ def rows_sql(level: str, counters: bool = True) -> str:
     """
 
 
-def _tail_rows_sql(level: str, counters: bool) -> str:
-    """Uniform rows of the rollup level's buckets after %(rollup_to)s, aggregated from raw samples."""
+def _tail_rows_sql(level: str, counters: bool, series: str = "ANY(%(ids)s)") -> str:
+    """Uniform rows of the rollup level's buckets after %(rollup_to)s, aggregated from raw samples
+    of %(ids)s (or `series`)."""
     width = LEVEL_SECONDS[level]
     return f"""
         SELECT series_id, date_bin(make_interval(secs => {width}), t, 'epoch'::timestamptz) AS t,
                min(min) AS min, max(max) AS max, sum(sum) AS sum, sum(count)::int AS count,
                (array_agg(last ORDER BY t DESC))[1] AS last, sum(increase) AS increase
-        FROM ({_raw_rows_sql(counters)}) raw
+        FROM ({_raw_rows_sql(counters, series)}) raw
         GROUP BY 1, 2
     """
 
@@ -431,13 +432,14 @@ def _per_series_sql(level: str, counters: bool, value: str, direct: bool, json_p
     """Each series' points in two ordered parts: (id, part 1, part 2), a part being the JSON text
     of its points (`json_points`) or their buckets and values as two arrays; NULL when empty.
 
-    Per series, an index scan of its rows in time order (rollups, then the buckets after
-    %(rollup_to)s aggregated from raw samples in one pass for every series: the CTE ``tail``;
-    or its raw samples) is aggregated per step, a few hundred rows at a time, instead of
-    sorting every row of the range together. `direct`: the step is one rollup bucket, each row
-    is a point (`value` is then a ``_ROW_SQL`` expression, otherwise an ``_AGG_SQL`` one): part 1
-    comes from the rollup table in index order, part 2 from the tail (they share no bucket), so
-    nothing is sorted. Otherwise part 1 holds every point and part 2 is NULL.
+    Per series (``unnest(ids) CROSS JOIN LATERAL``), an index scan of its rows in time order is
+    aggregated per step, a few hundred rows at a time, instead of sorting every row of the range
+    together. The rows: its rollups, then its buckets after %(rollup_to)s aggregated from its
+    raw samples (``_tail_rows_sql``); or its raw samples. `direct`: the step is one rollup
+    bucket and each row is a point (`value` is then a ``_ROW_SQL`` expression, otherwise an
+    ``_AGG_SQL`` one): part 1 comes from the rollup table in index order, part 2 from the tail,
+    computed once for every series and joined by id (they share no bucket), and nothing is
+    sorted. Otherwise part 1 holds every point and part 2 is NULL.
     """
     # date_part (float8), not extract (numeric since Postgres 14): a bucket is whole seconds, and
     # numeric arithmetic on every row cost about a sixth of the statement.
@@ -478,20 +480,18 @@ def _per_series_sql(level: str, counters: bool, value: str, direct: bool, json_p
             LEFT JOIN tail_points tp ON tp.series_id = g.id
         """
     if level == RAW:
-        tail, source = "", _raw_rows_sql(counters, "g.id")
-    else:
-        tail = f"WITH tail AS MATERIALIZED ({_tail_rows_sql(level, counters)})"
+        source = _raw_rows_sql(counters, "g.id")
+    else:  # the series' rollups, then its own tail (an index scan of a few minutes of samples)
         source = f"""
             SELECT series_id, bucket AS t, min, max, sum, count, last, increase FROM {LEVEL_TABLES[level]}
             WHERE series_id = g.id AND bucket >= %(start)s AND bucket < %(rollup_to)s
             UNION ALL
-            SELECT * FROM tail WHERE series_id = g.id
+            {_tail_rows_sql(level, counters, "g.id")}
         """
     bucket = (
         "date_part('epoch', date_bin(make_interval(secs => %(step)s), r.t, 'epoch'::timestamptz))::bigint"
     )
     return f"""
-        {tail}
         SELECT g.id, p.*, {empty} FROM unnest(%(ids)s::bigint[]) AS g(id)
         CROSS JOIN LATERAL (
             SELECT {unordered} FROM (
