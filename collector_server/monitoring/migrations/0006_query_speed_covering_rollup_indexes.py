@@ -5,9 +5,9 @@ Every statement behind the monitoring API's reads (``query``, ``metrics/summary`
 and only their min, max, sum, count, last and increase. With those columns in the index
 (``INCLUDE``), Postgres answers from the index alone (an index-only scan; the table's pages are
 not read once vacuum has marked them all-visible, which autovacuum does for these insert-mostly
-tables): a day of one series at 1 minute read 4x faster on the bench. The primary key stays the
-rollup job's upsert target; this index costs about the size of the rows' numbers per level
-(docs/performance.md). Created on the partitioned tables, so every partition, present and
+tables): 6 hours of one series' 1-minute rows read about 4x faster on the bench. The primary key
+stays the rollup job's upsert target; this index costs about the size of the rows' numbers per
+level (docs/performance.md). Created on the partitioned tables, so every partition, present and
 future (``partitions.ensure_partition``), has it.
 """
 
