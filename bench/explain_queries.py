@@ -20,7 +20,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-BENCH_DB = "fleetwatch_bench_query"
+BENCH_DB = os.environ.get("QUERY_BENCH_DB", "fleetwatch_bench_query")  # as bench/query_api.py
 os.environ.setdefault("DEBUG", "true")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "collector_server.settings")
 os.environ.setdefault("DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}")
@@ -28,7 +28,7 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")
 os.environ.setdefault("UI_SPARKLINE_CACHE_SECONDS", "0")  # show the fleet's queries, not a cache hit
 
 TABLES = re.compile(
-    r"\b(monitoring_(sample|rollup_1m|rollup_1h|series|host|rollupstate)|alerts_\w+|logs_\w+)\b"
+    r"\b(monitoring_(sample|rollup_1m|rollup_5m|rollup_1h|series|host|rollupstate)|alerts_\w+|logs_\w+)\b"
 )
 INDEX = re.compile(r"(?:Index Only Scan|Index Scan|Bitmap Index Scan)(?: Backward)? (?:using|on) (\w+)")
 EXECUTION = re.compile(r"Execution Time: ([\d.]+) ms")
@@ -40,6 +40,7 @@ def endpoints() -> list[tuple[str, str]]:
     promql_range = f"start={six_hours}&end={end}&step=60"
     return [
         ("seed", "/api/v1/monitoring/metrics/system?minutes=60&host=host-000"),
+        ("seed", "/api/v1/monitoring/metrics/system?minutes=360&host=host-000"),
         ("seed", "/api/v1/monitoring/metrics/system?minutes=1440&host=host-000"),
         ("seed", "/api/v1/monitoring/metrics/summary?hours=24"),
         ("seed", "/api/v1/monitoring/dashboard/overview"),

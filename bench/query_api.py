@@ -24,7 +24,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-BENCH_DB = "fleetwatch_bench_query"
+# QUERY_BENCH_DB: another database name, so two checkouts (or engineers) do not share one.
+BENCH_DB = os.environ.get("QUERY_BENCH_DB", "fleetwatch_bench_query")
 os.environ.setdefault("DEBUG", "true")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "collector_server.settings")
 os.environ.setdefault("DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}")
@@ -120,7 +121,9 @@ def roll_up(start: datetime, now: datetime) -> None:
                 start = min(start, five.done_until)
             cursor.execute(rollups.ROLLUP_5M_SQL, {"start": start - timedelta(minutes=5), "end": done})
             levels.append("5m")
-        cursor.execute("ANALYZE")
+        # VACUUM as autovacuum would have on a live database: it sets the visibility map that
+        # index-only scans of the rollups rely on (tables only ANALYZEd read every heap page).
+        cursor.execute("VACUUM (ANALYZE)")
     for level in levels:
         RollupState.objects.update_or_create(level=level, defaults={"done_until": done})
 

@@ -126,11 +126,14 @@ def stats(
             params.update(extra)
     if not parts:
         return {}
+    # Per series first, then per group: the join to the group map sees one row per series and
+    # window instead of every rollup row and sample (13,500 rows for a day of 300 series).
     sql = (
         "SELECT g.gid, x.w, min(x.min), max(x.max), sum(x.sum), sum(x.count) FROM ("
+        "SELECT series_id, w, min(min) AS min, max(max) AS max, sum(sum) AS sum, sum(count) AS count FROM ("
         + " UNION ALL ".join(parts)
-        + ") x JOIN unnest(%(sids)s::bigint[], %(gids)s::int[]) AS g(sid, gid) ON g.sid = x.series_id "
-        "GROUP BY 1, 2"
+        + ") u GROUP BY 1, 2) x JOIN unnest(%(sids)s::bigint[], %(gids)s::int[]) AS g(sid, gid) "
+        "ON g.sid = x.series_id GROUP BY 1, 2"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

@@ -247,3 +247,66 @@ def test_rate_with_a_step_that_is_not_whole_rollup_buckets_stays_steady(api, db)
     rates = [p[1] for p in body["data"]["series"][0]["points"]]
     assert len(rates) >= 5
     assert set(rates[1:-1]) == {1.0}  # inner buckets are whole: exactly one byte per second
+
+
+@pytest.mark.parametrize(
+    ("agg", "step"),
+    [(agg, 60) for agg in ("avg", "min", "max", "sum", "count", "last", "rate", "p95")]
+    + [("avg", 180), ("rate", 180), ("p99", 180), ("max", 15), ("rate", 15)],
+)
+def test_per_series_path_answers_what_the_aggregating_path_does(db, monkeypatch, agg, step):
+    """One series per group is answered series by series (query._per_series_sql; at a step of one
+    rollup bucket each rollup row is a point): the same points as aggregating every row together,
+    over rollups plus the raw tail after done_until (or raw samples at a 15 s step), as lists and
+    as the API's JSON text."""
+    import orjson
+
+    from collector_server.monitoring import query as engine
+
+    host = make_host("direct-1")
+    first = make_series(host, "system_network_bytes_sent_total", kind="counter", interface="eth0")
+    other = make_series(host, "system_network_bytes_sent_total", kind="counter", interface="eth1")
+    now = minute_floor(timezone.now())
+    done = now - timedelta(minutes=5)
+    buckets = [done - timedelta(minutes=m) for m in range(1, 30)]
+    for day in {b.date() for b in buckets} | {now.date()}:
+        parts.ensure_partition(parts.ROLLUP_1M, day)
+        parts.ensure_partition(parts.SAMPLES, day)
+    insert_rollup(
+        "monitoring_rollup_1m",
+        first,
+        [(b, 1.0, 9.0, 20.0 + i, 4, 7.0 + i, 60.0) for i, b in enumerate(buckets)],
+    )
+    insert_rollup("monitoring_rollup_1m", other, [(b, 2.0, 3.0, 10.0, 4, 3.0, 0.0) for b in buckets[::2]])
+    RollupState.objects.create(level="1m", done_until=done)
+    # The raw tail: a counter that resets in the second minute after done_until.
+    insert_samples(
+        first, [(done + timedelta(seconds=15 * i), v) for i, v in enumerate([100, 160, 220, 280, 40, 90])]
+    )
+    start, end = now - timedelta(minutes=40), now
+
+    def run(json_points: bool):
+        result = engine.run_query(
+            "system_network_bytes_sent_total", [], start, end, step, agg, json_points=json_points
+        )
+        return [
+            {
+                "labels": s["labels"],
+                "points": orjson.loads(orjson.dumps(s["points"])) if json_points else s["points"],
+            }
+            for s in result.series
+        ]
+
+    direct, direct_json = run(False), run(True)
+    monkeypatch.setattr(engine, "PER_SERIES_PATH", False)  # every query through the aggregating path
+    aggregated = run(False)
+    # Percentiles and a 15 s step read raw samples, which only the first series has.
+    assert len(aggregated) == (1 if agg in engine.PERCENTILES or step == 15 else 2)
+    if step == 60 and agg not in engine.PERCENTILES:
+        assert len(aggregated[0]["points"]) == len(buckets) + 2  # every rollup bucket, two tail minutes
+    assert all(s["points"] for s in aggregated)
+    for got in (direct, direct_json):
+        assert [s["labels"] for s in got] == [s["labels"] for s in aggregated]
+        for mine, theirs in zip(got, aggregated, strict=True):
+            assert [p[0] for p in mine["points"]] == [p[0] for p in theirs["points"]]
+            assert [p[1] for p in mine["points"]] == pytest.approx([p[1] for p in theirs["points"]])

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from collector_server.monitoring import window_stats
 from collector_server.monitoring.api import integrations, system_data
 from collector_server.monitoring.api.known_params import KnownQueryParamsMixin
+from collector_server.monitoring.api.renderers import RENDERERS
 from collector_server.monitoring.models import Host
 
 CURRENT_WINDOW = timedelta(minutes=5)
@@ -35,6 +36,8 @@ def health_status(values: list[float | None]) -> str:
 
 
 class OverviewView(KnownQueryParamsMixin, APIView):
+    renderer_classes = RENDERERS
+
     @extend_schema(summary="Dashboard overview", responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
         now = timezone.now()

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from collector_server.monitoring.api import integrations, params, system_data
 from collector_server.monitoring.api.errors import BadParameter
 from collector_server.monitoring.api.known_params import KnownQueryParamsMixin
+from collector_server.monitoring.api.renderers import RENDERERS
 from collector_server.monitoring.models import Host
 
 MAX_MINUTES = 366 * 24 * 60
@@ -34,6 +35,8 @@ def hosts_for(hostname: str | None) -> list[Host]:
 
 
 class SystemMetricsView(KnownQueryParamsMixin, APIView):
+    renderer_classes = RENDERERS
+
     @extend_schema(
         summary="System metrics per collection time",
         parameters=[
@@ -60,6 +63,8 @@ class SystemMetricsView(KnownQueryParamsMixin, APIView):
 
 
 class SummaryView(KnownQueryParamsMixin, APIView):
+    renderer_classes = RENDERERS
+
     @extend_schema(
         summary="Averages and maxima of system and API metrics",
         parameters=[

@@ -15,6 +15,7 @@ from collector_server.monitoring import query, statement_timeout
 from collector_server.monitoring.api import params
 from collector_server.monitoring.api.errors import BadParameter
 from collector_server.monitoring.api.known_params import KnownQueryParamsMixin
+from collector_server.monitoring.api.renderers import RENDERERS
 from collector_server.monitoring.api.schema import envelope
 from collector_server.monitoring.api.system_data import iso
 
@@ -53,6 +54,8 @@ QUERY_RESPONSE = envelope(
 
 
 class QueryView(KnownQueryParamsMixin, APIView):
+    renderer_classes = RENDERERS
+
     @extend_schema(
         summary="Query a metric",
         description=(
@@ -88,7 +91,7 @@ class QueryView(KnownQueryParamsMixin, APIView):
         by = params.label_names(qp, "by")
         try:
             matchers = [query.Matcher.parse(text) for text in qp.getlist("match[]")]
-            result = query.run_query(metric, matchers, start, end, step, agg, by)
+            result = query.run_query(metric, matchers, start, end, step, agg, by, json_points=True)
         except query.QueryError as exc:
             raise BadParameter(exc.param, exc.problem) from None
         data = {

@@ -17,8 +17,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import orjson
+
 from collector_server.monitoring import query, window_stats
-from collector_server.monitoring.models import Host, Series
+from collector_server.monitoring.models import Host
+from collector_server.orgs import scope
 from collector_server.replica import read_connection as connection  # the replica on API reads
 
 FIELDS = {
@@ -49,22 +52,35 @@ def field_series(hosts: list[Host], fields: list[str] | None = None) -> FieldSer
     """Select the series of each field for the given hosts (see the module docstring)."""
     fields = fields or list(FIELDS)
     metric_field = {FIELDS[f]: f for f in fields}
-    rows = Series.objects.filter(host__in=hosts, name__in=list(metric_field)).select_related("host")
-    chosen: dict[tuple[int, str], list[Series]] = defaultdict(list)
-    for series in rows:
-        name = metric_field[series.name]
-        if EXCLUDED_LABEL.get(name) in series.labels:
-            continue
-        chosen[(series.host_id, name)].append(series)
+    hostnames = {h.id: h.hostname for h in hosts}
     result = FieldSeries([], {}, {})
-    for (_, name), members in chosen.items():
+    if not hostnames:
+        return result
+    # One plain statement (no model instances: building 300 Series and their Hosts through the
+    # ORM cost more than the statistics' own query).
+    org_clause, org_params = scope.sql_filter("organization_id")
+    sql = (
+        "SELECT id, name, kind, host_id, labels::text FROM monitoring_series "
+        f"WHERE host_id = ANY(%s) AND name = ANY(%s) AND {org_clause}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [list(hostnames), list(metric_field), *org_params])
+        rows = cursor.fetchall()
+    chosen: dict[tuple[int, str], list[query.SeriesInfo]] = defaultdict(list)
+    for sid, metric, kind, host_id, labels_text in rows:
+        name = metric_field[metric]
+        labels = orjson.loads(labels_text)
+        if EXCLUDED_LABEL.get(name) in labels:
+            continue
+        chosen[(host_id, name)].append(query.SeriesInfo(sid, kind, labels))
+    for (host_id, name), members in chosen.items():
         if name == "disk_usage_percent":
             root = [s for s in members if s.labels.get("mountpoint") == ROOT_MOUNT]
             members = root or members
         for s in members:
-            result.series.append(query.SeriesInfo(s.id, s.kind, s.labels))
+            result.series.append(s)
             result.field_of[s.id] = name
-            result.host_of[s.id] = s.host.hostname
+            result.host_of[s.id] = hostnames[host_id]
     return result
 
 
