@@ -24,5 +24,5 @@ REVERSE = "".join(f"DROP INDEX IF EXISTS {table}_series_bucket_covering;\n" for 
 
 
 class Migration(migrations.Migration):
-    dependencies = [("monitoring", "0005_merge_rollup_5m_and_edges")]
+    dependencies = [("monitoring", "0006_rollup_5m_edges")]
     operations = [migrations.RunSQL(SQL, REVERSE)]
