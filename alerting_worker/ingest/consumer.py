@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import psycopg
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from redis import Redis
 from redis.cluster import RedisCluster
 from redis.exceptions import ResponseError
@@ -52,6 +52,10 @@ MAX_REASON_CHARS = 1000
 SOLO_AFTER_DELIVERIES = 3
 DEFAULT_MAX_DELIVERIES = 10
 DELIVERIES_STAT = "batches_deadlettered_deliveries"
+# After a chunk of new entries held a batch stored before (an agent sending it again), this many
+# chunks claim their identities before storing, so a run of resent batches is not stored twice
+# and rolled back each time.
+CLAIM_FIRST_AFTER_DUPLICATE = 20
 
 
 class Handler(Protocol):
@@ -177,6 +181,7 @@ class StreamConsumer:
         self.max_deliveries = max_deliveries
         self.max_batch_bytes = max_batch_bytes  # per-host limit; 0: only the wire format's own
         self.verifier = verifier or signatures.Verifier(client)
+        self.claim_first_chunks = 0  # chunks left to claim before storing (_write)
 
     def drain(self, max_seconds: float = 20.0, stop_when_empty: bool = True) -> DrainResult:
         """Process entries until the stream is empty or `max_seconds` have passed."""
@@ -377,15 +382,27 @@ class StreamConsumer:
         chunk.dead.append((entry_id, b"", f"store failed: {failures.describe(exc)}"))
 
     def _write(self, batches: list[Batch], chunk: Chunk, result: DrainResult) -> None:
-        for batch in batches:  # a retry after a rollback starts from zero
-            batch.stored = 0
-            batch.refused = None
+        """Store `batches` in one transaction, each identity once (identities.py has both claims).
+
+        New entries (read with ">") are stored, then claimed with their row counts; if one of them
+        was stored before, that transaction rolls back and the chunk is claimed first, as are the
+        next CLAIM_FIRST_AFTER_DUPLICATE chunks and every chunk of redelivered entries.
+        """
         connection.ensure_connection()
-        with transaction.atomic(), connection.cursor() as wrapper:
-            cursor = wrapper.cursor
-            fresh = identities.claim_new(cursor, batches)
-            outcome = self.handler(cursor, fresh) if fresh else 0
-            identities.record_rows(cursor, fresh)
+        stored: tuple[list[Batch], Any] | None = None
+        if self.claim_first_chunks:
+            self.claim_first_chunks -= 1
+        elif not chunk.redelivered:
+            stored = self._store_then_claim(batches)
+        if stored is None:
+            _reset(batches)
+            with transaction.atomic(), connection.cursor() as wrapper:
+                cursor = wrapper.cursor
+                fresh = identities.claim_new(cursor, batches)
+                outcome = self.handler(cursor, fresh) if fresh else 0
+                identities.record_rows(cursor, fresh)
+        else:
+            fresh, outcome = stored
         rows, extra = (outcome, {}) if isinstance(outcome, int) else outcome
         duplicates = len(batches) - len(fresh)
         chunk.counts.update(extra)
@@ -396,6 +413,30 @@ class StreamConsumer:
         result.batches += len(fresh)
         result.duplicates += duplicates
         result.rows += rows
+
+    def _store_then_claim(self, batches: list[Batch]) -> tuple[list[Batch], Any] | None:
+        """Store the chunk's distinct batches, then claim them; None (rolled back) if one was stored before."""
+        fresh = identities.unique(batches)
+        _reset(fresh)
+        try:
+            with transaction.atomic(), connection.cursor() as wrapper:
+                cursor = wrapper.cursor
+                outcome = self.handler(cursor, fresh)
+                identities.claim_stored(cursor, fresh)
+        except identities.AlreadyStored as exc:
+            log.info("%s in a chunk of %s: claiming first", exc, self.key)
+            self.claim_first_chunks = CLAIM_FIRST_AFTER_DUPLICATE
+            return None
+        except (psycopg.errors.TransactionRollbackError, DatabaseError) as exc:
+            # A deadlock with a worker that claimed one of these identities first and now waits
+            # for a host row this transaction updated: claiming first takes no lock before the claim.
+            cause = exc.__cause__ if isinstance(exc, DatabaseError) else exc
+            if not isinstance(cause, psycopg.errors.TransactionRollbackError):
+                raise
+            log.info("%s in a chunk of %s: claiming first", failures.describe(cause), self.key)
+            self.claim_first_chunks = CLAIM_FIRST_AFTER_DUPLICATE
+            return None
+        return fresh, outcome
 
     def acknowledge(self, chunk: Chunk) -> None:
         """Dead-letter, count and XACK in one Redis transaction; record the errors of held entries.
@@ -470,6 +511,13 @@ class StreamConsumer:
     def _payload(self, entry_id: bytes) -> bytes:
         found = self.client.xrange(self.key, entry_id, entry_id, count=1)
         return found[0][1].get(streams.PAYLOAD_FIELD, b"") if found else b""
+
+
+def _reset(batches: list[Batch]) -> None:
+    """Forget what an earlier try noted on `batches`: a retry after a rollback starts from zero."""
+    for batch in batches:
+        batch.stored = 0
+        batch.refused = None
 
 
 def _bytes(value: bytes | str) -> bytes:

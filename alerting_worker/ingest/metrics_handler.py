@@ -211,6 +211,7 @@ class MetricsHandler:
                 rows += extra_rows
                 oldest = min(oldest, extra_oldest)
         if rows:
+            data = sort_rows(data, rows)
             with cursor.copy(COPY_SQL) as copy:
                 copy.write(data)
         counts["samples_ingested"] += rows
@@ -394,18 +395,11 @@ def catalog_ids(
 _ROW_DTYPE = None
 
 
-def pack_points(batches: list[tuple[Batch, np.ndarray]], counts: Counter[str]) -> tuple[bytes, int, float]:
-    """Binary COPY rows (no header or trailer) of version 2 batches, given each one's catalog ids.
-
-    One numpy pass over the chunk's points: the same refusals, counts and `stored` as pack_rows.
-    """
+def row_dtype() -> np.dtype:
+    """One binary COPY row of (series_id, ts, value) as a numpy record (what _ROW packs)."""
     import numpy as np
 
     global _ROW_DTYPE
-    now = time.time()
-    batches = [(batch, sids) for batch, sids in batches if len(batch.points)]
-    if not batches:
-        return b"", 0, now
     if _ROW_DTYPE is None:
         _ROW_DTYPE = np.dtype(
             [
@@ -418,6 +412,39 @@ def pack_points(batches: list[tuple[Batch, np.ndarray]], counts: Counter[str]) -
                 ("v", ">f8"),
             ]
         )
+    return _ROW_DTYPE
+
+
+def sort_rows(data: bytes, rows: int) -> bytes:
+    """The binary COPY payload `data` (header, `rows` rows, trailer) with its rows in series id order.
+
+    The rows then reach the `(series_id, ts)` index in about its own order: each leaf page is visited
+    once per chunk instead of once per row, which cuts the COPY's Postgres CPU by about a third
+    for a chunk of many hosts' batches (docs/performance.md, "Ingest").
+    """
+    import numpy as np
+
+    if rows < 2:
+        return data
+    table = np.frombuffer(data, dtype=row_dtype(), count=rows, offset=len(_COPY_HEADER))
+    # By series id alone (an unstable sort, 5x cheaper than by both keys): a series' few rows in
+    # a chunk land on the same leaf pages in any order. The rows move as opaque 38-byte records.
+    order = np.argsort(table["sid"].astype(np.int64))
+    records = np.frombuffer(data, dtype=f"V{_ROW.size}", count=rows, offset=len(_COPY_HEADER))
+    return b"".join((_COPY_HEADER, np.take(records, order).tobytes(), _COPY_TRAILER))
+
+
+def pack_points(batches: list[tuple[Batch, np.ndarray]], counts: Counter[str]) -> tuple[bytes, int, float]:
+    """Binary COPY rows (no header or trailer) of version 2 batches, given each one's catalog ids.
+
+    One numpy pass over the chunk's points: the same refusals, counts and `stored` as pack_rows.
+    """
+    import numpy as np
+
+    now = time.time()
+    batches = [(batch, sids) for batch, sids in batches if len(batch.points)]
+    if not batches:
+        return b"", 0, now
     oldest = now - settings.RAW_RETENTION_DAYS * 86400
     newest = now + FUTURE_TOLERANCE.total_seconds()
     lengths = np.fromiter((len(batch.points) for batch, _ in batches), dtype=np.int64, count=len(batches))
@@ -444,7 +471,7 @@ def pack_points(batches: list[tuple[Batch, np.ndarray]], counts: Counter[str]) -
     if not rows:
         return b"", 0, now
     kept_ts = ts[keep]
-    out = np.empty(rows, dtype=_ROW_DTYPE)
+    out = np.empty(rows, dtype=row_dtype())
     out["n"] = 3
     out["l1"] = 8
     out["sid"] = sid[keep]
