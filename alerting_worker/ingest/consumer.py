@@ -160,7 +160,8 @@ class StreamConsumer:
         kind: str,
         handler: Handler,
         consumer: str | None = None,
-        chunk: int = 500,
+        chunk: int = 2000,
+        chunk_samples: int = 100_000,
         block_ms: int = 1000,
         claim_idle_ms: int = 60_000,
         max_deliveries: int = DEFAULT_MAX_DELIVERIES,
@@ -175,7 +176,9 @@ class StreamConsumer:
         self.dead_key = streams.dead_letter_key_for(self.key)
         self.errors_key = errors_key(self.key)
         self.consumer = consumer or default_consumer_name()
-        self.chunk = chunk
+        self.chunk = chunk  # entries per chunk at most
+        self.chunk_samples = chunk_samples
+        self.entries_per_chunk: int | None = None  # from the last chunk's samples per entry
         self.block_ms = block_ms
         self.claim_idle_ms = claim_idle_ms
         self.max_deliveries = max_deliveries
@@ -206,12 +209,27 @@ class StreamConsumer:
     def read_chunk(self, result: DrainResult, block_ms: int | None = None) -> int:
         """Read and store up to one chunk of new entries; return how many were read."""
         response = self.client.xreadgroup(
-            streams.CONSUMER_GROUP, self.consumer, {self.key: ">"}, count=self.chunk, block=block_ms
+            streams.CONSUMER_GROUP, self.consumer, {self.key: ">"}, count=self.read_count(), block=block_ms
         )
         entries = response[0][1] if response else []
         if entries:
             self.process(entries, result)
         return len(entries)
+
+    def read_count(self) -> int:
+        """Entries to read for the next chunk: `chunk`, or fewer if that many would exceed `chunk_samples`.
+
+        Big chunks cost Postgres less per sample (one COPY, one identity INSERT and one commit per
+        chunk; the COPY's rows sorted together); bounding them by samples keeps a chunk of big
+        batches (500-series agents, a spool replay) within memory and job time.
+        """
+        if self.entries_per_chunk is None:
+            return self.chunk
+        return max(1, min(self.chunk, self.entries_per_chunk))
+
+    def _learn_size(self, entries: int, samples: int) -> None:
+        if entries and samples:
+            self.entries_per_chunk = max(1, int(self.chunk_samples * entries / samples))
 
     def require_database(self) -> None:
         """Raise DependencyUnavailable, before anything is read, if Postgres cannot take writes."""
@@ -280,6 +298,7 @@ class StreamConsumer:
             batch = self.decode(chunk, entry_id, fields)
             if batch is not None:
                 good.append((entry_id, batch))
+        self._learn_size(len(good), sum(batch.sample_count() for _, batch in good))
         if good:
             solo = any(deliveries.get(entry_id, 1) >= SOLO_AFTER_DELIVERIES for entry_id, _ in good)
             if solo:
