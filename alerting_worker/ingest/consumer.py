@@ -446,11 +446,12 @@ class StreamConsumer:
             log.info("%s in a chunk of %s: claiming first", exc, self.key)
             self.claim_first_chunks = CLAIM_FIRST_AFTER_DUPLICATE
             return None
-        except (psycopg.errors.TransactionRollbackError, DatabaseError) as exc:
-            # A deadlock with a worker that claimed one of these identities first and now waits
-            # for a host row this transaction updated: claiming first takes no lock before the claim.
+        except (psycopg.Error, DatabaseError) as exc:
+            # A deadlock (SQLSTATE class 40) with a worker that claimed one of these identities
+            # first and now waits for a host row this transaction updated: claiming first takes
+            # no lock before the claim.
             cause = exc.__cause__ if isinstance(exc, DatabaseError) else exc
-            if not isinstance(cause, psycopg.errors.TransactionRollbackError):
+            if not (getattr(cause, "sqlstate", None) or "").startswith("40"):
                 raise
             log.info("%s in a chunk of %s: claiming first", failures.describe(cause), self.key)
             self.claim_first_chunks = CLAIM_FIRST_AFTER_DUPLICATE
