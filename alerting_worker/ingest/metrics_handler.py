@@ -147,6 +147,7 @@ class MetricsHandler:
         catalogs = self.cache.catalogs
         warm: list[tuple[Batch, np.ndarray]] = []  # version 2 batches whose catalog ids are cached
         cold: list[tuple[Batch, tuple[int, str, bytes], list[int | SeriesKey | None]]] = []
+        cold_in_chunk: dict[tuple[int, str, bytes], tuple[list[int | SeriesKey | None], list[str]]] = {}
         for batch in batches:
             host, (host_id, org_id) = batch.host, host_ids[batch.agent_id]
             if batch.catalog is not None:
@@ -155,7 +156,14 @@ class MetricsHandler:
                 if sids is not None:
                     warm.append((batch, sids))
                     continue
+                seen = cold_in_chunk.get(catalog_key)
+                if seen is not None:  # the same agent's catalog earlier in this chunk: resolved once
+                    for problem in seen[1]:
+                        batch.refuse(problem)
+                    cold.append((batch, catalog_key, seen[0]))
+                    continue
                 entries: list[int | SeriesKey | None] = []
+                problems: list[str] = []
                 for name, mtype, series_labels in zip(
                     batch.catalog.names, batch.catalog.types, batch.catalog.labels, strict=True
                 ):
@@ -167,6 +175,7 @@ class MetricsHandler:
                     problem = limits.label_problem(series_labels)
                     if problem is not None:
                         batch.refuse(problem)
+                        problems.append(problem)
                         entries.append(None)
                         continue
                     labels = dict(series_labels)
@@ -177,6 +186,7 @@ class MetricsHandler:
                         wanted[key] = (mtype, labels, host_id)
                     entries.append(key)
                 cold.append((batch, catalog_key, entries))
+                cold_in_chunk[catalog_key] = (entries, problems)
                 continue
             for series in batch.series:
                 literal = (org_id, host, series.name, *series.labels.items())
@@ -204,6 +214,10 @@ class MetricsHandler:
         if warm or cold:
             resolved: dict[tuple[int, str, bytes], np.ndarray] = {}
             for batch, catalog_key, entries in cold:
+                sids = resolved.get(catalog_key)  # nothing refused in it: nothing to note on the batch
+                if sids is not None:
+                    warm.append((batch, sids))
+                    continue
                 sids = catalog_ids(entries, ids, refused, batch)
                 warm.append((batch, sids))
                 if entries and not (sids < 0).any():
