@@ -7,9 +7,11 @@ reclaims entries a dead consumer left pending for INGEST_CLAIM_IDLE_MS, and then
 entries.
 
 For each chunk: decode (undecodable entries go to the dead-letter stream with the reason),
-open one transaction, claim the batch identities (duplicates are skipped), call the
-handler, commit, and only then XACK. A crash anywhere before the XACK leaves the entries
-pending; the identity claim makes the second delivery a no-op.
+open one transaction, call the handler and claim the batch identities (identities.py: new
+entries are stored, then claimed; redelivered ones claimed first, duplicates skipped), commit,
+and only then XACK. A crash anywhere before the XACK leaves the entries pending; the identity
+claim makes the second delivery a no-op. A chunk is up to `chunk` entries, fewer when the last
+chunk's batches say that many would hold more than `chunk_samples` samples.
 
 Failures (alerting_worker.ingest.failures): an outage raises and leaves the chunk pending.
 Any other failure is isolated by splitting the chunk in halves until the batch that causes
