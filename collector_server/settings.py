@@ -87,7 +87,7 @@ try:
 
     # Ingest
     INGEST_CHUNK = config.envint("INGEST_CHUNK", 2000, minimum=1, maximum=10000)
-    # A chunk of big batches reads fewer entries: about this many samples (StreamConsumer.read_count).
+    # A chunk of big batches reads fewer entries: about this many samples or log records (StreamConsumer.read_count).
     INGEST_CHUNK_SAMPLES = config.envint("INGEST_CHUNK_SAMPLES", 100_000, minimum=1000)
     INGEST_JOB_SECONDS = config.envfloat("INGEST_JOB_SECONDS", 20.0, minimum=1.0)
     INGEST_BLOCK_MS = config.envint("INGEST_BLOCK_MS", 1000, minimum=0)

@@ -219,7 +219,8 @@ class StreamConsumer:
         return len(entries)
 
     def read_count(self) -> int:
-        """Entries to read for the next chunk: `chunk`, or fewer if that many would exceed `chunk_samples`.
+        """Entries to read for the next chunk: `chunk`, or fewer if that many would exceed `chunk_samples`
+        (samples or log records, at the last chunk's count per entry).
 
         Big chunks cost Postgres less per sample (one COPY, one identity INSERT and one commit per
         chunk; the COPY's rows sorted together); bounding them by samples keeps a chunk of big
@@ -300,7 +301,7 @@ class StreamConsumer:
             batch = self.decode(chunk, entry_id, fields)
             if batch is not None:
                 good.append((entry_id, batch))
-        self._learn_size(len(good), sum(batch.sample_count() for _, batch in good))
+        self._learn_size(len(good), sum(batch.sample_count() + len(batch.logs) for _, batch in good))
         if good:
             solo = any(deliveries.get(entry_id, 1) >= SOLO_AFTER_DELIVERIES for entry_id, _ in good)
             if solo:
