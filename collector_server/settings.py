@@ -89,7 +89,9 @@ try:
     PARTITIONS_AHEAD_DAYS = config.envint("PARTITIONS_AHEAD_DAYS", 3, minimum=1, maximum=60)
 
     # Ingest
-    INGEST_CHUNK = config.envint("INGEST_CHUNK", 500, minimum=1, maximum=10000)
+    INGEST_CHUNK = config.envint("INGEST_CHUNK", 2000, minimum=1, maximum=10000)
+    # A chunk of big batches reads fewer entries: about this many samples or log records (StreamConsumer.read_count).
+    INGEST_CHUNK_SAMPLES = config.envint("INGEST_CHUNK_SAMPLES", 100_000, minimum=1000)
     INGEST_JOB_SECONDS = config.envfloat("INGEST_JOB_SECONDS", 20.0, minimum=1.0)
     INGEST_BLOCK_MS = config.envint("INGEST_BLOCK_MS", 1000, minimum=0)
     INGEST_CLAIM_IDLE_MS = config.envint("INGEST_CLAIM_IDLE_MS", 60000, minimum=1000)

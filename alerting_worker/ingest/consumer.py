@@ -7,9 +7,11 @@ reclaims entries a dead consumer left pending for INGEST_CLAIM_IDLE_MS, and then
 entries.
 
 For each chunk: decode (undecodable entries go to the dead-letter stream with the reason),
-open one transaction, claim the batch identities (duplicates are skipped), call the
-handler, commit, and only then XACK. A crash anywhere before the XACK leaves the entries
-pending; the identity claim makes the second delivery a no-op.
+open one transaction, call the handler and claim the batch identities (identities.py: new
+entries are stored, then claimed; redelivered ones claimed first, duplicates skipped), commit,
+and only then XACK. A crash anywhere before the XACK leaves the entries pending; the identity
+claim makes the second delivery a no-op. A chunk is up to `chunk` entries, fewer when the last
+chunk's batches say that many would hold more than `chunk_samples` samples.
 
 Failures (alerting_worker.ingest.failures): an outage raises and leaves the chunk pending.
 Any other failure is isolated by splitting the chunk in halves until the batch that causes
@@ -31,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import psycopg
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from redis import Redis
 from redis.cluster import RedisCluster
 from redis.exceptions import ResponseError
@@ -52,6 +54,10 @@ MAX_REASON_CHARS = 1000
 SOLO_AFTER_DELIVERIES = 3
 DEFAULT_MAX_DELIVERIES = 10
 DELIVERIES_STAT = "batches_deadlettered_deliveries"
+# After a chunk of new entries held a batch stored before (an agent sending it again), this many
+# chunks claim their identities before storing, so a run of resent batches is not stored twice
+# and rolled back each time.
+CLAIM_FIRST_AFTER_DUPLICATE = 20
 
 
 class Handler(Protocol):
@@ -156,7 +162,8 @@ class StreamConsumer:
         kind: str,
         handler: Handler,
         consumer: str | None = None,
-        chunk: int = 500,
+        chunk: int = 2000,
+        chunk_samples: int = 100_000,
         block_ms: int = 1000,
         claim_idle_ms: int = 60_000,
         max_deliveries: int = DEFAULT_MAX_DELIVERIES,
@@ -171,12 +178,15 @@ class StreamConsumer:
         self.dead_key = streams.dead_letter_key_for(self.key)
         self.errors_key = errors_key(self.key)
         self.consumer = consumer or default_consumer_name()
-        self.chunk = chunk
+        self.chunk = chunk  # entries per chunk at most
+        self.chunk_samples = chunk_samples
+        self.entries_per_chunk: int | None = None  # from the last chunk's samples per entry
         self.block_ms = block_ms
         self.claim_idle_ms = claim_idle_ms
         self.max_deliveries = max_deliveries
         self.max_batch_bytes = max_batch_bytes  # per-host limit; 0: only the wire format's own
         self.verifier = verifier or signatures.Verifier(client)
+        self.claim_first_chunks = 0  # chunks left to claim before storing (_write)
 
     def drain(self, max_seconds: float = 20.0, stop_when_empty: bool = True) -> DrainResult:
         """Process entries until the stream is empty or `max_seconds` have passed."""
@@ -201,12 +211,28 @@ class StreamConsumer:
     def read_chunk(self, result: DrainResult, block_ms: int | None = None) -> int:
         """Read and store up to one chunk of new entries; return how many were read."""
         response = self.client.xreadgroup(
-            streams.CONSUMER_GROUP, self.consumer, {self.key: ">"}, count=self.chunk, block=block_ms
+            streams.CONSUMER_GROUP, self.consumer, {self.key: ">"}, count=self.read_count(), block=block_ms
         )
         entries = response[0][1] if response else []
         if entries:
             self.process(entries, result)
         return len(entries)
+
+    def read_count(self) -> int:
+        """Entries to read for the next chunk: `chunk`, or fewer if that many would exceed `chunk_samples`
+        (samples or log records, at the last chunk's count per entry).
+
+        Big chunks cost Postgres less per sample (one COPY, one identity INSERT and one commit per
+        chunk; the COPY's rows sorted together); bounding them by samples keeps a chunk of big
+        batches (500-series agents, a spool replay) within memory and job time.
+        """
+        if self.entries_per_chunk is None:
+            return self.chunk
+        return max(1, min(self.chunk, self.entries_per_chunk))
+
+    def _learn_size(self, entries: int, samples: int) -> None:
+        if entries and samples:
+            self.entries_per_chunk = max(1, int(self.chunk_samples * entries / samples))
 
     def require_database(self) -> None:
         """Raise DependencyUnavailable, before anything is read, if Postgres cannot take writes."""
@@ -275,6 +301,7 @@ class StreamConsumer:
             batch = self.decode(chunk, entry_id, fields)
             if batch is not None:
                 good.append((entry_id, batch))
+        self._learn_size(len(good), sum(batch.sample_count() + len(batch.logs) for _, batch in good))
         if good:
             solo = any(deliveries.get(entry_id, 1) >= SOLO_AFTER_DELIVERIES for entry_id, _ in good)
             if solo:
@@ -377,15 +404,27 @@ class StreamConsumer:
         chunk.dead.append((entry_id, b"", f"store failed: {failures.describe(exc)}"))
 
     def _write(self, batches: list[Batch], chunk: Chunk, result: DrainResult) -> None:
-        for batch in batches:  # a retry after a rollback starts from zero
-            batch.stored = 0
-            batch.refused = None
+        """Store `batches` in one transaction, each identity once (identities.py has both claims).
+
+        New entries (read with ">") are stored, then claimed with their row counts; if one of them
+        was stored before, that transaction rolls back and the chunk is claimed first, as are the
+        next CLAIM_FIRST_AFTER_DUPLICATE chunks and every chunk of redelivered entries.
+        """
         connection.ensure_connection()
-        with transaction.atomic(), connection.cursor() as wrapper:
-            cursor = wrapper.cursor
-            fresh = identities.claim_new(cursor, batches)
-            outcome = self.handler(cursor, fresh) if fresh else 0
-            identities.record_rows(cursor, fresh)
+        stored: tuple[list[Batch], Any] | None = None
+        if self.claim_first_chunks:
+            self.claim_first_chunks -= 1
+        elif not chunk.redelivered:
+            stored = self._store_then_claim(batches)
+        if stored is None:
+            _reset(batches)
+            with transaction.atomic(), connection.cursor() as wrapper:
+                cursor = wrapper.cursor
+                fresh = identities.claim_new(cursor, batches)
+                outcome = self.handler(cursor, fresh) if fresh else 0
+                identities.record_rows(cursor, fresh)
+        else:
+            fresh, outcome = stored
         rows, extra = (outcome, {}) if isinstance(outcome, int) else outcome
         duplicates = len(batches) - len(fresh)
         chunk.counts.update(extra)
@@ -396,6 +435,31 @@ class StreamConsumer:
         result.batches += len(fresh)
         result.duplicates += duplicates
         result.rows += rows
+
+    def _store_then_claim(self, batches: list[Batch]) -> tuple[list[Batch], Any] | None:
+        """Store the chunk's distinct batches, then claim them; None (rolled back) if one was stored before."""
+        fresh = identities.unique(batches)
+        _reset(fresh)
+        try:
+            with transaction.atomic(), connection.cursor() as wrapper:
+                cursor = wrapper.cursor
+                outcome = self.handler(cursor, fresh)
+                identities.claim_stored(cursor, fresh)
+        except identities.AlreadyStored as exc:
+            log.info("%s in a chunk of %s: claiming first", exc, self.key)
+            self.claim_first_chunks = CLAIM_FIRST_AFTER_DUPLICATE
+            return None
+        except (psycopg.Error, DatabaseError) as exc:
+            # A deadlock (SQLSTATE class 40) with a worker that claimed one of these identities
+            # first and now waits for a host row this transaction updated: claiming first takes
+            # no lock before the claim.
+            cause = exc.__cause__ if isinstance(exc, DatabaseError) else exc
+            if not (getattr(cause, "sqlstate", None) or "").startswith("40"):
+                raise
+            log.info("%s in a chunk of %s: claiming first", failures.describe(cause), self.key)
+            self.claim_first_chunks = CLAIM_FIRST_AFTER_DUPLICATE
+            return None
+        return fresh, outcome
 
     def acknowledge(self, chunk: Chunk) -> None:
         """Dead-letter, count and XACK in one Redis transaction; record the errors of held entries.
@@ -470,6 +534,13 @@ class StreamConsumer:
     def _payload(self, entry_id: bytes) -> bytes:
         found = self.client.xrange(self.key, entry_id, entry_id, count=1)
         return found[0][1].get(streams.PAYLOAD_FIELD, b"") if found else b""
+
+
+def _reset(batches: list[Batch]) -> None:
+    """Forget what an earlier try noted on `batches`: a retry after a rollback starts from zero."""
+    for batch in batches:
+        batch.stored = 0
+        batch.refused = None
 
 
 def _bytes(value: bytes | str) -> bytes:

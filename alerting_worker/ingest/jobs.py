@@ -64,6 +64,7 @@ def drain(
             handler,
             consumer=name,
             chunk=settings.INGEST_CHUNK,
+            chunk_samples=settings.INGEST_CHUNK_SAMPLES,
             block_ms=settings.INGEST_BLOCK_MS,
             claim_idle_ms=settings.INGEST_CLAIM_IDLE_MS,
             max_deliveries=settings.INGEST_MAX_DELIVERIES,

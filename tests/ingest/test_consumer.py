@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 
 from alerting_worker.ingest import stats
-from alerting_worker.ingest.consumer import StreamConsumer
+from alerting_worker.ingest.consumer import CLAIM_FIRST_AFTER_DUPLICATE, DrainResult, StreamConsumer
 from alerting_worker.ingest.metrics_handler import MetricsHandler
 from collector_server.monitoring.models import Host, IngestedBatch, Series
 from shared import streams
@@ -47,6 +47,58 @@ def test_batch_is_stored_with_host_and_series(redis_client, metrics_stream):
         cursor.execute("SELECT value FROM monitoring_sample WHERE series_id = %s", [cpu.id])
         assert cursor.fetchall() == [(42.5,)]
     assert redis_client.xpending(metrics_stream, "ingest")["pending"] == 0
+
+
+def identity_rows() -> list[tuple[int, int]]:
+    return sorted(IngestedBatch.objects.values_list("seq", "rows"))
+
+
+def test_new_entries_are_stored_then_claimed_with_their_row_counts(redis_client, metrics_stream):
+    for seq in (1, 2):
+        redis_client.xadd(metrics_stream, {"b": make_batch(agent="a1", seq=seq)})
+    c = consumer(redis_client)
+    result = c.drain(max_seconds=5)
+    assert (result.batches, result.duplicates, result.rows) == (2, 0, 4)
+    assert c.claim_first_chunks == 0  # nothing was stored before: no rollback
+    assert identity_rows() == [(1, 2), (2, 2)]
+
+
+def test_a_resent_batch_among_new_entries_rolls_back_and_its_chunk_claims_first(redis_client, metrics_stream):
+    payload = make_batch(agent="a1", seq=7)
+    redis_client.xadd(metrics_stream, {"b": payload})
+    c = consumer(redis_client)
+    c.drain(max_seconds=5)
+    redis_client.xadd(metrics_stream, {"b": make_batch(agent="a1", seq=8)})
+    redis_client.xadd(metrics_stream, {"b": payload})  # the agent sent it again: a new entry
+    second = c.drain(max_seconds=5)
+    assert (second.batches, second.duplicates, second.rows) == (1, 1, 2)
+    assert c.claim_first_chunks == CLAIM_FIRST_AFTER_DUPLICATE
+    redis_client.xadd(metrics_stream, {"b": make_batch(agent="a1", seq=9)})
+    redis_client.xadd(metrics_stream, {"b": payload})
+    third = c.drain(max_seconds=5)  # claimed first: the resent batch is skipped without a rollback
+    assert (third.batches, third.duplicates, third.rows) == (1, 1, 2)
+    assert c.claim_first_chunks == CLAIM_FIRST_AFTER_DUPLICATE - 1
+    assert sample_count() == 6
+    assert identity_rows() == [(7, 2), (8, 2), (9, 2)]
+    assert redis_client.xpending(metrics_stream, "ingest")["pending"] == 0
+
+
+def test_a_chunk_reads_fewer_entries_when_its_batches_are_big(redis_client, metrics_stream):
+    c = consumer(redis_client)
+    c.chunk_samples = 6  # each batch holds 2 samples: 3 entries a chunk
+    for seq in range(1, 11):
+        redis_client.xadd(metrics_stream, {"b": make_batch(seq=seq)})
+    assert c.read_count() == 50  # nothing learned yet: the entry limit
+    c.drain(max_seconds=0)  # creates the group
+    result = DrainResult()
+    assert c.read_chunk(result) == 10
+    assert c.read_count() == 3
+    for seq in range(11, 21):
+        redis_client.xadd(metrics_stream, {"b": make_batch(seq=seq)})
+    assert [c.read_chunk(result) for _ in range(5)] == [3, 3, 3, 1, 0]
+    assert (result.batches, sample_count()) == (20, 40)
+    c.chunk = 2  # the entry limit still holds
+    assert c.read_count() == 2
 
 
 def test_batch_replayed_twice_is_stored_once(redis_client, metrics_stream):
@@ -107,7 +159,7 @@ CRASHING_CONSUMER = textwrap.dedent(
     """
     import os, django
     django.setup()
-    from alerting_worker.ingest.consumer import StreamConsumer
+    from alerting_worker.ingest.consumer import CLAIM_FIRST_AFTER_DUPLICATE, DrainResult, StreamConsumer
     from alerting_worker.ingest.metrics_handler import MetricsHandler
 
     class DiesBeforeAck(StreamConsumer):

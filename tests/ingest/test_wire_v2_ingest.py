@@ -131,6 +131,38 @@ def test_a_series_over_a_limit_is_refused_in_every_batch_and_the_rest_stored(
     assert not CACHE.catalogs  # a catalog with a refused series is resolved again each time
 
 
+def test_a_catalog_met_twice_in_one_chunk_is_resolved_once_and_refused_in_both_batches(
+    redis_client, metrics_stream, settings
+):
+    settings.LIMIT_SERIES_PER_HOST = 2
+    settings.LIMIT_LABEL_VALUE_LENGTH = 10
+    now = time.time()
+    for n in range(2):  # one chunk: the same catalog bytes twice, not cached yet
+        series = [
+            series_dict("m_a", [[now + n, 1.0]]),
+            series_dict("m_b", [[now + n, 2.0]]),
+            series_dict("m_long", [[now + n, 3.0]], {"path": "x" * 11}),
+        ]
+        redis_client.xadd(metrics_stream, {"b": make_batch(agent="a1", host="h1", series=series, version=2)})
+    for n in range(2):  # another host's catalog, every series admitted
+        series = [series_dict("m_a", [[now + n, 1.0]]), series_dict("m_b", [[now + n, 2.0]])]
+        redis_client.xadd(metrics_stream, {"b": make_batch(agent="a2", host="h2", series=series, version=2)})
+    result = drain(redis_client)
+    assert (result.batches, result.rows) == (4, 8)
+    assert host_limits.read(redis_client, "a1").counts == {"label_value_length": 2}
+    assert host_limits.read(redis_client, "a2") is None
+    assert sorted(Series.objects.values_list("name", "labels_key")) == [
+        ("m_a", "host=h1"),
+        ("m_a", "host=h2"),
+        ("m_b", "host=h1"),
+        ("m_b", "host=h2"),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT series_id, count(*) FROM monitoring_sample GROUP BY 1")
+        assert sorted(count for _, count in cursor.fetchall()) == [2, 2, 2, 2]
+    assert sorted(host for _, host, _ in CACHE.catalogs) == ["h2"]  # h1's has a refused series
+
+
 def test_the_catalog_cache_is_bounded_by_bytes():
     import numpy as np
 
