@@ -11,10 +11,12 @@ import base64
 import binascii
 import json
 import re
+import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import DataError, OperationalError, transaction
 from django.http import QueryDict
 from rest_framework.exceptions import APIException
@@ -40,6 +42,12 @@ ATTR_KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 INVALID_REGEX_SQLSTATE = "2201B"
 QUERY_CANCELED_SQLSTATE = "57014"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MIN_STATEMENT_MS = 5  # with less of the budget left, a sparse search returns what it has
+# A partial page's cursor marks a time boundary, not a row: (boundary, RESUME_OLDER) newest first
+# continues with ts < boundary (ids start at 1), (boundary - 1 us, RESUME_NEWER) oldest first with
+# ts >= boundary.
+RESUME_OLDER = 0
+RESUME_NEWER = 2**63 - 1
 SELECT = (
     "SELECT id, ts, host, service, level, logger, message, request_id, trace_id, span_id, attrs "
     "FROM logs_entry"
@@ -328,22 +336,62 @@ def _attr_candidates(key: str, value: str) -> list[str]:
     return out
 
 
+@dataclass
+class Page:
+    """One page of a search: its rows, the cursor of the next page (None on the last page), and
+    whether the page is partial (the search budget ran out before it was full: `rows` are every
+    match up to where the search stopped, and `next_cursor` resumes exactly there)."""
+
+    rows: list[dict[str, Any]]
+    next_cursor: str | None
+    partial: bool = False
+
+
 def run(q: LogQuery) -> tuple[list[dict[str, Any]], str | None]:
     """Return one page of rows and the cursor of the next page (None on the last page)."""
+    result = page(q)
+    return result.rows, result.next_cursor
+
+
+def page(q: LogQuery) -> Page:
+    """Return one page of `q` (see Page)."""
     pattern_param = "pattern" if q.pattern is not None else None
+    resume: datetime | None = None
     if has_sparse(q):
-        rows = _sparse_page(q, pattern_param)
+        rows, resume = _sparse_page(q, pattern_param)
     else:
         sql, args = build_sql(q)
         rows = fetch(sql, args, pattern_param=pattern_param)
     more = len(rows) > q.limit
     rows = rows[: q.limit]
-    next_cursor = encode_cursor(rows[-1][1], rows[-1][0], q.newest_first) if more else None
-    return [as_dict(row) for row in rows], next_cursor
+    if more:
+        next_cursor = encode_cursor(rows[-1][1], rows[-1][0], q.newest_first)
+    elif resume is not None:
+        next_cursor = resume_cursor(resume, q.newest_first)
+    else:
+        next_cursor = None
+    return Page([as_dict(row) for row in rows], next_cursor, partial=resume is not None and not more)
 
 
-def _sparse_page(q: LogQuery, pattern_param: str | None) -> list[tuple]:
-    """Up to limit + 1 rows of a search with words, a pattern or attributes.
+def resume_cursor(boundary: datetime, newest_first: bool) -> str:
+    """The cursor of a partial page: every row older (newest first) or from `boundary` on (oldest first)."""
+    if newest_first:
+        return encode_cursor(boundary, RESUME_OLDER, True)
+    return encode_cursor(boundary - timedelta(microseconds=1), RESUME_NEWER, False)
+
+
+def search_budget_ms() -> float:
+    """How long a sparse search may search before it returns a partial page (inf: no budget)."""
+    budget = int(getattr(settings, "LOG_SEARCH_BUDGET_MS", 0) or 0)
+    return float(budget) if budget > 0 else float("inf")
+
+
+def _sparse_page(q: LogQuery, pattern_param: str | None) -> tuple[list[tuple], datetime | None]:
+    """Up to limit + 1 rows of a search with words, a pattern or attributes, and where it stopped.
+
+    The second value is None when the search covered everything; otherwise it is the time
+    boundary the search budget (LOG_SEARCH_BUDGET_MS) stopped it at, with fewer than limit + 1
+    rows: every match before the boundary in page order is among them (see `resume_cursor`).
 
     The planner has no useful statistics for these filters (a regex, words without a full-text
     index, one value of one attribute key): when it guesses them frequent it walks the primary
@@ -358,7 +406,17 @@ def _sparse_page(q: LogQuery, pattern_param: str | None) -> list[tuple]:
        indexes or else an hour (which can use its hourly partial indexes), until the page is
        full. Hours without their indexes yet (the open hour; every hour if the maintenance job
        logs.deferred_index.build_closed does not run) are walked through the primary key instead.
+
+    Step 2 is bounded by the search budget: each statement runs with the budget's remainder as its
+    statement timeout, and once the budget is spent, or a statement is cancelled by it, the search
+    returns the matches of the segments it completed and the boundary of the last one. A no-match
+    regex whose trigrams are all common (it reads every candidate row of the table) thus answers
+    within the budget, page after page, instead of reading ten million rows in one request.
+    Every call completes at least one segment (progress): when the budget is spent before any,
+    the newest segment (a day is split into its hours) runs alone under the search's own timeout.
     """
+    started = time.monotonic()
+    budget = search_budget_ms()
     if q.words is not None and q.words_need is None:
         q.words_need = words.required(tsquery_text(q.words))
     if q.pattern is not None and q.pattern_need is None:
@@ -368,13 +426,25 @@ def _sparse_page(q: LogQuery, pattern_param: str | None) -> list[tuple]:
     walked = fetch(sql, args, pattern_param=pattern_param)
     hits = [row[:-2] for row in walked if row[-2]]
     if len(hits) > q.limit or not walked or walked[-1][-1] != window:
-        return hits
+        return hits, None
     last = walked[-1]
     rest = replace(q, after=(last[1], last[0]), limit=q.limit - len(hits))
     segments = search_segments(rest)
     batch = SEGMENTS_FIRST
+    boundary: datetime | None = None  # the far edge of the segments completed in this call
+    alone = False  # the next statement runs one segment (an hour at most) without the budget
     while segments and len(hits) <= q.limit:
-        if not segments[0][2]:
+        left_ms = budget - (time.monotonic() - started) * 1000
+        if left_ms < MIN_STATEMENT_MS:
+            if boundary is not None:
+                return hits, boundary
+            alone = True
+        if alone:
+            segments = _split_first(segments, rest)
+            if not segments:
+                break
+            count, bitmap_only = 1, segments[0][2]
+        elif not segments[0][2]:
             # Hours without their GIN indexes yet (the open hour): one statement walking the
             # primary key in page order, which stops as soon as the page is full and at worst
             # reads those hours' rows (a bitmap would read them all, then sort).
@@ -384,14 +454,48 @@ def _sparse_page(q: LogQuery, pattern_param: str | None) -> list[tuple]:
             count = next((i for i, segment in enumerate(segments[:batch]) if not segment[2]), batch)
             bitmap_only = True
             batch *= SEGMENTS_GROWTH
-        chunk, segments = segments[:count], segments[count:]
+        chunk = segments[:count]
         sql, args = build_segments_sql(rest, [(start, end) for start, end, _ in chunk])
-        found = fetch(
-            sql, args, pattern_param=pattern_param, bitmap_only=bitmap_only, ordered_only=not bitmap_only
-        )
+        try:
+            found = fetch(
+                sql,
+                args,
+                pattern_param=pattern_param,
+                bitmap_only=bitmap_only,
+                ordered_only=not bitmap_only,
+                timeout_ms=None if alone or left_ms == float("inf") else max(1, int(left_ms)),
+            )
+        except SearchTimeout:
+            if alone:
+                raise  # one hour over the search's own timeout
+            if boundary is not None:
+                return hits, boundary
+            alone = True  # nothing completed yet: the newest segment alone, without the budget
+            continue
+        segments = segments[count:]
+        alone = False
+        boundary = chunk[-1][0] if q.newest_first else chunk[-1][1]
         hits.extend(found)
         rest = replace(rest, limit=rest.limit - len(found))
-    return hits
+    return hits, None
+
+
+def _split_first(
+    segments: list[tuple[datetime, datetime, bool]], q: LogQuery
+) -> list[tuple[datetime, datetime, bool]]:
+    """`segments` with the first one, when longer than an hour, split into its hours within `q`'s range."""
+    start, end, indexed = segments[0]
+    if end - start <= timedelta(hours=1):
+        return segments
+    low, high = _range(q)
+    hours = []
+    moment = start
+    while moment < end:
+        hour_end = min(end, moment + timedelta(hours=1))
+        if (low is None or hour_end > low) and (high is None or moment < high):
+            hours.append((moment, hour_end, indexed))
+        moment = hour_end
+    return (hours[::-1] if q.newest_first else hours) + segments[1:]
 
 
 def search_segments(q: LogQuery) -> list[tuple[datetime, datetime, bool]]:
@@ -402,14 +506,7 @@ def search_segments(q: LogQuery) -> list[tuple[datetime, datetime, bool]]:
     Each is (start, end, whether it has its GIN indexes). Segments outside [start, end), beyond the
     cursor or beyond the table's oldest and newest records are left out.
     """
-    low = q.start
-    high = q.end
-    if q.after is not None:
-        if q.newest_first:
-            bound = q.after[0] + timedelta(microseconds=1)
-            high = bound if high is None else min(high, bound)
-        else:
-            low = q.after[0] if low is None else max(low, q.after[0])
+    low, high = _range(q)
     oldest, newest = fetch("SELECT min(ts), max(ts) FROM logs_entry", [])[0]
     if oldest is None:
         return []
@@ -430,6 +527,23 @@ def search_segments(q: LogQuery) -> list[tuple[datetime, datetime, bool]]:
     return segments[::-1] if q.newest_first else segments
 
 
+def _range(q: LogQuery) -> tuple[datetime | None, datetime | None]:
+    """[low, high) of the times `q` may still return: its start and end, narrowed by its cursor."""
+    low = q.start
+    high = q.end
+    if q.after is not None:
+        after_ts, after_id = q.after
+        if q.newest_first:
+            # (ts, id) < (t, RESUME_OLDER) holds no row with ts = t (ids start at 1)
+            bound = after_ts + timedelta(microseconds=0 if after_id <= RESUME_OLDER else 1)
+            high = bound if high is None else min(high, bound)
+        else:
+            # (ts, id) > (t, RESUME_NEWER) holds no row with ts = t
+            bound = after_ts + timedelta(microseconds=1 if after_id >= RESUME_NEWER else 0)
+            low = bound if low is None else max(low, bound)
+    return low, high
+
+
 def tsquery_text(text: str) -> str:
     """Return Postgres' own reading of a word search, as tsquery text."""
     return fetch("SELECT websearch_to_tsquery('simple', %s)::text", [text])[0][0]
@@ -441,6 +555,7 @@ def fetch(
     pattern_param: str | None = None,
     bitmap_only: bool = False,
     ordered_only: bool = False,
+    timeout_ms: int | None = None,
 ) -> list[tuple]:
     """Run a read query with a time limit; turn Postgres' regex errors into a 400.
 
@@ -451,22 +566,40 @@ def fetch(
     ``enable_seqscan = off``): for hours without their GIN indexes, a walk of the primary key in page
     order within the hour that stops when the page is full (never a scan of the whole day partition,
     which a small partition's costs can favour).
+    `timeout_ms` lowers the statement timeout (the search's own, SEARCH_TIMEOUT_MS or
+    QUERY_TIMEOUT_MS) for this statement.
     """
+    limit_ms = statement_timeout.timeout_ms(SEARCH_TIMEOUT_MS)
+    if timeout_ms is not None:
+        limit_ms = min(limit_ms, timeout_ms) if limit_ms > 0 else timeout_ms
     try:
+        nested = connection.in_atomic_block
         with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
-            # One round trip for both settings (SET LOCAL = set_config(..., true)).
+            # One round trip for the settings (SET LOCAL = set_config(..., true)), and their values before.
             cursor.execute(
-                "SELECT set_config('statement_timeout', %s, true), set_config('enable_indexscan', %s, true), "
+                "SELECT current_setting('statement_timeout'), current_setting('enable_indexscan'), "
+                "current_setting('enable_bitmapscan'), current_setting('enable_seqscan'), "
+                "set_config('statement_timeout', %s, true), set_config('enable_indexscan', %s, true), "
                 "set_config('enable_bitmapscan', %s, true), set_config('enable_seqscan', %s, true)",
                 [
-                    str(statement_timeout.timeout_ms(SEARCH_TIMEOUT_MS)),
+                    str(limit_ms),
                     "off" if bitmap_only else "on",
                     "off" if ordered_only else "on",
                     "off" if ordered_only else "on",
                 ],
             )
+            before = cursor.fetchone()[:4]
             cursor.execute(sql, args)
-            return cursor.fetchall()
+            rows = cursor.fetchall()
+            if nested:
+                # Inside a caller's transaction (a savepoint here) SET LOCAL outlives this block: put
+                # the settings back, or a budget's few milliseconds would time out the caller's queries.
+                cursor.execute(
+                    "SELECT set_config('statement_timeout', %s, true), set_config('enable_indexscan', %s, true), "
+                    "set_config('enable_bitmapscan', %s, true), set_config('enable_seqscan', %s, true)",
+                    list(before),
+                )
+            return rows
     except DataError as exc:
         if pattern_param and getattr(exc.__cause__, "sqlstate", None) == INVALID_REGEX_SQLSTATE:
             raise BadParameter(pattern_param, f"is not a valid regular expression: {exc}") from None

@@ -272,3 +272,75 @@ def test_searches_answer_the_same_as_a_plain_scan(planned) -> None:
             if cursor_token is None:
                 break
         assert got == expected, params
+
+
+def _walk(params: dict[str, str]) -> tuple[list[int], list[search.Page]]:
+    """Every page of a search, following next_cursor; (ids in order, pages)."""
+    got: list[int] = []
+    pages: list[search.Page] = []
+    token = None
+    while len(pages) < 500:
+        result = search.page(search.parse({**params, **({"cursor": token} if token else {})}))
+        pages.append(result)
+        got += [row["id"] for row in result.rows]
+        token = result.next_cursor
+        if token is None:
+            return got, pages
+    raise AssertionError("the walk made no progress")
+
+
+@pytest.mark.parametrize("budget", [1, 15])
+@pytest.mark.parametrize("order", ["newest", "oldest"])
+@pytest.mark.django_db
+def test_a_spent_budget_gives_partial_pages_that_resume_exactly(
+    planned, settings, order: str, budget: int
+) -> None:
+    """With a 1 ms budget every call completes one segment and returns a partial page (with 15 ms,
+    statements are also cancelled by the budget's timeout midway); walking the cursors returns
+    exactly what a plain scan returns, in order, for a no-match regex made of common trigrams, a
+    rare one, a frequent one, words and an attribute."""
+    settings.LOG_SEARCH_BUDGET_MS = budget
+    direction = "DESC" if order == "newest" else "ASC"
+    for params, sql, args in [
+        ({"pattern": "db-[7-9]"}, "message ~* %s", ["db-[7-9]"]),
+        ({"pattern": "user 4242 logged"}, "message ~* %s", ["user 4242 logged"]),
+        ({"pattern": "timeout after 4[0-9]{3}ms"}, "message ~* %s", ["timeout after 4[0-9]{3}ms"]),
+        (
+            {"q": "user 4242"},
+            "to_tsvector('simple', message) @@ websearch_to_tsquery('simple', %s)",
+            ["user 4242"],
+        ),
+        ({"attr.user_id": "4242"}, "attrs @> %s::jsonb", ['{"user_id": 4242}']),
+    ]:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_indexscan = off")
+            cursor.execute("SET LOCAL enable_bitmapscan = off")
+            cursor.execute(
+                f"SELECT id FROM logs_entry WHERE {sql} ORDER BY ts {direction}, id {direction}", args
+            )
+            expected = [row[0] for row in cursor.fetchall()]
+        got, pages = _walk({**params, "order": order, "limit": "50"})
+        assert got == expected, params
+        partial = [page for page in pages if page.partial]
+        assert partial or budget > 1, params  # 60 hours of segments cannot all be searched in 1 ms
+        assert all(page.next_cursor and len(page.rows) <= 50 for page in partial)
+        full = [page for page in pages if not page.partial and page.next_cursor]
+        assert all(len(page.rows) == 50 for page in full)
+
+
+@pytest.mark.django_db
+def test_a_search_within_its_budget_is_one_page(planned, settings) -> None:
+    """No budget (0): the no-match regex answers in one call with no cursor, as before."""
+    settings.LOG_SEARCH_BUDGET_MS = 0
+    result = search.page(search.parse({"pattern": "db-[7-9]"}))
+    assert result.rows == [] and result.next_cursor is None and not result.partial
+
+
+@pytest.mark.django_db
+def test_a_partial_page_over_the_api(planned, settings, api) -> None:
+    settings.LOG_SEARCH_BUDGET_MS = 1
+    body = api.get("/api/v1/logs/search", {"pattern": "db-[7-9]"}).json()
+    assert body["success"] is True and body["partial"] is True and body["count"] == 0
+    assert body["next_cursor"]
+    body = api.get("/api/v1/logs/search", {"pattern": "db-[7-9]", "cursor": body["next_cursor"]}).json()
+    assert body["partial"] is True and body["next_cursor"]
