@@ -412,8 +412,10 @@ def _sparse_page(q: LogQuery, pattern_param: str | None) -> tuple[list[tuple], d
     returns the matches of the segments it completed and the boundary of the last one. A no-match
     regex whose trigrams are all common (it reads every candidate row of the table) thus answers
     within the budget, page after page, instead of reading ten million rows in one request.
-    Every call completes at least one segment (progress): when the budget is spent before any,
-    the newest segment (a day is split into its hours) runs alone under the search's own timeout.
+    Every call completes at least one segment (progress): the first statement of step 2 runs one
+    segment of at most an hour (a closed day is split into its first hour and the rest) under the
+    search's own timeout; later ones run under the budget's remainder and take no more segments
+    than the remainder can search at the pace so far.
     """
     started = time.monotonic()
     budget = search_budget_ms()
@@ -432,13 +434,15 @@ def _sparse_page(q: LogQuery, pattern_param: str | None) -> tuple[list[tuple], d
     segments = search_segments(rest)
     batch = SEGMENTS_FIRST
     boundary: datetime | None = None  # the far edge of the segments completed in this call
-    alone = False  # the next statement runs one segment (an hour at most) without the budget
+    spent = timedelta(0)  # time spent on completed bitmap statements, and the span they covered
+    covered = timedelta(0)
     while segments and len(hits) <= q.limit:
         left_ms = budget - (time.monotonic() - started) * 1000
-        if left_ms < MIN_STATEMENT_MS:
-            if boundary is not None:
-                return hits, boundary
-            alone = True
+        # The first statement of a budgeted search is the progress guarantee: one segment of at
+        # most an hour, run under the search's own timeout only.
+        alone = boundary is None and budget != float("inf")
+        if not alone and left_ms < MIN_STATEMENT_MS:
+            return hits, boundary
         if alone:
             segments = _split_first(segments, rest)
             if not segments:
@@ -452,10 +456,15 @@ def _sparse_page(q: LogQuery, pattern_param: str | None) -> tuple[list[tuple], d
             bitmap_only = False
         else:
             count = next((i for i, segment in enumerate(segments[:batch]) if not segment[2]), batch)
+            if covered and left_ms != float("inf"):
+                # No more segments than the rest of the budget can search at the pace so far:
+                # a statement cancelled by the budget loses all its work.
+                count = max(1, _fitting(segments[:count], left_ms, spent / covered))
             bitmap_only = True
             batch *= SEGMENTS_GROWTH
         chunk = segments[:count]
         sql, args = build_segments_sql(rest, [(start, end) for start, end, _ in chunk])
+        began = time.monotonic()
         try:
             found = fetch(
                 sql,
@@ -466,36 +475,52 @@ def _sparse_page(q: LogQuery, pattern_param: str | None) -> tuple[list[tuple], d
                 timeout_ms=None if alone or left_ms == float("inf") else max(1, int(left_ms)),
             )
         except SearchTimeout:
-            if alone:
-                raise  # one hour over the search's own timeout
-            if boundary is not None:
-                return hits, boundary
-            alone = True  # nothing completed yet: the newest segment alone, without the budget
-            continue
+            if boundary is None:
+                raise  # one segment over the search's own timeout
+            return hits, boundary
+        if bitmap_only:
+            spent += timedelta(seconds=time.monotonic() - began)
+            covered += sum((end - start for start, end, _ in chunk), timedelta(0))
         segments = segments[count:]
-        alone = False
         boundary = chunk[-1][0] if q.newest_first else chunk[-1][1]
         hits.extend(found)
         rest = replace(rest, limit=rest.limit - len(found))
     return hits, None
 
 
+def _fitting(segments: list[tuple[datetime, datetime, bool]], left_ms: float, pace: float) -> int:
+    """How many of `segments` fit in `left_ms` at `pace` (seconds of search per second of log time)."""
+    total = 0.0
+    for count, (start, end, _) in enumerate(segments):
+        total += (end - start).total_seconds() * pace * 1000
+        if total > left_ms:
+            return count
+    return len(segments)
+
+
 def _split_first(
     segments: list[tuple[datetime, datetime, bool]], q: LogQuery
 ) -> list[tuple[datetime, datetime, bool]]:
-    """`segments` with the first one, when longer than an hour, split into its hours within `q`'s range."""
+    """`segments` with at most an hour in front: a longer first segment (a closed day) becomes its
+    first hour in page order within `q`'s range, then the rest of it (the whole-day index serves both)."""
     start, end, indexed = segments[0]
     if end - start <= timedelta(hours=1):
         return segments
     low, high = _range(q)
-    hours = []
-    moment = start
-    while moment < end:
-        hour_end = min(end, moment + timedelta(hours=1))
-        if (low is None or hour_end > low) and (high is None or moment < high):
-            hours.append((moment, hour_end, indexed))
-        moment = hour_end
-    return (hours[::-1] if q.newest_first else hours) + segments[1:]
+    hour = timedelta(hours=1)
+    if q.newest_first:
+        top = end if high is None else max(start, min(end, high))
+        cut = max(start, _hour_floor(top - timedelta(microseconds=1)))
+        parts = [(cut, end, indexed), (start, cut, indexed)]
+    else:
+        bottom = start if low is None else min(end, max(start, low))
+        cut = min(end, _hour_floor(bottom) + hour)
+        parts = [(start, cut, indexed), (cut, end, indexed)]
+    return [part for part in parts if part[0] < part[1]] + segments[1:]
+
+
+def _hour_floor(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def search_segments(q: LogQuery) -> list[tuple[datetime, datetime, bool]]:
@@ -601,6 +626,10 @@ def fetch(
                 )
             return rows
     except DataError as exc:
+        if _regex_cancelled(exc):
+            # Postgres' regex engine reports a cancel (statement_timeout) during a match as an
+            # invalid regex ("invalid regular expression: operation cancelled").
+            raise SearchTimeout() from None
         if pattern_param and getattr(exc.__cause__, "sqlstate", None) == INVALID_REGEX_SQLSTATE:
             raise BadParameter(pattern_param, f"is not a valid regular expression: {exc}") from None
         raise
@@ -608,6 +637,15 @@ def fetch(
         if getattr(exc.__cause__, "sqlstate", None) == QUERY_CANCELED_SQLSTATE:
             raise SearchTimeout() from None
         raise
+
+
+def _regex_cancelled(exc: DataError) -> bool:
+    cause = exc.__cause__
+    if getattr(cause, "sqlstate", None) != INVALID_REGEX_SQLSTATE:
+        return False
+    diag = getattr(cause, "diag", None)
+    message = (getattr(diag, "message_primary", None) or str(cause)).lower()
+    return message.endswith("operation cancelled") or message.endswith("operation canceled")
 
 
 def as_dict(row: tuple) -> dict[str, Any]:

@@ -344,3 +344,15 @@ def test_a_partial_page_over_the_api(planned, settings, api) -> None:
     assert body["next_cursor"]
     body = api.get("/api/v1/logs/search", {"pattern": "db-[7-9]", "cursor": body["next_cursor"]}).json()
     assert body["partial"] is True and body["next_cursor"]
+
+
+@pytest.mark.django_db
+def test_a_regex_cancelled_by_its_timeout_is_a_search_timeout() -> None:
+    """A statement cancelled inside Postgres' regex engine fails as "invalid regular expression:
+    operation cancelled" (SQLSTATE 2201B); the search reads it as its timeout (the budget's cue to
+    return a partial page), never as a bad pattern."""
+    sql = (
+        "SELECT count(*) FROM generate_series(1, 50000000) AS i WHERE (i::text || ' items/' || i::text) ~* %s"
+    )
+    with pytest.raises(search.SearchTimeout):
+        search.fetch(sql, ["x[0-9]+y"], pattern_param="pattern", timeout_ms=1)
