@@ -43,6 +43,8 @@ INVALID_REGEX_SQLSTATE = "2201B"
 QUERY_CANCELED_SQLSTATE = "57014"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MIN_STATEMENT_MS = 5  # with less of the budget left, a sparse search returns what it has
+ALONE_WALK = timedelta(minutes=10)  # hours without GIN indexes a budgeted search's first statement walks
+MIN_WALK = timedelta(minutes=1)  # the least of them a later statement takes
 # A partial page's cursor marks a time boundary, not a row: (boundary, RESUME_OLDER) newest first
 # continues with ts < boundary (ids start at 1), (boundary - 1 us, RESUME_NEWER) oldest first with
 # ts >= boundary.
@@ -434,17 +436,22 @@ def _sparse_page(q: LogQuery, pattern_param: str | None) -> tuple[list[tuple], d
     segments = search_segments(rest)
     batch = SEGMENTS_FIRST
     boundary: datetime | None = None  # the far edge of the segments completed in this call
-    spent = timedelta(0)  # time spent on completed bitmap statements, and the span they covered
-    covered = timedelta(0)
+    # Per kind of statement (bitmap or ordered walk): time spent on completed ones, and the log
+    # time they covered; their ratio is the pace that sizes the next statement to the budget left.
+    spent = {True: 0.0, False: 0.0}
+    covered = {True: 0.0, False: 0.0}
     while segments and len(hits) <= q.limit:
         left_ms = budget - (time.monotonic() - started) * 1000
-        # The first statement of a budgeted search is the progress guarantee: one segment of at
-        # most an hour, run under the search's own timeout only.
+        # The first statement of a budgeted search is the progress guarantee: one closed day's
+        # first hour or ALONE_WALK of hours without GIN indexes, under the search's own timeout only.
         alone = boundary is None and budget != float("inf")
         if not alone and left_ms < MIN_STATEMENT_MS:
             return hits, boundary
         if alone:
-            segments = _split_first(segments, rest)
+            if segments[0][2]:
+                segments = _split_first(segments, rest)
+            else:
+                segments = _cut_first(segments, rest, ALONE_WALK)
             if not segments:
                 break
             count, bitmap_only = 1, segments[0][2]
@@ -454,12 +461,19 @@ def _sparse_page(q: LogQuery, pattern_param: str | None) -> tuple[list[tuple], d
             # reads those hours' rows (a bitmap would read them all, then sort).
             count = next((i for i, segment in enumerate(segments) if segment[2]), len(segments))
             bitmap_only = False
+            if covered[False] and left_ms != float("inf"):
+                pace = spent[False] / covered[False]
+                count = _fitting(segments[:count], left_ms, pace)
+                if count == 0:  # not even the first: the span of it the budget left can walk
+                    span = timedelta(seconds=max(MIN_WALK.total_seconds(), left_ms / 1000 / pace))
+                    segments = _cut_first(segments, rest, span)
+                    count = 1
         else:
             count = next((i for i, segment in enumerate(segments[:batch]) if not segment[2]), batch)
-            if covered and left_ms != float("inf"):
+            if covered[True] and left_ms != float("inf"):
                 # No more segments than the rest of the budget can search at the pace so far:
                 # a statement cancelled by the budget loses all its work.
-                count = max(1, _fitting(segments[:count], left_ms, spent / covered))
+                count = max(1, _fitting(segments[:count], left_ms, spent[True] / covered[True]))
             bitmap_only = True
             batch *= SEGMENTS_GROWTH
         chunk = segments[:count]
@@ -478,9 +492,8 @@ def _sparse_page(q: LogQuery, pattern_param: str | None) -> tuple[list[tuple], d
             if boundary is None:
                 raise  # one segment over the search's own timeout
             return hits, boundary
-        if bitmap_only:
-            spent += timedelta(seconds=time.monotonic() - began)
-            covered += sum((end - start for start, end, _ in chunk), timedelta(0))
+        spent[bitmap_only] += time.monotonic() - began
+        covered[bitmap_only] += sum((end - start).total_seconds() for start, end, _ in chunk)
         segments = segments[count:]
         boundary = chunk[-1][0] if q.newest_first else chunk[-1][1]
         hits.extend(found)
@@ -496,6 +509,24 @@ def _fitting(segments: list[tuple[datetime, datetime, bool]], left_ms: float, pa
         if total > left_ms:
             return count
     return len(segments)
+
+
+def _cut_first(
+    segments: list[tuple[datetime, datetime, bool]], q: LogQuery, span: timedelta
+) -> list[tuple[datetime, datetime, bool]]:
+    """`segments` with the first one (hours without GIN indexes) cut after `span` of `q`'s range
+    in page order: its front, then the rest of it."""
+    start, end, indexed = segments[0]
+    low, high = _range(q)
+    if q.newest_first:
+        top = end if high is None else max(start, min(end, high))
+        cut = max(start, top - span)
+        parts = [(cut, end, indexed), (start, cut, indexed)]
+    else:
+        bottom = start if low is None else min(end, max(start, low))
+        cut = min(end, bottom + span)
+        parts = [(start, cut, indexed), (cut, end, indexed)]
+    return [part for part in parts if part[0] < part[1]] + segments[1:]
 
 
 def _split_first(

@@ -21,6 +21,7 @@ ANALYZEd, so the planner works from real row counts and histograms, not defaults
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -356,3 +357,50 @@ def test_a_regex_cancelled_by_its_timeout_is_a_search_timeout() -> None:
     )
     with pytest.raises(search.SearchTimeout):
         search.fetch(sql, ["x[0-9]+y"], pattern_param="pattern", timeout_ms=1)
+
+
+@pytest.mark.parametrize(("params", "index"), SPARSE)
+@pytest.mark.django_db
+def test_a_closed_day_split_for_the_budget_keeps_its_whole_day_index(
+    planned, params: dict[str, str], index: str
+) -> None:
+    """A budgeted search's first statement takes at most an hour: a closed day becomes its first
+    hour in page order and the rest of the day, each still served by the day's whole-day index."""
+    today = planned["today"]
+    day_start = datetime.combine(today - timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    q = query(params)
+    segments = [(day_start, day_start + timedelta(days=1), True)]
+    split = search._split_first(segments, q)
+    assert [(start - day_start, end - day_start) for start, end, _ in split] == [
+        (timedelta(hours=23), timedelta(hours=24)),
+        (timedelta(0), timedelta(hours=23)),
+    ]
+    for start, end, _ in split:
+        nodes = explain(*search.build_segments_sql(q, [(start, end)]), bitmap_only=True)
+        names = index_names(nodes)
+        assert f"{partition_of(today - timedelta(days=1))}_{index}" in names, names
+        assert "Index Scan" not in kinds(nodes) and not seq_scanned(nodes, planned)
+    oldest = search._split_first(segments, replace(q, newest_first=False))
+    assert [(start - day_start, end - day_start) for start, end, _ in oldest] == [
+        (timedelta(0), timedelta(hours=1)),
+        (timedelta(hours=1), timedelta(hours=24)),
+    ]
+
+
+@pytest.mark.django_db
+def test_hours_without_gin_indexes_cut_for_the_budget_are_walked_through_the_primary_key(planned) -> None:
+    """A budgeted search's first statement walks at most search.ALONE_WALK of hours without GIN
+    indexes (the open hour), newest first; the front and the rest are ordered primary-key walks."""
+    day_start = datetime.combine(planned["today"], datetime.min.time(), tzinfo=UTC)
+    open_hour = (day_start + timedelta(hours=13), day_start + timedelta(hours=14), False)
+    q = query({"pattern": "db-9"})
+    cut = search._cut_first([open_hour], q, search.ALONE_WALK)
+    assert [(start, end) for start, end, _ in cut] == [
+        (open_hour[1] - search.ALONE_WALK, open_hour[1]),
+        (open_hour[0], open_hour[1] - search.ALONE_WALK),
+    ]
+    for start, end, _ in cut:
+        nodes = explain(*search.build_segments_sql(q, [(start, end)]), ordered_only=True)
+        walks = [n for n in nodes if n["Node Type"] == "Index Scan" and n["Index Name"].endswith("pkey")]
+        assert walks and all("ts >=" in node.get("Index Cond", "") for node in walks)
+        assert not seq_scanned(nodes, planned)
