@@ -43,7 +43,7 @@ INVALID_REGEX_SQLSTATE = "2201B"
 QUERY_CANCELED_SQLSTATE = "57014"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MIN_STATEMENT_MS = 5  # with less of the budget left, a sparse search returns what it has
-ALONE_WALK = timedelta(minutes=10)  # hours without GIN indexes a budgeted search's first statement walks
+ALONE_WALK = timedelta(minutes=10)  # the log time a budgeted search's first statement walks
 MIN_WALK = timedelta(minutes=1)  # the least of them a later statement takes
 # A partial page's cursor marks a time boundary, not a row: (boundary, RESUME_OLDER) newest first
 # continues with ts < boundary (ids start at 1), (boundary - 1 us, RESUME_NEWER) oldest first with
@@ -434,6 +434,11 @@ def _sparse_page(q: LogQuery, pattern_param: str | None) -> tuple[list[tuple], d
     last = walked[-1]
     rest = replace(q, after=(last[1], last[0]), limit=q.limit - len(hits))
     segments = search_segments(rest)
+    if not _index_helps(q):
+        # Nothing an index serves (a regex without a literal piece, such as `x` or `[0-9]+`; words
+        # without a lexeme of 3 characters): the bitmap would come from the whole GIN index of each
+        # day, slower than walking the rows, so every segment is walked through the primary key.
+        segments = [(start, end, False) for start, end, _ in segments]
     batch = SEGMENTS_FIRST
     boundary: datetime | None = None  # the far edge of the segments completed in this call
     # Per kind of statement (bitmap or ordered walk): time spent on completed ones, and the log
@@ -448,13 +453,13 @@ def _sparse_page(q: LogQuery, pattern_param: str | None) -> tuple[list[tuple], d
         if not alone and left_ms < MIN_STATEMENT_MS:
             return hits, boundary
         if alone:
-            if segments[0][2]:
-                segments = _split_first(segments, rest)
-            else:
-                segments = _cut_first(segments, rest, ALONE_WALK)
+            # A walk of the primary key over ALONE_WALK of log time: its cost is bounded by the
+            # rows in that span whatever the filters (a bitmap scan reads the GIN posting lists
+            # of the whole day, all of them for a regex without trigrams).
+            segments = _cut_first(segments, rest, ALONE_WALK)
             if not segments:
                 break
-            count, bitmap_only = 1, segments[0][2]
+            count, bitmap_only = 1, False
         elif not segments[0][2]:
             # Hours without their GIN indexes yet (the open hour): one statement walking the
             # primary key in page order, which stops as soon as the page is full and at worst
@@ -514,8 +519,8 @@ def _fitting(segments: list[tuple[datetime, datetime, bool]], left_ms: float, pa
 def _cut_first(
     segments: list[tuple[datetime, datetime, bool]], q: LogQuery, span: timedelta
 ) -> list[tuple[datetime, datetime, bool]]:
-    """`segments` with the first one (hours without GIN indexes) cut after `span` of `q`'s range
-    in page order: its front, then the rest of it."""
+    """`segments` with the first one cut after `span` of `q`'s range in page order: its front, then
+    the rest of it (for an hour with a partial GIN index, the rest's bounds still imply the index's)."""
     start, end, indexed = segments[0]
     low, high = _range(q)
     if q.newest_first:
@@ -529,29 +534,10 @@ def _cut_first(
     return [part for part in parts if part[0] < part[1]] + segments[1:]
 
 
-def _split_first(
-    segments: list[tuple[datetime, datetime, bool]], q: LogQuery
-) -> list[tuple[datetime, datetime, bool]]:
-    """`segments` with at most an hour in front: a longer first segment (a closed day) becomes its
-    first hour in page order within `q`'s range, then the rest of it (the whole-day index serves both)."""
-    start, end, indexed = segments[0]
-    if end - start <= timedelta(hours=1):
-        return segments
-    low, high = _range(q)
-    hour = timedelta(hours=1)
-    if q.newest_first:
-        top = end if high is None else max(start, min(end, high))
-        cut = max(start, _hour_floor(top - timedelta(microseconds=1)))
-        parts = [(cut, end, indexed), (start, cut, indexed)]
-    else:
-        bottom = start if low is None else min(end, max(start, low))
-        cut = min(end, _hour_floor(bottom) + hour)
-        parts = [(start, cut, indexed), (cut, end, indexed)]
-    return [part for part in parts if part[0] < part[1]] + segments[1:]
-
-
-def _hour_floor(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+def _index_helps(q: LogQuery) -> bool:
+    """Whether step 2's bitmap scans have an index condition: an attribute, or a regex or words
+    with a literal piece (logs.regex_need, logs.words) the trigram index serves."""
+    return bool(q.attrs) or q.pattern_need is not None or q.words_need is not None
 
 
 def search_segments(q: LogQuery) -> list[tuple[datetime, datetime, bool]]:

@@ -86,11 +86,10 @@ def explain(
 ) -> list[dict[str, Any]]:
     """EXPLAIN (FORMAT JSON) under the settings the search runs with; return every plan node."""
     with transaction.atomic(), connection.cursor() as cursor:
-        if bitmap_only:
-            cursor.execute("SET LOCAL enable_indexscan = off")
-        if ordered_only:
-            cursor.execute("SET LOCAL enable_bitmapscan = off")
-            cursor.execute("SET LOCAL enable_seqscan = off")
+        # Every setting, each time: inside the test's transaction SET LOCAL outlives this block.
+        cursor.execute(f"SET LOCAL enable_indexscan = {'off' if bitmap_only else 'on'}")
+        cursor.execute(f"SET LOCAL enable_bitmapscan = {'off' if ordered_only else 'on'}")
+        cursor.execute(f"SET LOCAL enable_seqscan = {'off' if ordered_only else 'on'}")
         cursor.execute("EXPLAIN (FORMAT JSON) " + sql, args)
         raw = cursor.fetchone()[0]
     plan = (raw if isinstance(raw, list) else json.loads(raw))[0]["Plan"]
@@ -361,30 +360,45 @@ def test_a_regex_cancelled_by_its_timeout_is_a_search_timeout() -> None:
 
 @pytest.mark.parametrize(("params", "index"), SPARSE)
 @pytest.mark.django_db
-def test_a_closed_day_split_for_the_budget_keeps_its_whole_day_index(
-    planned, params: dict[str, str], index: str
-) -> None:
-    """A budgeted search's first statement takes at most an hour: a closed day becomes its first
-    hour in page order and the rest of the day, each still served by the day's whole-day index."""
+def test_segments_cut_for_the_budget_keep_their_index(planned, params: dict[str, str], index: str) -> None:
+    """A budgeted search's first statement walks search.ALONE_WALK of the first segment through the
+    primary key; the rest of a closed day keeps the whole-day index, the rest of a closed hour its
+    partial index (its bounds still imply the index predicate)."""
     today = planned["today"]
-    day_start = datetime.combine(today - timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    day_start = datetime.combine(today, datetime.min.time(), tzinfo=UTC)
     q = query(params)
-    segments = [(day_start, day_start + timedelta(days=1), True)]
-    split = search._split_first(segments, q)
-    assert [(start - day_start, end - day_start) for start, end, _ in split] == [
-        (timedelta(hours=23), timedelta(hours=24)),
-        (timedelta(0), timedelta(hours=23)),
-    ]
-    for start, end, _ in split:
-        nodes = explain(*search.build_segments_sql(q, [(start, end)]), bitmap_only=True)
+    yesterday = (day_start - timedelta(days=1), day_start, True)
+    closed_hour = (day_start + timedelta(hours=5), day_start + timedelta(hours=6), True)
+    for segment, wanted in [
+        (yesterday, f"{partition_of(today - timedelta(days=1))}_{index}"),
+        (closed_hour, f"{partition_of(today)}_{index}_h05"),
+    ]:
+        front, rest = search._cut_first([segment], q, search.ALONE_WALK)
+        assert (front[0], front[1]) == (segment[1] - search.ALONE_WALK, segment[1])
+        assert (rest[0], rest[1]) == (segment[0], segment[1] - search.ALONE_WALK)
+        nodes = explain(*search.build_segments_sql(q, [front[:2]]), ordered_only=True)
+        walks = [n for n in nodes if n["Node Type"] == "Index Scan" and n["Index Name"].endswith("pkey")]
+        assert walks and all("ts >=" in node.get("Index Cond", "") for node in walks)
+        nodes = explain(*search.build_segments_sql(q, [rest[:2]]), bitmap_only=True)
         names = index_names(nodes)
-        assert f"{partition_of(today - timedelta(days=1))}_{index}" in names, names
-        assert "Index Scan" not in kinds(nodes) and not seq_scanned(nodes, planned)
-    oldest = search._split_first(segments, replace(q, newest_first=False))
-    assert [(start - day_start, end - day_start) for start, end, _ in oldest] == [
-        (timedelta(0), timedelta(hours=1)),
-        (timedelta(hours=1), timedelta(hours=24)),
+        if index == "trgm" or segment is yesterday:
+            assert wanted in names, names  # an hour's partial index: its predicate is still proved
+        assert "Index Scan" not in kinds(nodes) and not seq_scanned(nodes, planned), [
+            (n["Node Type"], n.get("Index Name"), n.get("Index Cond"), n.get("Filter")) for n in nodes
+        ]
+    oldest = search._cut_first([yesterday], replace(q, newest_first=False), search.ALONE_WALK)
+    assert [(start, end) for start, end, _ in oldest] == [
+        (yesterday[0], yesterday[0] + search.ALONE_WALK),
+        (yesterday[0] + search.ALONE_WALK, yesterday[1]),
     ]
+
+
+def test_a_regex_without_a_literal_piece_is_walked() -> None:
+    """`x` or `[0-9]+` give the trigram index nothing to look up: step 2 walks the primary key."""
+    assert not search._index_helps(query({"pattern": "x"}))
+    assert not search._index_helps(query({"pattern": "[0-9]+"}))
+    assert search._index_helps(query({"pattern": "db-9"}))
+    assert search._index_helps(query({"attr.user_id": "4242"}))
 
 
 @pytest.mark.django_db
