@@ -347,6 +347,9 @@ class Page:
     rows: list[dict[str, Any]]
     next_cursor: str | None
     partial: bool = False
+    # On a partial page: how far the search got (newest first: it searched back to this time;
+    # oldest first: up to it), ISO 8601 UTC.
+    searched_until: str | None = None
 
 
 def run(q: LogQuery) -> tuple[list[dict[str, Any]], str | None]:
@@ -372,7 +375,13 @@ def page(q: LogQuery) -> Page:
         next_cursor = resume_cursor(resume, q.newest_first)
     else:
         next_cursor = None
-    return Page([as_dict(row) for row in rows], next_cursor, partial=resume is not None and not more)
+    partial = resume is not None and not more
+    until = _iso(resume) if partial and resume is not None else None
+    return Page([as_dict(row) for row in rows], next_cursor, partial=partial, searched_until=until)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def resume_cursor(boundary: datetime, newest_first: bool) -> str:
@@ -414,10 +423,10 @@ def _sparse_page(q: LogQuery, pattern_param: str | None) -> tuple[list[tuple], d
     returns the matches of the segments it completed and the boundary of the last one. A no-match
     regex whose trigrams are all common (it reads every candidate row of the table) thus answers
     within the budget, page after page, instead of reading ten million rows in one request.
-    Every call completes at least one segment (progress): the first statement of step 2 runs one
-    segment of at most an hour (a closed day is split into its first hour and the rest) under the
-    search's own timeout; later ones run under the budget's remainder and take no more segments
-    than the remainder can search at the pace so far.
+    Every call makes progress: the first statement of step 2 walks the primary key over the first
+    ALONE_WALK of log time under the search's own timeout (bounded by the rows in that span); later
+    ones run under the budget's remainder and take no more than it can search at the pace so far.
+    A search with nothing an index serves walks every segment through the primary key.
     """
     started = time.monotonic()
     budget = search_budget_ms()

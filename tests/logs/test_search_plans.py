@@ -334,6 +334,7 @@ def test_a_search_within_its_budget_is_one_page(planned, settings) -> None:
     settings.LOG_SEARCH_BUDGET_MS = 0
     result = search.page(search.parse({"pattern": "db-[7-9]"}))
     assert result.rows == [] and result.next_cursor is None and not result.partial
+    assert result.searched_until is None
 
 
 @pytest.mark.django_db
@@ -341,7 +342,9 @@ def test_a_partial_page_over_the_api(planned, settings, api) -> None:
     settings.LOG_SEARCH_BUDGET_MS = 1
     body = api.get("/api/v1/logs/search", {"pattern": "db-[7-9]"}).json()
     assert body["success"] is True and body["partial"] is True and body["count"] == 0
-    assert body["next_cursor"]
+    assert body["next_cursor"] and body["searched_until"].endswith("Z")
+    boundary, _ = search.decode_cursor(body["next_cursor"], True)
+    assert datetime.fromisoformat(body["searched_until"].replace("Z", "+00:00")) == boundary
     body = api.get("/api/v1/logs/search", {"pattern": "db-[7-9]", "cursor": body["next_cursor"]}).json()
     assert body["partial"] is True and body["next_cursor"]
 

@@ -68,6 +68,11 @@ LOG_SEARCH_RESPONSE = envelope(
         help_text="The search budget (LOG_SEARCH_BUDGET_MS) ran out before the page was full: `data` holds "
         "every match up to where it stopped and `next_cursor` continues from there."
     ),
+    searched_until=serializers.CharField(
+        allow_null=True,
+        help_text="On a partial page, how far the search got: newest first, it searched back to this "
+        "time; oldest first, up to it (ISO 8601 UTC).",
+    ),
 )
 
 
@@ -87,6 +92,7 @@ class LogSearchView(KnownQueryParamsMixin, APIView):
                 "count": len(result.rows),
                 "next_cursor": result.next_cursor,
                 "partial": result.partial,
+                "searched_until": result.searched_until,
             }
         )
 
