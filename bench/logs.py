@@ -553,7 +553,7 @@ def bench_search(rows: int, queries: int, threads: int, reuse: bool = False) -> 
         if worst > 5 * median:
             slowest.append(f"    {label}: slowest {worst:.0f} ms with {worst_params}")
     print(f"    worst regex p95 of the {len(regex_ms)} regex searches: {max(regex_ms):.1f} ms")
-    walk_all_pages(["db-9", "x"])
+    walk_all_pages(["db-9", "to db-[7-9]"])
     if slowest:
         print("    outliers (slowest query over 5x the median):")
         print("\n".join(slowest))

@@ -175,7 +175,7 @@ try:
     QUERY_TIMEOUT_MS = config.envint("QUERY_TIMEOUT_MS", 30000, minimum=0)
     # A log search with words, a regex or attributes returns what it found once it has searched this long
     # (a partial page whose next_cursor resumes exactly where it stopped); 0: no budget.
-    LOG_SEARCH_BUDGET_MS = config.envint("LOG_SEARCH_BUDGET_MS", 200, minimum=0)
+    LOG_SEARCH_BUDGET_MS = config.envint("LOG_SEARCH_BUDGET_MS", 150, minimum=0)
     # Login throttling (django-axes): failures per user name and address, then a cool-off.
     AXES_FAILURE_LIMIT = config.envint("LOGIN_FAILURE_LIMIT", 5, minimum=1)
     AXES_COOLOFF_TIME = timedelta(minutes=config.envint("LOGIN_COOLOFF_MINUTES", 15, minimum=1))
