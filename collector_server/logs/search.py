@@ -391,10 +391,19 @@ def resume_cursor(boundary: datetime, newest_first: bool) -> str:
     return encode_cursor(boundary - timedelta(microseconds=1), RESUME_NEWER, False)
 
 
-def search_budget_ms() -> float:
-    """How long a sparse search may search before it returns a partial page (inf: no budget)."""
+def search_budget_ms(q: LogQuery | None = None) -> float:
+    """How long a sparse search may search before it returns a partial page (inf: no budget).
+
+    LOG_SEARCH_BUDGET_MS, or LOG_SEARCH_MORE_BUDGET_MS when `q` continues from a partial page's
+    cursor (the user asked for more: a search whose every day costs more than the first page's
+    budget still gets through a day or more per call).
+    """
     budget = int(getattr(settings, "LOG_SEARCH_BUDGET_MS", 0) or 0)
-    return float(budget) if budget > 0 else float("inf")
+    if budget <= 0:
+        return float("inf")
+    if q is not None and q.after is not None and q.after[1] in (RESUME_OLDER, RESUME_NEWER):
+        budget = max(budget, int(getattr(settings, "LOG_SEARCH_MORE_BUDGET_MS", 0) or 0))
+    return float(budget)
 
 
 def _sparse_page(q: LogQuery, pattern_param: str | None) -> tuple[list[tuple], datetime | None]:
@@ -429,7 +438,7 @@ def _sparse_page(q: LogQuery, pattern_param: str | None) -> tuple[list[tuple], d
     A search with nothing an index serves walks every segment through the primary key.
     """
     started = time.monotonic()
-    budget = search_budget_ms()
+    budget = search_budget_ms(q)
     if q.words is not None and q.words_need is None:
         q.words_need = words.required(tsquery_text(q.words))
     if q.pattern is not None and q.pattern_need is None:

@@ -300,6 +300,7 @@ def test_a_spent_budget_gives_partial_pages_that_resume_exactly(
     exactly what a plain scan returns, in order, for a no-match regex made of common trigrams, a
     rare one, a frequent one, words and an attribute."""
     settings.LOG_SEARCH_BUDGET_MS = budget
+    settings.LOG_SEARCH_MORE_BUDGET_MS = budget  # continuations too
     direction = "DESC" if order == "newest" else "ASC"
     for params, sql, args in [
         ({"pattern": "db-[7-9]"}, "message ~* %s", ["db-[7-9]"]),
@@ -337,9 +338,27 @@ def test_a_search_within_its_budget_is_one_page(planned, settings) -> None:
     assert result.searched_until is None
 
 
+def test_a_continued_search_gets_the_larger_budget(settings) -> None:
+    """A cursor from a partial page (a time boundary) asks for more: LOG_SEARCH_MORE_BUDGET_MS;
+    a first page or a full page's cursor (a row): LOG_SEARCH_BUDGET_MS; 0 turns both off."""
+    settings.LOG_SEARCH_BUDGET_MS = 150
+    settings.LOG_SEARCH_MORE_BUDGET_MS = 1000
+    boundary = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    assert search.search_budget_ms(search.parse({"pattern": "x"})) == 150
+    row = search.encode_cursor(boundary, 12345, True)
+    assert search.search_budget_ms(search.parse({"pattern": "x", "cursor": row})) == 150
+    for newest in (True, False):
+        token = search.resume_cursor(boundary, newest)
+        params = {"pattern": "x", "cursor": token, "order": "newest" if newest else "oldest"}
+        assert search.search_budget_ms(search.parse(params)) == 1000
+    settings.LOG_SEARCH_BUDGET_MS = 0
+    assert search.search_budget_ms(search.parse({"pattern": "x"})) == float("inf")
+
+
 @pytest.mark.django_db
 def test_a_partial_page_over_the_api(planned, settings, api) -> None:
     settings.LOG_SEARCH_BUDGET_MS = 1
+    settings.LOG_SEARCH_MORE_BUDGET_MS = 1
     body = api.get("/api/v1/logs/search", {"pattern": "db-[7-9]"}).json()
     assert body["success"] is True and body["partial"] is True and body["count"] == 0
     assert body["next_cursor"] and body["searched_until"].endswith("Z")
