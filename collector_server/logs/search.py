@@ -626,6 +626,9 @@ def fetch(
     ``enable_seqscan = off``): for hours without their GIN indexes, a walk of the primary key in page
     order within the hour that stops when the page is full (never a scan of the whole day partition,
     which a small partition's costs can favour).
+    JIT compilation is off for search statements: disabled scan kinds give plans costs above
+    ``jit_above_cost``, and compiling (hundreds of milliseconds, not interruptible) made a statement
+    overrun a budget's timeout by up to a second.
     `timeout_ms` lowers the statement timeout (the search's own, SEARCH_TIMEOUT_MS or
     QUERY_TIMEOUT_MS) for this statement.
     """
@@ -638,9 +641,10 @@ def fetch(
             # One round trip for the settings (SET LOCAL = set_config(..., true)), and their values before.
             cursor.execute(
                 "SELECT current_setting('statement_timeout'), current_setting('enable_indexscan'), "
-                "current_setting('enable_bitmapscan'), current_setting('enable_seqscan'), "
+                "current_setting('enable_bitmapscan'), current_setting('enable_seqscan'), current_setting('jit'), "
                 "set_config('statement_timeout', %s, true), set_config('enable_indexscan', %s, true), "
-                "set_config('enable_bitmapscan', %s, true), set_config('enable_seqscan', %s, true)",
+                "set_config('enable_bitmapscan', %s, true), set_config('enable_seqscan', %s, true), "
+                "set_config('jit', 'off', true)",
                 [
                     str(limit_ms),
                     "off" if bitmap_only else "on",
@@ -648,7 +652,7 @@ def fetch(
                     "off" if ordered_only else "on",
                 ],
             )
-            before = cursor.fetchone()[:4]
+            before = cursor.fetchone()[:5]
             cursor.execute(sql, args)
             rows = cursor.fetchall()
             if nested:
@@ -656,7 +660,8 @@ def fetch(
                 # the settings back, or a budget's few milliseconds would time out the caller's queries.
                 cursor.execute(
                     "SELECT set_config('statement_timeout', %s, true), set_config('enable_indexscan', %s, true), "
-                    "set_config('enable_bitmapscan', %s, true), set_config('enable_seqscan', %s, true)",
+                    "set_config('enable_bitmapscan', %s, true), set_config('enable_seqscan', %s, true), "
+                    "set_config('jit', %s, true)",
                     list(before),
                 )
             return rows
