@@ -178,6 +178,11 @@ try:
     SECURE_PROXY_SSL_HEADER = config.proxy_ssl_header(config.envstr("SECURE_PROXY_SSL_HEADER", ""))
     # Statement timeout of the queries a request drives (query API, rule preview, log search); 0: none.
     QUERY_TIMEOUT_MS = config.envint("QUERY_TIMEOUT_MS", 30000, minimum=0)
+    # A log search with words, a regex or attributes returns what it found once it has searched this long
+    # (a partial page whose next_cursor resumes exactly where it stopped); 0: no budget.
+    LOG_SEARCH_BUDGET_MS = config.envint("LOG_SEARCH_BUDGET_MS", 150, minimum=0)
+    # ... and when it continues from a partial page's cursor (the user asked for more).
+    LOG_SEARCH_MORE_BUDGET_MS = config.envint("LOG_SEARCH_MORE_BUDGET_MS", 1000, minimum=0)
     # Login throttling (django-axes): failures per user name and address, then a cool-off.
     AXES_FAILURE_LIMIT = config.envint("LOGIN_FAILURE_LIMIT", 5, minimum=1)
     AXES_COOLOFF_TIME = timedelta(minutes=config.envint("LOGIN_COOLOFF_MINUTES", 15, minimum=1))

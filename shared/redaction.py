@@ -32,6 +32,8 @@ from typing import Any
 REDACTED = "[REDACTED]"
 TOO_DEEP = "[TOO DEEP]"
 MAX_DEPTH = 32
+TEXT_CACHE_CHARS = 200  # map values up to this long have their redacted text cached
+TEXT_CACHE_SIZE = 4096
 
 # The seed documents' list, then the usual variants.
 SENSITIVE_FIELDS = frozenset(
@@ -158,6 +160,9 @@ class Redactor:
         extra = {normalise(f) for f in extra_fields if normalise(f)}
         self.names = _SENSITIVE_NORMALISED | extra
         self._cache: dict[str, bool] = {}
+        # Redacted text of short map values (a record's module, function, path...: the same few
+        # strings over and over); cleared when full, so unique values cost a lookup and nothing more.
+        self._texts: dict[str, str] = {}
         self._templates: dict[str, frozenset[int]] = {}
 
     def is_sensitive(self, key: str) -> bool:
@@ -201,6 +206,7 @@ class Redactor:
         """Redact a map's values by key; plain scalars are handled inline (ingest runs this per record)."""
         out: dict[str, Any] = {}
         cache = self._cache
+        texts = self._texts
         for key, item in value.items():
             if key.__class__ is not str:
                 key = str(key)  # keys leave as text: msgpack and JSON consumers take string keys only
@@ -213,7 +219,17 @@ class Redactor:
                     continue
             cls = item.__class__
             if cls is str:
-                out[key] = item if len(item) < 6 else self.redact_text(item)
+                if len(item) < 6:
+                    out[key] = item
+                    continue
+                redacted = texts.get(item)
+                if redacted is None:
+                    redacted = self.redact_text(item)
+                    if len(item) <= TEXT_CACHE_CHARS:
+                        if len(texts) >= TEXT_CACHE_SIZE:
+                            texts.clear()
+                        texts[item] = redacted
+                out[key] = redacted
             elif cls is float or cls is bool or item is None or (cls is int and item < _CARD_INT_MIN):
                 out[key] = item
             else:

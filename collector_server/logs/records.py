@@ -120,7 +120,13 @@ def to_row(record: Any, host: str, window: Window, org_text: str, max_attrs_byte
         host = own_host
     if not host or len(host) > MAX_HOST_CHARS:
         raise RecordRejected(f"host must be 1 to {MAX_HOST_CHARS} characters", "host")
-    service, logger, request_id, trace_id, span_id = [_name(record, field) for field in NAME_FIELDS]
+    get = record.get
+    names = [get(field) for field in NAME_FIELDS]
+    for index, value in enumerate(names):
+        # The usual case (a short string, or none) here; anything else through _name's checks.
+        if value is not None and (value.__class__ is not str or not 0 < len(value) <= MAX_NAME_CHARS):
+            names[index] = _name(record, NAME_FIELDS[index])
+    service, logger, request_id, trace_id, span_id = names
     attrs = _attrs(record)
     message, attrs = redaction.redact_record(message, attrs)  # every producer's records (docs/security.md)
     truncated = len(message) > MAX_MESSAGE_CHARS

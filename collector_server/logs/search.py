@@ -11,10 +11,12 @@ import base64
 import binascii
 import json
 import re
+import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import DataError, OperationalError, transaction
 from django.http import QueryDict
 from rest_framework.exceptions import APIException
@@ -40,6 +42,14 @@ ATTR_KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 INVALID_REGEX_SQLSTATE = "2201B"
 QUERY_CANCELED_SQLSTATE = "57014"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MIN_STATEMENT_MS = 5  # with less of the budget left, a sparse search returns what it has
+ALONE_WALK = timedelta(minutes=10)  # the log time a budgeted search's first statement walks
+MIN_WALK = timedelta(minutes=1)  # the least of them a later statement takes
+# A partial page's cursor marks a time boundary, not a row: (boundary, RESUME_OLDER) newest first
+# continues with ts < boundary (ids start at 1), (boundary - 1 us, RESUME_NEWER) oldest first with
+# ts >= boundary.
+RESUME_OLDER = 0
+RESUME_NEWER = 2**63 - 1
 SELECT = (
     "SELECT id, ts, host, service, level, logger, message, request_id, trace_id, span_id, attrs "
     "FROM logs_entry"
@@ -328,22 +338,80 @@ def _attr_candidates(key: str, value: str) -> list[str]:
     return out
 
 
+@dataclass
+class Page:
+    """One page of a search: its rows, the cursor of the next page (None on the last page), and
+    whether the page is partial (the search budget ran out before it was full: `rows` are every
+    match up to where the search stopped, and `next_cursor` resumes exactly there)."""
+
+    rows: list[dict[str, Any]]
+    next_cursor: str | None
+    partial: bool = False
+    # On a partial page: how far the search got (newest first: it searched back to this time;
+    # oldest first: up to it), ISO 8601 UTC.
+    searched_until: str | None = None
+
+
 def run(q: LogQuery) -> tuple[list[dict[str, Any]], str | None]:
     """Return one page of rows and the cursor of the next page (None on the last page)."""
+    result = page(q)
+    return result.rows, result.next_cursor
+
+
+def page(q: LogQuery) -> Page:
+    """Return one page of `q` (see Page)."""
     pattern_param = "pattern" if q.pattern is not None else None
+    resume: datetime | None = None
     if has_sparse(q):
-        rows = _sparse_page(q, pattern_param)
+        rows, resume = _sparse_page(q, pattern_param)
     else:
         sql, args = build_sql(q)
         rows = fetch(sql, args, pattern_param=pattern_param)
     more = len(rows) > q.limit
     rows = rows[: q.limit]
-    next_cursor = encode_cursor(rows[-1][1], rows[-1][0], q.newest_first) if more else None
-    return [as_dict(row) for row in rows], next_cursor
+    if more:
+        next_cursor = encode_cursor(rows[-1][1], rows[-1][0], q.newest_first)
+    elif resume is not None:
+        next_cursor = resume_cursor(resume, q.newest_first)
+    else:
+        next_cursor = None
+    partial = resume is not None and not more
+    until = _iso(resume) if partial and resume is not None else None
+    return Page([as_dict(row) for row in rows], next_cursor, partial=partial, searched_until=until)
 
 
-def _sparse_page(q: LogQuery, pattern_param: str | None) -> list[tuple]:
-    """Up to limit + 1 rows of a search with words, a pattern or attributes.
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def resume_cursor(boundary: datetime, newest_first: bool) -> str:
+    """The cursor of a partial page: every row older (newest first) or from `boundary` on (oldest first)."""
+    if newest_first:
+        return encode_cursor(boundary, RESUME_OLDER, True)
+    return encode_cursor(boundary - timedelta(microseconds=1), RESUME_NEWER, False)
+
+
+def search_budget_ms(q: LogQuery | None = None) -> float:
+    """How long a sparse search may search before it returns a partial page (inf: no budget).
+
+    LOG_SEARCH_BUDGET_MS, or LOG_SEARCH_MORE_BUDGET_MS when `q` continues from a partial page's
+    cursor (the user asked for more: a search whose every day costs more than the first page's
+    budget still gets through a day or more per call).
+    """
+    budget = int(getattr(settings, "LOG_SEARCH_BUDGET_MS", 0) or 0)
+    if budget <= 0:
+        return float("inf")
+    if q is not None and q.after is not None and q.after[1] in (RESUME_OLDER, RESUME_NEWER):
+        budget = max(budget, int(getattr(settings, "LOG_SEARCH_MORE_BUDGET_MS", 0) or 0))
+    return float(budget)
+
+
+def _sparse_page(q: LogQuery, pattern_param: str | None) -> tuple[list[tuple], datetime | None]:
+    """Up to limit + 1 rows of a search with words, a pattern or attributes, and where it stopped.
+
+    The second value is None when the search covered everything; otherwise it is the time
+    boundary the search budget (LOG_SEARCH_BUDGET_MS) stopped it at, with fewer than limit + 1
+    rows: every match before the boundary in page order is among them (see `resume_cursor`).
 
     The planner has no useful statistics for these filters (a regex, words without a full-text
     index, one value of one attribute key): when it guesses them frequent it walks the primary
@@ -358,7 +426,19 @@ def _sparse_page(q: LogQuery, pattern_param: str | None) -> list[tuple]:
        indexes or else an hour (which can use its hourly partial indexes), until the page is
        full. Hours without their indexes yet (the open hour; every hour if the maintenance job
        logs.deferred_index.build_closed does not run) are walked through the primary key instead.
+
+    Step 2 is bounded by the search budget: each statement runs with the budget's remainder as its
+    statement timeout, and once the budget is spent, or a statement is cancelled by it, the search
+    returns the matches of the segments it completed and the boundary of the last one. A no-match
+    regex whose trigrams are all common (it reads every candidate row of the table) thus answers
+    within the budget, page after page, instead of reading ten million rows in one request.
+    Every call makes progress: the first statement of step 2 walks the primary key over the first
+    ALONE_WALK of log time under the search's own timeout (bounded by the rows in that span); later
+    ones run under the budget's remainder and take no more than it can search at the pace so far.
+    A search with nothing an index serves walks every segment through the primary key.
     """
+    started = time.monotonic()
+    budget = search_budget_ms(q)
     if q.words is not None and q.words_need is None:
         q.words_need = words.required(tsquery_text(q.words))
     if q.pattern is not None and q.pattern_need is None:
@@ -368,30 +448,114 @@ def _sparse_page(q: LogQuery, pattern_param: str | None) -> list[tuple]:
     walked = fetch(sql, args, pattern_param=pattern_param)
     hits = [row[:-2] for row in walked if row[-2]]
     if len(hits) > q.limit or not walked or walked[-1][-1] != window:
-        return hits
+        return hits, None
     last = walked[-1]
     rest = replace(q, after=(last[1], last[0]), limit=q.limit - len(hits))
     segments = search_segments(rest)
+    if not _index_helps(q):
+        # Nothing an index serves (a regex without a literal piece, such as `x` or `[0-9]+`; words
+        # without a lexeme of 3 characters): the bitmap would come from the whole GIN index of each
+        # day, slower than walking the rows, so every segment is walked through the primary key.
+        segments = [(start, end, False) for start, end, _ in segments]
     batch = SEGMENTS_FIRST
+    boundary: datetime | None = None  # the far edge of the segments completed in this call
+    # Per kind of statement (bitmap or ordered walk): time spent on completed ones, and the log
+    # time they covered; their ratio is the pace that sizes the next statement to the budget left.
+    spent = {True: 0.0, False: 0.0}
+    covered = {True: 0.0, False: 0.0}
     while segments and len(hits) <= q.limit:
-        if not segments[0][2]:
+        left_ms = budget - (time.monotonic() - started) * 1000
+        # The first statement of a budgeted search is the progress guarantee: one closed day's
+        # first hour or ALONE_WALK of hours without GIN indexes, under the search's own timeout only.
+        alone = boundary is None and budget != float("inf")
+        if not alone and left_ms < MIN_STATEMENT_MS:
+            return hits, boundary
+        if alone:
+            # A walk of the primary key over ALONE_WALK of log time: its cost is bounded by the
+            # rows in that span whatever the filters (a bitmap scan reads the GIN posting lists
+            # of the whole day, all of them for a regex without trigrams).
+            segments = _cut_first(segments, rest, ALONE_WALK)
+            if not segments:
+                break
+            count, bitmap_only = 1, False
+        elif not segments[0][2]:
             # Hours without their GIN indexes yet (the open hour): one statement walking the
             # primary key in page order, which stops as soon as the page is full and at worst
             # reads those hours' rows (a bitmap would read them all, then sort).
             count = next((i for i, segment in enumerate(segments) if segment[2]), len(segments))
             bitmap_only = False
+            if covered[False] and left_ms != float("inf"):
+                pace = spent[False] / covered[False]
+                count = _fitting(segments[:count], left_ms, pace)
+                if count == 0:  # not even the first: the span of it the budget left can walk
+                    span = timedelta(seconds=max(MIN_WALK.total_seconds(), left_ms / 1000 / pace))
+                    segments = _cut_first(segments, rest, span)
+                    count = 1
         else:
             count = next((i for i, segment in enumerate(segments[:batch]) if not segment[2]), batch)
+            if covered[True] and left_ms != float("inf"):
+                # No more segments than the rest of the budget can search at the pace so far:
+                # a statement cancelled by the budget loses all its work.
+                count = max(1, _fitting(segments[:count], left_ms, spent[True] / covered[True]))
             bitmap_only = True
             batch *= SEGMENTS_GROWTH
-        chunk, segments = segments[:count], segments[count:]
+        chunk = segments[:count]
         sql, args = build_segments_sql(rest, [(start, end) for start, end, _ in chunk])
-        found = fetch(
-            sql, args, pattern_param=pattern_param, bitmap_only=bitmap_only, ordered_only=not bitmap_only
-        )
+        began = time.monotonic()
+        try:
+            found = fetch(
+                sql,
+                args,
+                pattern_param=pattern_param,
+                bitmap_only=bitmap_only,
+                ordered_only=not bitmap_only,
+                timeout_ms=None if alone or left_ms == float("inf") else max(1, int(left_ms)),
+            )
+        except SearchTimeout:
+            if boundary is None:
+                raise  # one segment over the search's own timeout
+            return hits, boundary
+        spent[bitmap_only] += time.monotonic() - began
+        covered[bitmap_only] += sum((end - start).total_seconds() for start, end, _ in chunk)
+        segments = segments[count:]
+        boundary = chunk[-1][0] if q.newest_first else chunk[-1][1]
         hits.extend(found)
         rest = replace(rest, limit=rest.limit - len(found))
-    return hits
+    return hits, None
+
+
+def _fitting(segments: list[tuple[datetime, datetime, bool]], left_ms: float, pace: float) -> int:
+    """How many of `segments` fit in `left_ms` at `pace` (seconds of search per second of log time)."""
+    total = 0.0
+    for count, (start, end, _) in enumerate(segments):
+        total += (end - start).total_seconds() * pace * 1000
+        if total > left_ms:
+            return count
+    return len(segments)
+
+
+def _cut_first(
+    segments: list[tuple[datetime, datetime, bool]], q: LogQuery, span: timedelta
+) -> list[tuple[datetime, datetime, bool]]:
+    """`segments` with the first one cut after `span` of `q`'s range in page order: its front, then
+    the rest of it (for an hour with a partial GIN index, the rest's bounds still imply the index's)."""
+    start, end, indexed = segments[0]
+    low, high = _range(q)
+    if q.newest_first:
+        top = end if high is None else max(start, min(end, high))
+        cut = max(start, top - span)
+        parts = [(cut, end, indexed), (start, cut, indexed)]
+    else:
+        bottom = start if low is None else min(end, max(start, low))
+        cut = min(end, bottom + span)
+        parts = [(start, cut, indexed), (cut, end, indexed)]
+    return [part for part in parts if part[0] < part[1]] + segments[1:]
+
+
+def _index_helps(q: LogQuery) -> bool:
+    """Whether step 2's bitmap scans have an index condition: an attribute, or a regex or words
+    with a literal piece (logs.regex_need, logs.words) the trigram index serves."""
+    return bool(q.attrs) or q.pattern_need is not None or q.words_need is not None
 
 
 def search_segments(q: LogQuery) -> list[tuple[datetime, datetime, bool]]:
@@ -402,14 +566,7 @@ def search_segments(q: LogQuery) -> list[tuple[datetime, datetime, bool]]:
     Each is (start, end, whether it has its GIN indexes). Segments outside [start, end), beyond the
     cursor or beyond the table's oldest and newest records are left out.
     """
-    low = q.start
-    high = q.end
-    if q.after is not None:
-        if q.newest_first:
-            bound = q.after[0] + timedelta(microseconds=1)
-            high = bound if high is None else min(high, bound)
-        else:
-            low = q.after[0] if low is None else max(low, q.after[0])
+    low, high = _range(q)
     oldest, newest = fetch("SELECT min(ts), max(ts) FROM logs_entry", [])[0]
     if oldest is None:
         return []
@@ -430,6 +587,23 @@ def search_segments(q: LogQuery) -> list[tuple[datetime, datetime, bool]]:
     return segments[::-1] if q.newest_first else segments
 
 
+def _range(q: LogQuery) -> tuple[datetime | None, datetime | None]:
+    """[low, high) of the times `q` may still return: its start and end, narrowed by its cursor."""
+    low = q.start
+    high = q.end
+    if q.after is not None:
+        after_ts, after_id = q.after
+        if q.newest_first:
+            # (ts, id) < (t, RESUME_OLDER) holds no row with ts = t (ids start at 1)
+            bound = after_ts + timedelta(microseconds=0 if after_id <= RESUME_OLDER else 1)
+            high = bound if high is None else min(high, bound)
+        else:
+            # (ts, id) > (t, RESUME_NEWER) holds no row with ts = t
+            bound = after_ts + timedelta(microseconds=1 if after_id >= RESUME_NEWER else 0)
+            low = bound if low is None else max(low, bound)
+    return low, high
+
+
 def tsquery_text(text: str) -> str:
     """Return Postgres' own reading of a word search, as tsquery text."""
     return fetch("SELECT websearch_to_tsquery('simple', %s)::text", [text])[0][0]
@@ -441,6 +615,7 @@ def fetch(
     pattern_param: str | None = None,
     bitmap_only: bool = False,
     ordered_only: bool = False,
+    timeout_ms: int | None = None,
 ) -> list[tuple]:
     """Run a read query with a time limit; turn Postgres' regex errors into a 400.
 
@@ -451,23 +626,50 @@ def fetch(
     ``enable_seqscan = off``): for hours without their GIN indexes, a walk of the primary key in page
     order within the hour that stops when the page is full (never a scan of the whole day partition,
     which a small partition's costs can favour).
+    JIT compilation is off for search statements: disabled scan kinds give plans costs above
+    ``jit_above_cost``, and compiling (hundreds of milliseconds, not interruptible) made a statement
+    overrun a budget's timeout by up to a second.
+    `timeout_ms` lowers the statement timeout (the search's own, SEARCH_TIMEOUT_MS or
+    QUERY_TIMEOUT_MS) for this statement.
     """
+    limit_ms = statement_timeout.timeout_ms(SEARCH_TIMEOUT_MS)
+    if timeout_ms is not None:
+        limit_ms = min(limit_ms, timeout_ms) if limit_ms > 0 else timeout_ms
     try:
+        nested = connection.in_atomic_block
         with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
-            # One round trip for both settings (SET LOCAL = set_config(..., true)).
+            # One round trip for the settings (SET LOCAL = set_config(..., true)), and their values before.
             cursor.execute(
-                "SELECT set_config('statement_timeout', %s, true), set_config('enable_indexscan', %s, true), "
-                "set_config('enable_bitmapscan', %s, true), set_config('enable_seqscan', %s, true)",
+                "SELECT current_setting('statement_timeout'), current_setting('enable_indexscan'), "
+                "current_setting('enable_bitmapscan'), current_setting('enable_seqscan'), current_setting('jit'), "
+                "set_config('statement_timeout', %s, true), set_config('enable_indexscan', %s, true), "
+                "set_config('enable_bitmapscan', %s, true), set_config('enable_seqscan', %s, true), "
+                "set_config('jit', 'off', true)",
                 [
-                    str(statement_timeout.timeout_ms(SEARCH_TIMEOUT_MS)),
+                    str(limit_ms),
                     "off" if bitmap_only else "on",
                     "off" if ordered_only else "on",
                     "off" if ordered_only else "on",
                 ],
             )
+            before = cursor.fetchone()[:5]
             cursor.execute(sql, args)
-            return cursor.fetchall()
+            rows = cursor.fetchall()
+            if nested:
+                # Inside a caller's transaction (a savepoint here) SET LOCAL outlives this block: put
+                # the settings back, or a budget's few milliseconds would time out the caller's queries.
+                cursor.execute(
+                    "SELECT set_config('statement_timeout', %s, true), set_config('enable_indexscan', %s, true), "
+                    "set_config('enable_bitmapscan', %s, true), set_config('enable_seqscan', %s, true), "
+                    "set_config('jit', %s, true)",
+                    list(before),
+                )
+            return rows
     except DataError as exc:
+        if _regex_cancelled(exc):
+            # Postgres' regex engine reports a cancel (statement_timeout) during a match as an
+            # invalid regex ("invalid regular expression: operation cancelled").
+            raise SearchTimeout() from None
         if pattern_param and getattr(exc.__cause__, "sqlstate", None) == INVALID_REGEX_SQLSTATE:
             raise BadParameter(pattern_param, f"is not a valid regular expression: {exc}") from None
         raise
@@ -475,6 +677,15 @@ def fetch(
         if getattr(exc.__cause__, "sqlstate", None) == QUERY_CANCELED_SQLSTATE:
             raise SearchTimeout() from None
         raise
+
+
+def _regex_cancelled(exc: DataError) -> bool:
+    cause = exc.__cause__
+    if getattr(cause, "sqlstate", None) != INVALID_REGEX_SQLSTATE:
+        return False
+    diag = getattr(cause, "diag", None)
+    message = (getattr(diag, "message_primary", None) or str(cause)).lower()
+    return message.endswith("operation cancelled") or message.endswith("operation canceled")
 
 
 def as_dict(row: tuple) -> dict[str, Any]:

@@ -109,6 +109,7 @@ def rows_from_batches(
     rows: list[Row] = []
     if orgs is None:
         orgs = organisations_for_agents([batch.agent_id for batch in batches])
+    truncated = 0
     for batch in batches:
         org_text = str(orgs[batch.agent_id])
         before = len(rows)
@@ -123,9 +124,11 @@ def rows_from_batches(
                 else:
                     reject_log.rejected(exc.kind, str(exc), batch.host)
                 continue
-            counts[TRUNCATED] += row.truncated
+            truncated += row.truncated
             rows.append(row)
         batch.stored = len(rows) - before
+    if truncated:
+        counts[TRUNCATED] += truncated
     return rows
 
 
@@ -133,8 +136,8 @@ def copy_rows(cursor: Cursor, rows: list[Row]) -> int:
     """COPY `rows` through `cursor` (inside the caller's transaction); return how many."""
     if not rows:
         return 0
-    ensure_days(row.day for row in rows)
-    data = "".join(row.line for row in rows).encode("utf-8")
+    ensure_days({row.day for row in rows})
+    data = "".join([row.line for row in rows]).encode("utf-8")
     with cursor.copy(COPY_SQL) as copy:
         copy.write(data)
     return len(rows)

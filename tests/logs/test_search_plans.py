@@ -21,6 +21,7 @@ ANALYZEd, so the planner works from real row counts and histograms, not defaults
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -85,11 +86,10 @@ def explain(
 ) -> list[dict[str, Any]]:
     """EXPLAIN (FORMAT JSON) under the settings the search runs with; return every plan node."""
     with transaction.atomic(), connection.cursor() as cursor:
-        if bitmap_only:
-            cursor.execute("SET LOCAL enable_indexscan = off")
-        if ordered_only:
-            cursor.execute("SET LOCAL enable_bitmapscan = off")
-            cursor.execute("SET LOCAL enable_seqscan = off")
+        # Every setting, each time: inside the test's transaction SET LOCAL outlives this block.
+        cursor.execute(f"SET LOCAL enable_indexscan = {'off' if bitmap_only else 'on'}")
+        cursor.execute(f"SET LOCAL enable_bitmapscan = {'off' if ordered_only else 'on'}")
+        cursor.execute(f"SET LOCAL enable_seqscan = {'off' if ordered_only else 'on'}")
         cursor.execute("EXPLAIN (FORMAT JSON) " + sql, args)
         raw = cursor.fetchone()[0]
     plan = (raw if isinstance(raw, list) else json.loads(raw))[0]["Plan"]
@@ -272,3 +272,171 @@ def test_searches_answer_the_same_as_a_plain_scan(planned) -> None:
             if cursor_token is None:
                 break
         assert got == expected, params
+
+
+def _walk(params: dict[str, str]) -> tuple[list[int], list[search.Page]]:
+    """Every page of a search, following next_cursor; (ids in order, pages)."""
+    got: list[int] = []
+    pages: list[search.Page] = []
+    token = None
+    while len(pages) < 500:
+        result = search.page(search.parse({**params, **({"cursor": token} if token else {})}))
+        pages.append(result)
+        got += [row["id"] for row in result.rows]
+        token = result.next_cursor
+        if token is None:
+            return got, pages
+    raise AssertionError("the walk made no progress")
+
+
+@pytest.mark.parametrize("budget", [1, 15])
+@pytest.mark.parametrize("order", ["newest", "oldest"])
+@pytest.mark.django_db
+def test_a_spent_budget_gives_partial_pages_that_resume_exactly(
+    planned, settings, order: str, budget: int
+) -> None:
+    """With a 1 ms budget every call completes one segment and returns a partial page (with 15 ms,
+    statements are also cancelled by the budget's timeout midway); walking the cursors returns
+    exactly what a plain scan returns, in order, for a no-match regex made of common trigrams, a
+    rare one, a frequent one, words and an attribute."""
+    settings.LOG_SEARCH_BUDGET_MS = budget
+    settings.LOG_SEARCH_MORE_BUDGET_MS = budget  # continuations too
+    direction = "DESC" if order == "newest" else "ASC"
+    for params, sql, args in [
+        ({"pattern": "db-[7-9]"}, "message ~* %s", ["db-[7-9]"]),
+        ({"pattern": "user 4242 logged"}, "message ~* %s", ["user 4242 logged"]),
+        ({"pattern": "timeout after 4[0-9]{3}ms"}, "message ~* %s", ["timeout after 4[0-9]{3}ms"]),
+        (
+            {"q": "user 4242"},
+            "to_tsvector('simple', message) @@ websearch_to_tsquery('simple', %s)",
+            ["user 4242"],
+        ),
+        ({"attr.user_id": "4242"}, "attrs @> %s::jsonb", ['{"user_id": 4242}']),
+    ]:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_indexscan = off")
+            cursor.execute("SET LOCAL enable_bitmapscan = off")
+            cursor.execute(
+                f"SELECT id FROM logs_entry WHERE {sql} ORDER BY ts {direction}, id {direction}", args
+            )
+            expected = [row[0] for row in cursor.fetchall()]
+        got, pages = _walk({**params, "order": order, "limit": "50"})
+        assert got == expected, params
+        partial = [page for page in pages if page.partial]
+        assert partial or budget > 1, params  # 60 hours of segments cannot all be searched in 1 ms
+        assert all(page.next_cursor and len(page.rows) <= 50 for page in partial)
+        full = [page for page in pages if not page.partial and page.next_cursor]
+        assert all(len(page.rows) == 50 for page in full)
+
+
+@pytest.mark.django_db
+def test_a_search_within_its_budget_is_one_page(planned, settings) -> None:
+    """No budget (0): the no-match regex answers in one call with no cursor, as before."""
+    settings.LOG_SEARCH_BUDGET_MS = 0
+    result = search.page(search.parse({"pattern": "db-[7-9]"}))
+    assert result.rows == [] and result.next_cursor is None and not result.partial
+    assert result.searched_until is None
+
+
+def test_a_continued_search_gets_the_larger_budget(settings) -> None:
+    """A cursor from a partial page (a time boundary) asks for more: LOG_SEARCH_MORE_BUDGET_MS;
+    a first page or a full page's cursor (a row): LOG_SEARCH_BUDGET_MS; 0 turns both off."""
+    settings.LOG_SEARCH_BUDGET_MS = 150
+    settings.LOG_SEARCH_MORE_BUDGET_MS = 1000
+    boundary = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    assert search.search_budget_ms(search.parse({"pattern": "x"})) == 150
+    row = search.encode_cursor(boundary, 12345, True)
+    assert search.search_budget_ms(search.parse({"pattern": "x", "cursor": row})) == 150
+    for newest in (True, False):
+        token = search.resume_cursor(boundary, newest)
+        params = {"pattern": "x", "cursor": token, "order": "newest" if newest else "oldest"}
+        assert search.search_budget_ms(search.parse(params)) == 1000
+    settings.LOG_SEARCH_BUDGET_MS = 0
+    assert search.search_budget_ms(search.parse({"pattern": "x"})) == float("inf")
+
+
+@pytest.mark.django_db
+def test_a_partial_page_over_the_api(planned, settings, api) -> None:
+    settings.LOG_SEARCH_BUDGET_MS = 1
+    settings.LOG_SEARCH_MORE_BUDGET_MS = 1
+    body = api.get("/api/v1/logs/search", {"pattern": "db-[7-9]"}).json()
+    assert body["success"] is True and body["partial"] is True and body["count"] == 0
+    assert body["next_cursor"] and body["searched_until"].endswith("Z")
+    boundary, _ = search.decode_cursor(body["next_cursor"], True)
+    assert datetime.fromisoformat(body["searched_until"].replace("Z", "+00:00")) == boundary
+    body = api.get("/api/v1/logs/search", {"pattern": "db-[7-9]", "cursor": body["next_cursor"]}).json()
+    assert body["partial"] is True and body["next_cursor"]
+
+
+@pytest.mark.django_db
+def test_a_regex_cancelled_by_its_timeout_is_a_search_timeout() -> None:
+    """A statement cancelled inside Postgres' regex engine fails as "invalid regular expression:
+    operation cancelled" (SQLSTATE 2201B); the search reads it as its timeout (the budget's cue to
+    return a partial page), never as a bad pattern."""
+    sql = (
+        "SELECT count(*) FROM generate_series(1, 50000000) AS i WHERE (i::text || ' items/' || i::text) ~* %s"
+    )
+    with pytest.raises(search.SearchTimeout):
+        search.fetch(sql, ["x[0-9]+y"], pattern_param="pattern", timeout_ms=1)
+
+
+@pytest.mark.parametrize(("params", "index"), SPARSE)
+@pytest.mark.django_db
+def test_segments_cut_for_the_budget_keep_their_index(planned, params: dict[str, str], index: str) -> None:
+    """A budgeted search's first statement walks search.ALONE_WALK of the first segment through the
+    primary key; the rest of a closed day keeps the whole-day index, the rest of a closed hour its
+    partial index (its bounds still imply the index predicate)."""
+    today = planned["today"]
+    day_start = datetime.combine(today, datetime.min.time(), tzinfo=UTC)
+    q = query(params)
+    yesterday = (day_start - timedelta(days=1), day_start, True)
+    closed_hour = (day_start + timedelta(hours=5), day_start + timedelta(hours=6), True)
+    for segment, wanted in [
+        (yesterday, f"{partition_of(today - timedelta(days=1))}_{index}"),
+        (closed_hour, f"{partition_of(today)}_{index}_h05"),
+    ]:
+        front, rest = search._cut_first([segment], q, search.ALONE_WALK)
+        assert (front[0], front[1]) == (segment[1] - search.ALONE_WALK, segment[1])
+        assert (rest[0], rest[1]) == (segment[0], segment[1] - search.ALONE_WALK)
+        nodes = explain(*search.build_segments_sql(q, [front[:2]]), ordered_only=True)
+        walks = [n for n in nodes if n["Node Type"] == "Index Scan" and n["Index Name"].endswith("pkey")]
+        assert walks and all("ts >=" in node.get("Index Cond", "") for node in walks)
+        nodes = explain(*search.build_segments_sql(q, [rest[:2]]), bitmap_only=True)
+        names = index_names(nodes)
+        if index == "trgm" or segment is yesterday:
+            assert wanted in names, names  # an hour's partial index: its predicate is still proved
+        assert "Index Scan" not in kinds(nodes) and not seq_scanned(nodes, planned), [
+            (n["Node Type"], n.get("Index Name"), n.get("Index Cond"), n.get("Filter")) for n in nodes
+        ]
+    oldest = search._cut_first([yesterday], replace(q, newest_first=False), search.ALONE_WALK)
+    assert [(start, end) for start, end, _ in oldest] == [
+        (yesterday[0], yesterday[0] + search.ALONE_WALK),
+        (yesterday[0] + search.ALONE_WALK, yesterday[1]),
+    ]
+
+
+def test_a_regex_without_a_literal_piece_is_walked() -> None:
+    """`x` or `[0-9]+` give the trigram index nothing to look up: step 2 walks the primary key."""
+    assert not search._index_helps(query({"pattern": "x"}))
+    assert not search._index_helps(query({"pattern": "[0-9]+"}))
+    assert search._index_helps(query({"pattern": "db-9"}))
+    assert search._index_helps(query({"attr.user_id": "4242"}))
+
+
+@pytest.mark.django_db
+def test_hours_without_gin_indexes_cut_for_the_budget_are_walked_through_the_primary_key(planned) -> None:
+    """A budgeted search's first statement walks at most search.ALONE_WALK of hours without GIN
+    indexes (the open hour), newest first; the front and the rest are ordered primary-key walks."""
+    day_start = datetime.combine(planned["today"], datetime.min.time(), tzinfo=UTC)
+    open_hour = (day_start + timedelta(hours=13), day_start + timedelta(hours=14), False)
+    q = query({"pattern": "db-9"})
+    cut = search._cut_first([open_hour], q, search.ALONE_WALK)
+    assert [(start, end) for start, end, _ in cut] == [
+        (open_hour[1] - search.ALONE_WALK, open_hour[1]),
+        (open_hour[0], open_hour[1] - search.ALONE_WALK),
+    ]
+    for start, end, _ in cut:
+        nodes = explain(*search.build_segments_sql(q, [(start, end)]), ordered_only=True)
+        walks = [n for n in nodes if n["Node Type"] == "Index Scan" and n["Index Name"].endswith("pkey")]
+        assert walks and all("ts >=" in node.get("Index Cond", "") for node in walks)
+        assert not seq_scanned(nodes, planned)

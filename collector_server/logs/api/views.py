@@ -64,6 +64,15 @@ LOG_SEARCH_RESPONSE = envelope(
     LOG_RECORD,
     count=True,
     next_cursor=serializers.CharField(allow_null=True, help_text="Pass as `cursor` for the next page."),
+    partial=serializers.BooleanField(
+        help_text="The search budget (LOG_SEARCH_BUDGET_MS) ran out before the page was full: `data` holds "
+        "every match up to where it stopped and `next_cursor` continues from there."
+    ),
+    searched_until=serializers.CharField(
+        allow_null=True,
+        help_text="On a partial page, how far the search got: newest first, it searched back to this "
+        "time; oldest first, up to it (ISO 8601 UTC).",
+    ),
 )
 
 
@@ -75,8 +84,17 @@ class LogSearchView(KnownQueryParamsMixin, APIView):
     @extend_schema(parameters=SEARCH_PARAMETERS, responses=LOG_SEARCH_RESPONSE)
     def get(self, request: Request) -> Response:
         query = search.parse(request.query_params)
-        rows, next_cursor = search.run(query)
-        return Response({"success": True, "data": rows, "count": len(rows), "next_cursor": next_cursor})
+        result = search.page(query)
+        return Response(
+            {
+                "success": True,
+                "data": result.rows,
+                "count": len(result.rows),
+                "next_cursor": result.next_cursor,
+                "partial": result.partial,
+                "searched_until": result.searched_until,
+            }
+        )
 
 
 class LogStatsView(KnownQueryParamsMixin, APIView):

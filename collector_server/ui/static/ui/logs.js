@@ -46,11 +46,13 @@
       const body = await FW.api("/api/v1/logs/search?" + query);
       const html = body.data.map((r) => FW.logRow(r, true)).join("");
       if (append) tbody.insertAdjacentHTML("beforeend", html);
-      else tbody.innerHTML = html || '<tr><td colspan="5" class="muted">No records match.</td></tr>';
+      else if (html) tbody.innerHTML = html;
+      else if (body.partial) tbody.innerHTML = '<tr><td colspan="5" class="muted">No matches since ' + FW.esc(body.searched_until) + " yet: press More to search further back.</td></tr>";
+      else tbody.innerHTML = '<tr><td colspan="5" class="muted">No records match.</td></tr>';
       if (!append) newest = body.data.length ? body.data[0].timestamp : newest;
       cursor = body.next_cursor;
       more.hidden = !cursor;
-      document.getElementById("log-count").textContent = tbody.querySelectorAll("tr[class^=lvl]").length + " records shown" + (cursor ? ", more available" : "");
+      document.getElementById("log-count").textContent = tbody.querySelectorAll("tr[class^=lvl]").length + " records shown" + (body.partial ? ", searched to " + body.searched_until : "") + (cursor ? ", more available" : "");
     } catch (err) {
       tbody.innerHTML = '<tr><td colspan="5" class="error">The search failed: ' + FW.esc(err.message) + "</td></tr>";
       more.hidden = true;
