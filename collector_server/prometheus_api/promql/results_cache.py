@@ -114,6 +114,8 @@ def matrix_arrays(
         return vectorised.matrix_arrays(series, gids, groups, steps, range_ms, offset_ms, level, function, op)
     bound = int(done.timestamp() * 1000) - LATE_TOLERANCE_MS
     width = LEVEL_SECONDS[level] * 1000
+    asked = steps
+    steps, skip = _whole_head(steps, bound, width, offset_ms)
     blocks = _blocks(steps)
 
     def times(k: int) -> int:
@@ -185,9 +187,45 @@ def matrix_arrays(
             pipe.execute()
         except RedisError:
             log.warning("promql results cache: could not store blocks", exc_info=True)
+    if skip:  # the head block was computed or found whole: answer from the asked start on
+        head = vectorised.timestamps(Steps(asked.start_ms, times(blocks[0][1]), steps.step_ms))
+        parts[0] = {gid: cut for gid, text in (parts[0] or {}).items() if (cut := _from(text, head))}
     out: dict[int, str] = {}
     for gid in range(groups):
         texts = [part[gid] for part in parts if part and gid in part]
         if texts:
             out[gid] = "[" + ",".join(texts) + "]"
     return out
+
+
+def _whole_head(steps: Steps, bound: int, width: int, offset_ms: int) -> tuple[Steps, int]:
+    """The steps extended back to the start of their first block, when that block can be kept.
+
+    A dashboard's range starts inside a block, a step later on every refresh: its first block
+    would never be whole, so never kept, and be computed again each time. Computed whole
+    (at most BLOCK_STEPS - 1 steps more, once), it is kept and the next refresh finds it; the
+    answer leaves out the steps before the asked start. Returns (steps, steps prepended).
+    """
+    block_ms = steps.step_ms * BLOCK_STEPS
+    block_start = steps.start_ms // block_ms * block_ms
+    skip = (steps.start_ms - block_start) // steps.step_ms
+    if skip == 0:
+        return steps, 0
+    whole = Steps(steps.start_ms - skip * steps.step_ms, steps.end_ms, steps.step_ms)
+    first_last = _blocks(whole)[0][1]
+    if whole.start_ms + first_last * steps.step_ms - offset_ms + width > bound:
+        return steps, 0  # the first block is live: nothing to keep, compute only what is asked
+    return whole, skip
+
+
+def _from(fragment: str, head: list[str]) -> str | None:
+    """A block fragment's points from the first of `head` on (None: it has none there).
+
+    `head` is vectorised.timestamps of the steps wanted: every point starts with its time's
+    `[<time>,"`, which no value contains, so the first one found is where the answer begins.
+    """
+    for prefix in head:
+        at = fragment.find(prefix)
+        if at >= 0:
+            return fragment[at:]
+    return None
