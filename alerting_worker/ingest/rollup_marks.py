@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from redis import Redis
 
+from collector_server.prometheus_api.promql import results_cache
 from shared import streams
 
 LATE_AFTER_SECONDS = 240  # inside the rollups' own 5-minute overlap: no mark needed
@@ -28,7 +29,7 @@ def mark_late(client: Redis, oldest: float, level: str = "1m") -> None:
     """
     pipe = client.pipeline(transaction=False)
     pipe.zadd(_key(level), {_MEMBER: oldest}, lt=True)
-    pipe.incr(f"{streams.prefix()}:promql:results:generation")
+    pipe.set(results_cache.generation_key(), results_cache.new_generation())
     pipe.execute()
 
 

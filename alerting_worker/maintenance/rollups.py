@@ -121,7 +121,10 @@ def rollup_minutes(now: datetime | None = None) -> dict[str, str | int]:
         _give_back(client, late)
         raise
     if late_range:
-        results_cache.bump_generation(client)  # old buckets changed: cached PromQL blocks too
+        # Old buckets changed: cached PromQL blocks too. A failed bump keeps the late mark, so
+        # the next run rolls the range up again and bumps again (nothing stale kept for the TTL).
+        if not results_cache.bump_generation(client):
+            _give_back(client, late)
         if late_range[1] < start:  # more late data than one run covers: continue next run
             rollup_marks.mark_late(client, late_range[1].timestamp(), "1m")
         rollup_marks.mark_late(client, late_range[0].timestamp(), "1h")
@@ -180,8 +183,8 @@ def _rollup_from_minutes(
     except Exception:
         _give_back(client, late, level)
         raise
-    if late is not None:
-        results_cache.bump_generation(client)  # old buckets changed: cached PromQL blocks too
+    if late is not None and not results_cache.bump_generation(client):
+        _give_back(client, late, level)  # old buckets changed: the next run bumps again
     return {"level": level, "start": start.isoformat(), "end": end.isoformat(), "rows": rows}
 
 

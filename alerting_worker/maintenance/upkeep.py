@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.db import connection
 
+from alerting_worker.ingest import rollup_marks
 from alerting_worker.ingest.failures import REDIS_OUTAGES
 from collector_server.monitoring import partitions
 from collector_server.prometheus_api.promql import results_cache
-from collector_server.redis_conn import get_stream_redis, is_cluster, stream_keys
+from collector_server.redis_conn import get_redis, get_stream_redis, is_cluster, stream_keys
 from shared import streams
 
 log = logging.getLogger(__name__)
@@ -25,8 +26,10 @@ def create_partitions() -> list[str]:
 def enforce_retention() -> dict[str, object]:
     """Drop expired partitions and forget batch identities older than raw retention."""
     dropped = partitions.enforce_retention()
-    if dropped:
-        results_cache.bump_generation()  # cached PromQL blocks may hold the dropped days
+    if dropped and not results_cache.bump_generation():
+        # Cached PromQL blocks may hold the dropped days: a late mark at now (nothing to re-roll)
+        # makes the next 5-minute rollup run bump the generation instead.
+        rollup_marks.mark_late(get_redis(), datetime.now(UTC).timestamp(), "5m")
     cutoff = datetime.now(UTC) - timedelta(days=settings.RAW_RETENTION_DAYS + 1)
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM monitoring_ingestedbatch WHERE received_at < %s", [cutoff])

@@ -136,3 +136,82 @@ def test_organisations_never_share_cached_blocks(api, store, now_s, cached):
             [float(v) for _, v in its["values"]]
         )
     assert _answer(api, params) == ours and _answer(other, params) == theirs
+
+
+def _stored_blocks(client) -> list[bytes]:
+    from shared import streams
+
+    return [
+        k for k in client.scan_iter(f"{streams.prefix()}:promql:results:*") if not k.endswith(b"generation")
+    ]
+
+
+def test_nothing_is_stored_when_the_query_read_the_replica(api, store, now_s, cached, monkeypatch):
+    from alerting_worker.maintenance import rollups
+    from collector_server.prometheus_api.promql import results_cache
+    from collector_server.replica import PRIMARY, REPLICA
+
+    start = now_s - 3 * 3600
+    _seed(store, start, 3 * 60)
+    rollups.run_rollups(now=datetime.fromtimestamp(now_s, UTC))
+    params = {"start": now_s - 2 * 3600, "end": now_s - 3600, "step": 60}
+    # The query's reads went to a (possibly lagging) replica: its blocks are not kept.
+    monkeypatch.setattr(results_cache, "read_alias", lambda: REPLICA)
+    on_replica = _answer(api, params)
+    assert on_replica and _stored_blocks(cached) == []
+    monkeypatch.setattr(results_cache, "read_alias", lambda: PRIMARY)
+    assert _answer(api, params) == on_replica
+    assert _stored_blocks(cached)  # computed from the primary: kept
+    counts = _computed_steps(monkeypatch)
+    monkeypatch.setattr(results_cache, "read_alias", lambda: REPLICA)
+    assert _answer(api, params) == on_replica
+    assert sum(counts) == 0  # blocks computed from the primary are used on replica reads too
+
+
+def test_a_lost_generation_key_gets_a_new_token_never_an_old_one(cached):
+    from collector_server.prometheus_api.promql import results_cache
+
+    seen = {results_cache.current_generation(cached)}
+    assert results_cache.current_generation(cached) in seen  # stable while nothing changes
+    for _ in range(3):
+        assert results_cache.bump_generation(cached)
+        seen.add(results_cache.current_generation(cached))
+        cached.delete(results_cache.generation_key())  # evicted or deleted
+        seen.add(results_cache.current_generation(cached))
+    assert len(seen) == 7
+
+
+def test_a_failed_bump_keeps_the_late_mark_so_the_next_run_bumps_again(
+    api, store, now_s, cached, settings, monkeypatch
+):
+    from redis import Redis
+
+    from alerting_worker.ingest import rollup_marks
+    from alerting_worker.maintenance import rollups
+    from collector_server.monitoring.models import Series
+    from collector_server.prometheus_api.promql import results_cache
+
+    start = now_s - 3 * 3600
+    _seed(store, start, 3 * 60)
+    rollups.run_rollups(now=datetime.fromtimestamp(now_s, UTC))
+    params = {"start": now_s - 2 * 3600, "end": now_s - 3600, "step": 60}
+    series = Series.objects.get(labels__host="batch-1")
+    late = now_s - 5400 + 10
+    store.samples(series, [(late, 1e9)])
+    rollup_marks.mark_late(cached, late)
+    stale = _answer(api, params)  # read between the mark and the re-roll: pre-re-roll blocks cached
+    real_bump = results_cache.bump_generation
+    down = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)  # nothing listens there
+    monkeypatch.setattr(results_cache, "bump_generation", lambda client=None: real_bump(down))
+    rollups.rollup_minutes(now=datetime.fromtimestamp(now_s + 60, UTC))
+    assert rollup_marks.take_late(cached, "1m") == pytest.approx(late)  # given back
+    rollup_marks.mark_late(cached, late)
+    monkeypatch.setattr(results_cache, "bump_generation", real_bump)
+    generation = results_cache.current_generation(cached)
+    rollups.rollup_minutes(now=datetime.fromtimestamp(now_s + 120, UTC))
+    assert results_cache.current_generation(cached) != generation
+    assert rollup_marks.take_late(cached, "1m") is None
+    fresh = _answer(api, params)
+    assert fresh != stale
+    settings.PROMQL_RESULTS_CACHE = False
+    assert fresh == _answer(api, params)

@@ -18,6 +18,15 @@ own overlap (LATE_TOLERANCE): before it, buckets change only when
 * retention drops partitions: enforce_retention bumps the generation when it dropped any;
 * the series change (a host deleted): the selected series ids are part of the key.
 
+The generation is a random token (not a counter: a lost key never walks back to old
+generations whose blocks may still be live). A bump that fails is not dropped: the callers
+give their late mark back (or set one) so the next rollup run bumps again.
+
+Blocks are only stored when the query read the primary: with DATABASE_REPLICA_URL a lagging
+replica may still hold buckets from before a re-roll whose bump is already in Redis, and they
+would be cached under the new generation. Reads on the replica still use cached blocks
+(computed from the primary).
+
 Keys hold the organisation scope, the query's shape (function, window, offset, aggregation,
 labels), the step, the level, the series and the block's first and last step: two
 organisations never share an entry, even for the same query text. Entries expire after TTL.
@@ -29,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
@@ -39,6 +49,7 @@ from collector_server.monitoring.query import LEVEL_SECONDS, SeriesInfo
 from collector_server.prometheus_api.promql import vectorised
 from collector_server.prometheus_api.promql.values import Steps
 from collector_server.redis_conn import get_redis
+from collector_server.replica import PRIMARY, read_alias
 from shared import streams
 
 log = logging.getLogger(__name__)
@@ -49,16 +60,35 @@ TTL = timedelta(hours=6)
 LATE_TOLERANCE_MS = 5 * 60 * 1000
 
 
-def _generation_key() -> str:
+def generation_key() -> str:
     return f"{streams.prefix()}:promql:results:generation"
 
 
-def bump_generation(client=None) -> None:
-    """Make every cached block unreachable (late data rolled up, partitions dropped)."""
+def new_generation() -> str:
+    """A fresh random generation token (never one used before, even if the key was lost)."""
+    return uuid.uuid4().hex
+
+
+def bump_generation(client=None) -> bool:
+    """Make every cached block unreachable (late data rolled up, partitions dropped).
+
+    False when Redis refused: the caller must keep the invalidation pending (a late mark).
+    """
     try:
-        (client or get_redis()).incr(_generation_key())
+        (client or get_redis()).set(generation_key(), new_generation())
     except RedisError:
         log.warning("promql results cache: could not bump the generation", exc_info=True)
+        return False
+    return True
+
+
+def current_generation(client) -> str:
+    """The generation token; a missing key (never set, evicted, deleted) gets a fresh one."""
+    value = client.get(generation_key())
+    if value is None:
+        client.set(generation_key(), new_generation(), nx=True)
+        value = client.get(generation_key())
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def enabled() -> bool:
@@ -125,7 +155,7 @@ def matrix_arrays(
     cacheable = [times(last) - offset_ms + width <= bound for _, last in blocks]
     client = get_redis()
     try:
-        generation = int(client.get(_generation_key()) or 0)
+        generation = current_generation(client)
         identity = hashlib.sha256(
             json.dumps(
                 [
@@ -156,6 +186,8 @@ def matrix_arrays(
         _decode(found[key]) if found.get(key) is not None else None for key in keys
     ]
     to_store: dict[str, str] = {}
+    # Only what was computed from the primary is stored (a lagging replica: module docstring).
+    store = read_alias() == PRIMARY
     i = 0
     while i < len(blocks):
         if parts[i] is not None:
@@ -176,7 +208,7 @@ def matrix_arrays(
             lo, hi = first - blocks[i][0], last - blocks[i][0] + 1
             block_steps = Steps(times(first), times(last), steps.step_ms)
             parts[b] = vectorised.fragments(values[:, lo:hi], present[:, lo:hi], block_steps)
-            if cacheable[b]:
+            if cacheable[b] and store:
                 to_store[keys[b]] = _encode(parts[b])
         i = j + 1
     if to_store:

@@ -139,13 +139,16 @@ def fetch_bytes(sql: str, params: object, local: dict[str, str] | None = None) -
     """The one row of bytea values `sql` selects (b"" for NULL), in binary: no hex to decode.
 
     Django's cursors bind parameters client-side and so cannot ask for binary results; a
-    plain psycopg cursor on the same connection (and transaction) can.
+    plain psycopg cursor on the same connection (and transaction) can. Never prepared (psycopg
+    would after 5 runs on a persistent connection: transaction poolers break, and partitioned
+    tables get generic plans); its errors become django.db errors, as Django's cursors' do.
     """
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         for name, value in (local or {}).items():
             cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
-        with psycopg.Cursor(cursor.connection) as binary:  # the psycopg connection under Django's
-            binary.execute(sql, params, binary=True)
+        # The psycopg connection under Django's.
+        with connection.wrap_database_errors, psycopg.Cursor(cursor.connection) as binary:
+            binary.execute(sql, params, binary=True, prepare=False)
             row = binary.fetchone()
     return [bytes(value) if value is not None else b"" for value in row or ()]
 

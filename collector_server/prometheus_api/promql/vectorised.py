@@ -33,6 +33,11 @@ from collector_server.prometheus_api.promql.values import Steps
 # Above this many series x steps x buckets per window (the additions of a window sum) the SQL
 # path answers.
 MAX_CELLS = 50_000_000
+# Above this many grid cells (series x every bucket of the range: each grid array holds one
+# value per cell) or this many bytes of records (one bytea, which Postgres caps at 1 GB) the
+# SQL path answers too.
+MAX_GRID_CELLS = 4_000_000
+MAX_RECORD_BYTES = 256 * 1024 * 1024
 PG_EPOCH_MS = 946_684_800_000  # 2000-01-01, the origin of Postgres' binary timestamps
 NO_EDGES = np.iinfo(np.int64).min  # '-infinity': a bucket without edges
 
@@ -79,10 +84,16 @@ def _parse(buffer: bytes, columns: list[tuple[str, str, str]]) -> dict[str, np.n
         values = rows[name].astype(np.float64 if kind == "f8" else np.int64)
         if kind == "ts":
             edgeless = values == NO_EDGES
-            values = values // 1000 + PG_EPOCH_MS
+            values = _rounded_ms(values + PG_EPOCH_MS * 1000)
             values[edgeless] = NO_EDGES
         out[name] = values
     return out
+
+
+def _rounded_ms(micros: np.ndarray) -> np.ndarray:
+    """Microseconds to the nearest millisecond, halves away from zero: as the SQL paths'
+    `(extract(epoch FROM ts) * 1000)::bigint` (a numeric rounded to bigint)."""
+    return np.where(micros >= 0, (micros + 500) // 1000, -((500 - micros) // 1000))
 
 
 def _over_window(grid: np.ndarray, window: np.ndarray, reduce: np.ufunc) -> np.ndarray:
@@ -111,9 +122,14 @@ def window_values(
     hi = steps.end_ms - offset_ms
     origin = t0 - range_ms
     columns = _columns(function)
+    ncols = (hi - origin) // width + 1
+    sparse = steps.step_ms > range_ms + width  # only the buckets some window reaches are read
+    buckets = min(ncols, count * (j + 1)) if sparse else ncols
+    if len(series) * ncols > MAX_GRID_CELLS or len(series) * buckets * 8 * len(columns) > MAX_RECORD_BYTES:
+        return None
     params = rollup_windows.bucket_params(level, series, origin, hi)
     reach = ""
-    if steps.step_ms > range_ms + width:  # buckets no window (nor sample at t) reaches are not read
+    if sparse:  # buckets no window (nor sample at t) reaches are not read
         reach = (
             "WHERE mod((date_part('epoch', key) * 1000)::bigint - %(origin)s::bigint, %(step)s::bigint)"
             " <= %(range)s::bigint"
@@ -135,7 +151,6 @@ def window_values(
     position = np.array([order[sid] for sid in ids.tolist()], dtype=np.int64)
     row = position[np.searchsorted(ids, rows["sid"])]
     col = (rows["key"] - origin) // width
-    ncols = (hi - origin) // width + 1
     inside = (col >= 0) & (col < ncols)
     row, col = row[inside], col[inside]
     shape = (len(series), ncols)
