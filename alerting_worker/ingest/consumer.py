@@ -11,7 +11,10 @@ open one transaction, call the handler and claim the batch identities (identitie
 entries are stored, then claimed; redelivered ones claimed first, duplicates skipped), commit,
 and only then XACK. A crash anywhere before the XACK leaves the entries pending; the identity
 claim makes the second delivery a no-op. A chunk is up to `chunk` entries, fewer when the last
-chunk's batches say that many would hold more than `chunk_samples` samples.
+chunk's batches of that stream shard (in this process: learned across jobs) say that many would
+hold more than `chunk_samples` samples or log records; new, retried and reclaimed entries alike.
+A chunk whose batches still hold more than that (the first of a process) is stored in several
+transactions of about `chunk_samples` each, acknowledged together.
 
 Failures (alerting_worker.ingest.failures): an outage raises and leaves the chunk pending.
 Any other failure is isolated by splitting the chunk in halves until the batch that causes
@@ -58,6 +61,10 @@ DELIVERIES_STAT = "batches_deadlettered_deliveries"
 # chunks claim their identities before storing, so a run of resent batches is not stored twice
 # and rolled back each time.
 CLAIM_FIRST_AFTER_DUPLICATE = 20
+# Samples (or log records) per entry of the last chunk of each stream key (kind and shard), kept
+# for the process: every ingest job builds a new StreamConsumer, and its first chunk must not read
+# `chunk` entries of big batches (after an outage, a spool replay) only because it is new.
+SAMPLES_PER_ENTRY: dict[str, float] = {}
 
 
 class Handler(Protocol):
@@ -180,7 +187,6 @@ class StreamConsumer:
         self.consumer = consumer or default_consumer_name()
         self.chunk = chunk  # entries per chunk at most
         self.chunk_samples = chunk_samples
-        self.entries_per_chunk: int | None = None  # from the last chunk's samples per entry
         self.block_ms = block_ms
         self.claim_idle_ms = claim_idle_ms
         self.max_deliveries = max_deliveries
@@ -220,19 +226,35 @@ class StreamConsumer:
 
     def read_count(self) -> int:
         """Entries to read for the next chunk: `chunk`, or fewer if that many would exceed `chunk_samples`
-        (samples or log records, at the last chunk's count per entry).
+        (samples or log records, at the count per entry of the last chunk this process stored from
+        this stream key, by any StreamConsumer: SAMPLES_PER_ENTRY).
 
         Big chunks cost Postgres less per sample (one COPY, one identity INSERT and one commit per
         chunk; the COPY's rows sorted together); bounding them by samples keeps a chunk of big
         batches (500-series agents, a spool replay) within memory and job time.
         """
-        if self.entries_per_chunk is None:
+        per_entry = SAMPLES_PER_ENTRY.get(self.key)
+        if not per_entry:
             return self.chunk
-        return max(1, min(self.chunk, self.entries_per_chunk))
+        return max(1, min(self.chunk, int(self.chunk_samples / per_entry)))
 
     def _learn_size(self, entries: int, samples: int) -> None:
         if entries and samples:
-            self.entries_per_chunk = max(1, int(self.chunk_samples * entries / samples))
+            SAMPLES_PER_ENTRY[self.key] = samples / entries
+
+    def _by_samples(self, good: list[tuple[bytes, Batch]]) -> Iterator[list[tuple[bytes, Batch]]]:
+        """Split a chunk's batches into runs of about `chunk_samples` samples (one transaction each)."""
+        run: list[tuple[bytes, Batch]] = []
+        samples = 0
+        for item in good:
+            size = batch_size(item[1])
+            if run and samples + size > self.chunk_samples:
+                yield run
+                run, samples = [], 0
+            run.append(item)
+            samples += size
+        if run:
+            yield run
 
     def require_database(self) -> None:
         """Raise DependencyUnavailable, before anything is read, if Postgres cannot take writes."""
@@ -249,7 +271,7 @@ class StreamConsumer:
         start = "0"
         while True:
             response = self.client.xreadgroup(
-                streams.CONSUMER_GROUP, self.consumer, {self.key: start}, count=self.chunk
+                streams.CONSUMER_GROUP, self.consumer, {self.key: start}, count=self.read_count()
             )
             entries = response[0][1] if response else []
             if not entries:
@@ -269,7 +291,7 @@ class StreamConsumer:
                 self.consumer,
                 min_idle_time=self.claim_idle_ms,
                 start_id=start,
-                count=self.chunk,
+                count=self.read_count(),
             )
             start, entries = reply[0], reply[1]  # Redis 7 adds a third element (deleted ids)
             if entries:
@@ -301,14 +323,15 @@ class StreamConsumer:
             batch = self.decode(chunk, entry_id, fields)
             if batch is not None:
                 good.append((entry_id, batch))
-        self._learn_size(len(good), sum(batch.sample_count() + len(batch.logs) for _, batch in good))
+        self._learn_size(len(good), sum(batch_size(batch) for _, batch in good))
         if good:
             solo = any(deliveries.get(entry_id, 1) >= SOLO_AFTER_DELIVERIES for entry_id, _ in good)
             if solo:
                 for item in good:
                     self.store([item], chunk, result)
             else:
-                self.store(good, chunk, result)
+                for run in self._by_samples(good):
+                    self.store(run, chunk, result)
         self.acknowledge(chunk)
         result.entries += len(chunk.entries)
         result.dead_lettered += len({entry_id for entry_id, _, _ in chunk.dead})
@@ -534,6 +557,11 @@ class StreamConsumer:
     def _payload(self, entry_id: bytes) -> bytes:
         found = self.client.xrange(self.key, entry_id, entry_id, count=1)
         return found[0][1].get(streams.PAYLOAD_FIELD, b"") if found else b""
+
+
+def batch_size(batch: Batch) -> int:
+    """What INGEST_CHUNK_SAMPLES counts of a batch: its samples, or its log records."""
+    return batch.sample_count() + len(batch.logs)
 
 
 def _reset(batches: list[Batch]) -> None:

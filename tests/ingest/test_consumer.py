@@ -12,22 +12,25 @@ from django.db import connection
 
 from alerting_worker.ingest import stats
 from alerting_worker.ingest.consumer import CLAIM_FIRST_AFTER_DUPLICATE, DrainResult, StreamConsumer
+from alerting_worker.ingest.logs_handler import LOGS_HANDLER
 from alerting_worker.ingest.metrics_handler import MetricsHandler
 from collector_server.monitoring.models import Host, IngestedBatch, Series
 from shared import streams
+from shared.wire import encode_batch
 
 from .conftest import make_batch, sample_count
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("clean_tables", "wire")]
 
 
-def consumer(redis_client, name="c1", claim_idle_ms=60_000) -> StreamConsumer:
+def consumer(redis_client, name="c1", claim_idle_ms=60_000, chunk_samples=100_000) -> StreamConsumer:
     return StreamConsumer(
         redis_client,
         streams.METRICS,
         MetricsHandler(),
         consumer=name,
         chunk=50,
+        chunk_samples=chunk_samples,
         block_ms=0,
         claim_idle_ms=claim_idle_ms,
     )
@@ -99,6 +102,112 @@ def test_a_chunk_reads_fewer_entries_when_its_batches_are_big(redis_client, metr
     assert (result.batches, sample_count()) == (20, 40)
     c.chunk = 2  # the entry limit still holds
     assert c.read_count() == 2
+
+
+def chunk_sizes(c: StreamConsumer) -> list[int]:
+    """Record the entries of each chunk `c` processes, and the batches of each transaction (negative)."""
+    sizes: list[int] = []
+    process, write = c.process, c._write
+
+    def recording_process(entries, result, redelivered=False):
+        sizes.append(len(entries))
+        process(entries, result, redelivered)
+
+    def recording_write(batches, chunk, result):
+        sizes.append(-len(batches))
+        write(batches, chunk, result)
+
+    c.process, c._write = recording_process, recording_write
+    return sizes
+
+
+def learn_three_entries_a_chunk(redis_client, metrics_stream) -> None:
+    """Store one chunk of 2-sample batches through a consumer that is then dropped (a job that ended)."""
+    redis_client.xadd(metrics_stream, {"b": make_batch()})
+    consumer(redis_client, name="earlier-job", chunk_samples=6).drain(max_seconds=5)
+
+
+def test_a_new_consumer_in_the_same_process_reads_the_learned_chunk_size(redis_client, metrics_stream):
+    learn_three_entries_a_chunk(redis_client, metrics_stream)
+    for _ in range(7):
+        redis_client.xadd(metrics_stream, {"b": make_batch()})
+    c = consumer(redis_client, chunk_samples=6)  # the next job's consumer
+    assert c.read_count() == 3
+    sizes = chunk_sizes(c)
+    c.drain(max_seconds=5)
+    assert sizes == [3, -3, 3, -3, 1, -1]
+    assert sample_count() == 16
+
+
+def test_retried_entries_are_read_in_chunks_of_the_learned_size(redis_client, metrics_stream):
+    learn_three_entries_a_chunk(redis_client, metrics_stream)
+    for _ in range(7):
+        redis_client.xadd(metrics_stream, {"b": make_batch()})
+    redis_client.xreadgroup("ingest", "c1", {metrics_stream: ">"}, count=100)  # read before an outage
+    c = consumer(redis_client, chunk_samples=6)
+    sizes = chunk_sizes(c)
+    result = c.drain(max_seconds=5)
+    assert sizes == [3, -3, 3, -3, 1, -1]
+    assert (result.retried, result.batches, sample_count()) == (7, 7, 16)
+    assert redis_client.xpending(metrics_stream, "ingest")["pending"] == 0
+
+
+def test_reclaimed_entries_are_read_in_chunks_of_the_learned_size(redis_client, metrics_stream):
+    learn_three_entries_a_chunk(redis_client, metrics_stream)
+    for _ in range(7):
+        redis_client.xadd(metrics_stream, {"b": make_batch()})
+    redis_client.xreadgroup("ingest", "dead-worker", {metrics_stream: ">"}, count=100)
+    c = consumer(redis_client, name="c2", claim_idle_ms=0, chunk_samples=6)
+    sizes = chunk_sizes(c)
+    result = c.drain(max_seconds=5)
+    assert sizes == [3, -3, 3, -3, 1, -1]
+    assert (result.reclaimed, result.batches, sample_count()) == (7, 7, 16)
+    assert redis_client.xpending(metrics_stream, "ingest")["pending"] == 0
+
+
+def test_a_first_chunk_of_big_batches_is_stored_in_transactions_of_chunk_samples(
+    redis_client, metrics_stream
+):
+    for _ in range(7):
+        redis_client.xadd(metrics_stream, {"b": make_batch()})
+    c = consumer(redis_client, chunk_samples=6)  # nothing learned for this stream yet: 50 entries
+    sizes = chunk_sizes(c)
+    result = c.drain(max_seconds=5)
+    assert sizes == [7, -3, -3, -1]
+    assert (result.batches, sample_count()) == (7, 14)
+    assert IngestedBatch.objects.count() == 7
+    assert redis_client.xpending(metrics_stream, "ingest")["pending"] == 0
+
+
+def test_the_chunk_bound_counts_log_records(redis_client):
+    key = streams.stream_key(streams.LOGS)
+    now = time.time()
+    for seq in range(1, 8):
+        records = [{"ts": now, "level": "INFO", "message": f"line {i}", "attrs": {}} for i in range(4)]
+        data = encode_batch(
+            kind="logs",
+            agent_id="a1",
+            host="web-1",
+            agent_version="",
+            epoch=1,
+            seq=seq,
+            sent_at=now,
+            logs=records,
+        )
+        redis_client.xadd(key, {"b": data})
+    c = StreamConsumer(
+        redis_client, streams.LOGS, LOGS_HANDLER, consumer="c1", chunk=50, chunk_samples=8, block_ms=0
+    )
+    sizes = chunk_sizes(c)
+    first = DrainResult()
+    c.recover(first)
+    assert c.read_chunk(first) == 7  # nothing learned: 7 batches of 4 records, 2 a transaction
+    assert sizes == [7, -2, -2, -2, -1]
+    assert c.read_count() == 2  # 8 records a chunk at 4 records an entry
+    assert (
+        StreamConsumer(redis_client, streams.LOGS, LOGS_HANDLER, chunk=50, chunk_samples=8).read_count() == 2
+    )
+    assert (first.batches, first.rows) == (7, 28)
 
 
 def test_batch_replayed_twice_is_stored_once(redis_client, metrics_stream):
