@@ -51,6 +51,7 @@ def seed(hosts: int, days: int) -> tuple[int, int]:
     from alerting_worker.maintenance import rollups as rollup_job
     from collector_server.monitoring import partitions
     from collector_server.monitoring.models import Host, RollupState, Series
+    from collector_server.prometheus_api.promql import rollup_blocks
 
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     # Twenty minutes more than the longest range (its start aligned down to a 600 s step, then
@@ -101,6 +102,12 @@ def seed(hosts: int, days: int) -> tuple[int, int]:
         cursor.execute("ANALYZE")
     RollupState.objects.create(level="1m", done_until=now - timedelta(minutes=1))
     RollupState.objects.create(level="5m", done_until=now - timedelta(minutes=1))
+    # The packed blocks of the sealed buckets, as the rollup job leaves them.
+    for level in ("1m", "5m"):
+        rollup_blocks.refresh(level, [], now - timedelta(minutes=1))
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE monitoring_block_1m")
+        cursor.execute("VACUUM ANALYZE monitoring_block_5m")
     return hosts * minutes, raw_rows
 
 

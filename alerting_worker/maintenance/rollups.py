@@ -17,7 +17,7 @@ from django.db import connection, transaction
 from alerting_worker.ingest import rollup_marks
 from collector_server.monitoring import partitions
 from collector_server.monitoring.models import RollupState
-from collector_server.prometheus_api.promql import results_cache
+from collector_server.prometheus_api.promql import results_cache, rollup_blocks
 from collector_server.redis_conn import get_redis
 
 LATE_TOLERANCE = timedelta(minutes=5)
@@ -114,6 +114,8 @@ def rollup_minutes(now: datetime | None = None) -> dict[str, str | int]:
             if late_range:
                 rows += _roll_minutes(*late_range)
             RollupState.objects.update_or_create(level="1m", defaults={"done_until": end})
+            # Blocks change with their buckets, in this transaction.
+            rollup_blocks.refresh("1m", [(start, end), *([late_range] if late_range else [])], end)
     except _Busy:
         _give_back(client, late)
         return {"skipped": "another worker is rolling up"}
@@ -177,6 +179,7 @@ def _rollup_from_minutes(
                 cursor.execute(sql, {"start": start, "end": end})
                 rows = cursor.rowcount
             RollupState.objects.update_or_create(level=level, defaults={"done_until": end})
+            rollup_blocks.refresh(level, [(start, end)], end)
     except _Busy:
         _give_back(client, late, level)
         return {"skipped": "another worker is rolling up"}
@@ -214,4 +217,7 @@ def _ensure_rollup_partitions(start: datetime, end: datetime) -> None:
         partitions.ensure_partition(partitions.ROLLUP_1M, day)
         partitions.ensure_partition(partitions.ROLLUP_1H, day)
         partitions.ensure_partition(partitions.ROLLUP_5M, day)
+        partitions.ensure_partition(partitions.BLOCK_1M, day)
+        partitions.ensure_partition(partitions.BLOCK_1H, day)
+        partitions.ensure_partition(partitions.BLOCK_5M, day)
         day += timedelta(days=1)

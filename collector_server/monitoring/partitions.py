@@ -46,6 +46,11 @@ SAMPLES = register("monitoring_sample", DAY, "RAW_RETENTION_DAYS")
 ROLLUP_1M = register("monitoring_rollup_1m", DAY, "ROLLUP_1M_RETENTION_DAYS")
 ROLLUP_1H = register("monitoring_rollup_1h", MONTH, "ROLLUP_1H_RETENTION_DAYS")
 ROLLUP_5M = register("monitoring_rollup_5m", DAY, "ROLLUP_1M_RETENTION_DAYS")
+# The PromQL engine's packed blocks of each level (prometheus_api/promql/rollup_blocks.py):
+# partitioned and kept like their level, their spans never crossing a partition.
+BLOCK_1M = register("monitoring_block_1m", DAY, "ROLLUP_1M_RETENTION_DAYS")
+BLOCK_1H = register("monitoring_block_1h", MONTH, "ROLLUP_1H_RETENTION_DAYS")
+BLOCK_5M = register("monitoring_block_5m", DAY, "ROLLUP_1M_RETENTION_DAYS")
 
 _known: set[str] = set()
 

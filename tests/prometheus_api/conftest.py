@@ -59,7 +59,8 @@ class Store:
 def store(db) -> Store:
     with connection.cursor() as cursor:
         cursor.execute(
-            "TRUNCATE monitoring_sample, monitoring_rollup_1m, monitoring_rollup_5m, monitoring_rollup_1h"
+            "TRUNCATE monitoring_sample, monitoring_rollup_1m, monitoring_rollup_5m, monitoring_rollup_1h, "
+            "monitoring_block_1m, monitoring_block_5m, monitoring_block_1h"
         )
     return Store()
 

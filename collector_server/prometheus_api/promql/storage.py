@@ -153,6 +153,26 @@ def fetch_bytes(sql: str, params: object, local: dict[str, str] | None = None) -
     return [bytes(value) if value is not None else b"" for value in row or ()]
 
 
+def copy_bytea(sql: str, params: object, local: dict[str, str] | None = None) -> bytes:
+    """The bytea values of the rows `sql` selects (one column), concatenated.
+
+    Sent by `COPY (...) TO STDOUT` in binary: tens of megabytes arrive at the socket's speed
+    (a 13.5 MB day of packed blocks: ~14 ms), where one aggregated value or row-by-row results
+    cost Postgres and libpq two to five times as much (docs/performance.md). COPY takes no
+    bound parameters: psycopg merges them into the statement client-side, quoted.
+    """
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        for name, value in (local or {}).items():
+            cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
+        with (
+            connection.wrap_database_errors,
+            psycopg.Cursor(cursor.connection) as binary,
+            binary.copy(f"COPY ({sql}) TO STDOUT (FORMAT binary)", params) as copy,
+        ):
+            copy.set_types(["bytea"])
+            return b"".join(row[0] for row in copy.rows())
+
+
 def _dt(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from collector_server.monitoring.query import LEVEL_SECONDS, SeriesInfo
 from collector_server.prometheus_api.formatting import number, seconds
-from collector_server.prometheus_api.promql import rollup_windows, storage
+from collector_server.prometheus_api.promql import rollup_blocks, rollup_windows, storage
 from collector_server.prometheus_api.promql.values import Steps
 
 # Above this many series x steps x buckets per window (the additions of a window sum) the SQL
@@ -42,23 +42,10 @@ PG_EPOCH_MS = 946_684_800_000  # 2000-01-01, the origin of Postgres' binary time
 NO_EDGES = np.iinfo(np.int64).min  # '-infinity': a bucket without edges
 
 COUNTER_FUNCTIONS = {"rate", "increase", "delta"}
-# Columns read for each function family: (name, SQL expression, binary type).
-_COMMON = [
-    ("sid", "series_id::int8", "i8"),
-    ("key", "key", "ts"),
-    ("cnt", "cnt::int8", "i8"),
-    ("ft", "coalesce(ft, '-infinity'::timestamptz)", "ts"),
-    ("fv", "coalesce(fv, 'NaN'::float8)", "f8"),
-    ("lt", "coalesce(lt, key)", "ts"),
-    ("lv", "coalesce(lv, 'NaN'::float8)", "f8"),
-]
-_RESETS = [("rs", "coalesce(rs, 0)::float8", "f8"), ("frs", "coalesce(frs, 0)::float8", "f8")]
-_STATS = [
-    ("s", "coalesce(s, 'NaN'::float8)", "f8"),
-    ("lo", "coalesce(lo, 'NaN'::float8)", "f8"),
-    ("hi", "coalesce(hi, 'NaN'::float8)", "f8"),
-]
-_SEND = {"i8": "int8send", "f8": "float8send", "ts": "timestamptz_send"}
+# Fields read for each function family: (name, SQL expression, binary type).
+_COMMON = rollup_blocks.RECORD_FIELDS[:7]  # sid key cnt ft fv lt lv
+_RESETS = rollup_blocks.RECORD_FIELDS[7:9]  # rs frs
+_STATS = rollup_blocks.RECORD_FIELDS[9:]  # s lo hi
 
 
 def _columns(function: str) -> list[tuple[str, str, str]]:
@@ -71,8 +58,32 @@ def _records_sql(columns: list[tuple[str, str, str]]) -> str:
     No text, no row-by-row transfer, no Python object per bucket; one aggregate of whole
     records measured faster than one aggregate per column (docs/performance.md).
     """
-    record = " || ".join(f"{_SEND[kind]}({expr})" for _, expr, kind in columns)
-    return f"string_agg({record}, ''::bytea)"
+    return f"string_agg({rollup_blocks.record_sql(columns)}, ''::bytea)"
+
+
+def _blocks(level: str, params: dict[str, object]) -> bytes | None:
+    """The records of the packed blocks (rollup_blocks.py) of the sealed part of the buckets
+    `params` select (None: no block state, or nothing sealed in the range).
+
+    The blocks cover the buckets from the first block at or before %(start)s up to the seal
+    point (or the end of the rolled-up part); `params`' start moves past them, so the bucket
+    rows read only the rest. Records outside the range are dropped with the grid's columns.
+    """
+    sealed = rollup_blocks.sealed_until(level)
+    if sealed is None:
+        return None
+    low = rollup_blocks.floor_span(params["start"], level)
+    high = min(sealed, rollup_blocks.ceil_span(params["rollup_to"], level))
+    if high <= low:
+        return None
+    records = storage.copy_bytea(
+        f"SELECT records FROM {rollup_blocks.BLOCK_TABLES[level]} "
+        "WHERE series_id = ANY(%(ids)s) AND start >= %(low)s AND start < %(high)s",
+        {"ids": params["ids"], "low": low, "high": high},
+        rollup_windows.QUERY_SETTINGS,
+    )
+    params["start"] = max(params["start"], high)
+    return records
 
 
 def _parse(buffer: bytes, columns: list[tuple[str, str, str]]) -> dict[str, np.ndarray]:
@@ -125,9 +136,20 @@ def window_values(
     ncols = (hi - origin) // width + 1
     sparse = steps.step_ms > range_ms + width  # only the buckets some window reaches are read
     buckets = min(ncols, count * (j + 1)) if sparse else ncols
-    if len(series) * ncols > MAX_GRID_CELLS or len(series) * buckets * 8 * len(columns) > MAX_RECORD_BYTES:
+    if len(series) * ncols > MAX_GRID_CELLS:
         return None
     params = rollup_windows.bucket_params(level, series, origin, hi)
+    if (
+        not sparse
+        and len(series) * (buckets + 2 * rollup_blocks.BUCKETS_PER_BLOCK[level]) * 96 <= MAX_RECORD_BYTES
+    ):
+        blocks = _blocks(level, params)
+    else:
+        blocks = None
+    if blocks is not None:  # every field, as the blocks hold them
+        columns = rollup_blocks.RECORD_FIELDS
+    elif len(series) * buckets * 8 * len(columns) > MAX_RECORD_BYTES:
+        return None
     reach = ""
     if sparse:  # buckets no window (nor sample at t) reaches are not read
         reach = (
@@ -140,9 +162,8 @@ def window_values(
         f"coalesce((SELECT {_records_sql(columns)} FROM ({source(level, epoch_ms=False)}) b {reach}), ''::bytea)"
         for source in (rollup_windows.rolled_up_rows_sql, rollup_windows.raw_bucket_rows_sql)
     )
-    rows = _parse(
-        (storage.fetch_bytes(f"SELECT {sql}", params, rollup_windows.QUERY_SETTINGS) or [b""])[0], columns
-    )
+    rest = (storage.fetch_bytes(f"SELECT {sql}", params, rollup_windows.QUERY_SETTINGS) or [b""])[0]
+    rows = _parse(blocks + rest if blocks else rest, columns)
     if (rows["ft"] == NO_EDGES).any():
         return None  # buckets without edges: the SQL path's approximation
     ids = np.array(sorted(s.id for s in series), dtype=np.int64)

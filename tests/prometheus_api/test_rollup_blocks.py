@@ -1,0 +1,211 @@
+"""Packed rollup blocks: built by the rollup job, equal to the buckets, read by the PromQL engine.
+
+The engine reads a block (60 sealed buckets of a series, packed) where it would read the
+buckets one by one; every answer must be the one the buckets give, before and after late data.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from django.db import connection
+
+from collector_server.prometheus_api.promql import rollup_blocks
+
+QUERIES = [
+    "sum by (host) (rate(jobs_total[5m]))",
+    "increase(jobs_total[10m])",
+    "delta(temperature[5m])",
+    "avg_over_time(temperature[5m])",
+    "sum_over_time(temperature[10m])",
+    "min_over_time(temperature[5m])",
+    "max by (host) (max_over_time(temperature[15m]))",
+    "count_over_time(temperature[5m])",
+    "last_over_time(temperature[5m])",
+]
+
+
+def _seed(store, start: int, minutes: int) -> None:
+    """Two counters (one restarting) and a gauge, a sample every 15 s, with a 20-minute gap."""
+    for h, host in enumerate(("batch-1", "batch-2")):
+        counter = store.series("jobs_total", "counter", host=host)
+        value, points = 0.0, []
+        for i in range(minutes * 4):
+            value = 3.0 if (h == 1 and i == minutes * 2) else value + 1 + (i * (h + 1)) % 5  # a restart
+            points.append((start + 15 * i + 3, value))
+        store.samples(counter, points)
+    gauge = store.series("temperature", "gauge", host="batch-1")
+    gap = range(minutes * 2 + 40, minutes * 2 + 120)  # 20 minutes without samples
+    store.samples(gauge, [(start + 15 * i + 7, 20 + (i * 7) % 11) for i in range(minutes * 4) if i not in gap])
+
+
+def _roll(now_s: int, since: int | None = None) -> None:
+    """Run the rollup job at `now_s`; from `since` on a first run (it would reach 2 hours back)."""
+    from alerting_worker.maintenance import rollups
+    from collector_server.monitoring.models import RollupState
+
+    if since is not None:
+        for level in ("1m", "5m", "1h"):
+            RollupState.objects.create(level=level, done_until=datetime.fromtimestamp(since, UTC))
+    rollups.run_rollups(now=datetime.fromtimestamp(now_s, UTC))
+
+
+def _answer(api, query: str, params: dict) -> list:
+    response = api.get("/prometheus/api/v1/query_range", {"query": query, **params})
+    assert response.status_code == 200, response.content
+    return response.json()["data"]["result"]
+
+
+def _without_blocks(api, query: str, params: dict) -> list:
+    """The answer from the buckets alone: the block states removed (and put back)."""
+    from collector_server.monitoring.models import RollupState
+
+    states = list(RollupState.objects.filter(level__endswith=":block"))
+    RollupState.objects.filter(level__endswith=":block").delete()
+    try:
+        return _answer(api, query, params)
+    finally:
+        RollupState.objects.bulk_create(states)
+
+
+def _blocks_equal_buckets(level: str) -> int:
+    """Assert every block holds exactly its sealed buckets' records; return how many blocks."""
+    sealed = rollup_blocks.sealed_until(level)
+    span = rollup_blocks.SPAN_SECONDS[level]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT count(*) FILTER (WHERE b.records IS DISTINCT FROM r.records), count(b.records)
+            FROM (SELECT series_id, start, records FROM {rollup_blocks.BLOCK_TABLES[level]}) b
+            FULL JOIN (
+                SELECT series_id, date_bin(make_interval(secs => {span}), key, 'epoch'::timestamptz) AS start,
+                       string_agg({rollup_blocks.record_sql(rollup_blocks.RECORD_FIELDS)}, ''::bytea ORDER BY key)
+                           AS records
+                FROM (
+                    SELECT series_id, bucket AS key, count AS cnt, sum AS s, min AS lo, max AS hi, last AS lv,
+                           first_ts AS ft, first AS fv, last_ts AS lt, resets AS rs, first_reset AS frs
+                    FROM monitoring_rollup_{level} WHERE bucket < %s
+                ) x GROUP BY 1, 2
+            ) r USING (series_id, start)
+            """,
+            [sealed],
+        )
+        different, blocks = cursor.fetchone()
+    assert different == 0
+    return blocks
+
+
+@pytest.fixture
+def copies(monkeypatch) -> list[int]:
+    """Record the bytes of packed blocks each query reads."""
+    from collector_server.prometheus_api.promql import storage
+
+    sizes: list[int] = []
+    original = storage.copy_bytea
+
+    def recording(*args, **kwargs):
+        data = original(*args, **kwargs)
+        sizes.append(len(data))
+        return data
+
+    monkeypatch.setattr(storage, "copy_bytea", recording)
+    return sizes
+
+
+def test_the_rollup_job_packs_sealed_buckets_and_queries_read_them_with_the_same_answers(
+    api, store, now_s, copies
+):
+    start = now_s - 5 * 3600
+    _seed(store, start, 5 * 60)
+    _roll(now_s, since=start)
+    done = datetime.fromtimestamp(now_s, UTC)
+    # Sealed: whole spans before the watermark minus the job's overlap.
+    assert rollup_blocks.sealed_until("1m") == rollup_blocks.floor_span(done - timedelta(minutes=5), "1m")
+    assert rollup_blocks.sealed_until("5m") == rollup_blocks.floor_span(done - timedelta(minutes=5), "5m")
+    assert _blocks_equal_buckets("1m") >= 3 * 3 and _blocks_equal_buckets("5m") >= 3
+    for step, hours in ((60, 4), (300, 5), (600, 5)):  # 1-minute, then 5-minute buckets
+        params = {"start": (now_s - hours * 3600) // step * step, "end": now_s // step * step, "step": step}
+        for query in QUERIES:
+            copies.clear()
+            with_blocks = _answer(api, query, params)
+            assert copies and copies[0] > 0, (query, step)  # the blocks were read
+            assert with_blocks, query
+            assert with_blocks == _without_blocks(api, query, params), (query, step)
+
+
+def test_late_data_rebuilds_the_sealed_blocks_it_falls_in(api, store, now_s, redis_client, copies):
+    from alerting_worker.ingest import rollup_marks
+    from collector_server.monitoring.models import Series
+
+    start = now_s - 4 * 3600
+    _seed(store, start, 4 * 60)
+    _roll(now_s, since=start)
+    params = {"start": now_s - 3 * 3600, "end": now_s - 3600, "step": 60}
+    query = "sum by (host) (rate(jobs_total[5m]))"
+    before = _answer(api, query, params)
+    # A late sample (an agent's spool replayed) two and a half hours back: a sealed block.
+    late = now_s - 9000 + 10
+    assert datetime.fromtimestamp(late, UTC) < rollup_blocks.sealed_until("1m")
+    store.samples(Series.objects.get(name="jobs_total", labels__host="batch-1"), [(late, 1e9)])
+    rollup_marks.mark_late(redis_client, late)
+    _roll(now_s + 60)
+    assert _blocks_equal_buckets("1m") and _blocks_equal_buckets("5m")
+    copies.clear()
+    after = _answer(api, query, params)
+    assert copies and after != before
+    assert after == _without_blocks(api, query, params)
+
+
+def test_blocks_are_built_from_scratch_without_a_state_and_left_out_of_sparse_reads(api, store, now_s, copies):
+    from collector_server.monitoring.models import RollupState
+
+    start = now_s - 3 * 3600
+    _seed(store, start, 3 * 60)
+    _roll(now_s, since=start)
+    # A block left over from before (e.g. a restore) and no state: the next run packs all again.
+    RollupState.objects.filter(level__endswith=":block").delete()
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE monitoring_block_1m SET records = ''::bytea")
+    _roll(now_s + 60)
+    assert _blocks_equal_buckets("1m") >= 2 * 3
+    # A step longer than the window: only the buckets the windows reach are read, from rows.
+    params = {"start": now_s - 3 * 3600, "end": now_s, "step": 3600}
+    copies.clear()
+    answer = _answer(api, "rate(jobs_total[5m])", params)
+    assert answer and not copies
+    assert answer == _without_blocks(api, "rate(jobs_total[5m])", params)
+
+
+def test_retention_drops_blocks_with_their_level(db):
+    from collector_server.monitoring import partitions
+
+    today = date(2031, 3, 20)
+    for spec in (partitions.ROLLUP_1M, partitions.BLOCK_1M, partitions.ROLLUP_1H, partitions.BLOCK_1H):
+        partitions.ensure_partition(spec, today - timedelta(days=400))
+        partitions.ensure_partition(spec, today)
+    dropped = set(partitions.enforce_retention(today=today))
+    old = today - timedelta(days=400)
+    assert {f"monitoring_block_1m_p{old:%Y%m%d}", f"monitoring_rollup_1m_p{old:%Y%m%d}"} <= dropped
+    assert {f"monitoring_block_1h_p{old:%Y%m}", f"monitoring_rollup_1h_p{old:%Y%m}"} <= dropped
+    kept = {name for name, _ in partitions.existing_partitions(partitions.BLOCK_1M)}
+    assert f"monitoring_block_1m_p{today:%Y%m%d}" in kept
+    assert partitions.partition_name(partitions.BLOCK_1M, today) == f"monitoring_block_1m_p{today:%Y%m%d}"
+
+
+def test_the_migration_packs_the_buckets_already_rolled_up(store, now_s):
+    import importlib
+
+    from collector_server.monitoring.models import RollupState
+
+    start = now_s - 3 * 3600
+    _seed(store, start, 3 * 60)
+    _roll(now_s, since=start)
+    RollupState.objects.filter(level__endswith=":block").delete()
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE monitoring_block_1m, monitoring_block_5m, monitoring_block_1h")
+    migration = importlib.import_module("collector_server.monitoring.migrations.0008_rollup_blocks")
+    with connection.schema_editor() as editor:
+        migration.pack_existing(None, editor)
+    assert rollup_blocks.sealed_until("1m") is not None
+    assert _blocks_equal_buckets("1m") >= 2 * 3 and _blocks_equal_buckets("5m") >= 3
