@@ -37,7 +37,9 @@ def _seed(store, start: int, minutes: int) -> None:
         store.samples(counter, points)
     gauge = store.series("temperature", "gauge", host="batch-1")
     gap = range(minutes * 2 + 40, minutes * 2 + 120)  # 20 minutes without samples
-    store.samples(gauge, [(start + 15 * i + 7, 20 + (i * 7) % 11) for i in range(minutes * 4) if i not in gap])
+    store.samples(
+        gauge, [(start + 15 * i + 7, 20 + (i * 7) % 11) for i in range(minutes * 4) if i not in gap]
+    )
 
 
 def _roll(now_s: int, since: int | None = None) -> None:
@@ -157,7 +159,9 @@ def test_late_data_rebuilds_the_sealed_blocks_it_falls_in(api, store, now_s, red
     assert after == _without_blocks(api, query, params)
 
 
-def test_blocks_are_built_from_scratch_without_a_state_and_left_out_of_sparse_reads(api, store, now_s, copies):
+def test_blocks_are_built_from_scratch_without_a_state_and_left_out_of_sparse_reads(
+    api, store, now_s, copies
+):
     from collector_server.monitoring.models import RollupState
 
     start = now_s - 3 * 3600
