@@ -213,3 +213,18 @@ def test_the_migration_packs_the_buckets_already_rolled_up(store, now_s):
         migration.pack_existing(None, editor)
     assert rollup_blocks.sealed_until("1m") is not None
     assert _blocks_equal_buckets("1m") >= 2 * 3 and _blocks_equal_buckets("5m") >= 3
+
+
+def test_blocks_seal_behind_the_rollup_jobs_own_overlap():
+    from alerting_worker.maintenance import rollups
+
+    # Buckets within the overlap are recomputed by every run: a block must not hold them.
+    assert rollup_blocks.LATE_TOLERANCE == rollups.LATE_TOLERANCE
+    done = datetime(2026, 12, 1, 13, 4, tzinfo=UTC)
+    assert rollup_blocks.seal_point("1m", done) == datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    assert rollup_blocks.seal_point("1m", done + timedelta(minutes=1)) == datetime(2026, 12, 1, 13, 0, tzinfo=UTC)
+    assert rollup_blocks.seal_point("5m", done) == datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    assert rollup_blocks.seal_point("1h", done) == datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
+    # 60 records of 96 bytes fit a page inline (STORAGE PLAIN: no TOAST); spans divide a day.
+    assert max(rollup_blocks.BUCKETS_PER_BLOCK.values()) * 8 * len(rollup_blocks.RECORD_FIELDS) < 8000
+    assert all(86400 % span == 0 for span in rollup_blocks.SPAN_SECONDS.values())

@@ -4,7 +4,9 @@ One table per level (monitoring_block_1m, _5m, _1h), partitioned like the level 
 for each of the level's, same bounds, same retention), its bytea stored inline and
 uncompressed (STORAGE PLAIN). The buckets already rolled up and sealed are packed here, and
 each level's block state (`<level>:block` in RollupState) set, so the engine reads blocks from
-the start. See collector_server/prometheus_api/promql/rollup_blocks.py.
+the start: one pass over each level's table, about 2 µs a bucket (the bench's 1,010,000
+one-minute buckets in 2 s; 10,000 series with 30 days of them, ~15 minutes). See
+collector_server/prometheus_api/promql/rollup_blocks.py.
 """
 
 from datetime import UTC, datetime, timedelta
