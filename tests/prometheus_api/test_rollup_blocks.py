@@ -222,7 +222,9 @@ def test_blocks_seal_behind_the_rollup_jobs_own_overlap():
     assert rollup_blocks.LATE_TOLERANCE == rollups.LATE_TOLERANCE
     done = datetime(2026, 12, 1, 13, 4, tzinfo=UTC)
     assert rollup_blocks.seal_point("1m", done) == datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
-    assert rollup_blocks.seal_point("1m", done + timedelta(minutes=1)) == datetime(2026, 12, 1, 13, 0, tzinfo=UTC)
+    assert rollup_blocks.seal_point("1m", done + timedelta(minutes=1)) == datetime(
+        2026, 12, 1, 13, 0, tzinfo=UTC
+    )
     assert rollup_blocks.seal_point("5m", done) == datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
     assert rollup_blocks.seal_point("1h", done) == datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
     # 60 records of 96 bytes fit a page inline (STORAGE PLAIN: no TOAST); spans divide a day.
