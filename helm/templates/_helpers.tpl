@@ -73,6 +73,8 @@ RAW_RETENTION_DAYS: {{ $c.retention.rawDays | quote }}
 ROLLUP_1M_RETENTION_DAYS: {{ $c.retention.rollup1mDays | quote }}
 ROLLUP_1H_RETENTION_DAYS: {{ $c.retention.rollup1hDays | quote }}
 LOG_RETENTION_DAYS: {{ $c.retention.logDays | quote }}
+INGEST_CHUNK: {{ $c.ingest.chunk | int64 | quote }}
+INGEST_CHUNK_SAMPLES: {{ $c.ingest.chunkSamples | int64 | quote }}
 ALERT_CHECK_INTERVAL: {{ $c.alerting.checkInterval | quote }}
 ALERT_COOLDOWN_PERIOD: {{ $c.alerting.cooldownPeriod | quote }}
 ALERT_EXTERNAL_URL: {{ $c.alerting.externalUrl | quote }}
@@ -85,6 +87,9 @@ ALERT_FROM_EMAIL: {{ $c.alerting.fromEmail | quote }}
 ALERT_TO_EMAILS: {{ join "," $c.alerting.toEmails | quote }}
 FLEETWATCH_ALLOWED_TARGETS: {{ join "," $c.allowedTargets | quote }}
 QUERY_TIMEOUT_MS: {{ $c.queryTimeoutMs | int64 | quote }}
+PROMQL_RESULTS_CACHE: {{ $c.promqlResultsCache | quote }}
+LOG_SEARCH_BUDGET_MS: {{ $c.logSearch.budgetMs | int64 | quote }}
+LOG_SEARCH_MORE_BUDGET_MS: {{ $c.logSearch.moreBudgetMs | int64 | quote }}
 SESSION_COOKIE_SECURE: {{ $c.https.secureCookies | quote }}
 CSRF_COOKIE_SECURE: {{ $c.https.secureCookies | quote }}
 SECURE_SSL_REDIRECT: {{ $c.https.sslRedirect | quote }}
