@@ -31,15 +31,6 @@ AGENT_STATE_DIR = "/var/lib/fleetwatch-agent"
 # The oldest Kubernetes the chart declares (Chart.yaml kubeVersion) and the newest schemas known.
 KUBE_VERSIONS = ("1.25.0", kubernetes_validate.latest_version())
 VALUE_SETS = {"default": None, "production": production_values()}
-# Chart values that docker-compose.yml does not pass through yet (a compose user sets them nowhere);
-# shrink this set as compose and .env.example gain them.
-CHART_ONLY_SETTINGS = {
-    "INGEST_CHUNK",
-    "INGEST_CHUNK_SAMPLES",
-    "PROMQL_RESULTS_CACHE",
-    "LOG_SEARCH_BUDGET_MS",
-    "LOG_SEARCH_MORE_BUDGET_MS",
-}
 SECRETS = {
     "databaseUrl": "postgres://fw:db-pass-123@pg.internal:5432/fleetwatch",
     "redisUrl": "rediss://:redis-pass-456@redis.internal:6380/0",
@@ -424,8 +415,7 @@ def test_configmap_settings_are_ones_the_server_reads(render: Render) -> None:
 def test_compose_and_chart_pass_the_same_settings(render: Render, compose: dict[str, Any]) -> None:
     config = set(find(render(), "ConfigMap")["data"])
     passed = set(compose["services"]["server"]["environment"])
-    assert passed - CHART_ONLY_SETTINGS == config - CHART_ONLY_SETTINGS | SECRET_SETTINGS
-    assert config >= CHART_ONLY_SETTINGS and passed & CHART_ONLY_SETTINGS == set()
+    assert passed == config | SECRET_SETTINGS
 
 
 def test_every_container_runs_a_console_script_as_non_root(render: Render) -> None:
