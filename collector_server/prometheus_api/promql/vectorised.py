@@ -12,7 +12,8 @@ row-by-row transfer, no Python object per bucket) and numpy does the rest on who
   count, first and last sample, counter resets, sum, min, max;
 * the function with Prometheus' formula (the float64 operations of functions.extrapolated,
   in the same order), then the aggregation per group;
-* each group's `values` array written from one `repr` of the values list.
+* every group's values formatted by one `orjson.dumps` of all of them (value_texts); a group
+  with a value at every step fills its steps' `%`-template at once.
 
 Windows with missing buckets (gaps, series starting or stopping) are handled by the grid
 itself. Buckets without edges (rolled up before the edges existed), unaligned windows and
