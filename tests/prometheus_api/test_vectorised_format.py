@@ -142,3 +142,34 @@ def test_windows_without_gaps_equal_the_general_path():
         assert np.array_equal(fast[1], general[1][:2]), function
         assert np.array_equal(fast[0][fast[1]], general[0][:2][fast[1]]), function
         assert not general[1][2].any()
+
+
+def test_aggregate_with_one_member_per_group_equals_ufunc_at():
+    """The row-wise path (a series per group) against ufunc.at, -0.0 and NaN members included."""
+    rng = np.random.default_rng(9)
+    values = rng.normal(size=(6, 50))
+    values[0, :5] = -0.0
+    values[1, :5] = np.nan
+    present = rng.random(values.shape) > 0.3
+    gids = np.array([3, 0, 5, 1, 4, 2])
+    for op in ("sum", "avg", "count", "min", "max"):
+        out, have = vectorised.aggregate(values, present, gids, 6, op)
+        members = np.zeros((6, 50), dtype=np.int64)
+        np.add.at(members, gids, present.astype(np.int64))
+        expected = np.zeros((6, 50)) if op in ("sum", "avg", "count") else np.full((6, 50), np.nan)
+        if op == "count":
+            expected = members.astype(np.float64)
+        else:
+            ufunc = {"min": np.fmin, "max": np.fmax}.get(op, np.add)
+            ufunc.at(expected, gids, np.where(present, values, 0.0 if op in ("sum", "avg") else np.nan))
+            if op == "avg":
+                with np.errstate(all="ignore"):
+                    expected = expected / members
+        assert np.array_equal(have, members > 0)
+        texts = vectorised.value_texts(out[have])
+        assert texts == vectorised.value_texts(expected[have]), op
+        assert "-0" not in texts or op in ("min", "max")
+    grouped = vectorised.aggregate(values, present, np.array([0, 0, 1, 1, 1, 2]), 3, "sum")[0]
+    expected = np.zeros((3, 50))
+    np.add.at(expected, np.array([0, 0, 1, 1, 1, 2]), np.where(present, values, 0.0))
+    assert np.array_equal(grouped, expected, equal_nan=True)

@@ -12,8 +12,8 @@ row-by-row transfer, no Python object per bucket) and numpy does the rest on who
   count, first and last sample, counter resets, sum, min, max;
 * the function with Prometheus' formula (the float64 operations of functions.extrapolated,
   in the same order), then the aggregation per group;
-* every group's values formatted by one `orjson.dumps` of all of them (value_texts); a group
-  with a value at every step fills its steps' `%`-template at once.
+* every group's values formatted by one `orjson.dumps` of all of them (value_texts), each
+  group's points written by one join (_interleaved).
 
 Windows with missing buckets (gaps, series starting or stopping) are handled by the grid
 itself. Buckets without edges (rolled up before the edges existed), unaligned windows and
@@ -347,23 +347,35 @@ def _windows(
 def _extrapolated(
     resets, n, times, range_ms, first_t, first_v, last_t, last_v, function,
 ) -> np.ndarray:  # fmt: skip
-    """Prometheus' extrapolatedRate (functions.extrapolated) on whole arrays."""
+    """Prometheus' extrapolatedRate (functions.extrapolated) on whole arrays.
+
+    The float64 operations of the formula in its order; written in place where an operand is
+    a temporary (fewer arrays allocated; `a * b` and `a + b` are the same numbers as `b * a`
+    and `b + a`).
+    """
     result = last_v - first_v
     if function != "delta":
-        result = result + resets
-    range_start = times[None, :] - range_ms
-    to_start = (first_t - range_start) / 1000
-    to_end = (times[None, :] - last_t) / 1000
-    sampled = (last_t - first_t) / 1000
-    average = sampled / (n - 1)
+        result += resets
+    scratch = np.empty(result.shape, dtype=np.int64)
+    to_start = np.subtract(first_t, times[None, :] - range_ms, out=scratch) / 1000
+    to_end = np.subtract(times[None, :], last_t, out=scratch) / 1000
+    sampled = np.subtract(last_t, first_t, out=scratch) / 1000
+    average = sampled / np.subtract(n, 1, out=scratch)
     if function != "delta":
-        capped = np.minimum(to_start, sampled * (first_v / result))
-        to_start = np.where((result > 0) & (first_v >= 0), capped, to_start)
+        capped = np.divide(first_v, result)
+        capped *= sampled
+        np.minimum(to_start, capped, out=capped)
+        np.copyto(to_start, capped, where=(result > 0) & (first_v >= 0))
     threshold = average * 1.1
-    interval = sampled + np.where(to_start < threshold, to_start, average / 2)
-    interval = interval + np.where(to_end < threshold, to_end, average / 2)
-    result = result * (interval / sampled)
-    return result / (range_ms / 1000) if function == "rate" else result
+    half = np.divide(average, 2, out=average)
+    interval = np.where(to_start < threshold, to_start, half)
+    interval += sampled
+    interval += np.where(to_end < threshold, to_end, half)
+    interval /= sampled
+    result *= interval
+    if function == "rate":
+        result /= range_ms / 1000
+    return result
 
 
 def aggregate(
@@ -376,19 +388,29 @@ def aggregate(
         out[gids] = values
         have[gids] = present
         return out, have
+    single = len(np.unique(gids)) == len(gids)  # a series per group (`sum by (host)`, a host each)
+
+    def accumulate(ufunc: np.ufunc, out: np.ndarray, member_values: np.ndarray) -> None:
+        """ufunc.at(out, gids, member_values); with one member per group the same operation
+        on whole rows (ufunc.at measured 5x slower)."""
+        if single:
+            out[gids] = ufunc(out[gids], member_values)
+        else:
+            ufunc.at(out, gids, member_values)
+
     members = np.zeros((groups, values.shape[1]), dtype=np.int64)
-    np.add.at(members, gids, present.astype(np.int64))
+    accumulate(np.add, members, present.astype(np.int64))
     have = members > 0
     with np.errstate(all="ignore"):
         if op in ("sum", "avg"):
             total = np.zeros((groups, values.shape[1]))
-            np.add.at(total, gids, np.where(present, values, 0.0))
+            accumulate(np.add, total, np.where(present, values, 0.0))
             out = total if op == "sum" else total / members
         elif op == "count":
             out = members.astype(np.float64)
         else:  # min, max: NaN only when every member is NaN, as in Prometheus
             out = np.full((groups, values.shape[1]), np.nan)
-            (np.fmin if op == "min" else np.fmax).at(out, gids, np.where(present, values, np.nan))
+            accumulate(np.fmin if op == "min" else np.fmax, out, np.where(present, values, np.nan))
     return out, have
 
 
@@ -398,15 +420,15 @@ def timestamps(steps: Steps) -> list[str]:
 
 
 @functools.lru_cache(maxsize=16)
-def _prefixes(steps: Steps) -> tuple[tuple[str, ...], str]:
-    """(timestamps(steps), the `%`-template of a series with a value at every step).
+def _prefixes(steps: Steps) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(timestamps(steps), the same after the first led by the previous point's end `"],`).
 
     Kept per Steps: a dashboard asks the same steps for every panel and every block.
     """
     prefixes = tuple(
         f"[{json.dumps(seconds(t))}," + '"' for t in range(steps.start_ms, steps.end_ms + 1, steps.step_ms)
     )
-    return prefixes, '"],'.join(p.replace("%", "%%") + "%s" for p in prefixes) + '"]'
+    return prefixes, prefixes[:1] + tuple('"],' + p for p in prefixes[1:])
 
 
 def value_texts(values: np.ndarray) -> list[str]:
@@ -432,15 +454,58 @@ def value_texts(values: np.ndarray) -> list[str]:
     return texts
 
 
+def _interleaved(parts: list, texts: list[str]) -> str:
+    """The points' JSON: `parts` holds each point's lead (`[<time>,"`, then `"],[<time>,"`)
+    at its even places; the texts fill the odd ones, one join writes them."""
+    parts[1::2] = texts
+    return "".join(parts) + '"]'
+
+
+def _leads(leads: tuple[str, ...], present: np.ndarray) -> list:
+    """The parts list of _interleaved for the steps where `present`."""
+    chosen = list(itertools.compress(leads, present.tolist()))
+    if chosen and chosen[0][0] != "[":  # the first point of a partial series has nothing before it
+        chosen[0] = chosen[0][3:]
+    parts: list = [None] * (2 * len(chosen))
+    parts[0::2] = chosen
+    return parts
+
+
 def points_json(
     values: np.ndarray, present: np.ndarray, prefixes: np.ndarray | tuple[str, ...]
 ) -> str | None:
     """One series' points as JSON text, without the array's brackets (None: no step has a value)."""
     if not present.any():
         return None
+    leads = tuple(prefixes[:1]) + tuple('"],' + p for p in prefixes[1:])
+    return _interleaved(_leads(leads, present), value_texts(values[present]))
+
+
+def fragments(values: np.ndarray, present: np.ndarray, steps: Steps) -> dict[int, str]:
+    """Each group's points over `steps` (the arrays' columns) as JSON text without brackets.
+
+    The values of all groups formatted at once (value_texts), then each group's points
+    written by one join of its steps' leads and its value texts (_interleaved: a `%`
+    template measured 2.6x slower, a join of `map(str.__add__, ...)` 6x).
+    """
+    prefixes, leads = _prefixes(steps)
     texts = value_texts(values[present])
-    chosen = itertools.compress(prefixes, present.tolist())
-    return '"],'.join(map(str.__add__, chosen, texts)) + '"]'
+    full: list | None = None  # the parts of a group with a value at every step, reused
+    out = {}
+    at = 0
+    for gid, count in enumerate(present.sum(axis=1).tolist()):
+        if not count:
+            continue
+        chunk = texts[at : at + count]
+        at += count
+        if count == len(prefixes):
+            if full is None:
+                full = [None] * (2 * count)
+                full[0::2] = leads
+            out[gid] = _interleaved(full, chunk)
+        else:
+            out[gid] = _interleaved(_leads(leads, present[gid]), chunk)
+    return out
 
 
 def group_values(
@@ -459,29 +524,6 @@ def group_values(
     if computed is None:
         return None
     return aggregate(*computed, np.array(gids, dtype=np.int64), groups, op)
-
-
-def fragments(values: np.ndarray, present: np.ndarray, steps: Steps) -> dict[int, str]:
-    """Each group's points over `steps` (the arrays' columns) as JSON text without brackets.
-
-    The values of all groups formatted at once (value_texts); a group with a value at every
-    step fills the steps' template with one `%`, the others are joined with their steps.
-    """
-    prefixes, template = _prefixes(steps)
-    texts = value_texts(values[present])
-    out = {}
-    at = 0
-    for gid, count in enumerate(present.sum(axis=1).tolist()):
-        if not count:
-            continue
-        chunk = texts[at : at + count]
-        at += count
-        if count == len(prefixes):
-            out[gid] = template % tuple(chunk)
-        else:
-            chosen = itertools.compress(prefixes, present[gid].tolist())
-            out[gid] = '"],'.join(map(str.__add__, chosen, chunk)) + '"]'
-    return out
 
 
 def matrix_arrays(
