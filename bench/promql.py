@@ -2,11 +2,11 @@
 
     .venv/bin/python bench/promql.py [--hosts 100] [--days 7] [--runs 20] [--keep] [--reuse]
 
-Seeds a throwaway database (fleetwatch_bench_promql, or $FLEETWATCH_BENCH_PROMQL_DB) with one counter per host: 1-minute
-rollups for `--days` days (written with COPY, as the rollup job would have left them,
-RollupState set to a minute ago; the 5-minute rollups from them by the rollup job's statement)
-and raw samples every 15 s for the last 10 minutes
-(the part the rollup job has not reached yet, which the query reads raw). Then it times
+Seeds a throwaway database (fleetwatch_bench_promql, or $FLEETWATCH_BENCH_PROMQL_DB) with one
+counter per host: 1-minute rollups for `--days` days (written with COPY, as the rollup job would
+have left them, RollupState set to a minute ago; the 5-minute rollups from them by the rollup
+job's statement) and raw samples every 15 s for the last 10 minutes (the part the rollup job
+has not reached yet, which the query reads raw). Then it times
 /prometheus/api/v1/query_range through Django's test client (the full DRF stack and JSON
 rendering, no HTTP) and prints p50 and p95 of `--runs` calls for:
 

@@ -121,10 +121,12 @@ def _grids(
     origin: int,
     width: int,
     ncols: int,
+    wanted: set[str] | None = None,
 ) -> dict[str, np.ndarray] | None:
     """Each column but sid and key as a (series, ncols) grid, rows in `series`' order, the
     timestamps as epoch milliseconds (_rounded_ms; '-infinity' kept as NO_EDGES), or None
-    when a bucket has no edges (ft '-infinity').
+    when a bucket has no edges (ft '-infinity'). `wanted`: only these columns' grids (the
+    blocks' records hold every field, a function reads some).
 
     One scatter of every column at once into a (columns, cells) array: each grid is a
     contiguous row of it (faster than a scatter per column, and than sorting the records:
@@ -151,7 +153,9 @@ def _grids(
         col = (key + (shift + 500 - origin * 1000)) // (width * 1000)
     else:
         col = (_rounded_ms(key + shift) - origin) // width
-    kept = [i for i, name in enumerate(names) if name not in ("sid", "key")]
+    kept = [
+        i for i, name in enumerate(names) if name not in ("sid", "key") and (wanted is None or name in wanted)
+    ]
     values = (
         records[:, kept[0] : kept[-1] + 1] if kept == list(range(kept[0], kept[-1] + 1)) else records[:, kept]
     )
@@ -251,7 +255,8 @@ def window_values(
     )
     rest = (storage.fetch_bytes(f"SELECT {sql}", params, rollup_windows.QUERY_SETTINGS) or [b""])[0]
     records = _parse(blocks + rest if blocks else rest, columns)
-    grid = _grids(records, columns, series, origin, width, ncols)
+    wanted = {name for name, _, _ in _columns(function)}
+    grid = _grids(records, columns, series, origin, width, ncols, wanted)
     if grid is None:
         return None  # buckets without edges: the SQL path's approximation
     return _windows(grid, steps, range_ms, offset_ms, width, j, ncols, function)
