@@ -108,7 +108,14 @@ def test_grids_equal_the_per_column_scatter():
     ):  # table / searchsorted
         series = [SeriesInfo(id=sid, kind="counter", labels={}) for sid in sids]
         columns, rows = _random_rows(rng, sids, ncols, function)
-        grids = vectorised._grids(_records(rows, columns), columns, series, ORIGIN, WIDTH, ncols)
+        records = _records(rows, columns)
+        grids = vectorised._grids([records], columns, series, ORIGIN, WIDTH, ncols)
+        # Two parts (blocks, bucket rows) and a subset of the columns: the same grids.
+        split = vectorised._grids(
+            [records[:50], records[50:]], columns, series, ORIGIN, WIDTH, ncols, {"cnt", "lt"}
+        )
+        assert set(split) == {"cnt", "lt"}
+        assert all(np.array_equal(split[name], grids[name]) for name in split)
         for name, _, kind in columns[2:]:
             fill = vectorised._FILLS.get(name, 0.0)
             assert np.array_equal(grids[name], _reference_grid(rows, columns, series, ncols, name, fill)), (
@@ -120,9 +127,10 @@ def test_grids_equal_the_per_column_scatter():
 def test_grids_decline_buckets_without_edges():
     columns, rows = _random_rows(np.random.default_rng(1), [1], 10, "rate", gaps=False)
     records = _records(rows, columns)
-    records[4, 3] = vectorised.NO_EDGES
     series = [SeriesInfo(id=1, kind="counter", labels={})]
-    assert vectorised._grids(records, columns, series, ORIGIN, WIDTH, 10) is None
+    outside = int(np.flatnonzero(records[:, 1] < (ORIGIN - vectorised.PG_EPOCH_MS) * 1000)[0])
+    records[outside, 3] = vectorised.NO_EDGES  # even a bucket outside the grid's columns
+    assert vectorised._grids([records[:0], records], columns, series, ORIGIN, WIDTH, 10) is None
 
 
 def test_windows_without_gaps_equal_the_general_path():
@@ -134,7 +142,7 @@ def test_windows_without_gaps_equal_the_general_path():
     for function in ("rate", "increase", "delta", "sum_over_time", "max_over_time", "last_over_time"):
         columns, rows = _random_rows(rng, [1, 2], ncols, function, gaps=False)
         series = [SeriesInfo(id=sid, kind="counter", labels={}) for sid in (1, 2, 3)]  # 3: no bucket
-        grids = vectorised._grids(_records(rows, columns), columns, series, ORIGIN, WIDTH, ncols)
+        grids = vectorised._grids([_records(rows, columns)], columns, series, ORIGIN, WIDTH, ncols)
         dense = {name: grid[:2] for name, grid in grids.items()}
         assert dense["cnt"][:, :ncols].min() > 0
         fast = vectorised._windows(dense, steps, 5 * WIDTH, 0, WIDTH, 5, ncols, function)

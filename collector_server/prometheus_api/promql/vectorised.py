@@ -115,7 +115,7 @@ _FILLS = {"lo": np.inf, "hi": -np.inf}
 
 
 def _grids(
-    records: np.ndarray,
+    parts: list[np.ndarray],
     columns: list[tuple[str, str, str]],
     series: list[SeriesInfo],
     origin: int,
@@ -125,61 +125,67 @@ def _grids(
 ) -> dict[str, np.ndarray] | None:
     """Each column but sid and key as a (series, ncols) grid, rows in `series`' order, the
     timestamps as epoch milliseconds (_rounded_ms; '-infinity' kept as NO_EDGES), or None
-    when a bucket has no edges (ft '-infinity'). `wanted`: only these columns' grids (the
-    blocks' records hold every field, a function reads some).
+    when a bucket has no edges (ft '-infinity', in any record). `parts`: _parse's arrays (the
+    blocks' records and the bucket rows'); `wanted`: only these columns' grids (the blocks'
+    records hold every field, a function reads some).
 
     One scatter of every column at once into a (columns, cells) array: each grid is a
     contiguous row of it (faster than a scatter per column, and than sorting the records:
-    Postgres sends them in its scan order, not by series and time). Timestamps are converted
-    on the grids (contiguous) after the scatter: their empty cells hold the microseconds of
-    the epoch, which convert to 0 (the empty cell of the other columns).
+    Postgres sends them in its scan order, not by series and time). Records outside the grid's
+    columns land in one extra cell, dropped. Timestamps are converted on the grids
+    (contiguous) after the scatter: their empty cells hold the microseconds of the epoch,
+    which convert to 0 (the empty cell of the other columns).
     """
     names = [name for name, _, _ in columns]
     ids = np.array(sorted(s.id for s in series), dtype=np.int64)
     order = {sid: i for i, sid in enumerate(s.id for s in series)}
     position = np.array([order[sid] for sid in ids.tolist()], dtype=np.int64)
-    sid = records[:, names.index("sid")]
+    table = None
     if len(ids) and ids[-1] - ids[0] < 4 * len(ids) + 4096:  # a table of the ids' range: one take
         table = np.zeros(ids[-1] - ids[0] + 1, dtype=np.int64)
         table[ids - ids[0]] = position
-        row = table.take(sid - ids[0], mode="clip")
-    else:
-        row = position[np.searchsorted(ids, sid)]
-    key = records[:, names.index("key")]
-    shift = PG_EPOCH_MS * 1000
-    if origin > 0:
-        # (_rounded_ms(key + shift) - origin) // width in one floor division (floor(floor(a / b)
-        # / c) = floor(a / bc)); a key before 1970, where rounding differs, is before origin either way.
-        col = (key + (shift + 500 - origin * 1000)) // (width * 1000)
-    else:
-        col = (_rounded_ms(key + shift) - origin) // width
     kept = [
         i for i, name in enumerate(names) if name not in ("sid", "key") and (wanted is None or name in wanted)
     ]
-    values = (
-        records[:, kept[0] : kept[-1] + 1] if kept == list(range(kept[0], kept[-1] + 1)) else records[:, kept]
-    )
-    inside = (col >= 0) & (col < ncols)
-    if not inside.all():
-        if (records[~inside, names.index("ft")] == NO_EDGES).any():
-            return None
-        row, col, values = row[inside], col[inside], values[inside]
-    out = np.zeros((len(kept), len(series) * ncols), dtype=np.int64)
+    cells = len(series) * ncols
+    shift = PG_EPOCH_MS * 1000
+    out = np.zeros((len(kept), cells + 1), dtype=np.int64)
     for k, i in enumerate(kept):
         if names[i] in _FILLS:
             out[k].view(np.float64)[:] = _FILLS[names[i]]
         elif columns[i][2] == "ts":
             out[k] = -shift
-    out[:, row * ncols + col] = values.T
+    for records in parts:
+        if not len(records):
+            continue
+        if records[:, names.index("ft")].min() == NO_EDGES:  # the smallest int64
+            return None  # buckets without edges (module docstring)
+        sid = records[:, names.index("sid")]
+        row = (
+            table.take(sid - ids[0], mode="clip")
+            if table is not None
+            else position[np.searchsorted(ids, sid)]
+        )
+        key = records[:, names.index("key")]
+        if origin > 0:
+            # (_rounded_ms(key + shift) - origin) // width in one floor division (floor(floor(a / b)
+            # / c) = floor(a / bc)); a key before 1970, where rounding differs, is before origin anyway.
+            col = (key + (shift + 500 - origin * 1000)) // (width * 1000)
+        else:
+            col = (_rounded_ms(key + shift) - origin) // width
+        flat = row * ncols + col
+        outside = (col < 0) | (col >= ncols)
+        if outside.any():
+            flat[outside] = cells
+        contiguous = kept == list(range(kept[0], kept[-1] + 1))
+        out[:, flat] = (records[:, kept[0] : kept[-1] + 1] if contiguous else records[:, kept]).T
     grids = {}
     for k, i in enumerate(kept):
-        grid = out[k].reshape(len(series), ncols)
+        grid = out[k, :cells].reshape(len(series), ncols)
         if columns[i][2] == "ts":
             edgeless = grid == NO_EDGES
             grid[:] = _rounded_ms(grid + shift)
             if edgeless.any():
-                if names[i] == "ft":
-                    return None  # buckets without edges (module docstring)
                 grid[edgeless] = NO_EDGES
         grids[names[i]] = grid.view(np.float64) if columns[i][2] == "f8" else grid
     return grids
@@ -254,9 +260,9 @@ def window_values(
         for source in (rollup_windows.rolled_up_rows_sql, rollup_windows.raw_bucket_rows_sql)
     )
     rest = (storage.fetch_bytes(f"SELECT {sql}", params, rollup_windows.QUERY_SETTINGS) or [b""])[0]
-    records = _parse(blocks + rest if blocks else rest, columns)
+    parts = [_parse(buffer, columns) for buffer in (blocks, rest) if buffer]  # (not joined: a copy)
     wanted = {name for name, _, _ in _columns(function)}
-    grid = _grids(records, columns, series, origin, width, ncols, wanted)
+    grid = _grids(parts, columns, series, origin, width, ncols, wanted)
     if grid is None:
         return None  # buckets without edges: the SQL path's approximation
     return _windows(grid, steps, range_ms, offset_ms, width, j, ncols, function)
