@@ -2,11 +2,11 @@
 
     .venv/bin/python bench/promql.py [--hosts 100] [--days 7] [--runs 20] [--keep] [--reuse]
 
-Seeds a throwaway database (fleetwatch_bench_promql) with one counter per host: 1-minute
-rollups for `--days` days (written with COPY, as the rollup job would have left them,
-RollupState set to a minute ago; the 5-minute rollups from them by the rollup job's statement)
-and raw samples every 15 s for the last 10 minutes
-(the part the rollup job has not reached yet, which the query reads raw). Then it times
+Seeds a throwaway database (fleetwatch_bench_promql, or $FLEETWATCH_BENCH_PROMQL_DB) with one
+counter per host: 1-minute rollups for `--days` days (written with COPY, as the rollup job would
+have left them, RollupState set to a minute ago; the 5-minute rollups from them by the rollup
+job's statement) and raw samples every 15 s for the last 10 minutes (the part the rollup job
+has not reached yet, which the query reads raw). Then it times
 /prometheus/api/v1/query_range through Django's test client (the full DRF stack and JSON
 rendering, no HTTP) and prints p50 and p95 of `--runs` calls for:
 
@@ -30,7 +30,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-BENCH_DB = "fleetwatch_bench_promql"
+# FLEETWATCH_BENCH_PROMQL_DB: another name, so that two runs on one server do not share a database.
+BENCH_DB = os.environ.get("FLEETWATCH_BENCH_PROMQL_DB", "fleetwatch_bench_promql")
 os.environ.setdefault("DEBUG", "true")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "collector_server.settings")
 os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}"
