@@ -27,7 +27,12 @@ QUERIES = [
 
 
 def _seed(store, start: int, minutes: int) -> None:
-    """Two counters (one restarting) and a gauge, a sample every 15 s, with a 20-minute gap."""
+    """Two counters (one restarting) and a gauge, a sample every 15 s, with a 20-minute gap.
+
+    The tests seed 5 hours: whatever the clock, a 4-hour block of 5-minute buckets with data is
+    sealed (its span starts before the data and ends before the watermark), and one rollup run
+    (at most 6 hours) reaches back to the start.
+    """
     for h, host in enumerate(("batch-1", "batch-2")):
         counter = store.series("jobs_total", "counter", host=host)
         value, points = 0.0, []
@@ -140,8 +145,8 @@ def test_late_data_rebuilds_the_sealed_blocks_it_falls_in(api, store, now_s, red
     from alerting_worker.ingest import rollup_marks
     from collector_server.monitoring.models import Series
 
-    start = now_s - 4 * 3600
-    _seed(store, start, 4 * 60)
+    start = now_s - 5 * 3600
+    _seed(store, start, 5 * 60)
     _roll(now_s, since=start)
     params = {"start": now_s - 3 * 3600, "end": now_s - 3600, "step": 60}
     query = "sum by (host) (rate(jobs_total[5m]))"
@@ -164,8 +169,8 @@ def test_blocks_are_built_from_scratch_without_a_state_and_left_out_of_sparse_re
 ):
     from collector_server.monitoring.models import RollupState
 
-    start = now_s - 3 * 3600
-    _seed(store, start, 3 * 60)
+    start = now_s - 5 * 3600
+    _seed(store, start, 5 * 60)
     _roll(now_s, since=start)
     # A block left over from before (e.g. a restore) and no state: the next run packs all again.
     RollupState.objects.filter(level__endswith=":block").delete()
@@ -202,8 +207,8 @@ def test_the_migration_packs_the_buckets_already_rolled_up(store, now_s):
 
     from collector_server.monitoring.models import RollupState
 
-    start = now_s - 3 * 3600
-    _seed(store, start, 3 * 60)
+    start = now_s - 5 * 3600
+    _seed(store, start, 5 * 60)
     _roll(now_s, since=start)
     RollupState.objects.filter(level__endswith=":block").delete()
     with connection.cursor() as cursor:
@@ -230,3 +235,24 @@ def test_blocks_seal_behind_the_rollup_jobs_own_overlap():
     # 60 records of 96 bytes fit a page inline (STORAGE PLAIN: no TOAST); spans divide a day.
     assert max(rollup_blocks.BUCKETS_PER_BLOCK.values()) * 8 * len(rollup_blocks.RECORD_FIELDS) < 8000
     assert all(86400 % span == 0 for span in rollup_blocks.SPAN_SECONDS.values())
+
+
+def test_copy_values_reads_a_real_binary_copy_stream_and_refuses_anything_else(db):
+    from collector_server.prometheus_api.promql import storage
+
+    # A real stream: values of every size, an empty one, many rows.
+    values = storage.copy_bytea(
+        "SELECT decode(repeat('ab', n), 'hex') FROM generate_series(0, 300) AS n ORDER BY n", None
+    )
+    assert values == bytearray(b"".join(bytes.fromhex("ab" * n) for n in range(301)))
+    # Framing handled across messages however Postgres groups them, header included.
+    header = b"PGCOPY\n\xff\r\n\x00" + bytes(4) + (3).to_bytes(4, "big") + b"xyz"
+    tuple_ = (1).to_bytes(2, "big") + (2).to_bytes(4, "big")
+    trailer = (-1).to_bytes(2, "big", signed=True)
+    assert storage._copy_values([header + tuple_ + b"ab", tuple_ + b"cd" + tuple_ + b"ef", trailer]) == b"abcdef"
+    with pytest.raises(ValueError, match="not a binary COPY"):
+        storage._copy_values([b"a,b\n"])
+    with pytest.raises(ValueError, match="non-NULL"):  # a NULL value
+        storage._copy_values([header + (1).to_bytes(2, "big") + (-1).to_bytes(4, "big", signed=True)])
+    with pytest.raises(ValueError, match="whole in its message"):  # a value cut across messages
+        storage._copy_values([header + tuple_ + b"a", b"b"])

@@ -90,16 +90,20 @@ def _blocks(level: str, params: dict[str, object]) -> bytes | None:
     return records
 
 
-def _parse(buffer: bytes, columns: list[tuple[str, str, str]]) -> np.ndarray:
+def _parse(buffer: bytes | bytearray, columns: list[tuple[str, str, str]]) -> np.ndarray:
     """The records as one native (records, columns) int64 array: timestamps as sent
     (microseconds since 2000, _grids converts them), float8 columns as their bits.
 
     One contiguous byte swap of the whole buffer (an `astype` per column of a structured array
-    measured ten times slower).
+    measured ten times slower), in place when the buffer is writable (the blocks' bytearray:
+    no second 13 MB array to allocate and fault in).
     """
     width = len(columns)
     count = len(buffer) // (8 * width)
-    return np.frombuffer(buffer, ">i8", count=count * width).reshape(count, width).astype(np.int64)
+    records = np.frombuffer(buffer, ">i8", count=count * width).reshape(count, width)
+    if isinstance(buffer, bytearray):
+        return records.byteswap(inplace=True).view(np.int64)
+    return records.astype(np.int64)
 
 
 def _rounded_ms(micros: np.ndarray) -> np.ndarray:
