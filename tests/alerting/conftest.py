@@ -17,11 +17,28 @@ from django.db import connection
 from collector_server.alerts.matchers import labels_key
 
 
+def disable_seeded_rules() -> None:
+    """Disable the alert rules every organisation is seeded with, so only a test's own rules run.
+
+    The default organisation is made sure of first: after a transactional test's flush it is
+    created again (with its seeded, enabled rules) the first time something needs it, which
+    could be after the rules were disabled (a host-down rule then inhibits the test's alert).
+    """
+    from collector_server.alerts.models import AlertRule
+    from collector_server.orgs.scope import default_organization_id
+
+    default_organization_id()
+    AlertRule.objects.update(enabled=False)
+
+
 @pytest.fixture
 def now() -> datetime:
-    """A fixed 'now' inside today's partition (tests pass it explicitly; nothing sleeps)."""
-    today = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
-    return today
+    """A fixed 'now': the last noon that has passed (tests pass it explicitly; nothing sleeps).
+
+    Never in the future, whatever the time of day: a host seen by the real clock is not down
+    at 'now', and what a job reads up to the real clock holds the test's samples.
+    """
+    return (datetime.now(UTC) - timedelta(hours=12)).replace(hour=12, minute=0, second=0, microsecond=0)
 
 
 class Metrics:

@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from alerting_worker.alerting import evaluate
 from collector_server.alerts.models import Alert, AlertRule
+from tests.alerting.conftest import disable_seeded_rules
 from tests.members import member
 
 pytestmark = pytest.mark.django_db
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def cpu_rule(db) -> AlertRule:
-    AlertRule.objects.update(enabled=False)
+    disable_seeded_rules()
     rule = AlertRule(
         name="cpu high",
         query={"metric": "cpu", "aggregation": "avg", "window": 60, "group_by": ["host"]},

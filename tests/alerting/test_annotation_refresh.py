@@ -8,6 +8,7 @@ import pytest
 
 from alerting_worker.alerting import evaluate
 from collector_server.alerts.models import Alert, AlertEvent, AlertRule
+from tests.alerting.conftest import disable_seeded_rules
 from tests.alerting.test_delivery import dispatch_and_work, fire, make_channel
 
 
@@ -35,7 +36,7 @@ def test_repeat_notification_carries_the_current_value(
 
 @pytest.mark.django_db
 def test_pending_alert_fires_with_the_value_it_fired_at(metrics, now):
-    AlertRule.objects.update(enabled=False)
+    disable_seeded_rules()
     rule = AlertRule(
         name="mem",
         query={"metric": "mem", "aggregation": "avg", "window": 60, "group_by": ["host"]},

@@ -7,10 +7,11 @@ from datetime import timedelta
 
 from alerting_worker.alerting import evaluate, jobs
 from collector_server.alerts.models import Alert, AlertEvent, AlertRule
+from tests.alerting.conftest import disable_seeded_rules
 
 
 def make_rule() -> AlertRule:
-    AlertRule.objects.update(enabled=False)
+    disable_seeded_rules()
     rule = AlertRule(
         name="cpu high", query={"metric": "cpu", "window": 60, "group_by": ["host"]}, threshold=80
     )

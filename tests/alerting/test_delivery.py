@@ -17,6 +17,7 @@ from alerting_worker.jobs_guard import build_worker
 from alerting_worker.queues import NOTIFICATIONS, get_queue
 from collector_server.alerts.fingerprint import label_fingerprint
 from collector_server.alerts.models import Alert, AlertRule, Channel, DeliveryAttempt, Notification
+from tests.alerting.conftest import disable_seeded_rules
 
 
 def make_channel(name: str, kind: str, config: dict, **extra) -> Channel:
@@ -27,7 +28,7 @@ def make_channel(name: str, kind: str, config: dict, **extra) -> Channel:
 
 
 def fire(metrics, now, channel: Channel, host: str = "web-1", value: float = 97.0) -> Alert:
-    AlertRule.objects.update(enabled=False)
+    disable_seeded_rules()
     rule, _ = AlertRule.objects.get_or_create(
         name="cpu high",
         defaults={

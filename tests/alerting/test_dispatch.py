@@ -8,13 +8,14 @@ import pytest
 
 from alerting_worker.alerting import dispatch, evaluate
 from collector_server.alerts.models import Alert, AlertRule, Channel, Notification, Silence
+from tests.alerting.conftest import disable_seeded_rules
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def channel(db):
-    AlertRule.objects.update(enabled=False)
+    disable_seeded_rules()
     ch = Channel(name="hook", kind="webhook", config={"url": "http://127.0.0.1:9/x"}, is_default=True)
     ch.full_clean()
     ch.save()

@@ -20,10 +20,10 @@ def test_worker_process_evaluates_and_notifies_the_webhook(
 ):
     from django.conf import settings
 
-    from tests.alerting.conftest import Metrics
+    from tests.alerting.conftest import Metrics, disable_seeded_rules
 
     receiver = http_receiver()
-    AlertRule.objects.update(enabled=False)
+    disable_seeded_rules()
     channel = Channel(name="hook", kind="webhook", config={"url": receiver.url}, group_wait_seconds=0)
     channel.full_clean()
     channel.save()

@@ -13,6 +13,7 @@ from alerting_worker.alerting import evaluate
 from alerting_worker.ingest import alert_trigger
 from collector_server.alerts.models import Alert, AlertRule, Notification
 from collector_server.orgs import scope
+from tests.alerting.conftest import disable_seeded_rules
 from tests.members import organization
 
 
@@ -35,7 +36,7 @@ def firing(rule: AlertRule) -> list[str]:
 def test_between_runs_after_every_selection_and_the_fast_path_takes_the_ingested_names(
     db, metrics, redis_client
 ):
-    AlertRule.objects.update(enabled=False)
+    disable_seeded_rules()
     now = timezone.now()
     rules = [make_rule(f"background {i}", f"background_{i}", 1000) for i in range(3)]
     target = make_rule("target", "target_metric", 90)
@@ -67,7 +68,7 @@ def test_the_fast_path_inside_a_cycle_sees_every_organisation_and_delivers_at_on
 ):
     """No notifications worker runs here: the webhook is posted by the fast path itself."""
     channel, receiver = webhook_channel
-    AlertRule.objects.update(enabled=False)
+    disable_seeded_rules()
     now = timezone.now()
     target = make_rule("target", "target_metric", 90)  # the default organisation's rule
     target.channels.add(channel)

@@ -10,11 +10,12 @@ from django.db import connection
 
 from alerting_worker.alerting import evaluate
 from collector_server.alerts.models import Alert, AlertEvent, AlertRule
+from tests.alerting.conftest import disable_seeded_rules
 
 
 @pytest.fixture
 def cpu_rule(db):
-    AlertRule.objects.update(enabled=False)  # the seeded defaults stay out of these tests
+    disable_seeded_rules()  # the seeded defaults stay out of these tests
     rule = AlertRule(
         name="cpu high",
         severity="high",
@@ -186,7 +187,7 @@ def test_a_failing_rule_does_not_stop_the_others(cpu_rule, metrics, now):
 def test_two_concurrent_evaluators_make_each_transition_once(partitions, now):
     from tests.alerting.conftest import Metrics
 
-    AlertRule.objects.update(enabled=False)
+    disable_seeded_rules()
     rule = AlertRule(name="cpu", query={"metric": "cpu", "window": 60, "group_by": ["host"]}, threshold=80)
     rule.for_seconds = 30
     rule.save()

@@ -20,6 +20,7 @@ from collector_server.alerts import log_query
 from collector_server.alerts import query as q
 from collector_server.alerts.models import Alert, AlertRule, Channel
 from shared.wire import Batch
+from tests.alerting.conftest import disable_seeded_rules
 from tests.members import member
 
 pytestmark = pytest.mark.django_db
@@ -69,7 +70,7 @@ class Logs:
 
 @pytest.fixture
 def logs(partitions, now) -> Logs:
-    AlertRule.objects.update(enabled=False)  # only the rules of the test are evaluated
+    disable_seeded_rules()  # only the rules of the test are evaluated
     return Logs(now)
 
 
@@ -352,7 +353,7 @@ def test_logs_url_follows_the_last_breach_after_the_alert_resolves(operator, log
 
 
 def test_alert_of_a_metric_rule_has_no_logs_url_and_keeps_its_admin_link(operator, metrics, now):
-    AlertRule.objects.update(enabled=False)
+    disable_seeded_rules()
     rule = AlertRule(name="cpu", query={"metric": "cpu", "window": 60, "group_by": ["host"]}, threshold=80)
     rule.full_clean()
     rule.save()

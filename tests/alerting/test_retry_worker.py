@@ -15,6 +15,7 @@ from rq.registry import ScheduledJobRegistry
 from alerting_worker.alerting import deliver, dispatch, evaluate
 from alerting_worker.queues import NOTIFICATIONS, get_queue
 from collector_server.alerts.models import AlertRule, Channel, DeliveryAttempt, Notification
+from tests.alerting.conftest import disable_seeded_rules
 
 
 def worker_env(redis_url: str, **extra: str) -> dict[str, str]:
@@ -44,7 +45,7 @@ def test_worker_process_delivers_the_retry_after_a_503(metrics, now, http_receiv
         return 503 if n == 1 else 200
 
     receiver = http_receiver(status=status)
-    AlertRule.objects.update(enabled=False)
+    disable_seeded_rules()
     channel = Channel(name="flaky", kind="webhook", config={"url": receiver.url}, group_wait_seconds=0)
     channel.full_clean()
     channel.save()

@@ -9,6 +9,7 @@ import pytest
 from alerting_worker.alerting import evaluate
 from alerting_worker.alerting.evaluate import render
 from collector_server.alerts.models import Alert, AlertRule
+from tests.alerting.conftest import disable_seeded_rules
 
 
 @pytest.mark.parametrize(
@@ -37,7 +38,7 @@ def test_a_label_named_value_does_not_hide_the_value():
 
 
 def test_no_data_alert_summary_names_the_host(db, metrics, now):
-    AlertRule.objects.update(enabled=False)
+    disable_seeded_rules()
     rule = AlertRule(
         name="cpu silent",
         query={"metric": "cpu", "aggregation": "avg", "window": 60, "group_by": ["host"]},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from rest_framework.test import APIClient
@@ -44,8 +44,11 @@ def drain(redis_client) -> None:
 
 @pytest.fixture
 def now() -> datetime:
-    """A fixed 'now' inside today's partition (tests pass it explicitly; nothing sleeps)."""
-    return datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+    """A fixed 'now': the last noon that has passed (tests pass it explicitly; nothing sleeps).
+
+    Never in the future: what the API reads up to the real clock (the daily cost) holds it.
+    """
+    return (datetime.now(UTC) - timedelta(hours=12)).replace(hour=12, minute=0, second=0, microsecond=0)
 
 
 @pytest.fixture

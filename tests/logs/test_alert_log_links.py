@@ -8,6 +8,7 @@ import pytest
 
 from alerting_worker.alerting import evaluate
 from collector_server.alerts.models import Alert, AlertRule
+from tests.alerting.conftest import disable_seeded_rules
 from tests.logs.conftest import record
 
 
@@ -17,7 +18,7 @@ def now() -> datetime:
 
 
 def test_link_of_a_group_without_service_lists_exactly_its_records(api, store, now):
-    AlertRule.objects.update(enabled=False)  # only this test's rule is evaluated
+    disable_seeded_rules()  # only this test's rule is evaluated
     ago = datetime.now(UTC).timestamp() - now.timestamp()  # records relative to `now`
     # a tailed file: no service
     store([record("disk failed", level="ERROR", ago=ago + 10 + i) for i in range(3)], host="web-1")

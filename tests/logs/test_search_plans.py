@@ -53,11 +53,16 @@ FROM generate_series(0::bigint, %(rows)s - 1) AS i
 
 @pytest.fixture(scope="module")
 def planned(django_db_setup, django_db_blocker):
-    """The filled, indexed and analysed table; `now` is 14:00 today as far as the indexes know."""
+    """The filled, indexed and analysed table; `now` is 14:00 "today" as far as the indexes know.
+
+    "Today" is the last day whose 14:00 has passed, and the rows end then: its partition holds
+    14 hours of rows whatever the clock says (run just after midnight, today's partition
+    would hold minutes of rows, which the planner rightly reads sequentially).
+    """
     with django_db_blocker.unblock():
         partitions.forget_cache()
-        end = datetime.now(UTC).replace(microsecond=0)
-        today = end.date()
+        today = (datetime.now(UTC) - timedelta(hours=14)).date()
+        end = datetime.combine(today, datetime.min.time(), tzinfo=UTC) + timedelta(hours=14, seconds=-1)
         writer.ensure_days(int((end - timedelta(days=d)).timestamp() // 86400) for d in range(-1, 4))
         with connection.cursor() as cursor:
             cursor.execute("TRUNCATE logs_entry")

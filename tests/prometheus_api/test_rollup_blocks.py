@@ -249,7 +249,9 @@ def test_copy_values_reads_a_real_binary_copy_stream_and_refuses_anything_else(d
     header = b"PGCOPY\n\xff\r\n\x00" + bytes(4) + (3).to_bytes(4, "big") + b"xyz"
     tuple_ = (1).to_bytes(2, "big") + (2).to_bytes(4, "big")
     trailer = (-1).to_bytes(2, "big", signed=True)
-    assert storage._copy_values([header + tuple_ + b"ab", tuple_ + b"cd" + tuple_ + b"ef", trailer]) == b"abcdef"
+    assert (
+        storage._copy_values([header + tuple_ + b"ab", tuple_ + b"cd" + tuple_ + b"ef", trailer]) == b"abcdef"
+    )
     with pytest.raises(ValueError, match="not a binary COPY"):
         storage._copy_values([b"a,b\n"])
     with pytest.raises(ValueError, match="non-NULL"):  # a NULL value

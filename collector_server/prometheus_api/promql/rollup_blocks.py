@@ -1,13 +1,13 @@
-"""Rollup buckets packed into blocks: one row per series and 60 buckets, ready for numpy.
+"""Rollup buckets packed into blocks: one row per series and span of buckets, ready for numpy.
 
 Reading a day of one-minute buckets of a hundred series row by row costs Postgres ~130 ms:
 144,000 index entries and heap tuples visited, each turned into a binary record and appended
 to the answer (docs/performance.md). Time-series databases store chunks instead (Prometheus'
 TSDB, Mimir, TimescaleDB's compressed chunks): here each series' buckets of one block span
-(60 buckets: an hour of the 1-minute level, 4 hours of the 5-minute one, a day of the hourly
-one) are kept, once they can no longer change, as one bytea of the very fixed-width binary
-records vectorised.py reads. The same day is then 2,500 rows whose values are concatenated as
-they are: ~7 ms.
+(an hour of the 1-minute level: 60 buckets; 4 hours of the 5-minute one: 48; a day of the
+hourly one: 24) are kept, once they can no longer change, as one bytea of the very fixed-width binary
+records vectorised.py reads. The same day is then 2,400 rows sent as they are by a binary
+COPY: ~14 ms, 13.5 MB.
 
 * **Which blocks exist.** A block is built once its span is sealed: wholly before the level's
   watermark (RollupState.done_until) minus the rollup job's overlap (LATE_TOLERANCE), where
@@ -22,8 +22,8 @@ they are: ~7 ms.
 * **Retention.** Block tables are partitioned like their level (daily, monthly), spans never
   cross a day, and partitions are dropped with the same retention setting.
 * **Size.** 96 bytes a bucket (12 eight-byte fields), stored uncompressed inline (`STORAGE
-  PLAIN`: no TOAST, no decompression; a block of 60 records fits a page): about as much again
-  as the level's own rows. Migration monitoring 0008_rollup_blocks creates the tables and
+  PLAIN`: no TOAST, no decompression; a block of 60 records fits a page): on the bench, 132 MB
+  beside the 1-minute level's 243 MB of rows and indexes. Migration monitoring 0008_rollup_blocks creates the tables and
   packs the buckets already there.
 """
 
