@@ -114,15 +114,25 @@ def seed(hosts: int, days: int) -> tuple[int, int]:
 
 @contextmanager
 def variant(name: str) -> Iterator[None]:
-    """ "new": the code as it is; "old": the SQL-only fast path over the 1-minute rollups.
+    """ "new": the code as it is; "rows": numpy over bucket rows (no packed blocks); "old": the
+    SQL-only fast path over the 1-minute rollups.
 
     "old" is what answered before vectorised.py and the 5-minute level's edges (the same
-    statements, still the fallback), so one run times both under the same load.
+    statements, still the fallback), "rows" what answered before the packed blocks (the
+    same code, with the blocks' state unseen), so one run times them under the same load.
     """
-    from collector_server.prometheus_api.promql import storage, vectorised
+    from collector_server.prometheus_api.promql import rollup_blocks, storage, vectorised
 
     if name == "new":
         yield
+        return
+    if name == "rows":
+        sealed = rollup_blocks.sealed_until
+        rollup_blocks.sealed_until = lambda level: None
+        try:
+            yield
+        finally:
+            rollup_blocks.sealed_until = sealed
         return
     arrays, five = vectorised.matrix_arrays, storage._five_minutes
     vectorised.matrix_arrays = lambda *args, **kwargs: None
@@ -245,6 +255,11 @@ def main() -> None:
         help="time the old SQL-only path (1-minute rollups) and the new one alternately, same run",
     )
     parser.add_argument(
+        "--compare-blocks",
+        action="store_true",
+        help="time numpy over bucket rows (before the packed blocks) and the new path alternately, same run",
+    )
+    parser.add_argument(
         "--refresh",
         action="store_true",
         help="also time the results cache: cold (nothing cached) and dashboard refresh (range +1 step per call)",
@@ -298,7 +313,8 @@ def main() -> None:
     settings.REDIS_URL = f"redis://127.0.0.1:6379/{args.redis_db}"
     # The cold path first: without the results cache (--refresh times it separately).
     settings.PROMQL_RESULTS_CACHE = False
-    variants = ["old", "new"] if args.compare else ["new"]
+    variants = (["old"] if args.compare else []) + (["rows"] if args.compare_blocks else []) + ["new"]
+    tagged = len(variants) > 1
     for label, start, step in chosen:
         # Grafana aligns a panel's range to its step (start and end whole multiples of it).
         params = {"query": QUERY, "start": start // step * step, "end": end // step * step, "step": step}
@@ -308,11 +324,11 @@ def main() -> None:
         figures = percentiles(client, params, args.runs, variants)
         for name in variants:
             p50, p95, status, series, _ = figures[name]
-            tag = f"  ({name})" if args.compare else ""
+            tag = f"  ({name})" if tagged else ""
             print(f"{p50:8.1f} {p95:8.1f} {status:6d} {series:6d}  {label}{tag}")
-        if args.compare:
-            same = figures["old"][4] == figures["new"][4]
-            print(f"{'':34}old and new answers {'identical' if same else 'DIFFER'}")
+        for other in variants[:-1]:
+            same = figures[other][4] == figures["new"][4]
+            print(f"{'':34}{other} and new answers {'identical' if same else 'DIFFER'}")
         if args.refresh:
             settings.PROMQL_RESULTS_CACHE = True
             figures = refresh_percentiles(client, params["start"], params["end"], step, args.runs)
