@@ -105,7 +105,7 @@ def seed(hosts: int, days: int) -> tuple[int, int]:
     RollupState.objects.create(level="5m", done_until=now - timedelta(minutes=1))
     # The packed blocks of the sealed buckets, as the rollup job leaves them.
     for level in ("1m", "5m"):
-        rollup_blocks.refresh(level, [], now - timedelta(minutes=1))
+        rollup_blocks.pack_all(level, now - timedelta(minutes=1))
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE monitoring_block_1m")
         cursor.execute("VACUUM ANALYZE monitoring_block_5m")
@@ -127,12 +127,12 @@ def variant(name: str) -> Iterator[None]:
         yield
         return
     if name == "rows":
-        sealed = rollup_blocks.sealed_until
-        rollup_blocks.sealed_until = lambda level: None
+        packed = rollup_blocks.packed_range
+        rollup_blocks.packed_range = lambda level: None
         try:
             yield
         finally:
-            rollup_blocks.sealed_until = sealed
+            rollup_blocks.packed_range = packed
         return
     arrays, five = vectorised.matrix_arrays, storage._five_minutes
     vectorised.matrix_arrays = lambda *args, **kwargs: None

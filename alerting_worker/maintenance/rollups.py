@@ -115,7 +115,8 @@ def rollup_minutes(now: datetime | None = None) -> dict[str, str | int]:
                 rows += _roll_minutes(*late_range)
             RollupState.objects.update_or_create(level="1m", defaults={"done_until": end})
             # Blocks change with their buckets, in this transaction.
-            rollup_blocks.refresh("1m", [(start, end), *([late_range] if late_range else [])], end)
+            changed = [(start, end), *([late_range] if late_range else [])]
+            rollup_blocks.refresh("1m", changed, end, previous=state.done_until if state else None)
     except _Busy:
         _give_back(client, late)
         return {"skipped": "another worker is rolling up"}
@@ -179,7 +180,7 @@ def _rollup_from_minutes(
                 cursor.execute(sql, {"start": start, "end": end})
                 rows = cursor.rowcount
             RollupState.objects.update_or_create(level=level, defaults={"done_until": end})
-            rollup_blocks.refresh(level, [(start, end)], end)
+            rollup_blocks.refresh(level, [(start, end)], end, previous=state.done_until if state else None)
     except _Busy:
         _give_back(client, late, level)
         return {"skipped": "another worker is rolling up"}

@@ -68,8 +68,8 @@ def _without_blocks(api, query: str, params: dict) -> list:
     """The answer from the buckets alone: the block states removed (and put back)."""
     from collector_server.monitoring.models import RollupState
 
-    states = list(RollupState.objects.filter(level__endswith=":block"))
-    RollupState.objects.filter(level__endswith=":block").delete()
+    states = list(RollupState.objects.filter(level__contains=":b"))
+    RollupState.objects.filter(level__contains=":b").delete()
     try:
         return _answer(api, query, params)
     finally:
@@ -77,14 +77,17 @@ def _without_blocks(api, query: str, params: dict) -> list:
 
 
 def _blocks_equal_buckets(level: str) -> int:
-    """Assert every block holds exactly its sealed buckets' records; return how many blocks."""
-    sealed = rollup_blocks.sealed_until(level)
+    """Assert every block of the packed range holds exactly its buckets' records; return how many."""
+    since, until = rollup_blocks.packed_range(level)
     span = rollup_blocks.SPAN_SECONDS[level]
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
             SELECT count(*) FILTER (WHERE b.records IS DISTINCT FROM r.records), count(b.records)
-            FROM (SELECT series_id, start, records FROM {rollup_blocks.BLOCK_TABLES[level]}) b
+            FROM (
+                SELECT series_id, start, records FROM {rollup_blocks.BLOCK_TABLES[level]}
+                WHERE start >= %(since)s AND start < %(until)s
+            ) b
             FULL JOIN (
                 SELECT series_id, date_bin(make_interval(secs => {span}), key, 'epoch'::timestamptz) AS start,
                        string_agg({rollup_blocks.record_sql(rollup_blocks.RECORD_FIELDS)}, ''::bytea ORDER BY key)
@@ -92,11 +95,11 @@ def _blocks_equal_buckets(level: str) -> int:
                 FROM (
                     SELECT series_id, bucket AS key, count AS cnt, sum AS s, min AS lo, max AS hi, last AS lv,
                            first_ts AS ft, first AS fv, last_ts AS lt, resets AS rs, first_reset AS frs
-                    FROM monitoring_rollup_{level} WHERE bucket < %s
+                    FROM monitoring_rollup_{level} WHERE bucket >= %(since)s AND bucket < %(until)s
                 ) x GROUP BY 1, 2
             ) r USING (series_id, start)
             """,
-            [sealed],
+            {"since": since, "until": until},
         )
         different, blocks = cursor.fetchone()
     assert different == 0
@@ -128,8 +131,14 @@ def test_the_rollup_job_packs_sealed_buckets_and_queries_read_them_with_the_same
     _roll(now_s, since=start)
     done = datetime.fromtimestamp(now_s, UTC)
     # Sealed: whole spans before the watermark minus the job's overlap.
-    assert rollup_blocks.sealed_until("1m") == rollup_blocks.floor_span(done - timedelta(minutes=5), "1m")
-    assert rollup_blocks.sealed_until("5m") == rollup_blocks.floor_span(done - timedelta(minutes=5), "5m")
+    for level in ("1m", "5m", "1h"):
+        since, until = rollup_blocks.packed_range(level)
+        assert until == rollup_blocks.floor_span(done - timedelta(minutes=5), level)
+        # The first run packed BACKFILL_SPANS spans back from the seal point (or to the oldest partition).
+        assert until - since <= timedelta(
+            seconds=rollup_blocks.SPAN_SECONDS[level] * rollup_blocks.BACKFILL_SPANS
+        )
+        assert since <= datetime.fromtimestamp(start, UTC)
     assert _blocks_equal_buckets("1m") >= 3 * 3 and _blocks_equal_buckets("5m") >= 3
     for step, hours in ((60, 4), (300, 5), (600, 5)):  # 1-minute, then 5-minute buckets
         params = {"start": (now_s - hours * 3600) // step * step, "end": now_s // step * step, "step": step}
@@ -153,7 +162,7 @@ def test_late_data_rebuilds_the_sealed_blocks_it_falls_in(api, store, now_s, red
     before = _answer(api, query, params)
     # A late sample (an agent's spool replayed) two and a half hours back: a sealed block.
     late = now_s - 9000 + 10
-    assert datetime.fromtimestamp(late, UTC) < rollup_blocks.sealed_until("1m")
+    assert datetime.fromtimestamp(late, UTC) < rollup_blocks.packed_range("1m")[1]
     store.samples(Series.objects.get(name="jobs_total", labels__host="batch-1"), [(late, 1e9)])
     rollup_marks.mark_late(redis_client, late)
     _roll(now_s + 60)
@@ -167,23 +176,73 @@ def test_late_data_rebuilds_the_sealed_blocks_it_falls_in(api, store, now_s, red
 def test_blocks_are_built_from_scratch_without_a_state_and_left_out_of_sparse_reads(
     api, store, now_s, copies
 ):
+    from collector_server.monitoring import partitions
     from collector_server.monitoring.models import RollupState
 
     start = now_s - 5 * 3600
     _seed(store, start, 5 * 60)
     _roll(now_s, since=start)
-    # A block left over from before (e.g. a restore) and no state: the next run packs all again.
-    RollupState.objects.filter(level__endswith=":block").delete()
+    # Blocks left over from before (a restore, an older version) and no state, and a block
+    # partition missing: the next run packs them all again and creates the partition.
+    RollupState.objects.filter(level__contains=":b").delete()
     with connection.cursor() as cursor:
         cursor.execute("UPDATE monitoring_block_1m SET records = ''::bytea")
+        today = datetime.fromtimestamp(now_s, UTC).date()
+        cursor.execute(f'DROP TABLE "{partitions.partition_name(partitions.BLOCK_1M, today)}"')
+    partitions.forget_cache()
     _roll(now_s + 60)
-    assert _blocks_equal_buckets("1m") >= 2 * 3
+    assert _blocks_equal_buckets("1m") >= 4 * 3
     # A step longer than the window: only the buckets the windows reach are read, from rows.
     params = {"start": now_s - 3 * 3600, "end": now_s, "step": 3600}
     copies.clear()
     answer = _answer(api, "rate(jobs_total[5m])", params)
     assert answer and not copies
     assert answer == _without_blocks(api, "rate(jobs_total[5m])", params)
+
+
+def test_a_rollup_run_that_did_not_keep_the_blocks_makes_the_next_run_start_again(store, now_s):
+    """A worker of the previous version (no blocks) re-rolling late data during a rolling deploy."""
+    from collector_server.monitoring.models import RollupState
+
+    start = now_s - 5 * 3600
+    _seed(store, start, 5 * 60)
+    _roll(now_s, since=start)
+    # The old worker's run: its watermark moves on, an old bucket changes, no block does.
+    RollupState.objects.filter(level="1m").update(done_until=datetime.fromtimestamp(now_s + 60, UTC))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE monitoring_rollup_1m SET count = count + 1, sum = sum + 1 WHERE bucket = %s",
+            [datetime.fromtimestamp(now_s - 9000 // 60 * 60, UTC)],
+        )
+    _roll(now_s + 120)
+    assert _blocks_equal_buckets("1m") >= 4 * 3
+
+
+def test_an_old_database_is_packed_in_bounded_steps_and_read_once_packed(
+    api, store, now_s, copies, monkeypatch
+):
+    from collector_server.monitoring.models import RollupState
+
+    monkeypatch.setattr(rollup_blocks, "BACKFILL_SPANS", 2)
+    start = now_s - 5 * 3600
+    _seed(store, start, 5 * 60)
+    _roll(now_s, since=start)
+    since, until = rollup_blocks.packed_range("1m")
+    assert until - since == timedelta(hours=2)  # the first run: two spans back from the seal point
+    query, params = "sum by (host) (rate(jobs_total[5m]))", {"start": start, "end": now_s, "step": 60}
+    copies.clear()
+    partly = _answer(api, query, params)
+    assert not copies  # the range starts before the packed range: bucket rows only
+    moved = now_s
+    while rollup_blocks.packed_range("1m")[0] > datetime.fromtimestamp(start - 600, UTC):
+        moved += 60
+        RollupState.objects.filter(level__contains=":b").count()  # (states only move forward)
+        _roll(moved)
+    assert rollup_blocks.packed_range("1m")[0] <= datetime.fromtimestamp(start - 600, UTC)
+    assert _blocks_equal_buckets("1m") >= 5 * 3
+    copies.clear()
+    assert _answer(api, query, params) == partly
+    assert copies and copies[0] > 0
 
 
 def test_retention_drops_blocks_with_their_level(db):
@@ -200,24 +259,6 @@ def test_retention_drops_blocks_with_their_level(db):
     kept = {name for name, _ in partitions.existing_partitions(partitions.BLOCK_1M)}
     assert f"monitoring_block_1m_p{today:%Y%m%d}" in kept
     assert partitions.partition_name(partitions.BLOCK_1M, today) == f"monitoring_block_1m_p{today:%Y%m%d}"
-
-
-def test_the_migration_packs_the_buckets_already_rolled_up(store, now_s):
-    import importlib
-
-    from collector_server.monitoring.models import RollupState
-
-    start = now_s - 5 * 3600
-    _seed(store, start, 5 * 60)
-    _roll(now_s, since=start)
-    RollupState.objects.filter(level__endswith=":block").delete()
-    with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE monitoring_block_1m, monitoring_block_5m, monitoring_block_1h")
-    migration = importlib.import_module("collector_server.monitoring.migrations.0008_rollup_blocks")
-    with connection.schema_editor() as editor:
-        migration.pack_existing(None, editor)
-    assert rollup_blocks.sealed_until("1m") is not None
-    assert _blocks_equal_buckets("1m") >= 2 * 3 and _blocks_equal_buckets("5m") >= 3
 
 
 def test_blocks_seal_behind_the_rollup_jobs_own_overlap():
@@ -256,5 +297,7 @@ def test_copy_values_reads_a_real_binary_copy_stream_and_refuses_anything_else(d
         storage._copy_values([b"a,b\n"])
     with pytest.raises(ValueError, match="non-NULL"):  # a NULL value
         storage._copy_values([header + (1).to_bytes(2, "big") + (-1).to_bytes(4, "big", signed=True)])
+    with pytest.raises(ValueError, match="one field"):  # a two-column SELECT
+        storage._copy_values([header + (2).to_bytes(2, "big") + (2).to_bytes(4, "big") + b"ab"])
     with pytest.raises(ValueError, match="whole in its message"):  # a value cut across messages
         storage._copy_values([header + tuple_ + b"a", b"b"])

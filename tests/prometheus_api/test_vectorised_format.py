@@ -128,8 +128,12 @@ def test_grids_decline_buckets_without_edges():
     columns, rows = _random_rows(np.random.default_rng(1), [1], 10, "rate", gaps=False)
     records = _records(rows, columns)
     series = [SeriesInfo(id=1, kind="counter", labels={})]
-    outside = int(np.flatnonzero(records[:, 1] < (ORIGIN - vectorised.PG_EPOCH_MS) * 1000)[0])
-    records[outside, 3] = vectorised.NO_EDGES  # even a bucket outside the grid's columns
+    before = records[:, 1] < (ORIGIN - vectorised.PG_EPOCH_MS) * 1000
+    outside, inside = int(np.flatnonzero(before)[0]), int(np.flatnonzero(~before)[0])
+    # A bucket outside the grid's columns (a packed block reaching before the range) is not read.
+    records[outside, 3] = vectorised.NO_EDGES
+    assert vectorised._grids([records[:0], records], columns, series, ORIGIN, WIDTH, 10) is not None
+    records[inside, 3] = vectorised.NO_EDGES
     assert vectorised._grids([records[:0], records], columns, series, ORIGIN, WIDTH, 10) is None
 
 

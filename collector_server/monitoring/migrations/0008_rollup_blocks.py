@@ -1,15 +1,12 @@
-"""Rollup blocks: each series' sealed buckets, 60 at a time, packed for the PromQL engine.
+"""Rollup blocks: each series' sealed buckets, a span at a time, packed for the PromQL engine.
 
 One table per level (monitoring_block_1m, _5m, _1h), partitioned like the level (a partition
 for each of the level's, same bounds, same retention), its bytea stored inline and
-uncompressed (STORAGE PLAIN). The buckets already rolled up and sealed are packed here, and
-each level's block state (`<level>:block` in RollupState) set, so the engine reads blocks from
-the start: one pass over each level's table, about 2 µs a bucket (the bench's 1,010,000
-one-minute buckets in 2 s; 10,000 series with 30 days of them, ~15 minutes). See
-collector_server/prometheus_api/promql/rollup_blocks.py.
+uncompressed (STORAGE PLAIN). Nothing is packed here: the rollup job packs the blocks, under
+its lock, from the seal point backwards (a day of 1-minute buckets a run), and starts again
+from the seal point when a rollup ran that did not keep them (a worker of the previous version
+still running after this migration, during a rolling deploy). See collector_server/prometheus_api/promql/rollup_blocks.py.
 """
-
-from datetime import UTC, datetime, timedelta
 
 from django.db import migrations
 
@@ -38,35 +35,11 @@ END $$;
 """
     for level in LEVELS
 )
-REVERSE = "DELETE FROM monitoring_rollupstate WHERE level LIKE '%%:block';\n" + "".join(
+REVERSE = "DELETE FROM monitoring_rollupstate WHERE level LIKE '%:block' OR level LIKE '%:bfrom' OR level LIKE '%:bseen';\n" + "".join(
     f"DROP TABLE IF EXISTS monitoring_block_{level} CASCADE;\n" for level in LEVELS
 )
 
 
-def pack_existing(apps, schema_editor) -> None:
-    from collector_server.prometheus_api.promql import rollup_blocks
-
-    with schema_editor.connection.cursor() as cursor:
-        for level, span in LEVELS.items():
-            cursor.execute("SELECT done_until FROM monitoring_rollupstate WHERE level = %s", [level])
-            row = cursor.fetchone()
-            if row is None:
-                continue  # never rolled up: the job's first run sets the state
-            seconds = int((row[0] - timedelta(minutes=5)).timestamp()) // span * span
-            sealed = datetime.fromtimestamp(seconds, UTC)
-            cursor.execute(
-                rollup_blocks.build_sql(level), {"lo": datetime(1970, 1, 1, tzinfo=UTC), "hi": sealed}
-            )
-            cursor.execute(
-                "INSERT INTO monitoring_rollupstate (level, done_until) VALUES (%s, %s) "
-                "ON CONFLICT (level) DO UPDATE SET done_until = EXCLUDED.done_until",
-                [f"{level}:block", sealed],
-            )
-
-
 class Migration(migrations.Migration):
     dependencies = [("monitoring", "0007_query_speed_covering_rollup_indexes")]
-    operations = [
-        migrations.RunSQL(CREATE, REVERSE),
-        migrations.RunPython(pack_existing, migrations.RunPython.noop),
-    ]
+    operations = [migrations.RunSQL(CREATE, REVERSE)]

@@ -199,9 +199,12 @@ def _copy_values(messages: Iterable[Buffer]) -> bytearray:
             position = 19 + _LENGTH.unpack_from(view, 15)[0]  # the header and its extension
             header = False
         while position < len(view):
-            if _COUNT.unpack_from(view, position)[0] == -1:  # the trailer
+            fields = _COUNT.unpack_from(view, position)[0]
+            if fields == -1:  # the trailer
                 position += 2
                 continue
+            if fields != 1:
+                raise ValueError(f"a binary COPY tuple of one field was expected, not {fields}")
             length = _LENGTH.unpack_from(view, position + 2)[0]
             position += 6
             if length < 0 or position + length > len(view):

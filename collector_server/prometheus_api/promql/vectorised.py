@@ -69,16 +69,20 @@ def _blocks(level: str, params: dict[str, object]) -> bytes | None:
     """The records of the packed blocks (rollup_blocks.py) of the sealed part of the buckets
     `params` select (None: no block state, or nothing sealed in the range).
 
-    The blocks cover the buckets from the first block at or before %(start)s up to the seal
-    point (or the end of the rolled-up part); `params`' start moves past them, so the bucket
-    rows read only the rest. Records outside the range are dropped with the grid's columns.
+    The blocks cover the buckets from the first block at or before %(start)s up to the end of
+    the packed range (or the last whole span of the rolled-up part); `params`' start moves past
+    them, so the bucket rows read only the rest. None when the packed range does not reach
+    back to the first block (a backfill under way). Records outside the range are dropped with
+    the grid's columns.
     """
-    sealed = rollup_blocks.sealed_until(level)
-    if sealed is None:
+    packed = rollup_blocks.packed_range(level)
+    if packed is None:
         return None
+    since, until = packed
     low = rollup_blocks.floor_span(params["start"], level)
-    high = min(sealed, rollup_blocks.ceil_span(params["rollup_to"], level))
-    if high <= low:
+    # Never past the rolled-up part: the raw tail after it is aggregated by the other statement.
+    high = min(until, rollup_blocks.floor_span(params["rollup_to"], level))
+    if low < since or high <= low:
         return None
     records = storage.copy_bytea(
         f"SELECT records FROM {rollup_blocks.BLOCK_TABLES[level]} "
@@ -162,8 +166,6 @@ def _grids(
     for records in parts:
         if not len(records):
             continue
-        if records[:, names.index("ft")].min() == NO_EDGES:  # the smallest int64
-            return None  # buckets without edges (module docstring)
         sid = records[:, names.index("sid")]
         row = (
             table.take(sid - ids[0], mode="clip")
@@ -179,8 +181,12 @@ def _grids(
             col = (_rounded_ms(key + shift) - origin) // width
         flat = row * ncols + col
         outside = (col < 0) | (col >= ncols)
+        first_times = records[:, names.index("ft")]
         if outside.any():
             flat[outside] = cells
+            first_times = first_times[~outside]  # (a block's buckets beyond the range do not count)
+        if len(first_times) and first_times.min() == NO_EDGES:  # the smallest int64
+            return None  # buckets without edges in the range (module docstring)
         contiguous = kept == list(range(kept[0], kept[-1] + 1))
         out[:, flat] = (records[:, kept[0] : kept[-1] + 1] if contiguous else records[:, kept]).T
     grids = {}
