@@ -41,8 +41,9 @@ KINDS = frozenset({"metrics", "logs"})
 GAUGE = "gauge"
 COUNTER = "counter"
 METRIC_TYPES = frozenset({GAUGE, COUNTER})
-METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+# \Z, not $: "$" also matches before a final newline, and "up\n" is no metric name.
+METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
+LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*\Z")
 MAX_BATCH_BYTES = 16 * 1024 * 1024
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # Timestamps are seconds; anything from year 5138 on is milliseconds or microseconds sent by mistake.
@@ -322,7 +323,12 @@ def _decode_series(raw: Any) -> list[Series]:
             if type(value) is not str or "\x00" in value:
                 raise WireError(f"series {name!r}: label values must be strings without NUL")
         try:
-            for ts, value in points:
+            for point in points:
+                # A list of two (msgpack arrays decode as lists): two bytes of a bin value would
+                # unpack into two integers.
+                if type(point) is not list:
+                    raise WireError(f"series {name!r} has a point that is not [timestamp, value]")
+                ts, value = point
                 if type(ts) not in number or type(value) not in number:
                     raise WireError(f"series {name!r} has a point that is not [timestamp, value]")
                 if not 0 <= ts < MAX_TIMESTAMP:  # NaN fails this too

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import msgpack
 import pytest
 
@@ -265,3 +267,21 @@ def test_log_levels_as_names_numbers_or_absent_and_nul_in_a_message_are_accepted
     ]
     batch = decode_batch(packed(metrics_body(kind="logs", logs=records)))
     assert batch.logs == records
+
+
+@pytest.mark.parametrize(
+    ("series", "reason"),
+    [
+        # Two bytes of a bin value would unpack into two integers: not a point.
+        ({"name": "up", "points": [b"\x05\x07"]}, "not [timestamp, value]"),
+        ({"name": "up", "points": [[1_700_000_000.0, 1.0], b"ab"]}, "not [timestamp, value]"),
+        # "$" matched before a final newline: no name nor label name may end with one.
+        ({"name": "up\n", "points": []}, "not a valid metric name"),
+        ({"name": "up", "labels": {"job\n": "x"}, "points": []}, "invalid label name"),
+    ],
+)
+def test_points_that_are_not_pairs_and_names_ending_in_a_newline_are_rejected(series, reason):
+    with pytest.raises(WireError, match=re.escape(reason)):
+        decode_batch(packed(metrics_body(series=[series])))
+    with pytest.raises(WireError, match=re.escape("agent.labels")):
+        decode_batch(packed(metrics_body(agent={"id": "a", "host": "h", "labels": {"team\n": "x"}})))

@@ -28,8 +28,8 @@ from shared import streams
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("clean_tables")]
 
-NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
+LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*\Z")
 MAX_INT64 = 2**63 - 1
 _examples = itertools.count()
 
